@@ -1,0 +1,191 @@
+package room
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/text/unicode/norm"
+)
+
+// Errors of Store.
+var (
+	ErrNotFound = errors.New("room not found")
+	ErrExists   = errors.New("room already exists")
+	ErrConflict = errors.New("room was changed concurrently")
+)
+
+// Store keeps rooms in a JetStream KV bucket, so every process of the
+// cluster sees the same rooms and they survive restarts.
+type Store struct {
+	kv jetstream.KeyValue
+}
+
+// NewStore uses kv (the subject.BucketRooms bucket).
+func NewStore(kv jetstream.KeyValue) *Store { return &Store{kv: kv} }
+
+// Get returns a room and its revision.
+func (s *Store) Get(ctx context.Context, id string) (*Room, uint64, error) {
+	if ValidID(id) != nil {
+		return nil, 0, ErrNotFound
+	}
+	e, err := s.kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("get room %s: %w", id, err)
+	}
+	r, err := decode(e.Value())
+	if err != nil {
+		return nil, 0, fmt.Errorf("room %s: %w", id, err)
+	}
+	return r, e.Revision(), nil
+}
+
+// List returns every room, in no particular order.
+func (s *Store) List(ctx context.Context) ([]*Room, error) {
+	lister, err := s.kv.ListKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list rooms: %w", err)
+	}
+	defer lister.Stop()
+	rooms := []*Room{}
+	for id := range lister.Keys() {
+		r, _, err := s.Get(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		rooms = append(rooms, r)
+	}
+	return rooms, nil
+}
+
+// Create stores a new room; ErrExists if its id is taken.
+func (s *Store) Create(ctx context.Context, r *Room) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Create(ctx, r.ID, b); err != nil {
+		if errors.Is(err, jetstream.ErrKeyExists) {
+			return ErrExists
+		}
+		return fmt.Errorf("create room %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// Update replaces a room if it is still at revision rev; ErrConflict if not.
+func (s *Store) Update(ctx context.Context, r *Room, rev uint64) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Update(ctx, r.ID, b, rev); err != nil {
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+			return ErrConflict
+		}
+		return fmt.Errorf("update room %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// Delete removes a room; ErrNotFound if there is none.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	if _, _, err := s.Get(ctx, id); err != nil {
+		return err
+	}
+	if err := s.kv.Delete(ctx, id); err != nil {
+		return fmt.Errorf("delete room %s: %w", id, err)
+	}
+	return nil
+}
+
+// Event is a change to a room seen by Watch. Room is nil when it was deleted.
+type Event struct {
+	ID   string
+	Room *Room
+}
+
+// Watch sends the current rooms, then every change, until ctx ends. The
+// channel is closed when the watch stops. A slow reader delays the watch;
+// NATS buffers for it.
+func (s *Store) Watch(ctx context.Context) (<-chan Event, error) {
+	w, err := s.kv.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("watch rooms: %w", err)
+	}
+	out := make(chan Event, 16)
+	go func() {
+		defer close(out)
+		defer w.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e == nil {
+					continue // end of the initial values
+				}
+				ev := Event{ID: e.Key()}
+				if e.Operation() == jetstream.KeyValuePut {
+					r, err := decode(e.Value())
+					if err != nil {
+						continue // not a room we can read; Get reports it
+					}
+					ev.Room = r
+				}
+				select {
+				case out <- ev:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out, nil
+}
+
+func decode(b []byte) (*Room, error) {
+	var r Room
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	return &r, nil
+}
+
+// Slug makes a room id from a name: "Keynote: Día 1" → "keynote-dia-1".
+// It may return "" when the name has no usable letters.
+func Slug(name string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range norm.NFD.String(strings.ToLower(name)) {
+		switch {
+		case unicode.Is(unicode.Mn, r):
+			// drop accents
+		case r < 128 && (unicode.IsLetter(r) || unicode.IsDigit(r)):
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			dash = false
+			b.WriteRune(r)
+		default:
+			dash = true
+		}
+		if b.Len() >= MaxIDLen-7 { // leave room for a suffix
+			break
+		}
+	}
+	return strings.Trim(b.String(), "-")
+}

@@ -1,0 +1,113 @@
+// Package subject names the NATS subjects, headers and KV buckets through which
+// babelcast's roles (api, ingest, translate, fanout) meet. No role talks to
+// another directly: everything one role needs from another goes through here.
+package subject
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+const prefix = "babelcast."
+
+// Source is the subject of a room's speaker audio: PCM16LE mono 24 kHz.
+func Source(room string) string { return prefix + room + ".src" }
+
+// Out is the subject of a channel's translated audio: PCM16LE mono 24 kHz.
+func Out(room, lang string) string { return prefix + room + ".out." + lang }
+
+// Caption is the subject of a channel's captions in its own language, JSON
+// [Caption] messages exactly as listeners receive them.
+func Caption(room, lang string) string { return prefix + room + ".cap." + lang }
+
+// SourceCaption is the subject on which the translator of channel lang
+// publishes what it heard the speaker say (input transcription), in the
+// room's source language. The fan-out of the floor channel picks one of them.
+func SourceCaption(room, lang string) string { return prefix + room + ".srccap." + lang }
+
+// SourceCaptions matches SourceCaption for every channel of a room.
+func SourceCaptions(room string) string { return prefix + room + ".srccap.*" }
+
+// Headers carried by audio messages so lag can be measured end to end.
+const (
+	// HeaderSeq is a per-publisher sequence number, starting at 1.
+	HeaderSeq = "Babelcast-Seq"
+	// HeaderCapture is when the speaker audio (that this message is, or is
+	// the translation of) was captured, in Unix nanoseconds.
+	HeaderCapture = "Babelcast-Capture"
+)
+
+// AudioMsg builds an audio message with sequence and capture-time headers.
+func AudioMsg(subj string, pcm []byte, seq uint64, captured time.Time) *nats.Msg {
+	m := nats.NewMsg(subj)
+	m.Data = pcm
+	m.Header.Set(HeaderSeq, strconv.FormatUint(seq, 10))
+	m.Header.Set(HeaderCapture, strconv.FormatInt(captured.UnixNano(), 10))
+	return m
+}
+
+// AudioMeta reads the headers set by AudioMsg. Missing or malformed headers
+// give zero values.
+func AudioMeta(m *nats.Msg) (seq uint64, captured time.Time) {
+	if m.Header == nil {
+		return 0, time.Time{}
+	}
+	seq, _ = strconv.ParseUint(m.Header.Get(HeaderSeq), 10, 64)
+	if ns, err := strconv.ParseInt(m.Header.Get(HeaderCapture), 10, 64); err == nil && ns > 0 {
+		captured = time.Unix(0, ns)
+	}
+	return seq, captured
+}
+
+// Caption is a caption line as it travels on NATS and reaches listeners.
+// A segment is sent as it grows with Final false (Text is the whole segment
+// so far, so a client replaces the line it shows) and once more with Final
+// true when it is complete.
+type CaptionMsg struct {
+	Type  string `json:"type"` // always "caption"
+	Lang  string `json:"lang"`
+	Text  string `json:"text"`
+	Final bool   `json:"final"`
+	// Segment identifies the caption line within its channel, so partial
+	// updates replace the right line.
+	Segment uint64 `json:"segment"`
+	// Source is true for what the speaker said (the floor's captions).
+	Source bool `json:"source,omitempty"`
+}
+
+// KV buckets shared by the roles.
+const (
+	// BucketRooms holds room configuration, key = room id, value = JSON room.
+	BucketRooms = "babelcast_rooms"
+	// BucketState holds live state with a TTL; owners refresh their keys
+	// while alive, so a dead process's entries expire by themselves. Keys:
+	//   speaker.<room>                 ingest: the room's speaker is connected
+	//   channel.<room>.<lang>          translate: translator state of a channel
+	//   listeners.<room>.<lang>.<node> fanout: listeners of a channel on a node
+	//   engine.<node>                  translate: what a translator node serves
+	BucketState = "babelcast_state"
+	// BucketLeases holds channel ownership leases: key = <room>.<lang>,
+	// value = owner node id. Short TTL; the owner renews it.
+	BucketLeases = "babelcast_leases"
+)
+
+// StateTTL is how long a BucketState entry lives without being refreshed.
+const StateTTL = 15 * time.Second
+
+// StateRefresh is how often owners refresh their BucketState entries.
+const StateRefresh = 5 * time.Second
+
+// LeaseTTL is how long a lease lives without renewal: the failover time.
+const LeaseTTL = 4 * time.Second
+
+// Keys of BucketState.
+func SpeakerKey(room string) string       { return "speaker." + room }
+func ChannelKey(room, lang string) string { return "channel." + room + "." + lang }
+func ListenersKey(room, lang, node string) string {
+	return "listeners." + room + "." + lang + "." + node
+}
+func ListenersPrefix(room string) string { return "listeners." + room + "." }
+func EngineKey(node string) string       { return "engine." + node }
+func LeaseKey(room, lang string) string  { return room + "." + lang }

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/peterbourgon/ff/v3"
+	"github.com/peterbourgon/ff/v3/ffyaml"
+
+	"github.com/babelcast/babelcast/internal/app"
+)
+
+const serveUsage = `Usage: babelcast serve [flags]
+
+Runs babelcast. With no flags: every role (api, ingest, translate, fanout) in
+one process, an embedded NATS server storing its data under ./data, the HTTP
+server on :8080, and the offline engine unless OPENAI_API_KEY is set.
+
+Flags (each also BABELCAST_<FLAG>, e.g. BABELCAST_REALTIME_URL, or a key of
+the YAML file given with --config; a flag beats the environment, which beats
+the file):
+`
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, serveUsage)
+		fs.PrintDefaults()
+	}
+	var (
+		addr           = fs.String("addr", ":8080", "HTTP listen address")
+		dataDir        = fs.String("data", "./data", "data directory: embedded NATS store and the generated admin token")
+		natsURL        = fs.String("nats", "", "join this NATS server or cluster (nats://host:4222,…) instead of embedding one")
+		roles          = fs.String("roles", "api,ingest,translate,fanout", "roles this process runs, any subset")
+		_              = fs.String("config", "", "YAML configuration file (see configs/babelcast.yaml)")
+		node           = fs.String("node", "", "this process's name in the cluster (default: hostname and a random suffix)")
+		publicURL      = fs.String("public-url", "", "base URL of share links and QR codes, e.g. https://talks.example.org (default: from each request)")
+		engine         = fs.String("engine", "", "translation engine: openai or local (default: openai when OPENAI_API_KEY is set, else local)")
+		realtimeURL    = fs.String("realtime-url", "wss://api.openai.com/v1/realtime", "OpenAI Realtime URL (the translation endpoint is this plus /translations); an Azure OpenAI URL works for the realtime kind")
+		realtimeModel  = fs.String("realtime-model", "gpt-realtime", "model of instructed interpreter sessions")
+		translateModel = fs.String("translate-model", "gpt-realtime-translate", "model of dedicated translation sessions")
+		maxSessions    = fs.Int("max-sessions", 0, "cap on concurrent translator sessions in the cluster (0: no cap)")
+		linger         = fs.Duration("linger", 30*time.Second, "how long a session outlives its speaker or its last listener")
+		logLevel       = fs.String("log-level", "info", "debug, info, warn or error")
+		logFormat      = fs.String("log-format", "text", "text or json")
+	)
+	err := ff.Parse(fs, args,
+		ff.WithEnvVarPrefix("BABELCAST"),
+		ff.WithConfigFileFlag("config"),
+		ff.WithConfigFileParser(ffyaml.Parser),
+	)
+	if err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected arguments %q: %w", fs.Args(), errUsage)
+	}
+	log, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+	roleList, err := app.ParseRoles(*roles)
+	if err != nil {
+		return err
+	}
+	cfg := app.Config{
+		Addr: *addr, DataDir: *dataDir, NATSURL: *natsURL, Roles: roleList, Node: *node,
+		AdminToken: os.Getenv("BABELCAST_ADMIN_TOKEN"), PublicURL: strings.TrimRight(*publicURL, "/"),
+		Engine: *engine, OpenAIKey: os.Getenv("OPENAI_API_KEY"),
+		RealtimeURL: *realtimeURL, RealtimeModel: *realtimeModel, TranslateModel: *translateModel,
+		MaxSessions: *maxSessions, Linger: *linger, Log: log,
+		Announce: func(msg string) { fmt.Fprintln(stdout, msg) },
+	}
+	a, err := app.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("signal received, stopping")
+	case <-a.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := a.Shutdown(sctx); err != nil {
+		return err
+	}
+	return a.Err()
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+	}
+}

@@ -1,0 +1,30 @@
+# Sourced by scripts/serve and scripts/test: installs the Debian packages
+# babelcast needs, only when some are missing, so a fresh Debian machine with
+# Go is all it takes.
+
+# The offline engine: speech recognition, translation, speech synthesis.
+RUN_PACKAGES="pocketsphinx pocketsphinx-en-us apertium apertium-eng-spa apertium-eng-cat espeak-ng"
+# Tests also use recordings of human speech and a headless browser.
+TEST_PACKAGES="$RUN_PACKAGES pocketsphinx-testdata sox chromium"
+
+install_packages() {
+	missing=""
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	echo "Installing Debian packages:$missing" >&2
+	sudo=""
+	[ "$(id -u)" -ne 0 ] && sudo="sudo"
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -qq
+	# shellcheck disable=SC2086
+	$sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+}
+
+require_go() {
+	if ! command -v go >/dev/null 2>&1; then
+		[ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
+	fi
+	command -v go >/dev/null 2>&1 || { echo "babelcast needs Go (https://go.dev/doc/install)" >&2; exit 1; }
+}

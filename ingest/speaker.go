@@ -1,0 +1,558 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/babelcast/babelcast/internal/audio"
+	"github.com/babelcast/babelcast/internal/metrics"
+	"github.com/babelcast/babelcast/internal/room"
+	"github.com/babelcast/babelcast/internal/subject"
+)
+
+// Messages sent to the speaker.
+type (
+	readyMsg struct {
+		Type       string `json:"type"` // "ready"
+		Room       string `json:"room"`
+		SampleRate int    `json:"sample_rate"`
+	}
+	levelMsg struct {
+		Type   string  `json:"type"` // "level"
+		RMSDB  float64 `json:"rms_db"`
+		PeakDB float64 `json:"peak_db"`
+	}
+	statusMsg struct {
+		Type           string       `json:"type"` // "status"
+		Speaker        bool         `json:"speaker"`
+		Languages      []langStatus `json:"languages"`
+		FloorListeners int          `json:"floor_listeners"`
+	}
+	langStatus struct {
+		Code      string `json:"code"`
+		State     string `json:"state"`
+		Listeners int    `json:"listeners"`
+		Error     string `json:"error"`
+	}
+	errorMsg struct {
+		Type    string `json:"type"` // "error"
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	}
+)
+
+// startMsg is the optional first message from the speaker.
+type startMsg struct {
+	Type       string `json:"type"`
+	SampleRate *int   `json:"sample_rate"`
+}
+
+// speaker is one speaker connection. Its reader (serve's goroutine) turns
+// audio into frames; its writer owns every write except control frames.
+type speaker struct {
+	s      *Server
+	conn   *websocket.Conn
+	roomID string
+	key    string // what it authenticated with, to notice rotation
+	log    *slog.Logger
+	since  time.Time
+
+	mu        sync.Mutex
+	rm        *room.Room
+	rev       uint64 // revision of our speaker.<room> entry
+	rate      int
+	lvlSum    float64
+	lvlPeak   int
+	lvlN      int
+	channels  map[string]subject.ChannelState // lang → state
+	listeners map[string]int                  // "<lang>.<node>" → count
+
+	out        chan []byte   // text messages for the writer; full → dropped
+	closing    chan struct{} // closed by close: the writer ends the connection
+	closeOnce  sync.Once
+	req        closeReq // why it closes, set once
+	readerDone chan struct{}
+	ready      atomic.Bool // "ready" was sent
+
+	// Reader goroutine only.
+	started bool
+	rs      *audio.Resampler
+	acc     []int16 // 24 kHz samples not yet published
+	seq     uint64
+	frames  uint64
+}
+
+type closeReq struct {
+	code    int
+	errCode string
+	message string
+	quiet   bool // the connection is gone or the peer closed: write nothing
+}
+
+func newSpeaker(s *Server, conn *websocket.Conn, rm *room.Room, key string, log *slog.Logger) *speaker {
+	return &speaker{
+		s: s, conn: conn, roomID: rm.ID, key: key, log: log, since: time.Now().UTC(),
+		rm: rm, rate: audio.Rate,
+		channels: map[string]subject.ChannelState{}, listeners: map[string]int{},
+		out: make(chan []byte, sendQueue), closing: make(chan struct{}), readerDone: make(chan struct{}),
+	}
+}
+
+func (sp *speaker) setRev(rev uint64) { sp.mu.Lock(); sp.rev = rev; sp.mu.Unlock() }
+func (sp *speaker) getRev() uint64    { sp.mu.Lock(); defer sp.mu.Unlock(); return sp.rev }
+
+func (sp *speaker) setRoom(rm *room.Room) { sp.mu.Lock(); sp.rm = rm; sp.mu.Unlock() }
+
+func (sp *speaker) stateValue() []byte {
+	sp.mu.Lock()
+	st := subject.SpeakerState{Node: sp.s.o.Node, Since: sp.since, SampleRate: sp.rate}
+	sp.mu.Unlock()
+	b, _ := json.Marshal(st)
+	return b
+}
+
+// close ends the connection: the writer sends an error message (unless
+// code is 1000) and a close frame with code, then hangs up. Only the first
+// call counts.
+func (sp *speaker) close(code int, errCode, message string) {
+	sp.shut(closeReq{code: code, errCode: errCode, message: message})
+}
+
+func (sp *speaker) shut(c closeReq) {
+	sp.closeOnce.Do(func() {
+		sp.mu.Lock()
+		sp.req = c
+		sp.mu.Unlock()
+		close(sp.closing)
+	})
+}
+
+func (sp *speaker) closeReq() closeReq {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.req
+}
+
+func (sp *speaker) isClosing() bool {
+	select {
+	case <-sp.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// send queues a text message. The queue is bounded: when a speaker's
+// connection cannot take our messages, level and status updates are
+// dropped (newer ones follow).
+func (sp *speaker) send(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	select {
+	case sp.out <- b:
+	default:
+		metrics.FramesDropped.WithLabelValues(roleName, "speaker_queue_full").Inc()
+	}
+}
+
+// serve runs the connection until it ends.
+func (sp *speaker) serve() {
+	sp.log.Info("speaker connected", "remote", sp.conn.RemoteAddr().String())
+	sp.s.takeOver(sp)
+	ctx, cancel := context.WithCancel(sp.s.base)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); sp.writeLoop() }()
+	go func() { defer wg.Done(); sp.watchStatus(ctx) }()
+
+	sp.readLoop()
+	close(sp.readerDone)
+	sp.shut(closeReq{code: websocket.CloseAbnormalClosure, quiet: true}) // in case the reader ended first
+	if c := sp.closeReq(); c.code == websocket.CloseNormalClosure || c.code == websocket.CloseGoingAway {
+		sp.flush() // the speaker's last words still go out
+	}
+	cancel()
+	wg.Wait()
+	sp.conn.Close()
+	sp.s.release(sp)
+	c := sp.closeReq()
+	sp.log.Info("speaker disconnected", "code", c.code, "reason", c.errCode,
+		"frames", sp.frames, "duration", time.Since(sp.since).Round(time.Second))
+}
+
+// readLoop reads until the connection ends. After a close has begun it
+// keeps reading (and ignoring) so the peer's close reply is seen.
+func (sp *speaker) readLoop() {
+	limit := sp.s.o.MaxFrame
+	// Hard cap: a frame this big is refused by the library with 1009
+	// before we see it. Up to it, we refuse with an explanation.
+	sp.conn.SetReadLimit(int64(4*limit) + 1024)
+	_ = sp.conn.SetReadDeadline(time.Now().Add(pongWait))
+	sp.conn.SetPongHandler(func(string) error {
+		return sp.conn.SetReadDeadline(time.Now().Add(pongWait))
+	})
+	for {
+		mt, r, err := sp.conn.NextReader()
+		if err != nil {
+			sp.readEnded(err)
+			return
+		}
+		if !sp.isClosing() {
+			_ = sp.conn.SetReadDeadline(time.Now().Add(pongWait))
+		}
+		data, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+		if err != nil {
+			sp.readEnded(err)
+			return
+		}
+		if sp.isClosing() {
+			continue
+		}
+		if len(data) > limit {
+			metrics.Errors.WithLabelValues(roleName, "bad_input").Inc()
+			sp.close(websocket.CloseMessageTooBig, "frame_too_large",
+				fmt.Sprintf("message larger than %d bytes; send audio in smaller frames (100 ms is ideal)", limit))
+			continue
+		}
+		now := time.Now()
+		switch mt {
+		case websocket.TextMessage:
+			sp.handleText(data)
+		case websocket.BinaryMessage:
+			sp.handleAudio(data, now)
+		}
+	}
+}
+
+// readEnded records why reading stopped, if no close was under way.
+func (sp *speaker) readEnded(err error) {
+	var ce *websocket.CloseError
+	switch {
+	case errors.As(err, &ce):
+		// The library has answered the peer's close frame already.
+		sp.shut(closeReq{code: ce.Code, quiet: true})
+	case errors.Is(err, websocket.ErrReadLimit):
+		metrics.Errors.WithLabelValues(roleName, "bad_input").Inc()
+		sp.shut(closeReq{code: websocket.CloseMessageTooBig, errCode: "frame_too_large", quiet: true})
+	default:
+		sp.shut(closeReq{code: websocket.CloseAbnormalClosure, quiet: true})
+	}
+}
+
+func (sp *speaker) badInput(code int, errCode, message string) {
+	metrics.Errors.WithLabelValues(roleName, "bad_input").Inc()
+	sp.log.Info("speaker sent bad input", "code", errCode, "message", message)
+	sp.close(code, errCode, message)
+}
+
+func (sp *speaker) handleText(data []byte) {
+	var m startMsg
+	if err := json.Unmarshal(data, &m); err != nil {
+		sp.badInput(websocket.ClosePolicyViolation, "bad_message", "text messages must be JSON: "+err.Error())
+		return
+	}
+	switch m.Type {
+	case "start":
+		if sp.started {
+			sp.badInput(websocket.ClosePolicyViolation, "bad_message", "the start message must come first, before any audio")
+			return
+		}
+		rate := audio.Rate
+		if m.SampleRate != nil {
+			rate = *m.SampleRate
+		}
+		if err := audio.CheckRate(rate); err != nil {
+			sp.badInput(websocket.ClosePolicyViolation, "bad_sample_rate", err.Error())
+			return
+		}
+		sp.start(rate)
+	case "":
+		sp.badInput(websocket.ClosePolicyViolation, "bad_message", `text message has no "type"`)
+	default:
+		sp.badInput(websocket.ClosePolicyViolation, "bad_message",
+			fmt.Sprintf("unknown message type %.40q; the speaker sends only {\"type\":\"start\"} and binary PCM", m.Type))
+	}
+}
+
+// start fixes the input rate: from the start message, or 24 kHz when audio
+// comes first.
+func (sp *speaker) start(rate int) {
+	sp.started = true
+	sp.rs = audio.NewResampler(rate, audio.Rate)
+	sp.mu.Lock()
+	sp.rate = rate
+	sp.mu.Unlock()
+	sp.log.Info("speaker started", "sample_rate", rate)
+	sp.send(readyMsg{Type: "ready", Room: sp.roomID, SampleRate: rate})
+	sp.send(sp.status())
+	sp.ready.Store(true)
+	if rate != audio.Rate {
+		sp.s.refresh(sp.s.base, sp) // tell the cluster the rate now
+	}
+}
+
+func (sp *speaker) handleAudio(data []byte, now time.Time) {
+	if len(data)%2 == 1 {
+		sp.badInput(websocket.CloseInvalidFramePayloadData, "bad_audio",
+			fmt.Sprintf("binary message of %d bytes: PCM16LE needs an even number of bytes", len(data)))
+		return
+	}
+	if len(data) == 0 {
+		return
+	}
+	if !sp.started {
+		sp.start(audio.Rate)
+	}
+	metrics.FramesIn.WithLabelValues(roleName).Inc()
+	in := audio.Samples(data)
+	sp.addLevel(in)
+	sp.acc = append(sp.acc, sp.rs.Process(in)...)
+	sp.publish(now, false)
+}
+
+// publish sends whole frames from acc (and, when final, the rest). The
+// newest sample arrived at now; a frame was captured the duration of the
+// audio from its start to the newest sample before that.
+func (sp *speaker) publish(now time.Time, final bool) {
+	frame := sp.s.frame
+	n := len(sp.acc)
+	off := 0
+	for n-off >= frame || (final && n > off) {
+		k := min(frame, n-off)
+		behind := time.Duration(n-off) * time.Second / audio.Rate
+		sp.seq++
+		msg := subject.AudioMsg(subject.Source(sp.roomID), audio.Bytes(sp.acc[off:off+k]), sp.seq, now.Add(-behind))
+		if err := sp.s.o.NC.PublishMsg(msg); err != nil {
+			metrics.Errors.WithLabelValues(roleName, "publish").Inc()
+			if sp.seq%50 == 1 { // don't flood the log while NATS is away
+				sp.log.Warn("speaker audio not published", "err", err)
+			}
+		} else {
+			metrics.FramesOut.WithLabelValues(roleName).Inc()
+			sp.frames++
+		}
+		off += k
+	}
+	sp.acc = sp.acc[:copy(sp.acc, sp.acc[off:])]
+}
+
+// flush publishes what the resampler and the frame buffer still hold.
+func (sp *speaker) flush() {
+	if sp.rs == nil {
+		return
+	}
+	sp.acc = append(sp.acc, sp.rs.Flush()...)
+	sp.publish(time.Now(), true)
+}
+
+func (sp *speaker) addLevel(s []int16) {
+	var sum float64
+	peak := 0
+	for _, v := range s {
+		x := int(v)
+		sum += float64(x * x)
+		if x < 0 {
+			x = -x
+		}
+		peak = max(peak, x)
+	}
+	sp.mu.Lock()
+	sp.lvlSum += sum
+	sp.lvlN += len(s)
+	sp.lvlPeak = max(sp.lvlPeak, peak)
+	sp.mu.Unlock()
+}
+
+// takeLevel returns the level of the audio since the last call, if any
+// arrived.
+func (sp *speaker) takeLevel() (levelMsg, bool) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.lvlN == 0 {
+		return levelMsg{}, false
+	}
+	rms := math.Sqrt(sp.lvlSum / float64(sp.lvlN))
+	m := levelMsg{Type: "level", RMSDB: dbfs(rms), PeakDB: dbfs(float64(sp.lvlPeak))}
+	sp.lvlSum, sp.lvlN, sp.lvlPeak = 0, 0, 0
+	return m, true
+}
+
+func dbfs(x float64) float64 {
+	if x <= 0 {
+		return audio.SilenceDB
+	}
+	return math.Max(audio.SilenceDB, math.Round(200*math.Log10(x/32768))/10)
+}
+
+// writeLoop owns the connection's writes: queued messages, level and
+// status updates and pings, and finally the close.
+func (sp *speaker) writeLoop() {
+	ping := time.NewTicker(pingInterval)
+	level := time.NewTicker(sp.s.o.LevelInterval)
+	status := time.NewTicker(sp.s.o.StatusInterval)
+	defer ping.Stop()
+	defer level.Stop()
+	defer status.Stop()
+	write := func(b []byte) bool {
+		_ = sp.conn.SetWriteDeadline(time.Now().Add(writeWait))
+		if err := sp.conn.WriteMessage(websocket.TextMessage, b); err != nil {
+			sp.shut(closeReq{code: websocket.CloseAbnormalClosure, quiet: true})
+			return false
+		}
+		return true
+	}
+	// drain writes what is queued, so "ready" goes before any level.
+	drain := func() bool {
+		for {
+			select {
+			case b := <-sp.out:
+				if !write(b) {
+					return false
+				}
+			default:
+				return true
+			}
+		}
+	}
+	for {
+		select {
+		case <-sp.closing:
+			if !sp.closeReq().quiet {
+				drain()
+			}
+			sp.finish(write)
+			return
+		case b := <-sp.out:
+			write(b)
+		case <-level.C:
+			if m, ok := sp.takeLevel(); ok && drain() {
+				b, _ := json.Marshal(m)
+				write(b)
+			}
+		case <-status.C:
+			if sp.ready.Load() && drain() { // status follows ready
+				b, _ := json.Marshal(sp.status())
+				write(b)
+			}
+		case <-ping.C:
+			if err := sp.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
+				sp.shut(closeReq{code: websocket.CloseAbnormalClosure, quiet: true})
+			}
+		}
+	}
+}
+
+// finish sends the error and close frame, waits briefly for the peer's
+// reply (the reader sees it), and hangs up.
+func (sp *speaker) finish(write func([]byte) bool) {
+	c := sp.closeReq()
+	if !c.quiet {
+		ok := true
+		if c.code != websocket.CloseNormalClosure && c.errCode != "" {
+			b, _ := json.Marshal(errorMsg{Type: "error", Code: c.errCode, Message: c.message})
+			ok = write(b)
+		}
+		if ok {
+			reason := c.errCode
+			if len(reason) > 120 {
+				reason = reason[:120]
+			}
+			_ = sp.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(c.code, reason), time.Now().Add(writeWait))
+		}
+		select {
+		case <-sp.readerDone:
+		case <-time.After(closeGrace):
+		}
+	}
+	sp.conn.Close() // unblocks the reader if it still waits
+}
+
+// watchStatus follows the room's channel and listener entries in the state
+// bucket for the status messages.
+func (sp *speaker) watchStatus(ctx context.Context) {
+	chPrefix := "channel." + sp.roomID + "."
+	lsPrefix := subject.ListenersPrefix(sp.roomID)
+	retry(ctx, sp.log, "status watch", func() error {
+		w, err := sp.s.o.State.WatchFiltered(ctx, []string{chPrefix + "*", lsPrefix + ">"})
+		if err != nil {
+			return err
+		}
+		defer w.Stop()
+		sp.mu.Lock()
+		clear(sp.channels)
+		clear(sp.listeners)
+		sp.mu.Unlock()
+		for {
+			var e jetstream.KeyValueEntry
+			var ok bool
+			select {
+			case <-ctx.Done():
+				return nil
+			case e, ok = <-w.Updates():
+			}
+			if !ok {
+				return errors.New("watch ended")
+			}
+			if e == nil {
+				continue // end of the current entries
+			}
+			put := e.Operation() == jetstream.KeyValuePut
+			sp.mu.Lock()
+			switch k := e.Key(); {
+			case strings.HasPrefix(k, chPrefix):
+				lang := strings.TrimPrefix(k, chPrefix)
+				var st subject.ChannelState
+				if put && json.Unmarshal(e.Value(), &st) == nil {
+					sp.channels[lang] = st
+				} else {
+					delete(sp.channels, lang)
+				}
+			case strings.HasPrefix(k, lsPrefix):
+				ln := strings.TrimPrefix(k, lsPrefix)
+				var lc subject.ListenerCount
+				if put && json.Unmarshal(e.Value(), &lc) == nil {
+					sp.listeners[ln] = lc.Count
+				} else {
+					delete(sp.listeners, ln)
+				}
+			}
+			sp.mu.Unlock()
+		}
+	})
+}
+
+// status is the status message: the room's channels as the state bucket
+// describes them.
+func (sp *speaker) status() statusMsg {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	count := map[string]int{}
+	for k, n := range sp.listeners {
+		lang, _, _ := strings.Cut(k, ".")
+		count[lang] += n
+	}
+	m := statusMsg{Type: "status", Speaker: true, Languages: []langStatus{}}
+	for _, l := range sp.rm.Languages {
+		ls := langStatus{Code: l.Code, State: subject.StateIdle, Listeners: count[l.Code]}
+		if st, ok := sp.channels[l.Code]; ok && st.State != "" {
+			ls.State, ls.Error = st.State, st.Error
+		}
+		m.Languages = append(m.Languages, ls)
+	}
+	m.FloorListeners = count[sp.rm.SourceLanguage]
+	return m
+}

@@ -1,0 +1,709 @@
+// admin.js: the organizer console, /admin.
+//
+// The admin token is typed once and kept in sessionStorage (this tab only),
+// sent as a Bearer header, and never put in a URL. Rooms are created and
+// edited through the organizer API; the languages offered come from
+// /api/v1/engines (what the live translator nodes serve). The selected
+// room's status is polled every 2 s while the page is visible.
+
+import { api, apiBlob, ApiError, describeError } from './api.js';
+import { $, copyText, el, englishName, formatDuration, nativeName, notice, store } from './ui.js';
+
+const TOKEN_KEY = 'babelcast.adminToken';
+const POLL_MS = 2000;
+const LIST_EVERY = 5; // refresh the room list every LIST_EVERY polls
+const VOICES = ['alloy', 'ash', 'ballad', 'coral', 'echo', 'sage', 'shimmer', 'verse', 'marin', 'cedar'];
+const MODES = ['auto', 'translate', 'interpret'];
+// Offered when the engines accept any language (or none is running).
+const COMMON = ['en', 'es', 'fr', 'de', 'it', 'pt', 'pt-BR', 'nl', 'sv', 'da', 'nb', 'fi', 'pl', 'cs', 'sk',
+  'hu', 'ro', 'bg', 'el', 'tr', 'ru', 'uk', 'ar', 'he', 'fa', 'hi', 'bn', 'ur', 'ta', 'th', 'vi', 'id', 'ms',
+  'fil', 'ja', 'ko', 'zh', 'zh-Hant', 'sw', 'ca', 'eu', 'gl', 'hr', 'sr', 'sl', 'lt', 'lv', 'et'];
+
+const ui = {
+  signout: $('signout'),
+  signinForm: $('signin-form'),
+  token: $('admin-token'),
+  signinError: $('signin-error'),
+  signinSubmit: $('signin-submit'),
+  app: $('app'),
+  newRoom: $('new-room'),
+  enginesSummary: $('engines-summary'),
+  apiError: $('api-error'),
+  roomsEmpty: $('rooms-empty'),
+  roomsList: $('rooms-list'),
+  detail: $('room-detail'),
+  detailName: $('detail-name'),
+  detailMeta: $('detail-meta'),
+  edit: $('edit-room'),
+  del: $('delete-room'),
+  statusUpdated: $('status-updated'),
+  statusSpeaker: $('status-speaker'),
+  statusBody: $('status-body'),
+  statusAlerts: $('status-alerts'),
+  qrListen: $('qr-listen'),
+  qrSpeak: $('qr-speak'),
+  linkListen: $('link-listen'),
+  linkSpeak: $('link-speak'),
+  copyListen: $('copy-listen'),
+  openListen: $('open-listen'),
+  printQR: $('print-qr'),
+  showSpeak: $('show-speak'),
+  copySpeak: $('copy-speak'),
+  rotate: $('rotate-key'),
+  shareStatus: $('share-status'),
+  dialog: $('room-dialog'),
+  dialogTitle: $('room-dialog-title'),
+  form: $('room-form'),
+  formError: $('room-form-error'),
+  enginesWarning: $('engines-warning'),
+  fName: $('f-name'),
+  fId: $('f-id'),
+  fSource: $('f-source'),
+  fLanguages: $('f-languages'),
+  addLanguage: $('add-language'),
+  fGlossary: $('f-glossary'),
+  addTerm: $('add-term'),
+  fNotes: $('f-notes'),
+  fPasscode: $('f-passcode'),
+  save: $('room-save'),
+  cancel: $('room-cancel'),
+  confirm: $('confirm-dialog'),
+  confirmTitle: $('confirm-title'),
+  confirmText: $('confirm-text'),
+  confirmOk: $('confirm-ok'),
+  printName: $('print-name'),
+  printImg: $('print-qr-img'),
+  printUrl: $('print-url'),
+  printCode: $('print-code'),
+};
+
+const st = {
+  token: store.get('sessionStorage', TOKEN_KEY) || '',
+  rooms: [], // admin rooms (with links), sorted by id
+  statuses: new Map(), // id → status body
+  selected: decodeURIComponent((location.hash.match(/^#room=([^&]+)/) || [])[1] || ''),
+  engines: null, // /api/v1/engines body
+  editing: null, // room being edited, null for a new one
+  pollTimer: 0,
+  polls: 0,
+  qrURLs: {}, // object URLs to revoke
+  qrFor: '', // room id + key the QR codes were made for
+  lastStates: new Map(), // "room/lang" → state, for announcing changes
+};
+
+// ---------- API with the token ----------
+
+async function call(path, opts = {}) {
+  try {
+    return await api(path, { ...opts, token: st.token });
+  } catch (err) {
+    if (err instanceof ApiError && (err.status === 401 || err.status === 403) && err.code !== 'too_many_attempts') {
+      signOut('Signed out: the admin token was not accepted. Sign in again.');
+    }
+    throw err;
+  }
+}
+
+function showApiError(title, err) {
+  notice(ui.apiError, 'error', title, describeError(err));
+}
+
+// ---------- sign in / out ----------
+
+ui.signinForm.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const token = ui.token.value.trim();
+  if (!token) {
+    notice(ui.signinError, 'error', 'Enter the admin token');
+    return;
+  }
+  ui.signinSubmit.disabled = true;
+  try {
+    await api('/api/v1/rooms', { token });
+    st.token = token;
+    store.set('sessionStorage', TOKEN_KEY, token);
+    ui.token.value = '';
+    notice(ui.signinError, '', '');
+    enter();
+  } catch (err) {
+    const msg = err instanceof ApiError && (err.status === 401 || err.status === 403)
+      ? 'That token was not accepted. Check it in the server log or BABELCAST_ADMIN_TOKEN.'
+      : describeError(err);
+    notice(ui.signinError, 'error', 'Could not sign in', msg);
+    ui.token.focus();
+  } finally {
+    ui.signinSubmit.disabled = false;
+  }
+});
+
+function signOut(message) {
+  st.token = '';
+  store.set('sessionStorage', TOKEN_KEY, '');
+  clearTimeout(st.pollTimer);
+  st.pollTimer = 0;
+  st.rooms = [];
+  st.statuses.clear();
+  revokeQRs();
+  ui.app.hidden = true;
+  ui.signout.hidden = true;
+  ui.signinForm.hidden = false;
+  notice(ui.signinError, message ? 'warn' : '', message ? 'Signed out' : '', message || '');
+  if (ui.dialog.open) ui.dialog.close();
+  ui.token.focus();
+}
+
+ui.signout.addEventListener('click', () => signOut(''));
+
+async function enter() {
+  ui.signinForm.hidden = true;
+  ui.app.hidden = false;
+  ui.signout.hidden = false;
+  await Promise.all([loadRooms(), loadEngines()]);
+  schedulePoll(0);
+}
+
+// ---------- engines and languages ----------
+
+async function loadEngines() {
+  try {
+    st.engines = await api('/api/v1/engines');
+  } catch (err) {
+    st.engines = null;
+    ui.enginesSummary.textContent = `Could not read the translator engines: ${describeError(err)}`;
+    return;
+  }
+  const list = st.engines.engines || [];
+  if (list.length === 0) {
+    ui.enginesSummary.textContent = 'No translator is running right now: rooms can be set up, but nothing is interpreted until one starts.';
+    return;
+  }
+  const names = [...new Set(list.map((e) => e.engine))].join(', ');
+  const targets = st.engines.any_target ? 'any language' : `${(st.engines.targets || []).length} languages`;
+  ui.enginesSummary.textContent = `Translators online: ${list.length} (${names}), serving ${targets}.`;
+}
+
+/** A label for a language: "Spanish · Español". */
+function langLabel(code, lang) {
+  const english = (lang && lang.english) || englishName(code);
+  const native = (lang && lang.native) || nativeName(code);
+  return english && native && english !== native ? `${english} · ${native}` : english || native || code;
+}
+
+/** The languages to offer: what the engines serve, or a common set when they take any (or none runs). */
+function offeredLanguages(kind) {
+  const e = st.engines;
+  const list = e && !(kind === 'source' ? e.any_source : e.any_target) && (e.engines || []).length > 0
+    ? (kind === 'source' ? e.sources : e.targets) || []
+    : COMMON.map((code) => ({ code }));
+  const seen = new Set();
+  return list.filter((l) => !seen.has(l.code) && seen.add(l.code))
+    .map((l) => ({ code: l.code, label: langLabel(l.code, l.english ? l : null) }))
+    .sort((a, b) => a.label.localeCompare(b.label));
+}
+
+/** Options for a language select, keeping value even when no engine offers it. */
+function languageOptions(kind, value) {
+  const options = offeredLanguages(kind);
+  if (value && !options.some((o) => o.code === value)) {
+    options.unshift({ code: value, label: `${langLabel(value)} (not offered by the running translators)` });
+  }
+  return options.map((o) => el('option', { value: o.code, selected: o.code === value }, o.label));
+}
+
+function languageSelect(id, kind, value, testid) {
+  return el('select', { id, dataset: { testid } }, languageOptions(kind, value));
+}
+
+// ---------- rooms list ----------
+
+async function loadRooms() {
+  try {
+    const body = await call('/api/v1/rooms');
+    st.rooms = (body && body.rooms) || [];
+    notice(ui.apiError, '', '');
+  } catch (err) {
+    if (st.token) showApiError('Could not load the rooms', err);
+    return;
+  }
+  if (st.selected && !st.rooms.some((r) => r.id === st.selected)) select('');
+  renderRooms();
+  renderDetail();
+}
+
+function roomSummary(r) {
+  const s = st.statuses.get(r.id);
+  if (!s) return '';
+  const listeners = (s.floor ? s.floor.listeners : 0) + (s.languages || []).reduce((n, l) => n + (l.listeners || 0), 0);
+  const errors = (s.languages || []).filter((l) => l.state === 'error').length;
+  return [
+    s.speaker && s.speaker.connected ? '● speaker live' : '○ no speaker',
+    `${listeners} listening`,
+    errors ? `${errors} translator error${errors > 1 ? 's' : ''}` : '',
+  ].filter(Boolean).join(' · ');
+}
+
+function renderRooms() {
+  ui.roomsEmpty.hidden = st.rooms.length > 0;
+  ui.roomsList.replaceChildren(...st.rooms.map((r) => el('li', {
+    class: 'room-item', dataset: { testid: 'room-item', room: r.id },
+    'aria-current': r.id === st.selected ? 'true' : 'false',
+  },
+  el('h3', {}, r.name || r.id),
+  el('div', { class: 'meta' }, `${r.id} · ${r.source_language} → ${(r.languages || []).map((l) => l.code).join(', ') || 'no translation'}${r.passcode ? ' · passcode' : ''}`),
+  el('div', { class: 'meta', id: `room-summary-${r.id}`, dataset: { testid: 'room-summary' } }, roomSummary(r)),
+  el('div', { class: 'actions' },
+    el('button', {
+      class: 'small', type: 'button', dataset: { testid: 'room-open' },
+      'aria-label': `Manage ${r.name || r.id}`, onclick: () => select(r.id, true),
+    }, 'Manage'),
+    el('a', { class: 'button small', href: `/rooms/${encodeURIComponent(r.id)}`, target: '_blank', rel: 'noopener noreferrer' }, 'Listen')))));
+}
+
+function select(id, focus) {
+  st.selected = id;
+  history.replaceState(null, '', id ? `#room=${encodeURIComponent(id)}` : location.pathname);
+  renderRooms();
+  renderDetail();
+  if (id) {
+    pollNow();
+    if (focus) ui.detailName.focus();
+  }
+}
+
+// ---------- room detail ----------
+
+function selectedRoom() {
+  return st.rooms.find((r) => r.id === st.selected) || null;
+}
+
+function linksOf(r) {
+  const base = `${location.origin}/rooms/${encodeURIComponent(r.id)}`;
+  return {
+    listen: (r.links && r.links.listen) || base,
+    speak: (r.links && r.links.speak) || `${base}/speak#key=${encodeURIComponent(r.speaker_key || '')}`,
+  };
+}
+
+function renderDetail() {
+  const r = selectedRoom();
+  ui.detail.hidden = !r;
+  if (!r) return;
+  ui.detailName.textContent = r.name || r.id;
+  ui.detailName.tabIndex = -1;
+  const gloss = (r.glossary || []).length;
+  ui.detailMeta.textContent = [
+    `Code ${r.id}`,
+    `speaker in ${langLabel(r.source_language)}`,
+    `${(r.languages || []).length} language${(r.languages || []).length === 1 ? '' : 's'}`,
+    gloss ? `${gloss} glossary term${gloss === 1 ? '' : 's'}` : '',
+    r.passcode ? 'passcode required' : 'open to anyone with the link',
+  ].filter(Boolean).join(' · ');
+  const links = linksOf(r);
+  ui.linkListen.textContent = links.listen;
+  ui.openListen.href = links.listen;
+  ui.linkSpeak.textContent = links.speak;
+  renderStatus();
+  loadQRs(r);
+}
+
+function revokeQRs() {
+  for (const u of Object.values(st.qrURLs)) URL.revokeObjectURL(u);
+  st.qrURLs = {};
+  st.qrFor = '';
+  ui.qrListen.removeAttribute('src');
+  ui.qrSpeak.removeAttribute('src');
+}
+
+/** Fetches the room's QR codes (with the token) as blobs, once per room and key. */
+async function loadQRs(r) {
+  const tag = `${r.id}/${r.speaker_key}`;
+  if (st.qrFor === tag) return;
+  revokeQRs();
+  st.qrFor = tag;
+  const base = `/api/v1/rooms/${encodeURIComponent(r.id)}/qr.png`;
+  try {
+    const [listen, speak] = await Promise.all([
+      apiBlob(`${base}?for=listen`, { token: st.token }),
+      apiBlob(`${base}?for=speak`, { token: st.token }),
+    ]);
+    if (st.qrFor !== tag) return;
+    st.qrURLs.listen = URL.createObjectURL(listen);
+    st.qrURLs.speak = URL.createObjectURL(speak);
+    ui.qrListen.src = st.qrURLs.listen;
+    ui.qrSpeak.src = st.qrURLs.speak;
+  } catch (err) {
+    if (st.qrFor === tag) st.qrFor = '';
+    ui.shareStatus.textContent = `QR codes unavailable: ${describeError(err)}`;
+  }
+}
+
+ui.showSpeak.addEventListener('click', () => {
+  const shown = ui.showSpeak.getAttribute('aria-pressed') !== 'true';
+  ui.showSpeak.setAttribute('aria-pressed', String(shown));
+  ui.showSpeak.textContent = shown ? 'Hide' : 'Show';
+  ui.linkSpeak.classList.toggle('shown', shown);
+  ui.qrSpeak.hidden = !shown;
+});
+
+async function copy(text, fallbackEl, what) {
+  const ok = await copyText(text, fallbackEl);
+  ui.shareStatus.textContent = ok ? `${what} copied.` : `Select and copy the ${what.toLowerCase()} by hand.`;
+}
+ui.copyListen.addEventListener('click', () => {
+  const r = selectedRoom();
+  if (r) copy(linksOf(r).listen, ui.linkListen, 'Attendee link');
+});
+ui.copySpeak.addEventListener('click', () => {
+  const r = selectedRoom();
+  if (r) copy(linksOf(r).speak, ui.linkSpeak, 'Speaker link');
+});
+
+ui.printQR.addEventListener('click', async () => {
+  const r = selectedRoom();
+  if (!r) return;
+  ui.printName.textContent = r.name || r.id;
+  ui.printUrl.textContent = linksOf(r).listen;
+  ui.printCode.textContent = `Room code: ${r.id}`;
+  try {
+    const blob = await apiBlob(`/api/v1/rooms/${encodeURIComponent(r.id)}/qr.png?for=listen&size=1024`, { token: st.token });
+    if (st.qrURLs.print) URL.revokeObjectURL(st.qrURLs.print);
+    st.qrURLs.print = URL.createObjectURL(blob);
+    ui.printImg.src = st.qrURLs.print;
+    ui.printImg.alt = `QR code of ${linksOf(r).listen}`;
+    await ui.printImg.decode().catch(() => {});
+    window.print();
+  } catch (err) {
+    ui.shareStatus.textContent = `Could not make the printable QR code: ${describeError(err)}`;
+  }
+});
+
+ui.rotate.addEventListener('click', async () => {
+  const r = selectedRoom();
+  if (!r) return;
+  const ok = await confirmDialog('New speaker key?',
+    `The current speaker link for “${r.name || r.id}” stops working. Send the new link to the speaker.`, 'Make a new key');
+  if (!ok) return;
+  try {
+    const updated = await call(`/api/v1/rooms/${encodeURIComponent(r.id)}`, { method: 'PATCH', body: { rotate_speaker_key: true } });
+    replaceRoom(updated);
+    ui.shareStatus.textContent = 'New speaker key made. The old speaker link no longer works.';
+  } catch (err) {
+    showApiError('Could not make a new speaker key', err);
+  }
+});
+
+ui.del.addEventListener('click', async () => {
+  const r = selectedRoom();
+  if (!r) return;
+  const ok = await confirmDialog(`Delete “${r.name || r.id}”?`,
+    'The speaker and every listener are disconnected, and the room code stops working. This cannot be undone.', 'Delete room');
+  if (!ok) return;
+  try {
+    await call(`/api/v1/rooms/${encodeURIComponent(r.id)}`, { method: 'DELETE' });
+    st.rooms = st.rooms.filter((x) => x.id !== r.id);
+    st.statuses.delete(r.id);
+    select('');
+    notice(ui.apiError, 'info', `Deleted “${r.name || r.id}”.`);
+  } catch (err) {
+    showApiError('Could not delete the room', err);
+  }
+});
+
+function replaceRoom(updated) {
+  if (!updated || !updated.id) return;
+  const i = st.rooms.findIndex((x) => x.id === updated.id);
+  if (i >= 0) st.rooms[i] = updated;
+  else st.rooms.push(updated);
+  st.rooms.sort((a, b) => a.id.localeCompare(b.id));
+  renderRooms();
+  renderDetail();
+}
+
+/** Asks a yes/no question in a dialog; resolves true for OK. */
+function confirmDialog(title, text, okLabel) {
+  ui.confirmTitle.textContent = title;
+  ui.confirmText.textContent = text;
+  ui.confirmOk.textContent = okLabel || 'OK';
+  ui.confirm.returnValue = '';
+  ui.confirm.showModal();
+  return new Promise((resolve) => {
+    ui.confirm.addEventListener('close', () => resolve(ui.confirm.returnValue === 'ok'), { once: true });
+  });
+}
+
+// ---------- live status ----------
+
+const stateWords = { idle: 'idle', starting: 'starting', active: 'active', error: 'error' };
+
+function renderStatus() {
+  const r = selectedRoom();
+  if (!r) return;
+  const s = st.statuses.get(r.id);
+  if (!s) {
+    ui.statusSpeaker.textContent = 'Loading…';
+    ui.statusBody.replaceChildren();
+    return;
+  }
+  const sp = s.speaker || {};
+  if (sp.connected) {
+    const since = sp.since ? new Date(sp.since).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '';
+    ui.statusSpeaker.textContent = `● Speaker connected${since ? ` since ${since}` : ''}${sp.sample_rate ? ` (${sp.sample_rate / 1000} kHz)` : ''}.`;
+  } else {
+    ui.statusSpeaker.textContent = '○ No speaker connected.';
+  }
+  const rows = (s.languages || []).map((l) => el('tr', { dataset: { lang: l.code, testid: 'status-row' } },
+    el('th', { scope: 'row' }, langLabel(l.code)),
+    el('td', {},
+      el('span', { class: 'state', dataset: { state: l.state || 'idle' } }, stateWords[l.state] || l.state || '—'),
+      l.kind ? el('span', { class: 'muted small' }, ` · ${l.kind}`) : null,
+      l.error ? el('div', { class: 'small', dataset: { testid: 'status-error' } }, l.error) : null),
+    el('td', { class: 'num' }, String(l.listeners || 0)),
+    el('td', { class: 'num' }, formatDuration(l.session_seconds))));
+  if (s.floor) {
+    rows.push(el('tr', { dataset: { lang: s.floor.code, testid: 'status-row' } },
+      el('th', { scope: 'row' }, `Original · ${langLabel(s.floor.code)}`),
+      el('td', { class: 'muted' }, 'speaker’s voice'),
+      el('td', { class: 'num' }, String(s.floor.listeners || 0)),
+      el('td', { class: 'num' }, '')));
+  }
+  ui.statusBody.replaceChildren(...rows);
+}
+
+/** Tells screen reader users when a translator changes to or from error. */
+function announceChanges(id, s) {
+  for (const l of s.languages || []) {
+    const key = `${id}/${l.code}`;
+    const before = st.lastStates.get(key);
+    st.lastStates.set(key, l.state);
+    if (before && before !== l.state && (l.state === 'error' || before === 'error')) {
+      ui.statusAlerts.textContent = l.state === 'error'
+        ? `${langLabel(l.code)} translator error in ${id}: ${l.error || 'unknown'}`
+        : `${langLabel(l.code)} translator in ${id} recovered.`;
+    }
+  }
+}
+
+async function pollStatuses() {
+  // Every room's status while the list is short; only the selected one otherwise.
+  const ids = st.rooms.length <= 20 ? st.rooms.map((r) => r.id) : [st.selected].filter(Boolean);
+  const results = await Promise.allSettled(ids.map((id) =>
+    call(`/api/v1/rooms/${encodeURIComponent(id)}/status`).then((s) => [id, s])));
+  let failed = null;
+  for (const res of results) {
+    if (res.status === 'fulfilled') {
+      const [id, s] = res.value;
+      st.statuses.set(id, s);
+      announceChanges(id, s);
+    } else if (!(res.reason instanceof ApiError && res.reason.status === 404)) {
+      failed = res.reason;
+    }
+  }
+  if (!st.token) return;
+  for (const r of st.rooms) {
+    const summary = document.getElementById(`room-summary-${r.id}`);
+    if (summary) summary.textContent = roomSummary(r);
+  }
+  renderStatus();
+  ui.statusUpdated.textContent = failed
+    ? `Not updating: ${describeError(failed)}`
+    : `Updated ${new Date().toLocaleTimeString()}`;
+}
+
+function schedulePoll(delay = POLL_MS) {
+  clearTimeout(st.pollTimer);
+  st.pollTimer = setTimeout(pollLoop, delay);
+}
+
+async function pollLoop() {
+  if (!st.token) return;
+  if (document.visibilityState === 'visible') {
+    st.polls++;
+    if (st.polls % LIST_EVERY === 0 && !ui.dialog.open) await loadRooms();
+    if (st.polls % (LIST_EVERY * 6) === 0) await loadEngines();
+    await pollStatuses();
+  }
+  if (st.token) schedulePoll();
+}
+
+function pollNow() {
+  if (st.token) schedulePoll(0);
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible') pollNow();
+});
+
+// ---------- create / edit ----------
+
+function languageRow(l = {}) {
+  const n = ui.fLanguages.children.length;
+  const id = `lang-${Date.now().toString(36)}-${n}`;
+  const used = new Set([...ui.fLanguages.querySelectorAll('select[data-testid="lang-code"]')].map((s) => s.value));
+  const code = l.code || (offeredLanguages('target').find((o) => !used.has(o.code) && o.code !== ui.fSource.value) || {}).code || '';
+  const row = el('div', { class: 'editor-row lang-row', dataset: { testid: 'lang-row' } },
+    el('div', {}, el('label', { for: `${id}-code` }, 'Language'), languageSelect(`${id}-code`, 'target', code, 'lang-code')),
+    el('div', {}, el('label', { for: `${id}-voice` }, 'Voice'),
+      el('select', { id: `${id}-voice`, dataset: { testid: 'lang-voice' } },
+        el('option', { value: '' }, 'Engine chooses'),
+        VOICES.map((v) => el('option', { value: v, selected: v === l.voice }, v)))),
+    el('div', {}, el('label', { for: `${id}-mode` }, 'Mode'),
+      el('select', { id: `${id}-mode`, dataset: { testid: 'lang-mode' }, 'aria-describedby': 'mode-hint' },
+        MODES.map((m) => el('option', { value: m, selected: m === (l.mode || 'auto') }, m)))),
+    el('div', { class: 'check' },
+      el('input', { type: 'checkbox', id: `${id}-on`, checked: !!l.always_on, dataset: { testid: 'lang-always-on' } }),
+      el('label', { for: `${id}-on`, class: 'inline' }, 'Always on')),
+    el('button', {
+      type: 'button', class: 'small danger', dataset: { testid: 'lang-remove' }, 'aria-label': 'Remove this language',
+      onclick: () => { row.remove(); ui.addLanguage.focus(); },
+    }, 'Remove'));
+  return row;
+}
+
+function glossaryRow(g = {}) {
+  const id = `term-${Date.now().toString(36)}-${ui.fGlossary.children.length}`;
+  const row = el('div', { class: 'editor-row gloss-row', dataset: { testid: 'gloss-row' } },
+    el('div', {}, el('label', { for: `${id}-term` }, 'Term'),
+      el('input', { id: `${id}-term`, type: 'text', maxlength: '100', value: g.term || '', dataset: { testid: 'gloss-term' } })),
+    el('div', {}, el('label', { for: `${id}-note` }, 'Note'),
+      el('input', { id: `${id}-note`, type: 'text', maxlength: '500', value: g.note || '', dataset: { testid: 'gloss-note' } })),
+    el('button', {
+      type: 'button', class: 'small danger', dataset: { testid: 'gloss-remove' }, 'aria-label': 'Remove this term',
+      onclick: () => { row.remove(); ui.addTerm.focus(); },
+    }, 'Remove'));
+  // Translations are not edited here; keep them for the term they belong to.
+  row.translations = g.translations || null;
+  row.originalTerm = g.term || '';
+  return row;
+}
+
+ui.addLanguage.addEventListener('click', () => {
+  const row = languageRow();
+  ui.fLanguages.append(row);
+  row.querySelector('select').focus();
+});
+ui.addTerm.addEventListener('click', () => {
+  const row = glossaryRow();
+  ui.fGlossary.append(row);
+  row.querySelector('input').focus();
+});
+
+function openEditor(r) {
+  st.editing = r;
+  ui.dialogTitle.textContent = r ? `Edit “${r.name || r.id}”` : 'New room';
+  notice(ui.formError, '', '');
+  const noEngines = st.engines && (st.engines.engines || []).length === 0;
+  notice(ui.enginesWarning, noEngines ? 'warn' : '', noEngines ? 'No translator is running' : '',
+    noEngines ? 'Any language code is accepted for now; make sure a translator node that serves them is started.' : '');
+  ui.fName.value = r ? r.name : '';
+  ui.fId.value = r ? r.id : '';
+  ui.fId.disabled = !!r;
+  let wanted = r ? r.source_language : (navigator.language || 'en').split('-')[0];
+  if (!r) {
+    const offered = offeredLanguages('source').map((o) => o.code);
+    if (!offered.includes(wanted)) wanted = offered.includes('en') ? 'en' : offered[0] || 'en';
+  }
+  ui.fSource.replaceChildren(...languageOptions('source', wanted));
+  ui.fSource.value = wanted;
+  if (ui.fSource.selectedIndex < 0) ui.fSource.selectedIndex = 0;
+  ui.fLanguages.replaceChildren(...(r ? r.languages || [] : []).map(languageRow));
+  ui.fGlossary.replaceChildren(...(r ? r.glossary || [] : []).map(glossaryRow));
+  ui.fNotes.value = r ? r.notes || '' : '';
+  ui.fPasscode.value = r ? r.passcode || '' : '';
+  ui.save.disabled = false;
+  ui.dialog.showModal();
+  ui.fName.focus();
+}
+
+ui.newRoom.addEventListener('click', () => openEditor(null));
+ui.edit.addEventListener('click', () => {
+  const r = selectedRoom();
+  if (r) openEditor(r);
+});
+ui.cancel.addEventListener('click', () => ui.dialog.close());
+
+/** Reads the form into an API body; a message string when something is wrong. */
+function readForm() {
+  const name = ui.fName.value.trim();
+  if (!name) return { error: 'Give the room a name.', focus: ui.fName };
+  const id = ui.fId.value.trim().toLowerCase();
+  if (!st.editing && id && !/^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/.test(id)) {
+    return { error: 'The room code may hold only lowercase letters, digits and inner dashes.', focus: ui.fId };
+  }
+  const languages = [...ui.fLanguages.querySelectorAll('[data-testid="lang-row"]')].map((row) => {
+    const l = {
+      code: row.querySelector('[data-testid="lang-code"]').value,
+      mode: row.querySelector('[data-testid="lang-mode"]').value,
+    };
+    const voice = row.querySelector('[data-testid="lang-voice"]').value;
+    if (voice) l.voice = voice;
+    if (row.querySelector('[data-testid="lang-always-on"]').checked) l.always_on = true;
+    return l;
+  });
+  const codes = languages.map((l) => l.code);
+  const dup = codes.find((c, i) => codes.indexOf(c) !== i);
+  if (dup) return { error: `${langLabel(dup)} is listed twice.` };
+  if (codes.includes(ui.fSource.value)) {
+    return { error: `${langLabel(ui.fSource.value)} is the speaker’s language: its listeners hear the original, so it needs no interpreter.` };
+  }
+  const glossary = [];
+  for (const row of ui.fGlossary.querySelectorAll('[data-testid="gloss-row"]')) {
+    const term = row.querySelector('[data-testid="gloss-term"]').value.trim();
+    const note = row.querySelector('[data-testid="gloss-note"]').value.trim();
+    if (!term && !note) continue;
+    if (!term) return { error: 'Every glossary row needs a term.', focus: row.querySelector('input') };
+    const g = { term };
+    if (note) g.note = note;
+    if (row.translations && term === row.originalTerm) g.translations = row.translations;
+    glossary.push(g);
+  }
+  const body = {
+    name,
+    source_language: ui.fSource.value,
+    languages,
+    glossary,
+    notes: ui.fNotes.value.trim(),
+    passcode: ui.fPasscode.value.trim(),
+  };
+  if (!st.editing && id) body.id = id;
+  return { body };
+}
+
+ui.form.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const { body, error, focus } = readForm();
+  if (error) {
+    notice(ui.formError, 'error', 'Check the form', error);
+    if (focus) focus.focus();
+    return;
+  }
+  ui.save.disabled = true;
+  try {
+    const saved = st.editing
+      ? await call(`/api/v1/rooms/${encodeURIComponent(st.editing.id)}`, { method: 'PATCH', body })
+      : await call('/api/v1/rooms', { method: 'POST', body });
+    ui.dialog.close();
+    replaceRoom(saved);
+    select(saved.id, true);
+    notice(ui.apiError, 'info', st.editing ? `Saved “${saved.name}”.` : `Created “${saved.name}”.`,
+      st.editing ? '' : 'Share the attendee link or QR code below, and send the speaker link to the speaker.');
+  } catch (err) {
+    notice(ui.formError, 'error', st.editing ? 'Could not save the room' : 'Could not create the room', describeError(err));
+    ui.formError.scrollIntoView({ block: 'nearest' });
+  } finally {
+    ui.save.disabled = false;
+  }
+});
+
+// ---------- start ----------
+
+window.addEventListener('hashchange', () => {
+  const id = decodeURIComponent((location.hash.match(/^#room=([^&]+)/) || [])[1] || '');
+  if (id !== st.selected) select(id);
+});
+
+if (st.token) {
+  enter();
+} else {
+  ui.signinForm.hidden = false;
+  ui.token.focus();
+}

@@ -1,0 +1,151 @@
+// api.js: fetch helper for babelcast's JSON API. Every error becomes an
+// ApiError with a message a person can read, whatever went wrong (the
+// server's {"error":{"code","message"}} body, an HTTP status with no body,
+// or no network at all).
+
+/** An API failure: status 0 means the server could not be reached. */
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const statusText = {
+  400: 'The request was not accepted.',
+  401: 'You need to sign in.',
+  403: 'Not allowed.',
+  404: 'Not found.',
+  409: 'Someone else changed this at the same time. Reload and try again.',
+  413: 'That is too large.',
+  429: 'Too many attempts. Wait a moment and try again.',
+  500: 'The server had a problem. Its log says more.',
+  502: 'The server is not reachable right now.',
+  503: 'The server is busy or starting. Try again shortly.',
+  504: 'The server took too long to answer.',
+};
+
+/** Turns a response that is not ok into an ApiError. */
+export async function errorFromResponse(res) {
+  let code = `http_${res.status}`;
+  let message = statusText[res.status] || `The server answered ${res.status}.`;
+  try {
+    const type = res.headers.get('Content-Type') || '';
+    if (type.includes('json')) {
+      const body = await res.json();
+      if (body && body.error) {
+        code = body.error.code || code;
+        message = body.error.message || message;
+      }
+    }
+  } catch {
+    // keep the generic message
+  }
+  return new ApiError(res.status, code, message);
+}
+
+/**
+ * Calls the API and returns the decoded JSON (null for 204).
+ * @param {string} path  e.g. "/api/v1/rooms"
+ * @param {{method?: string, body?: any, token?: string, signal?: AbortSignal}} opts
+ */
+export async function api(path, { method = 'GET', body, token, signal } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
+      cache: 'no-store',
+      credentials: 'same-origin',
+    });
+  } catch (err) {
+    if (err && err.name === 'AbortError') throw err;
+    throw new ApiError(0, 'network', 'Cannot reach the server. Check your connection.');
+  }
+  if (!res.ok) throw await errorFromResponse(res);
+  if (res.status === 204) return null;
+  const type = res.headers.get('Content-Type') || '';
+  if (!type.includes('json')) return null;
+  return res.json();
+}
+
+/** Fetches a binary resource (a QR code) with the token, as a Blob. */
+export async function apiBlob(path, { token, signal } = {}) {
+  let res;
+  try {
+    res = await fetch(path, {
+      headers: token ? { Authorization: `Bearer ${token}` } : {},
+      signal,
+      cache: 'no-store',
+    });
+  } catch (err) {
+    if (err && err.name === 'AbortError') throw err;
+    throw new ApiError(0, 'network', 'Cannot reach the server. Check your connection.');
+  }
+  if (!res.ok) throw await errorFromResponse(res);
+  return res.blob();
+}
+
+/**
+ * Asks an endpoint that is normally a WebSocket why its handshake failed:
+ * a plain GET gets the same 401/403/404/400 JSON error the handshake got,
+ * which browsers hide from WebSocket code. Returns an ApiError, or null
+ * when the answer says nothing useful (network down, or the server would
+ * have upgraded).
+ */
+export async function probeHandshake(path, { token } = {}) {
+  let res;
+  try {
+    res = await fetch(path, {
+      headers: token ? { Authorization: `Bearer ${token}` } : {},
+      cache: 'no-store',
+    });
+  } catch {
+    return null;
+  }
+  const type = res.headers.get('Content-Type') || '';
+  if (res.ok || !type.includes('json')) {
+    try { await res.body?.cancel(); } catch { /* ignore */ }
+    return null;
+  }
+  return errorFromResponse(res);
+}
+
+/** A readable message for any error thrown by this module or by code. */
+export function describeError(err) {
+  if (!err) return 'Something went wrong.';
+  if (err instanceof ApiError) return err.message;
+  if (err.name === 'NotAllowedError') return 'Permission was refused.';
+  return err.message || String(err);
+}
+
+/** The WebSocket URL for an API path on this server. */
+export function wsURL(path) {
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${proto}//${location.host}${path}`;
+}
+
+/** The room id from a page path like /rooms/{id} or /rooms/{id}/speak. */
+export function roomIdFromPath(pathname = location.pathname) {
+  const m = /^\/rooms\/([^/]+)/.exec(pathname);
+  return m ? decodeURIComponent(m[1]) : '';
+}
+
+/** Room ids are lowercase slugs; this turns what people type into one. */
+export function normalizeRoomCode(text) {
+  return String(text || '')
+    .trim()
+    .toLowerCase()
+    .replace(/^.*\/rooms\//, '') // a pasted link
+    .replace(/[/?#].*$/, '')
+    .replace(/\s+/g, '-');
+}
+
+export const ROOM_ID = /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/;

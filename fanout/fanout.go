@@ -1,0 +1,228 @@
+// Package fanout is the listener side of babelcast: it streams each channel's
+// audio and captions from NATS to every listener who picked it, over a
+// WebSocket (/api/v1/rooms/{id}/listen) or an endless WAV stream
+// (/api/v1/rooms/{id}/audio/{lang}.wav), and reports how many listen to what
+// (presence keys in the state bucket), so a channel nobody hears costs nothing.
+//
+// The shape follows centrifugal/centrifuge's hub/client split: a hub per node
+// holds ONE NATS subscription per channel whatever the number of listeners,
+// prepares each frame once, and hands it to every listener's bounded queue
+// without ever blocking; one writer per connection drains its own queue with
+// write deadlines. A listener that cannot keep up loses its oldest audio, and
+// is closed (4408) if it keeps falling behind.
+package fanout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/babelcast/babelcast/internal/room"
+)
+
+// Close codes sent to listeners (see the listener protocol).
+const (
+	CloseShutdown = websocket.CloseGoingAway // 1001 server shutting down
+	CloseRoomGone = 4404                     // room deleted or language removed
+	CloseTooSlow  = 4408                     // fell behind for seconds
+)
+
+// SampleRate of every channel's audio: PCM16LE mono.
+const SampleRate = 24000
+
+// bytesPerSecond of channel audio.
+const bytesPerSecond = SampleRate * 2
+
+// Defaults of Options.
+const (
+	DefaultQueueFrames  = 150 // 3 s of 20 ms frames
+	DefaultQueueAudio   = 3 * time.Second
+	DefaultSlowAfter    = 5 * time.Second
+	DefaultSendBuffer   = 64 << 10
+	DefaultWriteTimeout = 10 * time.Second
+	DefaultPingInterval = 10 * time.Second
+	DefaultPongWait     = 30 * time.Second
+)
+
+// Options configures the fan-out role.
+type Options struct {
+	NC    *nats.Conn
+	Rooms *room.Store
+	// State is the subject.BucketState bucket: channel and speaker state is
+	// read from it, listener presence written to it.
+	State jetstream.KeyValue
+	// Node names this process in presence keys.
+	Node string
+	Log  *slog.Logger
+
+	// QueueFrames bounds each listener's queue of audio frames; when it is
+	// full the oldest frame is dropped. Default DefaultQueueFrames.
+	QueueFrames int
+	// QueueAudio bounds the same queue by duration of audio (frames vary in
+	// size: 20 ms from a browser, 200 ms from a translator). Default 3 s.
+	QueueAudio time.Duration
+	// SlowAfter: a listener that keeps losing frames this long is closed
+	// with 4408 "too slow". Default 5 s.
+	SlowAfter time.Duration
+	// SendBuffer is the kernel send buffer asked for each WebSocket
+	// listener, in bytes. A small one keeps a slow listener's backlog in our
+	// queue, where the drop-oldest policy applies, rather than in the kernel
+	// where it only adds delay. Default 64 KiB; negative keeps the system's.
+	SendBuffer int
+	// WriteTimeout bounds one write to a listener. Default 10 s.
+	WriteTimeout time.Duration
+	// PingInterval and PongWait detect dead WebSocket peers. Defaults 10 s
+	// and 30 s.
+	PingInterval time.Duration
+	PongWait     time.Duration
+}
+
+// Server is the fan-out role of one node.
+type Server struct {
+	o        Options
+	log      *slog.Logger
+	hub      *hub
+	presence *presence
+	upgrader websocket.Upgrader
+
+	runOnce sync.Once
+}
+
+// New checks the options and builds the role; Run starts its background work.
+func New(o Options) (*Server, error) {
+	if o.NC == nil || o.Rooms == nil || o.State == nil {
+		return nil, errors.New("fanout: NC, Rooms and State are required")
+	}
+	if o.Node == "" {
+		return nil, errors.New("fanout: Node is required")
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.QueueFrames <= 0 {
+		o.QueueFrames = DefaultQueueFrames
+	}
+	if o.QueueAudio <= 0 {
+		o.QueueAudio = DefaultQueueAudio
+	}
+	if o.SlowAfter <= 0 {
+		o.SlowAfter = DefaultSlowAfter
+	}
+	if o.SendBuffer == 0 {
+		o.SendBuffer = DefaultSendBuffer
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = DefaultPingInterval
+	}
+	if o.PongWait <= 0 {
+		o.PongWait = DefaultPongWait
+	}
+	s := &Server{o: o, log: o.Log.With("role", "fanout")}
+	s.presence = newPresence(o.State, o.Node, s.log)
+	s.hub = newHub(s)
+	s.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		// Listeners only send control frames; reuse the HTTP server's read
+		// buffer, and take write buffers from a pool only while writing
+		// text (audio goes out as prepared frames), to keep idle
+		// connections small.
+		WriteBufferPool: &sync.Pool{},
+		// The listen page may be embedded on any site; no cookies are
+		// involved (the passcode travels in the URL), so any origin may
+		// connect.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+	return s, nil
+}
+
+// Mount registers the listener routes.
+func (s *Server) Mount(r chi.Router) {
+	r.Get("/api/v1/rooms/{id}/listen", s.handleListen)
+	r.Get("/api/v1/rooms/{id}/audio/{file}", s.handleWAV)
+}
+
+// Run watches rooms (closing listeners of deleted rooms and removed
+// languages) and keeps presence keys up to date. When ctx ends it closes
+// every listener with 1001, deletes its presence keys and returns.
+func (s *Server) Run(ctx context.Context) error {
+	first := false
+	s.runOnce.Do(func() { first = true })
+	if !first {
+		return errors.New("fanout: Run called twice")
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.watchRooms(ctx) }()
+	go func() { defer wg.Done(); s.presence.run(ctx) }()
+	<-ctx.Done()
+
+	s.hub.shutdown(s.o.WriteTimeout + time.Second)
+	wg.Wait()
+	dctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := s.presence.clear(dctx); err != nil {
+		s.log.Warn("presence keys not deleted; they expire by themselves", "err", err)
+	}
+	return nil
+}
+
+// watchRooms follows room changes until ctx ends, restarting the watch
+// after NATS trouble.
+func (s *Server) watchRooms(ctx context.Context) {
+	backoff := 500 * time.Millisecond
+	for ctx.Err() == nil {
+		events, err := s.o.Rooms.Watch(ctx)
+		if err != nil {
+			s.log.Warn("room watch failed; retrying", "err", err, "in", backoff)
+		} else {
+			for ev := range events {
+				backoff = 500 * time.Millisecond
+				if ev.Room == nil {
+					s.hub.roomDeleted(ev.ID)
+				} else {
+					s.hub.roomChanged(ev.Room)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+			backoff = min(backoff*2, 10*time.Second)
+		}
+	}
+}
+
+// audioQueueBytes is QueueAudio in bytes of channel audio.
+func (s *Server) audioQueueBytes() int {
+	return int(s.o.QueueAudio.Seconds() * bytesPerSecond)
+}
+
+// fmtLangs lists a room's languages for error messages, the floor first.
+func fmtLangs(r *room.Room) string {
+	out := r.SourceLanguage + " (floor)"
+	for _, l := range r.Languages {
+		out += ", " + l.Code
+	}
+	return out
+}
+
+// admitError is a handshake failure, written as a JSON HTTP error.
+type admitError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *admitError) Error() string { return fmt.Sprintf("%d %s", e.status, e.msg) }

@@ -1,0 +1,845 @@
+package fanout
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/babelcast/babelcast/internal/bus"
+	"github.com/babelcast/babelcast/internal/room"
+	"github.com/babelcast/babelcast/internal/subject"
+)
+
+// env is a fan-out node on a real embedded NATS, served by httptest.
+type env struct {
+	t      *testing.T
+	bus    *bus.Bus
+	pub    *nats.Conn // a separate connection, as ingest/translate would be
+	rooms  *room.Store
+	srv    *Server
+	http   *httptest.Server
+	cancel context.CancelFunc
+	runErr chan error
+	once   sync.Once
+}
+
+func newEnv(t *testing.T, tweak func(*Options)) *env {
+	t.Helper()
+	ctx := context.Background()
+	b, err := bus.Open(ctx, bus.Options{DataDir: t.TempDir(), Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	pub, err := nats.Connect(b.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	e := &env{t: t, bus: b, pub: pub, rooms: room.NewStore(b.Rooms)}
+	o := Options{NC: b.Conn, Rooms: e.rooms, State: b.State, Node: "node1", Log: quietLog()}
+	if tweak != nil {
+		tweak(&o)
+	}
+	e.srv, err = New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	e.srv.Mount(r)
+	e.http = httptest.NewServer(r)
+	rctx, cancel := context.WithCancel(ctx)
+	e.cancel = cancel
+	e.runErr = make(chan error, 1)
+	go func() { e.runErr <- e.srv.Run(rctx) }()
+	t.Cleanup(func() {
+		e.stop()
+		e.http.Close()
+	})
+	e.createRoom(&room.Room{ID: "keynote", SourceLanguage: "en",
+		Languages: []room.Language{{Code: "es"}, {Code: "nl"}}})
+	return e
+}
+
+// stop ends Run and waits for it.
+func (e *env) stop() {
+	e.once.Do(func() {
+		e.cancel()
+		select {
+		case <-e.runErr:
+		case <-time.After(30 * time.Second):
+			e.t.Error("Run did not return after cancel")
+		}
+	})
+}
+
+// channelListeners is the channel's current listener list.
+func (h *hub) channelListeners(roomID, lang string) []*listener {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c := h.channels[chanKey{roomID, lang}]; c != nil {
+		return *c.listeners.Load()
+	}
+	return nil
+}
+
+func quietLog() *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func (e *env) createRoom(r *room.Room) {
+	e.t.Helper()
+	if err := r.Normalize(); err != nil {
+		e.t.Fatal(err)
+	}
+	r.SpeakerKey = room.NewSpeakerKey()
+	if err := e.rooms.Create(context.Background(), r); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) wsURL(path string) string {
+	return "ws" + strings.TrimPrefix(e.http.URL, "http") + path
+}
+
+// client is a listener WebSocket with its messages sorted by kind.
+type client struct {
+	conn  *websocket.Conn
+	hello helloMsg
+	audio chan []byte
+	text  chan map[string]any
+	done  chan struct{}
+	err   error // why reading stopped; read after done
+}
+
+// dial connects a listener and waits for its hello, which the server sends
+// once the channel's subscriptions are live.
+func (e *env) dial(roomID, lang string) *client {
+	e.t.Helper()
+	return e.dialWith(websocket.DefaultDialer, roomID, lang, true)
+}
+
+func (e *env) dialWith(d *websocket.Dialer, roomID, lang string, read bool) *client {
+	e.t.Helper()
+	conn, resp, err := d.Dial(e.wsURL("/api/v1/rooms/"+roomID+"/listen?lang="+lang), nil)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		e.t.Fatalf("dial %s/%s: %v (HTTP %d)", roomID, lang, err, status)
+	}
+	c := &client{conn: conn, audio: make(chan []byte, 100000), text: make(chan map[string]any, 1000), done: make(chan struct{})}
+	e.t.Cleanup(func() { conn.Close() })
+	typ, b, err := conn.ReadMessage()
+	if err != nil || typ != websocket.TextMessage {
+		e.t.Fatalf("first message: type %d, err %v", typ, err)
+	}
+	if err := json.Unmarshal(b, &c.hello); err != nil || c.hello.Type != "hello" {
+		e.t.Fatalf("first message is not hello: %s", b)
+	}
+	if read {
+		go c.readLoop()
+	}
+	return c
+}
+
+func (c *client) readLoop() {
+	defer close(c.done)
+	for {
+		typ, b, err := c.conn.ReadMessage()
+		if err != nil {
+			c.err = err
+			return
+		}
+		if typ == websocket.BinaryMessage {
+			c.audio <- b
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			c.err = err
+			return
+		}
+		c.text <- m
+	}
+}
+
+// closeCode waits for the connection to end and returns its close code.
+func (c *client) closeCode(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("connection not closed")
+	}
+	var ce *websocket.CloseError
+	if errors.As(c.err, &ce) {
+		return ce.Code
+	}
+	t.Fatalf("connection ended without a close frame: %v", c.err)
+	return 0
+}
+
+// nextAudio returns the next audio frame.
+func (c *client) nextAudio(t *testing.T) []byte {
+	t.Helper()
+	select {
+	case b := <-c.audio:
+		return b
+	case <-c.done:
+		t.Fatalf("connection ended: %v", c.err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no audio frame")
+	}
+	return nil
+}
+
+// nextText returns the next text message of the given type, skipping others.
+func (c *client) nextText(t *testing.T, typ string) map[string]any {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-c.text:
+			if m["type"] == typ {
+				return m
+			}
+		case <-c.done:
+			t.Fatalf("connection ended waiting for %s: %v", typ, c.err)
+		case <-deadline:
+			t.Fatalf("no %s message", typ)
+		}
+	}
+}
+
+// frameFor makes a PCM frame of n bytes that carries seq in its first 8.
+func frameFor(seq uint64, n int) []byte {
+	b := make([]byte, n)
+	binary.LittleEndian.PutUint64(b, seq)
+	for i := 8; i < n; i++ {
+		b[i] = byte(seq + uint64(i))
+	}
+	return b
+}
+
+func seqOf(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }
+
+func (e *env) publishAudio(subj string, seq uint64, n int) {
+	e.t.Helper()
+	if err := e.pub.PublishMsg(subject.AudioMsg(subj, frameFor(seq, n), seq, time.Now())); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// waitFor polls cond until it holds; only for conditions with no event to
+// wait on (goroutine counts, KV contents).
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestChannelListenersGetEveryFrameInOrder(t *testing.T) {
+	e := newEnv(t, nil)
+	es := []*client{e.dial("keynote", "es"), e.dial("keynote", "es"), e.dial("keynote", "es")}
+	nl := e.dial("keynote", "nl")
+	floor := e.dial("keynote", "en")
+	if es[0].hello.Lang != "es" || es[0].hello.Floor || es[0].hello.SampleRate != 24000 || es[0].hello.Room != "keynote" {
+		t.Errorf("hello = %+v", es[0].hello)
+	}
+	if !floor.hello.Floor {
+		t.Errorf("floor hello = %+v", floor.hello)
+	}
+
+	const n = 100 // a burst within the queue (QueueFrames 150): nothing may be dropped
+	for seq := uint64(1); seq <= n; seq++ {
+		e.publishAudio(subject.Out("keynote", "es"), seq, 960)
+	}
+	e.publishAudio(subject.Out("keynote", "nl"), 9001, 960)
+	e.publishAudio(subject.Source("keynote"), 7001, 480)
+
+	for i, c := range es {
+		for seq := uint64(1); seq <= n; seq++ {
+			b := c.nextAudio(t)
+			if got := seqOf(b); got != seq || len(b) != 960 {
+				t.Fatalf("es listener %d: frame %d has seq %d, %d bytes", i, seq, got, len(b))
+			}
+			if want := frameFor(seq, 960); string(b) != string(want) {
+				t.Fatalf("es listener %d: frame %d corrupted", i, seq)
+			}
+		}
+	}
+	// The nl listener's first frame is nl's own: none of es's reached it.
+	if got := seqOf(nl.nextAudio(t)); got != 9001 {
+		t.Errorf("nl listener got seq %d, want only nl audio (9001)", got)
+	}
+	// The floor hears the speaker's own audio.
+	if got := seqOf(floor.nextAudio(t)); got != 7001 {
+		t.Errorf("floor listener got seq %d, want the source frame 7001", got)
+	}
+	for _, c := range append(es, nl, floor) {
+		select {
+		case b := <-c.audio:
+			t.Errorf("listener %s got an extra frame seq %d", c.hello.Lang, seqOf(b))
+		default:
+		}
+	}
+}
+
+func TestCaptionsAsJSON(t *testing.T) {
+	e := newEnv(t, nil)
+	es := e.dial("keynote", "es")
+	nl := e.dial("keynote", "nl")
+	cm := subject.CaptionMsg{Type: "caption", Lang: "es", Text: "Hola a todos", Final: true, Segment: 7}
+	b, _ := json.Marshal(cm)
+	if err := e.pub.Publish(subject.Caption("keynote", "es"), b); err != nil {
+		t.Fatal(err)
+	}
+	// Garbage on the subject never reaches listeners.
+	_ = e.pub.Publish(subject.Caption("keynote", "es"), []byte("{not json"))
+	b2, _ := json.Marshal(subject.CaptionMsg{Type: "caption", Lang: "es", Text: "Bienvenidos", Segment: 8})
+	_ = e.pub.Publish(subject.Caption("keynote", "es"), b2)
+	bnl, _ := json.Marshal(subject.CaptionMsg{Type: "caption", Lang: "nl", Text: "Hallo", Segment: 1})
+	_ = e.pub.Publish(subject.Caption("keynote", "nl"), bnl)
+
+	m := es.nextText(t, "caption")
+	if m["text"] != "Hola a todos" || m["lang"] != "es" || m["final"] != true || m["segment"] != 7.0 {
+		t.Errorf("caption = %v", m)
+	}
+	m = es.nextText(t, "caption")
+	if m["text"] != "Bienvenidos" || m["final"] != false || m["segment"] != 8.0 {
+		t.Errorf("second caption = %v", m)
+	}
+	if m := nl.nextText(t, "caption"); m["text"] != "Hallo" {
+		t.Errorf("nl caption = %v, want only nl's", m)
+	}
+}
+
+func TestFloorCaptionsStickToOneTranslator(t *testing.T) {
+	e := newEnv(t, nil)
+	floor := e.dial("keynote", "en")
+	pubCap := func(from string, seg uint64, text string) {
+		b, _ := json.Marshal(subject.CaptionMsg{Type: "caption", Lang: "en", Text: text, Segment: seg, Source: true})
+		if err := e.pub.Publish(subject.SourceCaption("keynote", from), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pubCap("es", 3, "hello every")
+	pubCap("nl", 3, "hello everyone (nl's hearing)")
+	pubCap("es", 3, "hello everyone")
+	m := floor.nextText(t, "caption")
+	if m["text"] != "hello every" || m["lang"] != "en" || m["source"] != true {
+		t.Errorf("first floor caption = %v", m)
+	}
+	m = floor.nextText(t, "caption")
+	if m["text"] != "hello everyone" {
+		t.Errorf("second floor caption = %v; want es's again (nl's must be ignored while es speaks)", m)
+	}
+	if m["segment"] != 1.0 {
+		t.Errorf("floor segment = %v, want the floor's own numbering (1)", m["segment"])
+	}
+}
+
+func TestFloorSegmentSwitchesAfterSilence(t *testing.T) {
+	c := &channel{floor: true}
+	t0 := time.Now()
+	if seg, ok := c.floorSegment("es", 10, false, t0); !ok || seg != 1 {
+		t.Fatalf("first = %d %v", seg, ok)
+	}
+	if _, ok := c.floorSegment("nl", 4, false, t0.Add(time.Second)); ok {
+		t.Fatal("nl taken while es is live")
+	}
+	if seg, ok := c.floorSegment("es", 10, true, t0.Add(2*time.Second)); !ok || seg != 1 {
+		t.Fatalf("es update = %d %v", seg, ok)
+	}
+	seg, ok := c.floorSegment("nl", 4, false, t0.Add(2*time.Second+captionSwitchAfter))
+	if !ok || seg != 2 {
+		t.Fatalf("after es is silent, nl = %d %v; want switch with a fresh segment 2", seg, ok)
+	}
+	if _, ok := c.floorSegment("es", 11, false, t0.Add(3*time.Second+captionSwitchAfter)); ok {
+		t.Fatal("es taken back while nl is live")
+	}
+}
+
+func TestStateAtConnectAndOnChange(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	put := func(key string, v any) {
+		b, _ := json.Marshal(v)
+		if _, err := e.bus.State.Put(ctx, key, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(subject.ChannelKey("keynote", "es"), subject.ChannelState{State: subject.StateStarting, Since: time.Now()})
+	es := e.dial("keynote", "es")
+	m := es.nextText(t, "state")
+	if m["state"] != "starting" || m["speaker"] != false || m["lang"] != "es" {
+		t.Errorf("initial state = %v", m)
+	}
+	// A refresh with the same visible state says nothing; a change does.
+	put(subject.ChannelKey("keynote", "es"), subject.ChannelState{State: subject.StateStarting, SessionSeconds: 3, Since: time.Now()})
+	put(subject.SpeakerKey("keynote"), subject.SpeakerState{Node: "n", Since: time.Now(), SampleRate: 48000})
+	m = es.nextText(t, "state")
+	if m["state"] != "starting" || m["speaker"] != true {
+		t.Errorf("after speaker joined = %v", m)
+	}
+	put(subject.ChannelKey("keynote", "es"), subject.ChannelState{State: subject.StateError, Error: "quota exceeded", Since: time.Now()})
+	m = es.nextText(t, "state")
+	if m["state"] != "error" || m["message"] != "quota exceeded" {
+		t.Errorf("after error = %v", m)
+	}
+	// A second listener of the live channel gets the current state at once.
+	es2 := e.dial("keynote", "es")
+	if m := es2.nextText(t, "state"); m["state"] != "error" || m["speaker"] != true {
+		t.Errorf("second listener's state = %v", m)
+	}
+	// The floor is active while the speaker is connected.
+	floor := e.dial("keynote", "en")
+	if m := floor.nextText(t, "state"); m["state"] != "active" || m["speaker"] != true {
+		t.Errorf("floor state = %v", m)
+	}
+	if err := e.bus.State.Delete(ctx, subject.SpeakerKey("keynote")); err != nil {
+		t.Fatal(err)
+	}
+	if m := floor.nextText(t, "state"); m["state"] != "idle" || m["speaker"] != false {
+		t.Errorf("floor state after speaker left = %v", m)
+	}
+}
+
+func TestDelayMessages(t *testing.T) {
+	e := newEnv(t, nil)
+	es := e.dial("keynote", "es")
+	captured := time.Now().Add(-1500 * time.Millisecond)
+	// Frames keep coming for over a second, so a delay message is due.
+	deadline := time.Now().Add(10 * time.Second)
+	seq := uint64(0)
+	for {
+		seq++
+		if err := e.pub.PublishMsg(subject.AudioMsg(subject.Out("keynote", "es"), frameFor(seq, 960), seq, captured)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case m := <-es.text:
+			if m["type"] != "delay" {
+				continue
+			}
+			ms, _ := m["ms"].(float64)
+			if ms < 1500 || ms > 10000 {
+				t.Errorf("delay = %v ms, want about 1500 + age of the test", ms)
+			}
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no delay message")
+		}
+	}
+}
+
+// slowDialer connects with a tiny receive buffer so a client that does not
+// read stalls the server's writes quickly.
+func slowDialer() *websocket.Dialer {
+	return &websocket.Dialer{
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			_ = c.(*net.TCPConn).SetReadBuffer(32 << 10)
+			return c, nil
+		},
+		HandshakeTimeout: 10 * time.Second,
+	}
+}
+
+func TestSlowListenerLosesOldestThenIsClosed(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		o.QueueFrames = 50
+		o.SlowAfter = 600 * time.Millisecond
+		o.SendBuffer = 4096
+	})
+	fast := e.dial("keynote", "es")
+	slow := e.dialWith(slowDialer(), "keynote", "es", false)
+	var published uint64
+	publish := func() {
+		published++
+		e.publishAudio(subject.Out("keynote", "es"), published, 960)
+		time.Sleep(5 * time.Millisecond) // pacing the publisher like a live source, at 4x real time
+	}
+	slowState := func() (dropped uint64, closing bool) {
+		for _, l := range e.srv.hub.channelListeners("keynote", "es") {
+			l.mu.Lock()
+			d, c := l.dropped, l.closing && l.code == CloseTooSlow
+			l.mu.Unlock()
+			if d > 0 || c {
+				return d, c
+			}
+		}
+		return 0, false
+	}
+	deadline := time.Now().Add(30 * time.Second)
+
+	// 1. The slow listener stops reading: once its queue is full, its
+	// oldest frames go.
+	for d, _ := slowState(); d == 0; d, _ = slowState() {
+		if time.Now().After(deadline) {
+			t.Fatal("slow listener never dropped a frame")
+		}
+		publish()
+	}
+	for range 5 {
+		publish()
+	}
+	// It reads again: what was in the kernel buffers, a gap, then the
+	// newest frames up to the last one published.
+	var got []uint64
+	for got == nil || got[len(got)-1] != published {
+		_, b, err := slow.conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("slow listener, catching up: %v", err)
+		}
+		if len(b) == 960 {
+			got = append(got, seqOf(b))
+		}
+	}
+	gap := false
+	for i := 1; i < len(got); i++ {
+		if got[i] <= got[i-1] {
+			t.Fatalf("slow listener: frames out of order: %d after %d", got[i], got[i-1])
+		}
+		gap = gap || got[i] != got[i-1]+1
+	}
+	if got[0] != 1 || !gap || uint64(len(got)) >= published {
+		t.Errorf("slow listener got %d frames %v...; want from 1, with the oldest queued ones missing", len(got), got[:min(len(got), 5)])
+	}
+
+	t.Logf("phase 1: %d published, slow listener got %d", published, len(got))
+	// 2. It stops reading again and keeps falling behind: closed with 4408.
+	for _, closing := slowState(); !closing; _, closing = slowState() {
+		if time.Now().After(deadline) {
+			t.Fatal("slow listener never closed")
+		}
+		publish()
+	}
+	go slow.readLoop()
+	if code := slow.closeCode(t); code != CloseTooSlow {
+		t.Fatalf("slow listener closed with %d, want 4408", code)
+	}
+
+	// The fast listener on the same channel got every frame, in order.
+	for seq := uint64(1); seq <= published; seq++ {
+		if got := seqOf(fast.nextAudio(t)); got != seq {
+			t.Fatalf("fast listener: frame %d has seq %d", seq, got)
+		}
+	}
+}
+
+func TestOneSubscriptionPerChannel(t *testing.T) {
+	e := newEnv(t, nil)
+	base := e.bus.Conn.NumSubscriptions()
+	first := e.dial("keynote", "es")
+	one := e.bus.Conn.NumSubscriptions()
+	if e.srv.hub.subscriptions() != 2 {
+		t.Errorf("hub holds %d subscriptions for one channel, want 2 (audio, captions)", e.srv.hub.subscriptions())
+	}
+	var cs []*client
+	for range 30 {
+		cs = append(cs, e.dial("keynote", "es"))
+	}
+	if got := e.bus.Conn.NumSubscriptions(); got != one {
+		t.Errorf("31 listeners hold %d NATS subscriptions, 1 listener %d: want the same", got, one)
+	}
+	if e.srv.hub.subscriptions() != 2 {
+		t.Errorf("hub holds %d subscriptions, want 2", e.srv.hub.subscriptions())
+	}
+	// Every one of them still gets the audio.
+	e.publishAudio(subject.Out("keynote", "es"), 1, 960)
+	for _, c := range append(cs, first) {
+		if seqOf(c.nextAudio(t)) != 1 {
+			t.Fatal("wrong frame")
+		}
+	}
+	for _, c := range append(cs, first) {
+		c.conn.Close()
+	}
+	waitFor(t, "channel unsubscribed", func() bool {
+		return e.srv.hub.subscriptions() == 0 && e.bus.Conn.NumSubscriptions() <= base
+	})
+}
+
+func listenerCount(t *testing.T, kv jetstream.KeyValue, key string) (int, bool) {
+	t.Helper()
+	en, err := kv.Get(context.Background(), key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lc subject.ListenerCount
+	if err := json.Unmarshal(en.Value(), &lc); err != nil {
+		t.Fatal(err)
+	}
+	return lc.Count, true
+}
+
+func TestPresence(t *testing.T) {
+	e := newEnv(t, nil)
+	key := subject.ListenersKey("keynote", "es", "node1")
+	a, b, c := e.dial("keynote", "es"), e.dial("keynote", "es"), e.dial("keynote", "es")
+	waitFor(t, "presence count 3", func() bool { n, ok := listenerCount(t, e.bus.State, key); return ok && n == 3 })
+	a.conn.Close()
+	waitFor(t, "presence count 2", func() bool { n, ok := listenerCount(t, e.bus.State, key); return ok && n == 2 })
+	b.conn.Close()
+	c.conn.Close()
+	waitFor(t, "presence key deleted", func() bool { _, ok := listenerCount(t, e.bus.State, key); return !ok })
+}
+
+func TestShutdownClosesListenersAndPresence(t *testing.T) {
+	e := newEnv(t, nil)
+	key := subject.ListenersKey("keynote", "nl", "node1")
+	nl := e.dial("keynote", "nl")
+	go func() {
+		// A WAV listener too: its stream must end.
+		resp, err := http.Get(e.http.URL + "/api/v1/rooms/keynote/audio/es.wav")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	waitFor(t, "presence written", func() bool { _, ok := listenerCount(t, e.bus.State, key); return ok })
+	waitFor(t, "WAV listener joined", func() bool { return e.srv.hub.listenerCount("keynote", "es") == 1 })
+	e.stop()
+	if code := nl.closeCode(t); code != CloseShutdown {
+		t.Errorf("close code %d, want 1001", code)
+	}
+	if _, ok := listenerCount(t, e.bus.State, key); ok {
+		t.Error("presence key left behind after shutdown")
+	}
+	if n := e.srv.hub.listenerCount("keynote", "es"); n != 0 {
+		t.Errorf("WAV listener still joined after shutdown (%d)", n)
+	}
+	// New listeners are refused.
+	_, resp, err := websocket.DefaultDialer.Dial(e.wsURL("/api/v1/rooms/keynote/listen?lang=es"), nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("dial after shutdown: %v, %v; want 503", err, resp)
+	}
+}
+
+func TestRoomDeletedCloses4404(t *testing.T) {
+	e := newEnv(t, nil)
+	es := e.dial("keynote", "es")
+	floor := e.dial("keynote", "en")
+	if err := e.rooms.Delete(context.Background(), "keynote"); err != nil {
+		t.Fatal(err)
+	}
+	if code := es.closeCode(t); code != CloseRoomGone {
+		t.Errorf("es closed with %d, want 4404", code)
+	}
+	if code := floor.closeCode(t); code != CloseRoomGone {
+		t.Errorf("floor closed with %d, want 4404", code)
+	}
+}
+
+func TestLanguageRemovedCloses4404(t *testing.T) {
+	e := newEnv(t, nil)
+	es := e.dial("keynote", "es")
+	nl := e.dial("keynote", "nl")
+	ctx := context.Background()
+	r, rev, err := e.rooms.Get(ctx, "keynote")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Languages = []room.Language{{Code: "nl"}}
+	if err := e.rooms.Update(ctx, r, rev); err != nil {
+		t.Fatal(err)
+	}
+	if code := es.closeCode(t); code != CloseRoomGone {
+		t.Errorf("es closed with %d, want 4404", code)
+	}
+	// nl stays: it still gets audio.
+	e.publishAudio(subject.Out("keynote", "nl"), 5, 960)
+	if seqOf(nl.nextAudio(t)) != 5 {
+		t.Error("nl listener lost its audio")
+	}
+}
+
+func TestHandshakeErrors(t *testing.T) {
+	e := newEnv(t, nil)
+	e.createRoom(&room.Room{ID: "private", SourceLanguage: "en", Languages: []room.Language{{Code: "de"}}, Passcode: "s3cret"})
+	cases := []struct {
+		path   string
+		status int
+		want   string
+	}{
+		{"/api/v1/rooms/nope/listen?lang=es", 404, "not_found"},
+		{"/api/v1/rooms/keynote/listen?lang=fr", 400, "en (floor), es, nl"},
+		{"/api/v1/rooms/keynote/listen", 400, "en (floor), es, nl"},
+		{"/api/v1/rooms/private/listen?lang=de", 403, "passcode"},
+		{"/api/v1/rooms/private/listen?lang=de&passcode=wrong", 403, "passcode"},
+		{"/api/v1/rooms/nope/audio/es.wav", 404, "not_found"},
+		{"/api/v1/rooms/keynote/audio/fr.wav", 400, "en (floor), es, nl"},
+		{"/api/v1/rooms/private/audio/de.wav", 403, "passcode"},
+		{"/api/v1/rooms/keynote/audio/es.mp3", 404, "not_found"},
+	}
+	for _, tc := range cases {
+		resp, err := http.Get(e.http.URL + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.want) {
+			t.Errorf("%s: %d %s; want %d containing %q", tc.path, resp.StatusCode, body, tc.status, tc.want)
+		}
+		if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s: content type %q", tc.path, resp.Header.Get("Content-Type"))
+		}
+	}
+	// The right passcode gets in; so does a differently cased language code.
+	conn, _, err := websocket.DefaultDialer.Dial(e.wsURL("/api/v1/rooms/private/listen?lang=DE&passcode=s3cret"), nil)
+	if err != nil {
+		t.Fatalf("with passcode: %v", err)
+	}
+	conn.Close()
+}
+
+func TestWAVStream(t *testing.T) {
+	e := newEnv(t, nil)
+	resp, err := http.Get(e.http.URL + "/api/v1/rooms/keynote/audio/es.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "audio/wav" {
+		t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	hdr := make([]byte, 44)
+	if _, err := io.ReadFull(resp.Body, hdr); err != nil {
+		t.Fatal(err)
+	}
+	le := binary.LittleEndian
+	if string(hdr[0:4]) != "RIFF" || string(hdr[8:12]) != "WAVE" || string(hdr[12:16]) != "fmt " || string(hdr[36:40]) != "data" {
+		t.Fatalf("header %q", hdr)
+	}
+	if le.Uint16(hdr[20:]) != 1 || le.Uint16(hdr[22:]) != 1 || le.Uint32(hdr[24:]) != 24000 || le.Uint16(hdr[34:]) != 16 {
+		t.Errorf("format: pcm=%d ch=%d rate=%d bits=%d", le.Uint16(hdr[20:]), le.Uint16(hdr[22:]), le.Uint32(hdr[24:]), le.Uint16(hdr[34:]))
+	}
+	if le.Uint32(hdr[40:]) != 0xFFFFFFFF {
+		t.Errorf("data size %#x, want 0xFFFFFFFF", le.Uint32(hdr[40:]))
+	}
+	// The header is flushed once subscribed: audio published now arrives.
+	for seq := uint64(1); seq <= 20; seq++ {
+		e.publishAudio(subject.Out("keynote", "es"), seq, 960)
+	}
+	_ = e.pub.Publish(subject.Caption("keynote", "es"), []byte(`{"type":"caption","text":"not in a WAV"}`))
+	e.publishAudio(subject.Out("keynote", "es"), 21, 960)
+	for seq := uint64(1); seq <= 21; seq++ {
+		b := make([]byte, 960)
+		if _, err := io.ReadFull(resp.Body, b); err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != string(frameFor(seq, 960)) {
+			t.Fatalf("frame %d: got seq %d", seq, seqOf(b))
+		}
+	}
+}
+
+func TestConnectStormLeavesNothingBehind(t *testing.T) {
+	e := newEnv(t, nil)
+	// Warm up: the first KV write and watch start lazily-created helpers.
+	warm := e.dial("keynote", "es")
+	warm.conn.Close()
+	waitFor(t, "warm-up listener gone", func() bool { return e.srv.hub.subscriptions() == 0 })
+	waitFor(t, "presence idle", func() bool {
+		_, ok := listenerCount(t, e.bus.State, subject.ListenersKey("keynote", "es", "node1"))
+		return !ok
+	})
+	baseSubs := e.bus.Conn.NumSubscriptions()
+	baseG := runtime.NumGoroutine()
+
+	langs := []string{"es", "nl", "en"}
+	const rounds, perRound = 10, 30
+	for r := range rounds {
+		var cs []*client
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for i := range perRound {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				lang := langs[(r+i)%len(langs)]
+				conn, _, err := websocket.DefaultDialer.Dial(e.wsURL("/api/v1/rooms/keynote/listen?lang="+lang), nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, _, err := conn.ReadMessage(); err != nil { // hello
+					t.Error(err)
+				}
+				mu.Lock()
+				cs = append(cs, &client{conn: conn})
+				mu.Unlock()
+			}()
+		}
+		// Some leave abruptly mid-handshake too.
+		for range 5 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := net.Dial("tcp", e.http.Listener.Addr().String())
+				if err == nil {
+					_, _ = c.Write([]byte("GET /api/v1/rooms/keynote/listen?lang=es HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"))
+					c.Close()
+				}
+			}()
+		}
+		wg.Wait()
+		for i, c := range cs {
+			if i%2 == 0 {
+				_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(time.Second))
+			}
+			c.conn.Close()
+		}
+	}
+	waitFor(t, "every channel unsubscribed", func() bool {
+		return e.srv.hub.subscriptions() == 0 && e.bus.Conn.NumSubscriptions() <= baseSubs
+	})
+	waitFor(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= baseG+2 })
+	for _, lang := range langs {
+		if n := e.srv.hub.listenerCount("keynote", lang); n != 0 {
+			t.Errorf("%s: %d listeners left", lang, n)
+		}
+	}
+	waitFor(t, "presence keys gone", func() bool {
+		for _, lang := range langs {
+			if _, ok := listenerCount(t, e.bus.State, subject.ListenersKey("keynote", lang, "node1")); ok {
+				return false
+			}
+		}
+		return true
+	})
+}

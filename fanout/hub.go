@@ -1,0 +1,425 @@
+package fanout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
+
+	"github.com/babelcast/babelcast/internal/metrics"
+	"github.com/babelcast/babelcast/internal/room"
+	"github.com/babelcast/babelcast/internal/subject"
+)
+
+// Errors of hub.join.
+var (
+	errShuttingDown = errors.New("server shutting down")
+	errRoomGone     = errors.New("room deleted")
+)
+
+// captionSwitchAfter is how long the floor's chosen source-caption stream
+// must be silent before another translator's may take over.
+const captionSwitchAfter = 5 * time.Second
+
+// maxCaptionBytes bounds a caption message we pass on.
+const maxCaptionBytes = 64 << 10
+
+type chanKey struct{ room, lang string }
+
+// hub holds this node's channels: for each channel somebody listens to,
+// one subscription to its audio and one to its captions.
+type hub struct {
+	s *Server
+
+	mu       sync.Mutex
+	channels map[chanKey]*channel
+	gone     map[string]time.Time // rooms deleted lately, so a late join fails
+	closed   bool                 // shutting down: no new listeners
+	conns    sync.WaitGroup       // joined listeners' handlers
+	bg       sync.WaitGroup       // channels' state watches
+
+	subs atomic.Int64 // NATS subscriptions held, for tests and metrics
+}
+
+func newHub(s *Server) *hub {
+	return &hub{s: s, channels: map[chanKey]*channel{}, gone: map[string]time.Time{}}
+}
+
+// channel is one (room, language) somebody listens to on this node.
+type channel struct {
+	h     *hub
+	key   chanKey
+	floor bool
+
+	// listeners is replaced (copy on write) under hub.mu and read
+	// lock-free by the NATS callbacks.
+	listeners atomic.Pointer[[]*listener]
+	counts    map[string]int // listeners by transport; under hub.mu
+
+	audioSub, capSub *nats.Subscription
+	ready            chan struct{} // closed once NATS has confirmed the subscriptions
+	stop             context.CancelFunc
+
+	stateMu    sync.Mutex
+	state      stateMsg
+	stateKnown bool
+
+	// Floor captions: which translator's source captions we pass on, and
+	// how their segment numbers map to ours (so a switch cannot collide).
+	capMu     sync.Mutex
+	capSource string
+	capLast   time.Time
+	capSegs   map[uint64]uint64
+	capNext   uint64
+}
+
+// stateMsg is the listener protocol's "state" message.
+type stateMsg struct {
+	Type    string `json:"type"`
+	Lang    string `json:"lang"`
+	State   string `json:"state"`
+	Message string `json:"message"`
+	Speaker bool   `json:"speaker"`
+}
+
+// join adds l to its channel, subscribing the channel if l is its first
+// listener, and returns once the subscriptions are live (so no frame
+// published after join returns is missed). The caller must call leave.
+func (h *hub) join(ctx context.Context, l *listener) error {
+	k := chanKey{l.room, l.lang}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return errShuttingDown
+	}
+	if _, ok := h.gone[l.room]; ok {
+		h.mu.Unlock()
+		return errRoomGone
+	}
+	c := h.channels[k]
+	created := false
+	if c == nil {
+		var err error
+		if c, err = h.openChannel(k, l.floor); err != nil {
+			h.mu.Unlock()
+			return err
+		}
+		created = true
+	}
+	old := *c.listeners.Load()
+	next := make([]*listener, len(old), len(old)+1)
+	copy(next, old)
+	next = append(next, l)
+	c.listeners.Store(&next)
+	l.joined = true
+	c.counts[l.transport]++
+	metrics.Listeners.WithLabelValues(k.room, k.lang, l.transport).Inc()
+	h.s.presence.set(k.room, k.lang, len(next))
+	h.conns.Add(1)
+	h.mu.Unlock()
+
+	if created {
+		if err := h.s.o.NC.FlushTimeout(5 * time.Second); err != nil {
+			h.s.log.Warn("NATS flush after subscribe", "room", k.room, "lang", k.lang, "err", err)
+		}
+		close(c.ready)
+	} else {
+		select {
+		case <-c.ready:
+		case <-ctx.Done():
+		}
+	}
+	// The current state, if known; otherwise it comes when the watch has it.
+	c.stateMu.Lock()
+	if c.stateKnown {
+		l.pushText(textFrame(c.state))
+	}
+	c.stateMu.Unlock()
+	return nil
+}
+
+// openChannel subscribes a new channel. Called with h.mu held.
+func (h *hub) openChannel(k chanKey, floor bool) (*channel, error) {
+	c := &channel{h: h, key: k, floor: floor, counts: map[string]int{}, ready: make(chan struct{})}
+	empty := []*listener{}
+	c.listeners.Store(&empty)
+	audioSubj, capSubj := subject.Out(k.room, k.lang), subject.Caption(k.room, k.lang)
+	if floor {
+		audioSubj, capSubj = subject.Source(k.room), subject.SourceCaptions(k.room)
+	}
+	var err error
+	if c.audioSub, err = h.s.o.NC.Subscribe(audioSubj, c.onAudio); err != nil {
+		return nil, fmt.Errorf("subscribe %s: %w", audioSubj, err)
+	}
+	if c.capSub, err = h.s.o.NC.Subscribe(capSubj, c.onCaption); err != nil {
+		_ = c.audioSub.Unsubscribe()
+		return nil, fmt.Errorf("subscribe %s: %w", capSubj, err)
+	}
+	for _, sub := range []*nats.Subscription{c.audioSub, c.capSub} {
+		// Audio is small and steady; let a burst wait rather than be dropped
+		// by the client library before the hub sees it.
+		_ = sub.SetPendingLimits(8192, 64<<20)
+	}
+	h.subs.Add(2)
+	ctx, cancel := context.WithCancel(context.Background())
+	c.stop = cancel
+	h.channels[k] = c
+	h.bg.Add(1)
+	go func() {
+		defer h.bg.Done()
+		c.watchState(ctx)
+	}()
+	h.s.log.Debug("channel subscribed", "room", k.room, "lang", k.lang)
+	return c, nil
+}
+
+// leave removes l from its channel, unsubscribing the channel when l was
+// its last listener. It is idempotent.
+func (h *hub) leave(l *listener) {
+	k := chanKey{l.room, l.lang}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !l.joined {
+		return
+	}
+	l.joined = false
+	defer h.conns.Done()
+	c := h.channels[k]
+	if c == nil {
+		return
+	}
+	old := *c.listeners.Load()
+	next := make([]*listener, 0, len(old))
+	for _, x := range old {
+		if x != l {
+			next = append(next, x)
+		}
+	}
+	c.listeners.Store(&next)
+	c.counts[l.transport]--
+	if c.counts[l.transport] <= 0 {
+		delete(c.counts, l.transport)
+		metrics.Listeners.DeleteLabelValues(k.room, k.lang, l.transport)
+	} else {
+		metrics.Listeners.WithLabelValues(k.room, k.lang, l.transport).Dec()
+	}
+	h.s.presence.set(k.room, k.lang, len(next))
+	if len(next) == 0 {
+		c.close()
+		delete(h.channels, k)
+		h.s.log.Debug("channel unsubscribed", "room", k.room, "lang", k.lang)
+	}
+}
+
+// close drops the channel's subscriptions and state watch.
+func (c *channel) close() {
+	_ = c.audioSub.Unsubscribe()
+	_ = c.capSub.Unsubscribe()
+	c.h.subs.Add(-2)
+	c.stop()
+}
+
+// subscriptions is how many NATS subscriptions the hub holds.
+func (h *hub) subscriptions() int { return int(h.subs.Load()) }
+
+// listenerCount is how many listeners channel (roomID, lang) has here.
+func (h *hub) listenerCount(roomID, lang string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c := h.channels[chanKey{roomID, lang}]; c != nil {
+		return len(*c.listeners.Load())
+	}
+	return 0
+}
+
+// onAudio passes a frame from NATS to every listener: prepared once, queued
+// everywhere, never waiting for anyone.
+func (c *channel) onAudio(m *nats.Msg) {
+	metrics.FramesIn.WithLabelValues("fanout").Inc()
+	if len(m.Data) == 0 {
+		return
+	}
+	if len(m.Data)%2 != 0 {
+		// Half a sample would shift every later sample of a WAV stream.
+		metrics.Errors.WithLabelValues("fanout", "odd_audio").Inc()
+		return
+	}
+	ls := *c.listeners.Load()
+	if len(ls) == 0 {
+		return
+	}
+	_, captured := subject.AudioMeta(m)
+	f := &frame{data: m.Data, audio: true, captured: captured}
+	for _, l := range ls {
+		if l.text { // some WebSocket listener: prepare its frame once
+			pm, err := websocket.NewPreparedMessage(websocket.BinaryMessage, m.Data)
+			if err != nil {
+				return
+			}
+			f.pm = pm
+			break
+		}
+	}
+	now := time.Now()
+	for _, l := range ls {
+		l.pushAudio(f, now)
+	}
+}
+
+// onCaption passes a caption on, re-encoded so listeners only ever get
+// well-formed messages in their channel's language.
+func (c *channel) onCaption(m *nats.Msg) {
+	if len(m.Data) > maxCaptionBytes {
+		metrics.Errors.WithLabelValues("fanout", "bad_caption").Inc()
+		return
+	}
+	var cm subject.CaptionMsg
+	if err := json.Unmarshal(m.Data, &cm); err != nil {
+		metrics.Errors.WithLabelValues("fanout", "bad_caption").Inc()
+		return
+	}
+	if c.floor {
+		from := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+		seg, ok := c.floorSegment(from, cm.Segment, cm.Final, time.Now())
+		if !ok {
+			return
+		}
+		cm.Segment, cm.Source = seg, true
+	}
+	cm.Type, cm.Lang = "caption", c.key.lang
+	c.broadcastText(textFrame(cm))
+}
+
+// floorSegment decides whether the floor passes on a source caption from
+// channel from's translator: it sticks to the first one heard, and switches
+// when that one has been silent for captionSwitchAfter. It maps the
+// translator's segment numbers to the floor's own.
+func (c *channel) floorSegment(from string, seg uint64, final bool, now time.Time) (uint64, bool) {
+	c.capMu.Lock()
+	defer c.capMu.Unlock()
+	if from != c.capSource {
+		if c.capSource != "" && now.Sub(c.capLast) < captionSwitchAfter {
+			return 0, false
+		}
+		c.capSource = from
+		c.capSegs = map[uint64]uint64{}
+	}
+	c.capLast = now
+	ours, ok := c.capSegs[seg]
+	if !ok {
+		c.capNext++
+		ours = c.capNext
+		if len(c.capSegs) > 1000 { // partial lines never finalized
+			c.capSegs = map[uint64]uint64{}
+		}
+		c.capSegs[seg] = ours
+	}
+	if final {
+		delete(c.capSegs, seg)
+	}
+	return ours, true
+}
+
+func (c *channel) broadcastText(f *frame) {
+	for _, l := range *c.listeners.Load() {
+		l.pushText(f)
+	}
+}
+
+// textFrame encodes a text message for listeners.
+func textFrame(v any) *frame {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only our own message types are encoded
+	}
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, b)
+	if err != nil {
+		panic(err) // cannot fail for a text message
+	}
+	return &frame{pm: pm, data: b}
+}
+
+// roomDeleted closes every listener of the room with 4404.
+func (h *hub) roomDeleted(id string) {
+	h.mu.Lock()
+	h.gone[id] = time.Now()
+	for k, t := range h.gone { // forget old tombstones
+		if time.Since(t) > time.Minute {
+			delete(h.gone, k)
+		}
+	}
+	var victims []*listener
+	for k, c := range h.channels {
+		if k.room == id {
+			victims = append(victims, *c.listeners.Load()...)
+		}
+	}
+	h.mu.Unlock()
+	for _, l := range victims {
+		l.close(CloseRoomGone, "room deleted")
+	}
+	if len(victims) > 0 {
+		h.s.log.Info("room deleted; listeners closed", "room", id, "listeners", len(victims))
+	}
+}
+
+// roomChanged closes the listeners of languages the room no longer serves.
+func (h *hub) roomChanged(r *room.Room) {
+	h.mu.Lock()
+	delete(h.gone, r.ID)
+	var victims []*listener
+	for k, c := range h.channels {
+		if k.room != r.ID {
+			continue
+		}
+		served := k.lang == r.SourceLanguage
+		if !c.floor {
+			_, served = r.Language(k.lang)
+		}
+		if !served {
+			victims = append(victims, *c.listeners.Load()...)
+		}
+	}
+	h.mu.Unlock()
+	for _, l := range victims {
+		l.close(CloseRoomGone, "language removed")
+	}
+	if len(victims) > 0 {
+		h.s.log.Info("languages removed; listeners closed", "room", r.ID, "listeners", len(victims))
+	}
+}
+
+// shutdown refuses new listeners, closes every listener with 1001 and waits
+// (up to grace) for their connections to end.
+func (h *hub) shutdown(grace time.Duration) {
+	h.mu.Lock()
+	h.closed = true
+	var all []*listener
+	for _, c := range h.channels {
+		all = append(all, *c.listeners.Load()...)
+	}
+	h.mu.Unlock()
+	for _, l := range all {
+		l.close(CloseShutdown, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() {
+		h.conns.Wait()
+		h.bg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		// Writers give up after WriteTimeout, so this only happens if
+		// grace is shorter; the waiter goroutine ends with them.
+		h.s.log.Warn("listeners still closing after shutdown grace", "grace", grace)
+	}
+}

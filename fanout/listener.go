@@ -1,0 +1,192 @@
+package fanout
+
+import (
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/babelcast/babelcast/internal/metrics"
+)
+
+// Transports, as in the babelcast_listeners metric.
+const (
+	transportWS  = "websocket"
+	transportWAV = "wav"
+)
+
+// maxControl bounds a listener's queue of text messages (captions, state).
+// They are few (a handful a second), so a listener with this many waiting
+// has not read for far longer than SlowAfter: it is closed as too slow
+// rather than losing text.
+const maxControl = 256
+
+// frame is one message for listeners, prepared once and shared by all of
+// them: never modified after it is queued.
+type frame struct {
+	pm       *websocket.PreparedMessage // for WebSocket listeners
+	data     []byte                     // the payload: PCM for audio, JSON for text
+	audio    bool
+	captured time.Time // capture time of audio, zero when unknown
+}
+
+// listener is one connected listener's queue. The hub pushes into it from
+// NATS callbacks and must never block; the connection's writer pops.
+//
+// Policy: audio frames are bounded (frames and bytes); when full the oldest
+// audio frame is dropped. Text messages are queued separately and written
+// first, so captions and state are never lost to audio. A listener that
+// keeps dropping for slowAfter, or lets maxControl text messages pile up, is
+// closed with 4408.
+type listener struct {
+	room, lang, transport string
+	floor                 bool
+	text                  bool // wants text messages (WebSocket)
+
+	maxFrames, maxBytes int
+	slowAfter           time.Duration
+
+	wake chan struct{} // capacity 1: "something to do"
+
+	mu        sync.Mutex
+	audio     []*frame // ring buffer of capacity maxFrames
+	head, n   int
+	bytes     int
+	control   []*frame
+	dropStart time.Time // first drop of the current streak; zero when caught up
+	dropped   uint64
+	closing   bool
+	code      int
+	reason    string
+
+	joined bool // in its channel's listener list; guarded by hub.mu
+}
+
+func newListener(s *Server, roomID, lang string, floor bool, transport string) *listener {
+	return &listener{
+		room: roomID, lang: lang, floor: floor, transport: transport,
+		text:      transport == transportWS,
+		maxFrames: s.o.QueueFrames,
+		maxBytes:  s.audioQueueBytes(),
+		slowAfter: s.o.SlowAfter,
+		wake:      make(chan struct{}, 1),
+		audio:     make([]*frame, s.o.QueueFrames),
+	}
+}
+
+func (l *listener) signal() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pushAudio queues an audio frame, dropping the oldest ones if the queue is
+// full. It never blocks.
+func (l *listener) pushAudio(f *frame, now time.Time) {
+	l.mu.Lock()
+	if l.closing {
+		l.mu.Unlock()
+		return
+	}
+	drops := 0
+	for l.n > 0 && (l.n == l.maxFrames || l.bytes+len(f.data) > l.maxBytes) {
+		old := l.audio[l.head]
+		l.audio[l.head] = nil
+		l.head = (l.head + 1) % l.maxFrames
+		l.n--
+		l.bytes -= len(old.data)
+		drops++
+	}
+	if drops > 0 {
+		l.dropped += uint64(drops)
+		if l.dropStart.IsZero() {
+			l.dropStart = now
+		} else if now.Sub(l.dropStart) >= l.slowAfter {
+			l.closeLocked(CloseTooSlow, "too slow")
+		}
+	}
+	if !l.closing {
+		l.audio[(l.head+l.n)%l.maxFrames] = f
+		l.n++
+		l.bytes += len(f.data)
+	}
+	l.mu.Unlock()
+	if drops > 0 {
+		metrics.FramesDropped.WithLabelValues("fanout", "slow_listener").Add(float64(drops))
+	}
+	l.signal()
+}
+
+// pushText queues a text message (caption, state, hello). It never blocks.
+func (l *listener) pushText(f *frame) {
+	if !l.text {
+		return
+	}
+	l.mu.Lock()
+	if !l.closing {
+		if len(l.control) >= maxControl {
+			l.closeLocked(CloseTooSlow, "too slow")
+		} else {
+			l.control = append(l.control, f)
+		}
+	}
+	l.mu.Unlock()
+	l.signal()
+}
+
+// close asks the writer to close the connection with code and reason. The
+// first reason wins; queued messages are discarded.
+func (l *listener) close(code int, reason string) {
+	l.mu.Lock()
+	l.closeLocked(code, reason)
+	l.mu.Unlock()
+	l.signal()
+}
+
+func (l *listener) closeLocked(code int, reason string) {
+	if l.closing {
+		return
+	}
+	l.closing, l.code, l.reason = true, code, reason
+	for i := range l.audio {
+		l.audio[i] = nil
+	}
+	l.n, l.bytes, l.control = 0, 0, nil
+}
+
+// next pops the next message to write: text first, then audio in order.
+// When the listener is closing it returns the close code instead.
+func (l *listener) next() (f *frame, code int, reason string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing {
+		return nil, l.code, l.reason
+	}
+	if len(l.control) > 0 {
+		f = l.control[0]
+		l.control[0] = nil
+		l.control = l.control[1:]
+		if len(l.control) == 0 {
+			l.control = nil // let the backing array go
+		}
+		return f, 0, ""
+	}
+	if l.n == 0 {
+		l.dropStart = time.Time{} // caught up: a drop streak ends
+		return nil, 0, ""
+	}
+	f = l.audio[l.head]
+	l.audio[l.head] = nil
+	l.head = (l.head + 1) % l.maxFrames
+	l.n--
+	l.bytes -= len(f.data)
+	return f, 0, ""
+}
+
+// stats reports frames dropped so far, for logs.
+func (l *listener) droppedFrames() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.dropped
+}

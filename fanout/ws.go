@@ -1,0 +1,219 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/gorilla/websocket"
+
+	"github.com/babelcast/babelcast/internal/httperr"
+	"github.com/babelcast/babelcast/internal/metrics"
+	"github.com/babelcast/babelcast/internal/room"
+)
+
+// maxClientMessage bounds what a listener may send us: we read nothing but
+// control frames, so anything bigger is a misbehaving client.
+const maxClientMessage = 4096
+
+// delayEvery is how often a WebSocket listener is told its delay.
+const delayEvery = time.Second
+
+// helloMsg is the first message of a listener WebSocket.
+type helloMsg struct {
+	Type       string `json:"type"`
+	Room       string `json:"room"`
+	Lang       string `json:"lang"`
+	SampleRate int    `json:"sample_rate"`
+	Floor      bool   `json:"floor"`
+}
+
+type delayMsg struct {
+	Type string `json:"type"`
+	MS   int64  `json:"ms"`
+}
+
+// admit checks a listener's request: the room exists, serves lang, and the
+// passcode (if any) matches. It returns the canonical language code and
+// whether it is the floor.
+func (s *Server) admit(ctx context.Context, roomID, lang, passcode string) (string, bool, error) {
+	r, _, err := s.o.Rooms.Get(ctx, roomID)
+	if errors.Is(err, room.ErrNotFound) {
+		return "", false, &admitError{http.StatusNotFound, "not_found", "no room " + quote(roomID)}
+	}
+	if err != nil {
+		s.log.Error("room lookup failed", "room", roomID, "err", err)
+		return "", false, &admitError{http.StatusServiceUnavailable, "unavailable", "room store unavailable; try again"}
+	}
+	if pl, err := room.ParseLang(lang); err == nil {
+		lang = pl.Code
+	}
+	if lang == "" || !r.Serves(lang) {
+		what := "lang is required"
+		if lang != "" {
+			what = "room " + quote(r.ID) + " has no language " + quote(lang)
+		}
+		return "", false, &admitError{http.StatusBadRequest, "invalid_request", what + "; languages: " + fmtLangs(r)}
+	}
+	if !r.CheckPasscode(passcode) {
+		return "", false, &admitError{http.StatusForbidden, "forbidden", "wrong or missing passcode"}
+	}
+	return lang, lang == r.SourceLanguage, nil
+}
+
+func quote(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return `"` + s + `"`
+}
+
+func writeAdmitError(w http.ResponseWriter, err error) {
+	var ae *admitError
+	if errors.As(err, &ae) {
+		httperr.Write(w, ae.status, ae.code, ae.msg)
+		return
+	}
+	httperr.Internal(w)
+}
+
+// handleListen serves the listener WebSocket.
+func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
+	roomID := chi.URLParam(r, "id")
+	q := r.URL.Query()
+	lang, floor, err := s.admit(r.Context(), roomID, q.Get("lang"), q.Get("passcode"))
+	if err != nil {
+		writeAdmitError(w, err)
+		return
+	}
+	l := newListener(s, roomID, lang, floor, transportWS)
+	l.pushText(textFrame(helloMsg{Type: "hello", Room: roomID, Lang: lang, SampleRate: SampleRate, Floor: floor}))
+	if err := s.hub.join(r.Context(), l); err != nil {
+		s.joinFailed(w, err, roomID, lang)
+		return
+	}
+	defer s.hub.leave(l)
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	if s.o.SendBuffer > 0 {
+		if tc, ok := conn.NetConn().(interface{ SetWriteBuffer(int) error }); ok {
+			_ = tc.SetWriteBuffer(s.o.SendBuffer)
+		}
+	}
+	log := s.log.With("room", roomID, "lang", lang)
+	s.serveWS(conn, l, log)
+}
+
+// joinFailed answers a request the hub refused, before any upgrade.
+func (s *Server) joinFailed(w http.ResponseWriter, err error, roomID, lang string) {
+	switch {
+	case errors.Is(err, errShuttingDown):
+		httperr.Write(w, http.StatusServiceUnavailable, "unavailable", "server shutting down")
+	case errors.Is(err, errRoomGone):
+		httperr.NotFound(w, "no room "+quote(roomID))
+	default:
+		s.log.Error("listener join failed", "room", roomID, "lang", lang, "err", err)
+		httperr.Write(w, http.StatusServiceUnavailable, "unavailable", "cannot subscribe to the channel; try again")
+	}
+}
+
+// serveWS runs a listener connection: this goroutine writes, a second one
+// reads (discarding what the client sends, answering pings, noticing the
+// close). It returns when the connection is over.
+func (s *Server) serveWS(conn *websocket.Conn, l *listener, log *slog.Logger) {
+	readDone := make(chan struct{})
+	defer func() {
+		_ = conn.Close()
+		<-readDone
+	}()
+	go s.readWS(conn, readDone)
+
+	ping := time.NewTicker(s.o.PingInterval)
+	defer ping.Stop()
+	var (
+		lastCaptured time.Time
+		lastDelay    = time.Now()
+		sent         uint64
+	)
+	for {
+		select {
+		case <-l.wake:
+		case <-readDone:
+			return // the client left
+		case <-ping.C:
+			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.o.WriteTimeout)); err != nil {
+				return
+			}
+			continue
+		}
+		for {
+			f, code, reason := l.next()
+			if code != 0 {
+				s.closeWS(conn, readDone, code, reason)
+				if code == CloseTooSlow {
+					log.Info("listener closed: too slow", "dropped_frames", l.droppedFrames())
+				}
+				return
+			}
+			if f == nil {
+				break
+			}
+			_ = conn.SetWriteDeadline(time.Now().Add(s.o.WriteTimeout))
+			if err := conn.WritePreparedMessage(f.pm); err != nil {
+				return
+			}
+			if f.audio {
+				sent++
+				if !f.captured.IsZero() {
+					lastCaptured = f.captured
+				}
+			}
+		}
+		if sent > 0 {
+			metrics.FramesOut.WithLabelValues("fanout").Add(float64(sent))
+			sent = 0
+		}
+		if now := time.Now(); !lastCaptured.IsZero() && now.Sub(lastDelay) >= delayEvery {
+			lastDelay = now
+			f := textFrame(delayMsg{Type: "delay", MS: now.Sub(lastCaptured).Milliseconds()})
+			lastCaptured = time.Time{} // nothing more to say until more audio
+			_ = conn.SetWriteDeadline(now.Add(s.o.WriteTimeout))
+			if err := conn.WritePreparedMessage(f.pm); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// closeWS sends a close frame and waits briefly for the client's reply.
+func (s *Server) closeWS(conn *websocket.Conn, readDone <-chan struct{}, code int, reason string) {
+	msg := websocket.FormatCloseMessage(code, reason)
+	if err := conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(s.o.WriteTimeout)); err != nil {
+		return
+	}
+	select {
+	case <-readDone:
+	case <-time.After(2 * time.Second):
+	}
+}
+
+// readWS reads and discards what the client sends until the connection
+// fails or closes; pongs and messages prove the peer is alive.
+func (s *Server) readWS(conn *websocket.Conn, done chan<- struct{}) {
+	defer close(done)
+	conn.SetReadLimit(maxClientMessage)
+	alive := func() { _ = conn.SetReadDeadline(time.Now().Add(s.o.PongWait)) }
+	alive()
+	conn.SetPongHandler(func(string) error { alive(); return nil })
+	for {
+		if _, _, err := conn.NextReader(); err != nil {
+			return
+		}
+		alive()
+	}
+}

@@ -1,0 +1,349 @@
+package openai
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/babelcast/babelcast/translate"
+)
+
+const (
+	sampleRate     = 24000
+	bytesPerMS     = sampleRate * 2 / 1000 // PCM16 mono
+	setupTimeout   = 15 * time.Second      // session.created / session.updated
+	writeTimeout   = 10 * time.Second
+	maxServerEvent = 16 << 20
+)
+
+// wireEvent is a server event, parsed loosely: every kind of event this
+// package reads, with the fields it uses.
+type wireEvent struct {
+	Type         string        `json:"type"`
+	EventID      string        `json:"event_id"`
+	Delta        string        `json:"delta"`
+	ElapsedMS    *int64        `json:"elapsed_ms"`
+	ItemID       string        `json:"item_id"`
+	ResponseID   string        `json:"response_id"`
+	Transcript   string        `json:"transcript"`
+	AudioStartMS *int64        `json:"audio_start_ms"`
+	AudioEndMS   *int64        `json:"audio_end_ms"`
+	Session      *wireSession  `json:"session"`
+	Response     *wireResponse `json:"response"`
+	Error        *apiError     `json:"error"`
+	Item         *struct {
+		ID string `json:"id"`
+	} `json:"item"`
+}
+
+type wireSession struct {
+	ID        string `json:"id"`
+	ExpiresAt int64  `json:"expires_at"`
+}
+
+type wireResponse struct {
+	ID            string `json:"id"`
+	Status        string `json:"status"`
+	StatusDetails *struct {
+		Type   string    `json:"type"`
+		Reason string    `json:"reason"`
+		Error  *apiError `json:"error"`
+	} `json:"status_details"`
+}
+
+// apiError is the error object of an error event or an HTTP error body.
+type apiError struct {
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Param   string `json:"param"`
+	EventID string `json:"event_id"`
+}
+
+// conn is one WebSocket connection to the Realtime API. Only the session's
+// run goroutine writes to it; its reader goroutine forwards server events.
+type conn struct {
+	id        int
+	ws        *websocket.Conn
+	opened    time.Time
+	expiresAt time.Time
+	nextEvent int
+	broken    bool // a write failed; the reader will report the close
+	closed    bool
+}
+
+// send writes one client event, giving it an event_id, and returns the id.
+// A failed write closes the socket so the reader reports the loss.
+func (c *conn) send(ev map[string]any) string {
+	c.nextEvent++
+	id := "bc_" + strconv.Itoa(c.id) + "_" + strconv.Itoa(c.nextEvent)
+	ev["event_id"] = id
+	if c.broken || c.closed {
+		return id
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return id // cannot happen for the maps built here
+	}
+	_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if err := c.ws.WriteMessage(websocket.TextMessage, data); err != nil {
+		c.broken = true
+		_ = c.ws.Close()
+	}
+	return id
+}
+
+// close closes the socket once.
+func (c *conn) close() {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	_ = c.ws.WriteControl(websocket.CloseMessage,
+		websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	_ = c.ws.Close()
+}
+
+// connEvent is what a reader goroutine hands the run loop: a server event,
+// or (closed) the end of the connection.
+type connEvent struct {
+	c      *conn
+	ev     *wireEvent
+	closed bool
+	err    error
+}
+
+// dial opens a WebSocket to the endpoint of kind, authenticated with the
+// key. Handshake failures come back as *translate.Error.
+func (e *Engine) dial(ctx context.Context, kind string) (*websocket.Conn, error) {
+	h := http.Header{}
+	if e.azure {
+		h.Set("api-key", e.opt.APIKey)
+	} else {
+		h.Set("Authorization", "Bearer "+e.opt.APIKey)
+	}
+	ws, resp, err := e.opt.Dialer.DialContext(ctx, e.endpoint(kind), h)
+	if err != nil {
+		return nil, e.handshakeError(resp, err)
+	}
+	ws.SetReadLimit(maxServerEvent)
+	return ws, nil
+}
+
+// handshakeError classifies a failed WebSocket handshake.
+func (e *Engine) handshakeError(resp *http.Response, err error) error {
+	if resp == nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		return &translate.Error{Code: "connection_failed", Message: e.scrub("cannot reach the Realtime API: " + err.Error())}
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var eb struct {
+		Error apiError `json:"error"`
+	}
+	_ = json.Unmarshal(body, &eb)
+	ae := eb.Error
+	retryAfter := parseRetryAfter(resp.Header.Get("Retry-After"))
+	msg := e.scrub(ae.Message)
+	if msg == "" {
+		msg = http.StatusText(resp.StatusCode)
+	}
+	msg = fmt.Sprintf("handshake refused with HTTP %d: %s", resp.StatusCode, msg)
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || ae.Code == "invalid_api_key":
+		return &translate.Error{Code: "invalid_api_key", Message: fmt.Sprintf("the OpenAI API key was refused (HTTP %d)", resp.StatusCode), Permanent: true}
+	case ae.Code == "insufficient_quota":
+		return &translate.Error{Code: "insufficient_quota", Message: msg, Permanent: true}
+	case ae.Code == "model_not_found" || resp.StatusCode == http.StatusNotFound:
+		return &translate.Error{Code: "model_not_found", Message: msg, Permanent: true}
+	case resp.StatusCode == http.StatusTooManyRequests:
+		return &translate.Error{Code: "rate_limited", Message: msg, RetryAfter: retryAfter}
+	case resp.StatusCode >= 500:
+		return &translate.Error{Code: "server_error", Message: msg, RetryAfter: retryAfter}
+	case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusBadRequest:
+		code := ae.Code
+		if code == "" {
+			code = "refused"
+		}
+		return &translate.Error{Code: code, Message: msg, Permanent: true}
+	default:
+		return &translate.Error{Code: "connection_failed", Message: msg, RetryAfter: retryAfter}
+	}
+}
+
+func parseRetryAfter(v string) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
+		return time.Duration(n * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := time.Until(t); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+var keyLike = regexp.MustCompile(`sk-[A-Za-z0-9_\-*.]+`)
+
+// scrub removes the API key, and anything shaped like one, from a message
+// that came from the server or the network.
+func (e *Engine) scrub(s string) string {
+	if e.opt.APIKey != "" {
+		s = strings.ReplaceAll(s, e.opt.APIKey, "[key]")
+	}
+	return keyLike.ReplaceAllString(s, "[key]")
+}
+
+// classify turns an error event into a *translate.Error when it ends or
+// interrupts the connection's work; nil means log it and go on.
+func (e *Engine) classify(ae *apiError) *translate.Error {
+	if ae == nil {
+		return nil
+	}
+	msg := e.scrub(ae.Message)
+	switch ae.Code {
+	case "invalid_api_key":
+		return &translate.Error{Code: "invalid_api_key", Message: "the OpenAI API key was refused", Permanent: true}
+	case "insufficient_quota":
+		return &translate.Error{Code: "insufficient_quota", Message: msg, Permanent: true}
+	case "model_not_found":
+		return &translate.Error{Code: "model_not_found", Message: msg, Permanent: true}
+	case "session_expired":
+		return &translate.Error{Code: "session_expired", Message: msg}
+	case "rate_limit_exceeded", "rate_limited":
+		return &translate.Error{Code: "rate_limited", Message: msg}
+	case "server_error":
+		return &translate.Error{Code: "server_error", Message: msg}
+	}
+	if ae.Type == "server_error" {
+		return &translate.Error{Code: "server_error", Message: msg}
+	}
+	return nil
+}
+
+// connect dials one connection, waits for session.created, sends the
+// session.update and waits for session.updated. It returns the connection
+// ready for audio; the caller starts its reader.
+func (e *Engine) connect(ctx context.Context, kind string, id int, update map[string]any) (*conn, error) {
+	ws, err := e.dial(ctx, kind)
+	if err != nil {
+		return nil, err
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // unblock reads when ctx ends during setup
+		defer wg.Done()
+		select {
+		case <-ctx.Done():
+			_ = ws.Close()
+		case <-stop:
+		}
+	}()
+	c := &conn{id: id, ws: ws, opened: time.Now()}
+	err = e.setup(c, update)
+	close(stop)
+	wg.Wait()
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		_ = ws.Close()
+		return nil, err
+	}
+	_ = ws.SetReadDeadline(time.Time{})
+	return c, nil
+}
+
+func (e *Engine) setup(c *conn, update map[string]any) error {
+	read := func(want string) (*wireEvent, error) {
+		_ = c.ws.SetReadDeadline(time.Now().Add(setupTimeout))
+		for {
+			_, data, err := c.ws.ReadMessage()
+			if err != nil {
+				return nil, &translate.Error{Code: "connection_lost", Message: e.scrub(fmt.Sprintf("while waiting for %s: %v", want, err))}
+			}
+			var ev wireEvent
+			if json.Unmarshal(data, &ev) != nil {
+				continue
+			}
+			switch ev.Type {
+			case want:
+				return &ev, nil
+			case "error":
+				if te := e.classify(ev.Error); te != nil {
+					return nil, te
+				}
+				code := "invalid_session"
+				if ev.Error != nil && ev.Error.Code != "" {
+					code = ev.Error.Code
+				}
+				msg := "session refused"
+				if ev.Error != nil {
+					msg = e.scrub(ev.Error.Message)
+				}
+				return nil, &translate.Error{Code: code, Message: "configuring the session: " + msg, Permanent: true}
+			}
+		}
+	}
+	created, err := read("session.created")
+	if err != nil {
+		return err
+	}
+	c.expiresAt = c.opened.Add(60 * time.Minute)
+	if created.Session != nil && created.Session.ExpiresAt > 0 {
+		c.expiresAt = time.Unix(created.Session.ExpiresAt, 0)
+	}
+	c.send(update)
+	if c.broken {
+		return &translate.Error{Code: "connection_lost", Message: "the connection closed while configuring the session"}
+	}
+	_, err = read("session.updated")
+	return err
+}
+
+// startReader forwards c's server events to out until the connection ends
+// or stop closes; the last event it sends is the close.
+func startReader(wg *sync.WaitGroup, c *conn, out chan<- connEvent, stop <-chan struct{}, log *slog.Logger) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			_, data, err := c.ws.ReadMessage()
+			if err != nil {
+				select {
+				case out <- connEvent{c: c, closed: true, err: err}:
+				case <-stop:
+				}
+				return
+			}
+			ev := new(wireEvent)
+			if err := json.Unmarshal(data, ev); err != nil {
+				log.Warn("unreadable server event", "conn", c.id, "err", err)
+				continue
+			}
+			select {
+			case out <- connEvent{c: c, ev: ev}:
+			case <-stop:
+				return
+			}
+		}
+	}()
+}

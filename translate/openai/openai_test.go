@@ -1,0 +1,284 @@
+package openai
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/babelcast/babelcast/internal/room"
+	"github.com/babelcast/babelcast/test/fakerealtime"
+	"github.com/babelcast/babelcast/translate"
+)
+
+func TestKindFor(t *testing.T) {
+	e, err := New(Options{APIKey: "sk-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gl := []room.GlossaryEntry{{Term: "NATS"}}
+	cases := []struct {
+		ch        translate.Channel
+		kind      string
+		permanent bool
+	}{
+		{translate.Channel{Target: "es", Mode: room.ModeAuto}, KindTranslate, false},
+		{translate.Channel{Target: "pt-BR"}, KindTranslate, false},
+		{translate.Channel{Target: "zh-Hant", Mode: room.ModeAuto}, KindTranslate, false},
+		{translate.Channel{Target: "es", Voice: "marin", Mode: room.ModeAuto}, KindInterpret, false},
+		{translate.Channel{Target: "es", Glossary: gl, Mode: room.ModeAuto}, KindInterpret, false},
+		{translate.Channel{Target: "nl", Mode: room.ModeAuto}, KindInterpret, false},
+		{translate.Channel{Target: "es", Mode: room.ModeInterpret}, KindInterpret, false},
+		{translate.Channel{Target: "es", Voice: "marin", Glossary: gl, Mode: room.ModeTranslate}, KindTranslate, false},
+		{translate.Channel{Target: "nl", Mode: room.ModeTranslate}, "", true},
+	}
+	for _, c := range cases {
+		kind, err := e.KindFor(c.ch)
+		if kind != c.kind || translate.IsPermanent(err) != c.permanent {
+			t.Errorf("KindFor(%+v) = %q, %v; want %q, permanent %v", c.ch, kind, err, c.kind, c.permanent)
+		}
+		if c.permanent {
+			var te *translate.Error
+			if !errorsAs(err, &te) || te.Code != "unsupported_language" {
+				t.Errorf("want unsupported_language, got %v", err)
+			}
+		}
+	}
+	if caps := e.Capabilities(); caps.Sources != nil || caps.Targets != nil {
+		t.Errorf("capabilities = %+v, want any", caps)
+	}
+}
+
+func TestEndpoint(t *testing.T) {
+	e, _ := New(Options{APIKey: "k", RealtimeURL: "https://example.openai.azure.com/openai/v1/realtime"})
+	if !e.azure {
+		t.Error("an .openai.azure.com host must use the api-key header")
+	}
+	if got := e.endpoint(KindTranslate); got != "wss://example.openai.azure.com/openai/v1/realtime/translations?model=gpt-realtime-translate" {
+		t.Errorf("translate endpoint = %s", got)
+	}
+	if got := e.endpoint(KindInterpret); got != "wss://example.openai.azure.com/openai/v1/realtime?model=gpt-realtime" {
+		t.Errorf("realtime endpoint = %s", got)
+	}
+	if _, err := New(Options{}); err == nil {
+		t.Error("New without a key must fail")
+	}
+}
+
+// The translation kind: session.update with only the output language and
+// source transcription, 200 ms appends, and silence kept flowing so the
+// model's pending tail comes out although the speaker has stopped.
+func TestTranslationEndToEnd(t *testing.T) {
+	fake := newFake(t, fakerealtime.Options{})
+	e := newEngine(t, fake, nil)
+	sink := newSink()
+	s := open(t, e, translate.Channel{Room: "r", Source: "en", Target: "es", Mode: room.ModeAuto}, sink)
+	if s.Kind() != KindTranslate {
+		t.Fatalf("kind = %s", s.Kind())
+	}
+	f := &feeder{s: s, speed: 4}
+	f.play(t, fakerealtime.Speech("en", time.Second))
+	// No more audio from the speaker: the tail (600 ms of model time behind)
+	// must still come out, and the sentence must end.
+	sink.waitFor(t, 5*time.Second, "the whole translation", func() bool {
+		return toneMs(sink.audioCopy(), "es") >= 1000 && len(sink.finals(false)) == 1 && len(sink.finals(true)) == 1
+	})
+	if got := sink.finals(false); got[0] != "[es] sentence 1." {
+		t.Errorf("caption = %q", got)
+	}
+	if got := sink.finals(true); got[0] != "source sentence 1." {
+		t.Errorf("source caption = %q", got)
+	}
+	sink.mu.Lock()
+	if sink.maxPiece > 200*bytesPerMS || sink.odd {
+		t.Errorf("audio pieces: max %d bytes, odd %v; want ≤ 200 ms, even", sink.maxPiece, sink.odd)
+	}
+	for _, c := range sink.captured {
+		if c.IsZero() || c.After(time.Now()) || time.Since(c) > 10*time.Second {
+			t.Errorf("capture time %v not estimated", c)
+			break
+		}
+	}
+	sink.mu.Unlock()
+
+	si := sessionsOf(fake, fakerealtime.Translate)[0]
+	ups := eventsOf(si, "session.update")
+	if len(ups) != 1 {
+		t.Fatalf("%d session.update", len(ups))
+	}
+	delete(ups[0], "event_id")
+	want := map[string]any{"type": "session.update", "session": map[string]any{"audio": map[string]any{
+		"input":  map[string]any{"transcription": map[string]any{"model": DefaultTranscribeModel}},
+		"output": map[string]any{"language": "es"},
+	}}}
+	if !reflect.DeepEqual(ups[0], want) {
+		t.Errorf("session.update = %v\nwant %v", ups[0], want)
+	}
+	for _, a := range eventsOf(si, "session.input_audio_buffer.append") {
+		if a["audio_bytes"] != float64(200*bytesPerMS) {
+			t.Fatalf("append of %v bytes, want 200 ms chunks", a["audio_bytes"])
+		}
+	}
+	if si.InputMs < 1600 {
+		t.Errorf("model time %d ms: silence was not kept flowing", si.InputMs)
+	}
+
+	ctx := closeCtx(t)
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fake.WaitUntil(5*time.Second, func() bool { return !sessionsOf(fake, fakerealtime.Translate)[0].Open })
+	si = sessionsOf(fake, fakerealtime.Translate)[0]
+	if si.Open || si.CloseReason != "session.close" {
+		t.Errorf("fake session open %v, reason %q; want closed by session.close", si.Open, si.CloseReason)
+	}
+	select {
+	case <-s.Done():
+	default:
+		t.Error("Done not closed after Close")
+	}
+	if s.Err() != nil {
+		t.Errorf("Err after Close = %v", s.Err())
+	}
+	if err := s.Append(make([]byte, 960), time.Now()); err == nil {
+		t.Error("Append after Close must fail")
+	}
+}
+
+// Close delivers what the model still holds: session.close flushes it.
+func TestTranslationCloseFlushes(t *testing.T) {
+	fake := newFake(t, fakerealtime.Options{TranslateDelay: 5 * time.Second})
+	e := newEngine(t, fake, nil)
+	sink := newSink()
+	s := open(t, e, translate.Channel{Room: "r", Source: "en", Target: "fr"}, sink)
+	f := &feeder{s: s, speed: 8}
+	f.play(t, fakerealtime.Speech("en", 800*time.Millisecond))
+	if n := toneMs(sink.audioCopy(), "fr"); n != 0 {
+		t.Fatalf("%d ms out before the delay: the fake is not holding output", n)
+	}
+	if err := s.Close(closeCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if n := toneMs(sink.audioCopy(), "fr"); n < 800 {
+		t.Errorf("after Close %d ms of translation delivered, want all 800", n)
+	}
+	if got := sink.finals(false); len(got) != 1 || got[0] != "[fr] sentence 1." {
+		t.Errorf("captions after Close = %q", got)
+	}
+}
+
+// The instructed kind: the exact GA session.update, one out-of-band
+// response per committed turn, never two at once, items deleted.
+func TestInterpretEndToEnd(t *testing.T) {
+	fake := newFake(t, fakerealtime.Options{ResponseSpeed: 2})
+	e := newEngine(t, fake, nil)
+	sink := newSink()
+	ch := translate.Channel{Room: "r", RoomName: "Keynote", Source: "en", Target: "nl", Voice: "cedar",
+		Glossary: []room.GlossaryEntry{{Term: "NATS", Note: "product name"}, {Term: "keynote", Translations: map[string]string{"nl": "hoofdlezing"}}},
+		Notes:    "Talk about messaging."}
+	s := open(t, e, ch, sink)
+	if s.Kind() != KindInterpret {
+		t.Fatalf("kind = %s", s.Kind())
+	}
+	f := &feeder{s: s, speed: 4}
+	const turns = 4
+	for i := 0; i < turns; i++ { // turns come faster than the answers
+		f.play(t, fakerealtime.Speech("en", 700*time.Millisecond))
+		f.play(t, fakerealtime.Silence(700*time.Millisecond))
+	}
+	sink.waitFor(t, 20*time.Second, "every turn translated", func() bool { return len(sink.finals(false)) >= turns })
+	for i, c := range sink.finals(false) {
+		if want := "[nl] sentence " + itoa(i+1) + "."; c != want {
+			t.Errorf("caption %d = %q, want %q", i, c, want)
+		}
+	}
+	if src := sink.finals(true); len(src) != turns || src[0] != "source sentence 1." {
+		t.Errorf("source captions = %q", src)
+	}
+	if n := toneMs(sink.audioCopy(), "nl"); n < turns*600 {
+		t.Errorf("%d ms of Dutch audio, want about %d", n, turns*700)
+	}
+
+	si := sessionsOf(fake, fakerealtime.Realtime)[0]
+	ups := eventsOf(si, "session.update")
+	if len(ups) != 1 {
+		t.Fatalf("%d session.update", len(ups))
+	}
+	raw, _ := json.Marshal(ups[0])
+	if hasBetaField(string(raw)) {
+		t.Errorf("beta field in %s", raw)
+	}
+	sess := ups[0]["session"].(map[string]any)
+	instr, _ := sess["instructions"].(string)
+	delete(sess, "instructions")
+	pcm := map[string]any{"type": "audio/pcm", "rate": float64(24000)}
+	want := map[string]any{
+		"type": "realtime", "output_modalities": []any{"audio"},
+		"audio": map[string]any{
+			"input": map[string]any{
+				"format":        pcm,
+				"transcription": map[string]any{"model": DefaultTranscribeModel},
+				"turn_detection": map[string]any{"type": "server_vad", "create_response": false,
+					"interrupt_response": false, "silence_duration_ms": float64(500)},
+			},
+			"output": map[string]any{"format": pcm, "voice": "cedar"},
+		},
+	}
+	if !reflect.DeepEqual(sess, want) {
+		t.Errorf("session.update session = %v\nwant %v", sess, want)
+	}
+	for _, w := range []string{"Dutch", "Nederlands", "English", "NATS", "hoofdlezing", "Talk about messaging.", "never answer questions"} {
+		if !strings.Contains(instr, w) {
+			t.Errorf("instructions lack %q:\n%s", w, instr)
+		}
+	}
+	if si.Lang != "nl" {
+		t.Errorf("the fake reads the instructions as %q, want nl", si.Lang)
+	}
+
+	creates := eventsOf(si, "response.create")
+	if len(creates) != len(si.Turns) || len(si.Turns) != turns {
+		t.Errorf("%d response.create for %d turns (want %d)", len(creates), len(si.Turns), turns)
+	}
+	for _, c := range creates {
+		r := c["response"].(map[string]any)
+		in := r["input"].([]any)
+		if r["conversation"] != "none" || len(in) != 1 || in[0].(map[string]any)["type"] != "item_reference" {
+			t.Errorf("response.create = %v", r)
+		}
+		if !reflect.DeepEqual(r["output_modalities"], []any{"audio"}) || r["instructions"] == "" {
+			t.Errorf("response.create = %v", r)
+		}
+	}
+	for turn, n := range si.AnswerCounts() {
+		if n != 1 {
+			t.Errorf("turn %s answered %d times", turn, n)
+		}
+	}
+	if len(si.Responses) != len(creates) {
+		t.Errorf("%d responses for %d response.create: some were refused (one already active?)", len(si.Responses), len(creates))
+	}
+	if d := eventsOf(si, "conversation.item.delete"); len(d) < turns-1 {
+		t.Errorf("%d items deleted, want %d", len(d), turns-1)
+	}
+	if si.ConversationItems > 1 {
+		t.Errorf("%d items left in the conversation", si.ConversationItems)
+	}
+	if err := s.Close(closeCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+func closeCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,91 @@
+package translate
+
+import (
+	"encoding/json"
+	"sync/atomic"
+	"time"
+
+	"github.com/babelcast/babelcast/internal/metrics"
+	"github.com/babelcast/babelcast/internal/subject"
+)
+
+// outlet publishes a channel's output on NATS. It outlives sessions, so the
+// audio sequence and caption segments keep increasing across session
+// restarts, and it is gated: once the channel's lease is lost (or the node is
+// killed) nothing more is published, so two nodes never speak at once.
+type outlet struct {
+	c    *channel
+	open atomic.Bool // publishing allowed: set while this node owns the channel
+
+	seq     atomic.Uint64 // last audio sequence number published
+	nextSeg atomic.Uint64 // one past the highest caption segment published
+	nextSrc atomic.Uint64 // one past the highest source caption segment published
+}
+
+// sessionSink is the Sink given to one session. It renumbers the session's
+// caption segments after those of earlier sessions of the channel, so a
+// listener never sees a new line replace an old one.
+type sessionSink struct {
+	o              *outlet
+	segOff, srcOff uint64
+	target, source string
+}
+
+func (o *outlet) sink(ch Channel) *sessionSink {
+	return &sessionSink{
+		o: o, target: ch.Target, source: ch.Source,
+		segOff: o.nextSeg.Load(), srcOff: o.nextSrc.Load(),
+	}
+}
+
+func (s *sessionSink) Audio(pcm []byte, captured time.Time) {
+	o := s.o
+	if !o.open.Load() || len(pcm) == 0 {
+		return
+	}
+	if len(pcm)%2 != 0 {
+		pcm = pcm[:len(pcm)-1] // never publish half a sample
+	}
+	m := subject.AudioMsg(subject.Out(o.c.room, o.c.lang), pcm, o.seq.Add(1), captured)
+	if captured.IsZero() {
+		m.Header.Del(subject.HeaderCapture) // unknown: say nothing rather than a bogus time
+	}
+	if err := o.c.w.nc.PublishMsg(m); err != nil {
+		metrics.Errors.WithLabelValues("translate", "publish").Inc()
+		return
+	}
+	metrics.FramesOut.WithLabelValues("translate").Inc()
+}
+
+func (s *sessionSink) Caption(segment uint64, text string, final bool) {
+	seg := s.segOff + segment
+	s.o.publishCaption(subject.Caption(s.o.c.room, s.o.c.lang), subject.CaptionMsg{
+		Type: "caption", Lang: s.target, Text: text, Final: final, Segment: seg,
+	}, &s.o.nextSeg)
+}
+
+func (s *sessionSink) SourceCaption(segment uint64, text string, final bool) {
+	seg := s.srcOff + segment
+	s.o.publishCaption(subject.SourceCaption(s.o.c.room, s.o.c.lang), subject.CaptionMsg{
+		Type: "caption", Lang: s.source, Text: text, Final: final, Segment: seg, Source: true,
+	}, &s.o.nextSrc)
+}
+
+func (o *outlet) publishCaption(subj string, c subject.CaptionMsg, next *atomic.Uint64) {
+	if !o.open.Load() {
+		return
+	}
+	for {
+		n := next.Load()
+		if c.Segment < n || next.CompareAndSwap(n, c.Segment+1) {
+			break
+		}
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return // a struct of strings and numbers always marshals
+	}
+	if err := o.c.w.nc.Publish(subj, b); err != nil {
+		metrics.Errors.WithLabelValues("translate", "publish").Inc()
+	}
+}

@@ -1,0 +1,778 @@
+package translate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/babelcast/babelcast/internal/bus"
+	"github.com/babelcast/babelcast/internal/room"
+	"github.com/babelcast/babelcast/internal/subject"
+)
+
+const waitFor = 10 * time.Second
+
+func testLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// harness is one embedded NATS with the shared buckets, and what a test
+// needs to play the other roles (api, ingest, fanout).
+type harness struct {
+	t     *testing.T
+	bus   *bus.Bus
+	rooms *room.Store
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	b, err := bus.Open(context.Background(), bus.Options{DataDir: t.TempDir(), Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return &harness{t: t, bus: b, rooms: room.NewStore(b.Rooms)}
+}
+
+// conn is a NATS connection of its own, as another process would have.
+type conn struct {
+	nc                   *nats.Conn
+	rooms                *room.Store
+	state, leases, roomK jetstream.KeyValue
+}
+
+func (h *harness) newConn() conn {
+	h.t.Helper()
+	nc, err := nats.Connect(h.bus.ClientURL())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx := context.Background()
+	c := conn{nc: nc}
+	for name, kv := range map[string]*jetstream.KeyValue{
+		subject.BucketRooms: &c.roomK, subject.BucketState: &c.state, subject.BucketLeases: &c.leases,
+	} {
+		if *kv, err = js.KeyValue(ctx, name); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	c.rooms = room.NewStore(c.roomK)
+	return c
+}
+
+type worker struct {
+	*Worker
+	cancel context.CancelFunc
+	errc   chan error
+}
+
+// start runs a Worker on its own NATS connection until the test ends.
+func (h *harness) start(eng Engine, node string, tune func(*Options)) *worker {
+	h.t.Helper()
+	c := h.newConn()
+	o := Options{
+		NC: c.nc, Rooms: c.rooms, State: c.state, Leases: c.leases, Engine: eng,
+		Node: node, Log: testLogger().With("node", node), Linger: -1,
+	}
+	if tune != nil {
+		tune(&o)
+	}
+	w := New(o)
+	w.tick = 100 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	wk := &worker{Worker: w, cancel: cancel, errc: make(chan error, 1)}
+	go func() { wk.errc <- w.Run(ctx) }()
+	h.t.Cleanup(func() { wk.stop(h.t) })
+	return wk
+}
+
+// stop cancels Run and waits for it to return.
+func (w *worker) stop(t *testing.T) {
+	t.Helper()
+	w.cancel()
+	select {
+	case err := <-w.errc:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		w.errc <- nil // a later stop returns at once
+	case <-time.After(waitFor + 5*time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+// killNow stops w like a killed process: nothing is closed or released.
+func (w *worker) killNow(t *testing.T) {
+	w.kill.Store(true)
+	w.stop(t)
+}
+
+func (h *harness) createRoom(id string, langs ...room.Language) {
+	h.t.Helper()
+	now := time.Now().UTC()
+	r := &room.Room{ID: id, SourceLanguage: "en", Languages: langs, SpeakerKey: room.NewSpeakerKey(), CreatedAt: now, UpdatedAt: now}
+	if err := r.Normalize(); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.rooms.Create(context.Background(), r); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) updateRoom(id string, change func(*room.Room)) {
+	h.t.Helper()
+	ctx := context.Background()
+	r, rev, err := h.rooms.Get(ctx, id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	change(r)
+	if err := r.Normalize(); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.rooms.Update(ctx, r, rev); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) speaker(id string, on bool) {
+	h.t.Helper()
+	ctx := context.Background()
+	var err error
+	if on {
+		b, _ := json.Marshal(subject.SpeakerState{Node: "ingest1", Since: time.Now(), SampleRate: 24000})
+		_, err = h.bus.State.Put(ctx, subject.SpeakerKey(id), b)
+	} else {
+		err = h.bus.State.Delete(ctx, subject.SpeakerKey(id))
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) listeners(id, lang, node string, n int) {
+	h.t.Helper()
+	b, _ := json.Marshal(subject.ListenerCount{Count: n})
+	if _, err := h.bus.State.Put(context.Background(), subject.ListenersKey(id, lang, node), b); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// waitState watches channel (id, lang)'s state until ok accepts it (nil
+// when the key is absent) and returns it.
+func (h *harness) waitState(id, lang string, what string, ok func(*subject.ChannelState) bool) *subject.ChannelState {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	w, err := h.bus.State.Watch(ctx, subject.ChannelKey(id, lang))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer w.Stop()
+	var cur *subject.ChannelState
+	initial := true
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil { // end of initial values: the key may be absent
+				initial = false
+			} else if e.Operation() != jetstream.KeyValuePut {
+				cur = nil
+			} else {
+				cur = &subject.ChannelState{}
+				if err := json.Unmarshal(e.Value(), cur); err != nil {
+					h.t.Fatal(err)
+				}
+			}
+			if !initial || e == nil {
+				if ok(cur) {
+					return cur
+				}
+			}
+		case <-ctx.Done():
+			h.t.Fatalf("channel %s/%s: never %s; last state %+v", id, lang, what, cur)
+			return nil
+		}
+	}
+}
+
+func isState(state string) func(*subject.ChannelState) bool {
+	return func(st *subject.ChannelState) bool { return st != nil && st.State == state }
+}
+
+func absent(st *subject.ChannelState) bool { return st == nil }
+
+func (h *harness) waitActive(id, lang string) *subject.ChannelState {
+	h.t.Helper()
+	return h.waitState(id, lang, "active", isState(subject.StateActive))
+}
+
+func (h *harness) subscribe(subj string) *nats.Subscription {
+	h.t.Helper()
+	sub, err := h.bus.Conn.SubscribeSync(subj)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.bus.Conn.Flush(); err != nil {
+		h.t.Fatal(err)
+	}
+	// Unread messages would hold up draining the bus's connection.
+	h.t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return sub
+}
+
+func (h *harness) publishAudio(id string, seq uint64, pcm []byte, captured time.Time) {
+	h.t.Helper()
+	if err := h.bus.Conn.PublishMsg(subject.AudioMsg(subject.Source(id), pcm, seq, captured)); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func next(t *testing.T, sub *nats.Subscription) *nats.Msg {
+	t.Helper()
+	m, err := sub.NextMsg(waitFor)
+	if err != nil {
+		t.Fatalf("no message on %s: %v", sub.Subject, err)
+	}
+	return m
+}
+
+func nextCaption(t *testing.T, sub *nats.Subscription) subject.CaptionMsg {
+	t.Helper()
+	var c subject.CaptionMsg
+	if err := json.Unmarshal(next(t, sub).Data, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// absentFor checks that cond stays false for d: for things that must NOT
+// happen, where no event says "it will not".
+func absentFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			t.Fatalf("unexpected: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestOneSessionPerLanguageAndAudioFlows(t *testing.T) {
+	h := newHarness(t)
+	eng := newFakeEngine("fake")
+	h.createRoom("talk", room.Language{Code: "es"}, room.Language{Code: "de", Voice: "marin"})
+	h.speaker("talk", true)
+	h.listeners("talk", "es", "fan1", 2)
+	h.listeners("talk", "de", "fan2", 1)
+	h.start(eng, "tr1", nil)
+
+	es, de := eng.waitOpen(t, "es"), eng.waitOpen(t, "de")
+	if de.ch.Voice != "marin" || de.ch.Source != "en" || de.ch.Room != "talk" || de.ch.Mode != room.ModeAuto {
+		t.Errorf("de channel = %+v", de.ch)
+	}
+	st := h.waitActive("talk", "es")
+	if st.Node != "tr1" || st.Engine != "fake" || st.Kind != "fake" || st.Error != "" {
+		t.Errorf("es state = %+v", st)
+	}
+	h.waitActive("talk", "de")
+
+	outES, outDE := h.subscribe(subject.Out("talk", "es")), h.subscribe(subject.Out("talk", "de"))
+	capES, srcES := h.subscribe(subject.Caption("talk", "es")), h.subscribe(subject.SourceCaption("talk", "es"))
+	captured := time.Now().Add(-300 * time.Millisecond)
+	pcm := []byte{1, 2, 3, 4, 5, 6}
+	h.publishAudio("talk", 1, pcm, captured)
+	h.publishAudio("talk", 2, pcm, captured.Add(100*time.Millisecond))
+
+	for _, sub := range []*nats.Subscription{outES, outDE} {
+		for want := uint64(1); want <= 2; want++ {
+			m := next(t, sub)
+			seq, capt := subject.AudioMeta(m)
+			if string(m.Data) != string(pcm) || seq != want {
+				t.Errorf("%s: got %v seq %d, want %v seq %d", sub.Subject, m.Data, seq, pcm, want)
+			}
+			wantCapt := captured.Add(time.Duration(want-1) * 100 * time.Millisecond)
+			if !capt.Equal(wantCapt) {
+				t.Errorf("%s: capture %v, want %v", sub.Subject, capt, wantCapt)
+			}
+		}
+	}
+	if f := <-es.appends; !f.captured.Equal(captured) {
+		t.Errorf("append captured %v, want %v", f.captured, captured)
+	}
+
+	es.caption(3, "hola", false)
+	if c := nextCaption(t, capES); c != (subject.CaptionMsg{Type: "caption", Lang: "es", Text: "hola", Segment: 3}) {
+		t.Errorf("caption = %+v", c)
+	}
+	es.sourceCaption(4, "hello", true)
+	if c := nextCaption(t, srcES); c != (subject.CaptionMsg{Type: "caption", Lang: "en", Text: "hello", Final: true, Segment: 4, Source: true}) {
+		t.Errorf("source caption = %+v", c)
+	}
+	if n := eng.openCount("es") + eng.openCount("de"); n != 2 {
+		t.Errorf("%d sessions opened, want 2", n)
+	}
+
+	// What this node serves is published, without targets: any language.
+	e, err := h.bus.State.Get(context.Background(), subject.EngineKey("tr1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info map[string]any
+	if err := json.Unmarshal(e.Value(), &info); err != nil || info["engine"] != "fake" || info["targets"] != nil {
+		t.Errorf("engine info = %s", e.Value())
+	}
+	_ = de
+}
+
+func TestNoListenersNoSessionUnlessAlwaysOn(t *testing.T) {
+	h := newHarness(t)
+	eng := newFakeEngine("fake")
+	h.createRoom("talk", room.Language{Code: "es"}, room.Language{Code: "de", AlwaysOn: true})
+	h.speaker("talk", true)
+	h.start(eng, "tr1", nil)
+
+	eng.waitOpen(t, "de")
+	h.waitActive("talk", "de")
+	absentFor(t, 1500*time.Millisecond, "es session without listeners", func() bool { return eng.openCount("es") > 0 })
+
+	h.listeners("talk", "es", "fan1", 1)
+	eng.waitOpen(t, "es")
+	h.waitActive("talk", "es")
+}
+
+func TestNoSpeakerNoSession(t *testing.T) {
+	h := newHarness(t)
+	eng := newFakeEngine("fake")
+	h.createRoom("talk", room.Language{Code: "es", AlwaysOn: true})
+	h.listeners("talk", "es", "fan1", 3)
+	h.start(eng, "tr1", nil)
+	absentFor(t, 1500*time.Millisecond, "session without a speaker", func() bool { return eng.openCount("es") > 0 })
+	h.speaker("talk", true)
+	eng.waitOpen(t, "es")
+}
+
+func TestLingerThenClose(t *testing.T) {
+	h := newHarness(t)
+	eng := newFakeEngine("fake")
+	h.createRoom("talk", room.Language{Code: "es"})
+	h.speaker("talk", true)
+	h.listeners("talk", "es", "fan1", 1)
+	const linger = time.Second
+	h.start(eng, "tr1", func(o *Options) { o.Linger = linger })
+
+	// The speaker leaves: the session stays for Linger, then closes.
+	s := eng.waitOpen(t, "es")
+	h.waitActive("talk", "es")
+	gone := time.Now()
+	h.speaker("talk", false)
+	s.waitClosed(t)
+	if d := time.Since(gone); d < linger {
+		t.Errorf("closed %v after the speaker left, before the linger of %v", d, linger)
+	}
+	h.waitState("talk", "es", "deleted", absent)
+
+	// The speaker is back; the last listener leaves: same.
+	h.speaker("talk", true)
+	s = eng.waitOpen(t, "es")
+	h.waitActive("talk", "es")
+	gone = time.Now()
+	if err := h.bus.State.Delete(context.Background(), subject.ListenersKey("talk", "es", "fan1")); err != nil {
+		t.Fatal(err)
+	}
+	s.waitClosed(t)
+	if d := time.Since(gone); d < linger {
+		t.Errorf("closed %v after the last listener left, before the linger of %v", d, linger)
+	}
+	h.waitState("talk", "es", "deleted", absent)
+	if _, err := h.bus.Leases.Get(context.Background(), subject.LeaseKey("talk", "es")); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Errorf("lease after release: %v", err)
+	}
+}
+
+func TestLanguageRemovedAndChanged(t *testing.T) {
+	h := newHarness(t)
+	eng := newFakeEngine("fake")
+	h.createRoom("talk", room.Language{Code: "es"}, room.Language{Code: "de"})
+	h.speaker("talk", true)
+	h.listeners("talk", "es", "fan1", 1)
+	h.listeners("talk", "de", "fan1", 1)
+	w := h.start(eng, "tr1", func(o *Options) { o.Linger = time.Hour })
+
+	es, de := eng.waitOpen(t, "es"), eng.waitOpen(t, "de")
+	h.waitActive("talk", "es")
+	h.waitActive("talk", "de")
+
+	// Removing a language closes its session at once, despite the linger,
+	// and flushes it: its last words are still published.
+	outDE := h.subscribe(subject.Out("talk", "de"))
+	h.updateRoom("talk", func(r *room.Room) { r.Languages = r.Languages[:1] })
+	de.waitClosed(t)
+	if m := next(t, outDE); string(m.Data) != string(flushPCM) {
+		t.Errorf("flushed audio = %v", m.Data)
+	} else if _, capt := subject.AudioMeta(m); !capt.IsZero() {
+		t.Errorf("unknown capture time published as %v", capt)
+	}
+	h.waitState("talk", "de", "deleted", absent)
+	if es.isClosed() {
+		t.Fatal("es session closed with de")
+	}
+
+	// Changing a language's voice restarts its session with the new one;
+	// caption lines of the new session follow the old session's.
+	capES := h.subscribe(subject.Caption("talk", "es"))
+	es.caption(0, "uno", true)
+	if c := nextCaption(t, capES); c.Segment != 0 {
+		t.Errorf("first segment = %d", c.Segment)
+	}
+	h.updateRoom("talk", func(r *room.Room) { r.Languages[0].Voice = "cedar" })
+	es.waitClosed(t)
+	if c := nextCaption(t, capES); c.Text != "flushed" || c.Segment != 99 {
+		t.Errorf("flushed caption = %+v", c)
+	}
+	es2 := eng.waitOpen(t, "es")
+	if es2.ch.Voice != "cedar" {
+		t.Errorf("restarted with voice %q", es2.ch.Voice)
+	}
+	h.waitActive("talk", "es")
+	es2.caption(0, "dos", false)
+	if c := nextCaption(t, capES); c.Segment != 100 {
+		t.Errorf("new session's first segment = %d, want 100", c.Segment)
+	}
+
+	// always_on is not a session setting: no restart.
+	h.updateRoom("talk", func(r *room.Room) { r.Languages[0].AlwaysOn = true })
+	// Deleting the room closes everything.
+	if err := h.rooms.Delete(context.Background(), "talk"); err != nil {
+		t.Fatal(err)
+	}
+	es2.waitClosed(t)
+	if n := es2.closeCalls.Load(); n != 1 {
+		t.Errorf("Close called %d times", n)
+	}
+	if eng.openCount("es") != 2 {
+		t.Errorf("es opened %d times, want 2", eng.openCount("es"))
+	}
+	h.waitState("talk", "es", "deleted", absent)
+	_ = w
+}
+
+func TestPermanentErrorNotRetried(t *testing.T) {
+	h := newHarness(t)
+	eng := newFakeEngine("fake")
+	eng.openErr["es"] = []error{&Error{Code: "invalid_api_key", Message: "the API key was refused", Permanent: true}}
+	h.createRoom("talk", room.Language{Code: "es"})
+	h.speaker("talk", true)
+	h.listeners("talk", "es", "fan1", 1)
+	h.start(eng, "tr1", nil)
+
+	st := h.waitState("talk", "es", "error", isState(subject.StateError))
+	if st.Error != "the API key was refused" {
+		t.Errorf("error = %q", st.Error)
+	}
+	absentFor(t, 2500*time.Millisecond, "permanent error retried", func() bool { return eng.openCount("es") > 1 })
+
+	// A session that fails permanently while running: same.
+	h.updateRoom("talk", func(r *room.Room) { r.Languages[0].Voice = "ash" })
+	s := eng.waitOpen(t, "es")
+	h.waitActive("talk", "es")
+	s.fail(&Error{Code: "insufficient_quota", Message: "no quota left", Permanent: true})
+	st = h.waitState("talk", "es", "error", isState(subject.StateError))
+	if st.Error != "no quota left" {
+		t.Errorf("error = %q", st.Error)
+	}
+	absentFor(t, 2500*time.Millisecond, "permanent error retried", func() bool { return eng.openCount("es") > 2 })
+
+	// Still no retry when the speaker comes back...
+	h.speaker("talk", false)
+	h.waitState("talk", "es", "released", absent)
+	h.speaker("talk", true)
+	h.waitState("talk", "es", "error again", isState(subject.StateError))
+	if eng.openCount("es") != 2 {
+		t.Errorf("reopened after a permanent error: %d opens", eng.openCount("es"))
+	}
+	// ...but a configuration change retries.
+	h.updateRoom("talk", func(r *room.Room) { r.Glossary = []room.GlossaryEntry{{Term: "NATS"}} })
+	eng.waitOpen(t, "es")
+	h.waitActive("talk", "es")
+}
+
+func TestTransientErrorRetried(t *testing.T) {
+	h := newHarness(t)
+	eng := newFakeEngine("fake")
+	eng.openErr["es"] = []error{errors.New("dial tcp: connection refused")}
+	h.createRoom("talk", room.Language{Code: "es"})
+	h.speaker("talk", true)
+	h.listeners("talk", "es", "fan1", 1)
+	h.start(eng, "tr1", nil)
+
+	s := eng.waitOpen(t, "es") // after the failed first attempt
+	if eng.openCount("es") != 2 {
+		t.Errorf("opens = %d, want 2", eng.openCount("es"))
+	}
+	h.waitActive("talk", "es")
+
+	s.fail(&Error{Code: "server_error", Message: "the server had a hiccup"})
+	st := h.waitState("talk", "es", "starting", isState(subject.StateStarting))
+	if st.Error != "the server had a hiccup" {
+		t.Errorf("error while retrying = %q", st.Error)
+	}
+	eng.waitOpen(t, "es")
+	st = h.waitActive("talk", "es")
+	if st.Error != "" {
+		t.Errorf("error still shown once active: %q", st.Error)
+	}
+	if s.closeCalls.Load() != 1 {
+		t.Errorf("failed session closed %d times, want 1", s.closeCalls.Load())
+	}
+}
+
+func TestTwoWorkersOneOwnerAndFailover(t *testing.T) {
+	h := newHarness(t)
+	h.createRoom("talk", room.Language{Code: "es"}, room.Language{Code: "de"})
+	h.speaker("talk", true)
+	h.listeners("talk", "es", "fan1", 1)
+	h.listeners("talk", "de", "fan1", 1)
+	engines := map[string]*fakeEngine{"tr1": newFakeEngine("fake"), "tr2": newFakeEngine("fake")}
+	workers := map[string]*worker{
+		"tr1": h.start(engines["tr1"], "tr1", nil),
+		"tr2": h.start(engines["tr2"], "tr2", nil),
+	}
+	owner := map[string]string{}
+	for _, lang := range []string{"es", "de"} {
+		owner[lang] = h.waitActive("talk", lang).Node
+	}
+	// Both workers know who holds each lease: neither will open more.
+	for node, w := range workers {
+		for lang, o := range owner {
+			deadline := time.Now().Add(waitFor)
+			for got, _ := w.view.lease(subject.LeaseKey("talk", lang)); got != o; got, _ = w.view.lease(subject.LeaseKey("talk", lang)) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s sees %s lease held by %q, not %q", node, lang, got, o)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}
+	for _, lang := range []string{"es", "de"} {
+		total := engines["tr1"].openCount(lang) + engines["tr2"].openCount(lang)
+		if total != 1 || engines[owner[lang]].live(lang) != 1 {
+			t.Errorf("%s: %d sessions opened, want exactly 1 (on %s)", lang, total, owner[lang])
+		}
+	}
+
+	// Kill the owner of es: the other node takes it over within 5 s.
+	dead := owner["es"]
+	other := map[string]string{"tr1": "tr2", "tr2": "tr1"}[dead]
+	outES := h.subscribe(subject.Out("talk", "es"))
+	killed := time.Now()
+	workers[dead].killNow(t)
+	st := h.waitState("talk", "es", "active on "+other, func(st *subject.ChannelState) bool {
+		return st != nil && st.State == subject.StateActive && st.Node == other
+	})
+	took := time.Since(killed)
+	t.Logf("failover took %v", took)
+	if took > 5*time.Second {
+		t.Errorf("failover took %v, want at most 5s", took)
+	}
+	for _, s := range engines[dead].sessions {
+		if s.closeCalls.Load() != 0 {
+			t.Errorf("killed node closed its %s session", s.ch.Target)
+		}
+	}
+	if engines[other].openCount("es") != 1 {
+		t.Errorf("%s opened es %d times", other, engines[other].openCount("es"))
+	}
+	// Audio flows from the new owner; the dead one says nothing.
+	h.publishAudio("talk", 1, []byte{7, 7}, time.Now())
+	if m := next(t, outES); string(m.Data) != string([]byte{7, 7}) {
+		t.Errorf("audio after failover = %v", m.Data)
+	}
+	if _, err := outES.NextMsg(200 * time.Millisecond); err == nil {
+		t.Error("two nodes published es audio")
+	}
+	_ = st
+}
+
+func TestMaxSessions(t *testing.T) {
+	h := newHarness(t)
+	eng := newFakeEngine("fake")
+	h.createRoom("talk", room.Language{Code: "es"}, room.Language{Code: "de"})
+	h.speaker("talk", true)
+	h.listeners("talk", "es", "fan1", 1)
+	h.listeners("talk", "de", "fan1", 1)
+	h.start(eng, "tr1", func(o *Options) { o.MaxSessions = 1 })
+
+	var first, second string
+	select {
+	case s := <-eng.opened:
+		first = s.ch.Target
+	case <-time.After(waitFor):
+		t.Fatal("no session opened")
+	}
+	second = map[string]string{"es": "de", "de": "es"}[first]
+	h.waitActive("talk", first)
+	st := h.waitState("talk", second, "capped", isState(subject.StateError))
+	if st.Error != "session cap of 1 reached" {
+		t.Errorf("capped channel error = %q", st.Error)
+	}
+	if _, err := h.bus.Leases.Get(context.Background(), subject.LeaseKey("talk", second)); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Errorf("capped channel holds a lease: %v", err)
+	}
+	if eng.openCount(second) != 0 {
+		t.Errorf("%s opened beyond the cap", second)
+	}
+
+	// The first channel's listeners leave: the second gets its turn.
+	if err := h.bus.State.Delete(context.Background(), subject.ListenersKey("talk", first, "fan1")); err != nil {
+		t.Fatal(err)
+	}
+	eng.waitOpen(t, second)
+	h.waitActive("talk", second)
+}
+
+func TestSlowSessionDoesNotHoldUpOthers(t *testing.T) {
+	h := newHarness(t)
+	eng := newFakeEngine("fake")
+	release := make(chan struct{})
+	eng.block["es"] = release
+	h.createRoom("talk", room.Language{Code: "es"}, room.Language{Code: "de"})
+	h.speaker("talk", true)
+	h.listeners("talk", "es", "fan1", 1)
+	h.listeners("talk", "de", "fan1", 1)
+	h.start(eng, "tr1", nil)
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the worker stops
+	es, de := eng.waitOpen(t, "es"), eng.waitOpen(t, "de")
+	h.waitActive("talk", "es")
+	h.waitActive("talk", "de")
+
+	// Frames go out one by one, each reaching de while es is stuck.
+	const frames = 3 * queueFrames
+	for i := range frames {
+		h.publishAudio("talk", uint64(i+1), []byte{byte(i), byte(i >> 8)}, time.Now())
+		select {
+		case f := <-de.appends:
+			if n := int(f.pcm[0]) | int(f.pcm[1])<<8; n != i {
+				t.Fatalf("de frame %d is %d", i, n)
+			}
+		case <-time.After(waitFor):
+			t.Fatalf("de got %d of %d frames", i, frames)
+		}
+	}
+	unblock()
+	// es kept at most its queue (plus the frame it was stuck on), newest last.
+	last := -1
+	deadline := time.After(waitFor)
+	for last != frames-1 {
+		select {
+		case f := <-es.appends:
+			last = int(f.pcm[0]) | int(f.pcm[1])<<8
+		case <-deadline:
+			t.Fatalf("es never got the newest frame; last %d", last)
+		}
+	}
+	if n := es.appendN.Load(); n > queueFrames+1 {
+		t.Errorf("es got %d frames, more than its queue of %d", n, queueFrames)
+	}
+}
+
+func TestRunClosesSessionsOnShutdown(t *testing.T) {
+	h := newHarness(t)
+	eng := newFakeEngine("fake")
+	h.createRoom("talk", room.Language{Code: "es"})
+	h.speaker("talk", true)
+	h.listeners("talk", "es", "fan1", 1)
+	w := h.start(eng, "tr1", nil)
+	s := eng.waitOpen(t, "es")
+	h.waitActive("talk", "es")
+	out := h.subscribe(subject.Out("talk", "es"))
+
+	w.stop(t)
+	if n := s.closeCalls.Load(); n != 1 {
+		t.Fatalf("Close called %d times", n)
+	}
+	if m := next(t, out); string(m.Data) != string(flushPCM) {
+		t.Errorf("flushed audio not published: %v", m.Data)
+	}
+	ctx := context.Background()
+	if _, err := h.bus.Leases.Get(ctx, subject.LeaseKey("talk", "es")); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Errorf("lease after shutdown: %v", err)
+	}
+	for _, key := range []string{subject.ChannelKey("talk", "es"), subject.EngineKey("tr1")} {
+		if _, err := h.bus.State.Get(ctx, key); !errors.Is(err, jetstream.ErrKeyNotFound) {
+			t.Errorf("%s after shutdown: %v", key, err)
+		}
+	}
+}
+
+func TestEngineTargetsLimitChannels(t *testing.T) {
+	h := newHarness(t)
+	eng := newFakeEngine("fake")
+	eng.targets = []string{"pt", "fr"}
+	h.createRoom("talk", room.Language{Code: "pt-BR", AlwaysOn: true}, room.Language{Code: "ja", AlwaysOn: true})
+	h.speaker("talk", true)
+	h.start(eng, "tr1", nil)
+	eng.waitOpen(t, "pt-BR")
+	h.waitActive("talk", "pt-BR")
+	e, err := h.bus.State.Get(context.Background(), subject.EngineKey("tr1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info subject.EngineInfo
+	if err := json.Unmarshal(e.Value(), &info); err != nil || len(info.Targets) != 2 {
+		t.Errorf("engine info = %s", e.Value())
+	}
+	absentFor(t, time.Second, "ja opened by an engine without it", func() bool { return eng.openCount("ja") > 0 })
+}
+
+func TestFrameQueueDropsOldest(t *testing.T) {
+	q := newFrameQueue()
+	for i := range queueFrames + 10 {
+		q.push(frame{pcm: []byte(strconv.Itoa(i))})
+	}
+	if len(q.ch) != queueFrames {
+		t.Fatalf("queue holds %d", len(q.ch))
+	}
+	if f := <-q.ch; string(f.pcm) != "10" {
+		t.Errorf("oldest kept = %s, want 10", f.pcm)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	for attempt := 1; attempt <= 10; attempt++ {
+		d := backoff(attempt, errors.New("x"))
+		if d < minBackoff || d > maxBackoff {
+			t.Errorf("attempt %d: %v outside [%v, %v]", attempt, d, minBackoff, maxBackoff)
+		}
+	}
+	if d := backoff(8, errors.New("x")); d < 24*time.Second {
+		t.Errorf("attempt 8: %v, want near the 30s cap", d)
+	}
+	if d := backoff(1, &Error{Code: "rate_limited", RetryAfter: 45 * time.Second}); d != 45*time.Second {
+		t.Errorf("RetryAfter ignored: %v", d)
+	}
+	if d := backoff(1, &Error{Code: "session_expired"}); d != 0 {
+		t.Errorf("expired session waits %v", d)
+	}
+}

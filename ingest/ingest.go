@@ -93,7 +93,9 @@ type Server struct {
 
 	mu       sync.Mutex
 	speakers map[string]*speaker // current speaker per room on this node
-	conns    sync.WaitGroup
+	active   int                 // connections being served
+	stopping bool                // Run is shutting down: refuse new ones
+	idle     chan struct{}       // closed when active drops to 0 while stopping
 }
 
 // New builds the ingest role.
@@ -159,14 +161,21 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.watchSpeakers(ctx) }()
 	go func() { defer wg.Done(); s.heartbeat(ctx) }()
 	<-ctx.Done()
-	s.cancel() // new connections are refused from here on
+	s.mu.Lock()
+	s.stopping = true // new connections are refused from here on
+	idle := make(chan struct{})
+	if s.active == 0 {
+		close(idle)
+	} else {
+		s.idle = idle
+	}
+	s.mu.Unlock()
+	s.cancel()
 	for _, sp := range s.current() {
 		sp.close(websocket.CloseGoingAway, "shutting_down", "the server is shutting down; reconnect in a moment")
 	}
-	done := make(chan struct{})
-	go func() { s.conns.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-idle:
 	case <-time.After(2 * closeGrace):
 		s.log.Warn("speaker connections still closing at shutdown")
 	}
@@ -204,10 +213,6 @@ func speakerKey(r *http.Request) string {
 func (s *Server) handleSpeak(w http.ResponseWriter, r *http.Request) {
 	roomID := chi.URLParam(r, "id")
 	log := s.log.With("room", roomID)
-	if s.base.Err() != nil {
-		httperr.Write(w, http.StatusServiceUnavailable, "unavailable", "the server is shutting down")
-		return
-	}
 	key := speakerKey(r)
 	if key == "" {
 		metrics.Errors.WithLabelValues(roleName, "auth").Inc()
@@ -234,20 +239,38 @@ func (s *Server) handleSpeak(w http.ResponseWriter, r *http.Request) {
 		httperr.BadRequest(w, "this endpoint speaks WebSocket only")
 		return
 	}
+	if !s.enter() {
+		httperr.Write(w, http.StatusServiceUnavailable, "unavailable", "the server is shutting down")
+		return
+	}
+	defer s.leave()
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered
 	}
-	s.conns.Add(1)
-	defer s.conns.Done()
-	if s.base.Err() != nil { // shutdown began during the upgrade
-		_ = conn.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), time.Now().Add(writeWait))
-		conn.Close()
-		return
-	}
 	sp := newSpeaker(s, conn, rm, key, log)
 	sp.serve()
+}
+
+// enter counts a connection in, unless the server is stopping.
+func (s *Server) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return false
+	}
+	s.active++
+	return true
+}
+
+func (s *Server) leave() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	if s.active == 0 && s.idle != nil {
+		close(s.idle)
+		s.idle = nil
+	}
 }
 
 // takeOver makes sp the room's speaker on this node and in the state

@@ -1,0 +1,249 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/babelcast/babelcast/internal/audio"
+)
+
+// ListenOptions say which channel to record where.
+type ListenOptions struct {
+	// Server is the base URL: http(s)://host[:port][/prefix] or ws(s)://….
+	Server   string
+	Room     string
+	Lang     string // target language, or the room's source language for the floor
+	Passcode string
+	// Out receives the recording as WAV (PCM16 mono 24 kHz). When it is an
+	// io.WriteSeeker (a file), the header gets the real sizes at the end;
+	// otherwise it keeps stream sizes. OutPath, used when Out is nil,
+	// names a file to create. With neither, audio goes only to OnAudio.
+	Out     io.Writer
+	OutPath string
+	// Captions gets one line per final caption.
+	Captions io.Writer
+	// Duration stops the recording after this long; 0 records until ctx
+	// ends or the server ends the stream.
+	Duration time.Duration
+	// OnAudio, if set, sees every audio message (PCM16LE mono 24 kHz).
+	OnAudio func(pcm []byte)
+	// OnMessage, if set, sees every text message.
+	OnMessage func(typ string, raw []byte)
+	// Log receives connection events; nil discards them.
+	Log io.Writer
+	// Backoff bounds the wait between reconnections (defaults 500 ms, 10 s).
+	MinBackoff, MaxBackoff time.Duration
+	Dialer                 *websocket.Dialer
+}
+
+const (
+	listenReadTimeout = 45 * time.Second // silence before we call a connection dead
+	listenPing        = 15 * time.Second
+)
+
+// fatal marks an error that reconnecting cannot fix.
+type fatal struct{ error }
+
+func (f fatal) Unwrap() error { return f.error }
+
+// Listen records a channel until ctx ends or Duration passes (both return
+// nil: they are how a recording is meant to stop), or the server ends the
+// stream with a normal close (nil). It reconnects with backoff when the
+// connection drops or the server restarts (1001) or drops a slow listener
+// (4408), but not when the handshake is refused with a 4xx (a
+// *HandshakeError) or the room is deleted (a *CloseError with code 4404).
+// The WAV is finished properly in every case.
+func Listen(ctx context.Context, o ListenOptions) (err error) {
+	if o.Room == "" || o.Lang == "" {
+		return errors.New("listen: a room and a language are required")
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 500 * time.Millisecond
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = max(o.MinBackoff, 10*time.Second)
+	}
+	q := url.Values{"lang": {o.Lang}}
+	if o.Passcode != "" {
+		q.Set("passcode", o.Passcode)
+	}
+	u, err := endpoint(o.Server, roomPath(o.Room, "/listen"), q)
+	if err != nil {
+		return err
+	}
+	if o.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.Duration)
+		defer cancel()
+	}
+
+	var wav *audio.WAVWriter
+	out := o.Out
+	if out == nil && o.OutPath != "" {
+		f, err := os.Create(o.OutPath)
+		if err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		defer func() {
+			if cerr := f.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("listen: %w", cerr)
+			}
+		}()
+		out = f
+	}
+	if out != nil {
+		if wav, err = audio.NewWAVWriter(out, audio.Rate, 1); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		defer func() {
+			if cerr := wav.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("listen: finish WAV: %w", cerr)
+			}
+		}()
+	}
+
+	backoff := o.MinBackoff
+	for {
+		began := time.Now()
+		err := listenOnce(ctx, o, u, wav)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			logf(o.Log, "the server ended the stream")
+			return nil
+		}
+		var he *HandshakeError
+		var ce *CloseError
+		var f fatal
+		switch {
+		case errors.As(err, &he) && he.Permanent():
+			return err
+		case errors.As(err, &ce) && (ce.Code == 4404 || ce.Code == websocket.ClosePolicyViolation):
+			return err
+		case errors.As(err, &f):
+			return f.error
+		}
+		if time.Since(began) > 2*o.MaxBackoff {
+			backoff = o.MinBackoff // it had been working for a while
+		}
+		logf(o.Log, "%v; reconnecting in %v", err, backoff.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, o.MaxBackoff)
+	}
+}
+
+// listenOnce runs one connection: nil when the server closed normally or
+// ctx ended, else why it ended.
+func listenOnce(ctx context.Context, o ListenOptions, u string, wav *audio.WAVWriter) error {
+	dialer := o.Dialer
+	if dialer == nil {
+		dialer = websocket.DefaultDialer
+	}
+	conn, resp, err := dialer.DialContext(ctx, u, nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return dialError(err, resp)
+	}
+	defer conn.Close()
+	done := make(chan struct{})
+	defer close(done)
+
+	// On ctx end: say goodbye, and don't wait long for the reply.
+	stop := context.AfterFunc(ctx, func() {
+		_ = conn.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	})
+	defer stop()
+	alive := func() { _ = conn.SetReadDeadline(time.Now().Add(listenReadTimeout)) }
+	alive()
+	conn.SetPongHandler(func(string) error { alive(); return nil })
+	go func() {
+		t := time.NewTicker(listenPing)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout))
+			}
+		}
+	}()
+
+	var lastErr string
+	for {
+		mt, b, err := conn.ReadMessage()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				if ce.Code == websocket.CloseNormalClosure {
+					return nil
+				}
+				return &CloseError{Code: ce.Code, Reason: ce.Text, Message: lastErr}
+			}
+			return fmt.Errorf("connection lost: %w", err)
+		}
+		if ctx.Err() == nil {
+			alive()
+		}
+		switch mt {
+		case websocket.BinaryMessage:
+			if wav != nil {
+				if _, err := wav.Write(b); err != nil {
+					return fatal{err}
+				}
+			}
+			if o.OnAudio != nil {
+				o.OnAudio(b)
+			}
+		case websocket.TextMessage:
+			var m serverMsg
+			if json.Unmarshal(b, &m) != nil {
+				continue
+			}
+			if o.OnMessage != nil {
+				o.OnMessage(m.Type, b)
+			}
+			switch m.Type {
+			case "hello":
+				logf(o.Log, "listening to room %s in %s", o.Room, m.Lang)
+			case "state":
+				if m.Message != "" {
+					logf(o.Log, "channel %s: %s (%s)", m.Lang, m.State, m.Message)
+				} else {
+					logf(o.Log, "channel %s: %s", m.Lang, m.State)
+				}
+			case "caption":
+				if m.Final && o.Captions != nil {
+					line := strings.Join(strings.Fields(m.Text), " ") // one line, whatever it holds
+					if _, err := fmt.Fprintln(o.Captions, line); err != nil {
+						return fatal{fmt.Errorf("write captions: %w", err)}
+					}
+				}
+			case "error":
+				lastErr = m.Message
+				logf(o.Log, "server error %s: %s", m.Code, m.Message)
+			}
+		}
+	}
+}

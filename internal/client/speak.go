@@ -1,0 +1,294 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/babelcast/babelcast/internal/audio"
+)
+
+// SampleReader is a source of mono PCM samples, such as *audio.Source.
+type SampleReader interface {
+	Read(p []int16) (int, error)
+}
+
+// SpeakOptions say what to stream where.
+type SpeakOptions struct {
+	// Server is the base URL: http(s)://host[:port][/prefix] or ws(s)://….
+	Server string
+	Room   string
+	Key    string // the room's speaker key
+	// Source gives the audio: mono at SampleRate (24 kHz when zero), as
+	// *audio.Source does.
+	Source     SampleReader
+	SampleRate int
+	// Log receives progress lines (ready, level, status, errors); nil
+	// discards them.
+	Log io.Writer
+	// Realtime paces the audio at real time against the wall clock (the
+	// CLI's default); otherwise it goes as fast as the connection takes it.
+	Realtime bool
+	// FrameDuration is how much audio each message carries (default 100 ms).
+	FrameDuration time.Duration
+	// OnMessage, if set, sees every text message from the server.
+	OnMessage func(typ string, raw []byte)
+	// Dialer overrides websocket.DefaultDialer.
+	Dialer *websocket.Dialer
+}
+
+// serverMsg is any text message from the server, decoded loosely.
+type serverMsg struct {
+	Type       string  `json:"type"`
+	Code       string  `json:"code"`
+	Message    string  `json:"message"`
+	Room       string  `json:"room"`
+	SampleRate int     `json:"sample_rate"`
+	RMSDB      float64 `json:"rms_db"`
+	PeakDB     float64 `json:"peak_db"`
+	Languages  []struct {
+		Code      string `json:"code"`
+		State     string `json:"state"`
+		Listeners int    `json:"listeners"`
+		Error     string `json:"error"`
+	} `json:"languages"`
+	FloorListeners int `json:"floor_listeners"`
+
+	// Listener messages.
+	Lang  string `json:"lang"`
+	Text  string `json:"text"`
+	Final bool   `json:"final"`
+	State string `json:"state"`
+	MS    int64  `json:"ms"`
+}
+
+const (
+	writeTimeout = 10 * time.Second
+	closeTimeout = 5 * time.Second // for the server's close reply
+	levelEvery   = 5 * time.Second // level lines in the log
+)
+
+// Speak streams o.Source to the room's speaker WebSocket until the source
+// ends (then it closes with 1000 and waits for the server's reply), ctx
+// ends (returns ctx.Err()), or the server closes the session (returns a
+// *CloseError, e.g. code 4001 when another connection took over). A
+// refused handshake is a *HandshakeError carrying the server's message.
+func Speak(ctx context.Context, o SpeakOptions) error {
+	if o.Room == "" || o.Key == "" {
+		return errors.New("speak: a room and its speaker key are required")
+	}
+	if o.Source == nil {
+		return errors.New("speak: no audio source")
+	}
+	if o.SampleRate == 0 {
+		o.SampleRate = audio.Rate
+	}
+	if err := audio.CheckRate(o.SampleRate); err != nil {
+		return fmt.Errorf("speak: %w", err)
+	}
+	if o.FrameDuration <= 0 {
+		o.FrameDuration = 100 * time.Millisecond
+	}
+	dialer := o.Dialer
+	if dialer == nil {
+		dialer = websocket.DefaultDialer
+	}
+	u, err := endpoint(o.Server, roomPath(o.Room, "/speak"), nil)
+	if err != nil {
+		return err
+	}
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+o.Key)
+	conn, resp, err := dialer.DialContext(ctx, u, h)
+	if err != nil {
+		return dialError(err, resp)
+	}
+	defer conn.Close()
+
+	start, _ := json.Marshal(map[string]any{"type": "start", "sample_rate": o.SampleRate})
+	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if err := conn.WriteMessage(websocket.TextMessage, start); err != nil {
+		return fmt.Errorf("speak: send start: %w", err)
+	}
+
+	var closing sync.Once
+	closingCh := make(chan struct{})
+	serverDone := make(chan error, 1)
+	go func() { serverDone <- speakReader(conn, o, closingCh) }()
+	// hangUp starts the close handshake once.
+	hangUp := func() {
+		closing.Do(func() {
+			close(closingCh)
+			_ = conn.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(writeTimeout))
+		})
+	}
+	// awaitServer waits for the reader after hangUp.
+	awaitServer := func() error {
+		select {
+		case err := <-serverDone:
+			return err
+		case <-time.After(closeTimeout):
+			return errors.New("speak: the server did not answer the close")
+		}
+	}
+
+	frame := max(1, int(int64(o.SampleRate)*int64(o.FrameDuration)/int64(time.Second)))
+	buf := make([]int16, frame)
+	pcm := make([]byte, 0, 2*frame)
+	began := time.Now()
+	var sent int64
+	var timer *time.Timer
+	for {
+		n, rerr := readFull(o.Source, buf)
+		if n > 0 {
+			if o.Realtime {
+				// Frame k goes at began + its start time: no drift, however
+				// long the talk.
+				due := began.Add(time.Duration(sent) * time.Second / time.Duration(o.SampleRate))
+				if wait := time.Until(due); wait > 0 {
+					if timer == nil {
+						timer = time.NewTimer(wait)
+					} else {
+						timer.Reset(wait)
+					}
+					select {
+					case <-timer.C:
+					case <-ctx.Done():
+						hangUp()
+						_ = awaitServer()
+						return ctx.Err()
+					case err := <-serverDone:
+						return serverEnded(err)
+					}
+				}
+			}
+			pcm = audio.AppendBytes(pcm[:0], buf[:n])
+			_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if err := conn.WriteMessage(websocket.BinaryMessage, pcm); err != nil {
+				select {
+				case serr := <-serverDone: // the server said why
+					return serverEnded(serr)
+				case <-time.After(time.Second):
+					return fmt.Errorf("speak: send audio: %w", err)
+				}
+			}
+			sent += int64(n)
+		}
+		select {
+		case err := <-serverDone:
+			return serverEnded(err)
+		case <-ctx.Done():
+			hangUp()
+			_ = awaitServer()
+			return ctx.Err()
+		default:
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			hangUp()
+			_ = awaitServer()
+			return fmt.Errorf("speak: read audio: %w", rerr)
+		}
+	}
+	logf(o.Log, "done: sent %.1f s of audio", float64(sent)/float64(o.SampleRate))
+	hangUp()
+	return awaitServer()
+}
+
+// serverEnded turns the reader's result, when the server ended the session
+// before we did, into Speak's error.
+func serverEnded(err error) error {
+	if err == nil {
+		return errors.New("speak: the server closed the session")
+	}
+	return err
+}
+
+// readFull fills p unless the source ends or fails first.
+func readFull(r SampleReader, p []int16) (int, error) {
+	n := 0
+	for n < len(p) {
+		k, err := r.Read(p[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+		if k == 0 {
+			return n, io.ErrNoProgress
+		}
+	}
+	return n, nil
+}
+
+// speakReader reads the server's messages until the connection ends: nil
+// for a normal close, a *CloseError for any other close code, or the
+// network error.
+func speakReader(conn *websocket.Conn, o SpeakOptions, closing <-chan struct{}) error {
+	var lastErr, lastStatus string
+	var lastLevel time.Time
+	for {
+		mt, b, err := conn.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				if ce.Code == websocket.CloseNormalClosure {
+					return nil
+				}
+				return &CloseError{Code: ce.Code, Reason: ce.Text, Message: lastErr}
+			}
+			select {
+			case <-closing:
+				return nil // we hung up; the server may just drop the line
+			default:
+			}
+			return fmt.Errorf("speak: connection lost: %w", err)
+		}
+		if mt != websocket.TextMessage {
+			continue
+		}
+		var m serverMsg
+		if json.Unmarshal(b, &m) != nil {
+			continue
+		}
+		if o.OnMessage != nil {
+			o.OnMessage(m.Type, b)
+		}
+		switch m.Type {
+		case "ready":
+			logf(o.Log, "ready: speaking in room %s (sending %d Hz)", m.Room, m.SampleRate)
+		case "level":
+			if time.Since(lastLevel) >= levelEvery {
+				lastLevel = time.Now()
+				logf(o.Log, "level: %.1f dBFS rms, %.1f dBFS peak", m.RMSDB, m.PeakDB)
+			}
+		case "status":
+			var parts []string
+			for _, l := range m.Languages {
+				p := fmt.Sprintf("%s %s (%d)", l.Code, l.State, l.Listeners)
+				if l.Error != "" {
+					p += " " + l.Error
+				}
+				parts = append(parts, p)
+			}
+			s := fmt.Sprintf("status: floor %d listener(s); %s", m.FloorListeners, strings.Join(parts, ", "))
+			if s != lastStatus {
+				lastStatus = s
+				logf(o.Log, "%s", s)
+			}
+		case "error":
+			lastErr = m.Message
+			logf(o.Log, "server error %s: %s", m.Code, m.Message)
+		}
+	}
+}

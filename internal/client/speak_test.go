@@ -1,0 +1,241 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
+
+	"github.com/babelcast/babelcast/ingest"
+	"github.com/babelcast/babelcast/internal/audio"
+	"github.com/babelcast/babelcast/internal/bus"
+	"github.com/babelcast/babelcast/internal/room"
+	"github.com/babelcast/babelcast/internal/subject"
+)
+
+type ingestEnv struct {
+	bus  *bus.Bus
+	room *room.Room
+	url  string
+	sub  chan *nats.Msg
+}
+
+// newIngest runs a real ingest role on an embedded NATS with room keynote.
+func newIngest(t *testing.T) *ingestEnv {
+	t.Helper()
+	ctx := context.Background()
+	b, err := bus.Open(ctx, bus.Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	rooms := room.NewStore(b.Rooms)
+	rm := &room.Room{ID: "keynote", SourceLanguage: "en", Languages: []room.Language{{Code: "es"}}, SpeakerKey: room.NewSpeakerKey()}
+	if err := rm.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rooms.Create(ctx, rm); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ingest.New(ingest.Options{NC: b.Conn, Rooms: rooms, State: b.State, Node: "n1",
+		Log: slog.New(slog.DiscardHandler), StatusInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	s.Mount(r)
+	hs := httptest.NewServer(r)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { s.Run(rctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; hs.Close() })
+	sub := make(chan *nats.Msg, 4096)
+	if _, err := b.Conn.ChanSubscribe(subject.Source("keynote"), sub); err != nil {
+		t.Fatal(err)
+	}
+	b.Conn.Flush()
+	return &ingestEnv{bus: b, room: rm, url: hs.URL, sub: sub}
+}
+
+// collect reads published audio until n samples arrived.
+func (e *ingestEnv) collect(t *testing.T, n int) []int16 {
+	t.Helper()
+	var got []int16
+	for len(got) < n {
+		select {
+		case m := <-e.sub:
+			got = append(got, audio.Samples(m.Data)...)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("published %d samples, want %d", len(got), n)
+		}
+	}
+	return got
+}
+
+func rawTone(t *testing.T, rate int, seconds float64) *audio.Source {
+	s := make([]int16, int(float64(rate)*seconds))
+	for i := range s {
+		s[i] = int16((i % 48) * 500)
+	}
+	src, err := audio.NewRawSource(bytes.NewReader(audio.Bytes(s)), rate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+func TestSpeakStreamsWholeSource(t *testing.T) {
+	e := newIngest(t)
+	var log syncBuffer
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	err := Speak(context.Background(), SpeakOptions{
+		Server: e.url, Room: "keynote", Key: e.room.SpeakerKey, Source: rawTone(t, 24000, 1), Log: &log,
+		OnMessage: func(typ string, _ []byte) { mu.Lock(); seen[typ] = true; mu.Unlock() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := e.collect(t, 24000)
+	if len(got) != 24000 || got[47] != 47*500 {
+		t.Fatalf("published %d samples", len(got))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !seen["ready"] || !seen["status"] {
+		t.Errorf("server messages seen: %v", seen)
+	}
+	if !strings.Contains(log.String(), "ready: speaking in room keynote") || !strings.Contains(log.String(), "status: floor 0") {
+		t.Errorf("log %q", log.String())
+	}
+}
+
+func TestSpeakRealtimePacing(t *testing.T) {
+	e := newIngest(t)
+	began := time.Now()
+	err := Speak(context.Background(), SpeakOptions{
+		Server: e.url, Room: "keynote", Key: e.room.SpeakerKey, Source: rawTone(t, 24000, 0.6), Realtime: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Paced: the last frame (at 0.5 s) could not go before its time.
+	if el := time.Since(began); el < 500*time.Millisecond {
+		t.Errorf("0.6 s of audio sent in %v: not paced", el)
+	}
+	e.collect(t, 14400)
+}
+
+func TestSpeakHandshakeErrorCarriesMessage(t *testing.T) {
+	e := newIngest(t)
+	err := Speak(context.Background(), SpeakOptions{Server: e.url, Room: "keynote", Key: "spk_wrong", Source: rawTone(t, 24000, 0.1)})
+	var he *HandshakeError
+	if !errors.As(err, &he) || he.Status != 401 || !strings.Contains(err.Error(), "wrong speaker key") {
+		t.Fatalf("wrong key: %v", err)
+	}
+	err = Speak(context.Background(), SpeakOptions{Server: e.url, Room: "nosuch", Key: "k", Source: rawTone(t, 24000, 0.1)})
+	if !errors.As(err, &he) || he.Status != 404 || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("unknown room: %v", err)
+	}
+	if err := Speak(context.Background(), SpeakOptions{Server: "ftp://x", Room: "r", Key: "k", Source: rawTone(t, 24000, 0.1)}); err == nil {
+		t.Error("ftp URL accepted")
+	}
+}
+
+func TestSpeakReportsTakeover(t *testing.T) {
+	e := newIngest(t)
+	ready := make(chan struct{})
+	var once sync.Once
+	errc := make(chan error, 1)
+	go func() {
+		errc <- Speak(context.Background(), SpeakOptions{
+			Server: e.url, Room: "keynote", Key: e.room.SpeakerKey, Source: rawTone(t, 24000, 30), Realtime: true,
+			OnMessage: func(typ string, _ []byte) {
+				if typ == "ready" {
+					once.Do(func() { close(ready) })
+				}
+			},
+		})
+	}()
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no ready")
+	}
+	h := http.Header{"Authorization": {"Bearer " + e.room.SpeakerKey}}
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(e.url, "http")+"/api/v1/rooms/keynote/speak", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case err := <-errc:
+		var ce *CloseError
+		if !errors.As(err, &ce) || ce.Code != 4001 || !strings.Contains(err.Error(), "replaced") {
+			t.Fatalf("Speak returned %v, want close 4001", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Speak did not end when replaced")
+	}
+}
+
+func TestSpeakCancel(t *testing.T) {
+	e := newIngest(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var once sync.Once
+	err := Speak(ctx, SpeakOptions{
+		Server: e.url, Room: "keynote", Key: e.room.SpeakerKey, Source: rawTone(t, 24000, 30), Realtime: true,
+		OnMessage: func(typ string, _ []byte) {
+			if typ == "ready" {
+				once.Do(cancel)
+			}
+		},
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Speak returned %v, want context.Canceled", err)
+	}
+}
+
+func TestEndpoint(t *testing.T) {
+	cases := map[string]string{
+		"http://h:8080":      "ws://h:8080/api/v1/rooms/r/speak",
+		"https://h/base/":    "wss://h/base/api/v1/rooms/r/speak",
+		"wss://h":            "wss://h/api/v1/rooms/r/speak",
+		"localhost:8080":     "ws://localhost:8080/api/v1/rooms/r/speak",
+		"http://h/?x=1#frag": "ws://h/api/v1/rooms/r/speak",
+	}
+	for in, want := range cases {
+		got, err := endpoint(in, roomPath("r", "/speak"), nil)
+		if err != nil || got != want {
+			t.Errorf("%s: %s %v, want %s", in, got, err, want)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the reader goroutine's log lines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

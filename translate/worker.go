@@ -89,8 +89,8 @@ type failure struct {
 	msg string
 }
 
-// New makes a Worker; Run starts it.
-func New(o Options) *Worker {
+// New checks the options and makes a Worker; Run starts it.
+func New(o Options) (*Worker, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
@@ -105,7 +105,7 @@ func New(o Options) *Worker {
 	}
 	w := &Worker{
 		nc: o.NC, rooms: o.Rooms, state: o.State, leases: o.Leases, engine: o.Engine,
-		node: o.Node, log: o.Log.With("role", "translate"), linger: o.Linger,
+		node: o.Node, log: o.Log, linger: o.Linger,
 		maxSessions: o.MaxSessions, closeTimeout: o.CloseTimeout,
 		tick: time.Second, renewEvery: time.Second,
 		feeds:     newFeeds(o.NC),
@@ -121,10 +121,11 @@ func New(o Options) *Worker {
 	}
 	w.view.leases = map[string]leaseInfo{}
 	w.view.channels = map[string]viewChannel{}
-	if o.Engine != nil {
-		w.caps = o.Engine.Capabilities()
+	if err := w.check(); err != nil {
+		return nil, err
 	}
-	return w
+	w.caps = o.Engine.Capabilities()
+	return w, nil
 }
 
 func (w *Worker) check() error {
@@ -146,9 +147,6 @@ func (w *Worker) check() error {
 // state, and returns. It returns an error only if it cannot start or its
 // KV watches fail.
 func (w *Worker) Run(ctx context.Context) error {
-	if err := w.check(); err != nil {
-		return err
-	}
 	if w.runCtx != nil {
 		return errors.New("translate: Run called twice")
 	}

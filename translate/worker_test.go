@@ -95,7 +95,10 @@ func (h *harness) start(eng Engine, node string, tune func(*Options)) *worker {
 	if tune != nil {
 		tune(&o)
 	}
-	w := New(o)
+	w, err := New(o)
+	if err != nil {
+		h.t.Fatal(err)
+	}
 	w.tick = 100 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	wk := &worker{Worker: w, cancel: cancel, errc: make(chan error, 1)}
@@ -746,6 +749,27 @@ func TestEngineTargetsLimitChannels(t *testing.T) {
 	absentFor(t, time.Second, "ja opened by an engine without it", func() bool { return eng.openCount("ja") > 0 })
 }
 
+func TestNewChecksOptions(t *testing.T) {
+	h := newHarness(t)
+	good := Options{NC: h.bus.Conn, Rooms: h.rooms, State: h.bus.State, Leases: h.bus.Leases, Engine: newFakeEngine("fake"), Node: "tr1"}
+	if _, err := New(good); err != nil {
+		t.Fatal(err)
+	}
+	for name, change := range map[string]func(*Options){
+		"no engine":    func(o *Options) { o.Engine = nil },
+		"no node":      func(o *Options) { o.Node = "" },
+		"dotted node":  func(o *Options) { o.Node = "a.b" },
+		"no leases":    func(o *Options) { o.Leases = nil },
+		"negative cap": func(o *Options) { o.MaxSessions = -1 },
+	} {
+		o := good
+		change(&o)
+		if _, err := New(o); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
 func TestFrameQueueDropsOldest(t *testing.T) {
 	q := newFrameQueue()
 	for i := range queueFrames + 10 {
@@ -774,5 +798,36 @@ func TestBackoff(t *testing.T) {
 	}
 	if d := backoff(1, &Error{Code: "session_expired"}); d != 0 {
 		t.Errorf("expired session waits %v", d)
+	}
+}
+
+func TestSessionSecondsAccumulate(t *testing.T) {
+	h := newHarness(t)
+	w, err := New(Options{NC: h.bus.Conn, Rooms: h.rooms, State: h.bus.State, Leases: h.bus.Leases, Engine: newFakeEngine("fake"), Node: "tr1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newChannel(w, chanConfig{ch: Channel{Room: "talk", Source: "en", Target: "es"}})
+	c.seconds = 10 // from an earlier session or owner
+	c.stMu.Lock()
+	c.sessStart = time.Now().Add(-3 * time.Second)
+	c.lastAcct = c.sessStart
+	c.st.State = subject.StateActive
+	c.putLocked()
+	c.stMu.Unlock()
+	c.endSession()
+	e, err := h.bus.State.Get(context.Background(), subject.ChannelKey("talk", "es"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st subject.ChannelState
+	if err := json.Unmarshal(e.Value(), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.SessionSeconds < 12.9 || st.SessionSeconds > 14 || st.Node != "tr1" || st.Engine != "fake" {
+		t.Errorf("state = %+v, want about 13 session seconds", st)
+	}
+	if c.seconds < 13 {
+		t.Errorf("seconds after the session ended = %v", c.seconds)
 	}
 }

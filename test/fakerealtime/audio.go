@@ -6,7 +6,11 @@ import (
 	"math"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/text/language"
+	"golang.org/x/text/language/display"
 
 	"github.com/babelcast/babelcast/internal/room"
 )
@@ -171,14 +175,33 @@ var (
 	codeRe = regexp.MustCompile("[(\\[\"'`]([a-zA-Z]{2,3}(?:-[a-zA-Z0-9]{2,8})*)[)\\]\"'`]|\\b([a-z]{2,3}-[A-Z][a-zA-Z]{1,7})\\b")
 )
 
-// nameRes match each table language's English name as a whole word.
-var nameRes = func() []*regexp.Regexp {
-	out := make([]*regexp.Regexp, len(languages))
-	for i, l := range languages {
-		out[i] = regexp.MustCompile(`\b` + strings.ToLower(l.english) + `\b`)
+// languageNames maps lower-case English language names ("spanish",
+// "norwegian bokmål", "swahili") to codes: the table's, plus every
+// two-letter code x/text can name.
+var languageNames = sync.OnceValue(func() map[string]string {
+	names := map[string]string{}
+	add := func(code string) {
+		tag, err := language.Parse(code)
+		if err != nil {
+			return
+		}
+		name := strings.ToLower(display.English.Languages().Name(tag))
+		if name != "" && name != "unknown language" && names[name] == "" {
+			names[name] = baseLang(code)
+		}
 	}
-	return out
-}()
+	for _, l := range languages {
+		names[strings.ToLower(l.english)] = l.code
+	}
+	for a := 'a'; a <= 'z'; a++ {
+		for b := 'a'; b <= 'z'; b++ {
+			add(string([]rune{a, b}))
+		}
+	}
+	return names
+})
+
+var wordRe = regexp.MustCompile(`\p{L}+`)
 
 // DefaultLanguageOf finds the target language of an interpreter's
 // instructions: the first language name (English, e.g. "Spanish") or code
@@ -190,11 +213,17 @@ func DefaultLanguageOf(instructions string) string {
 		return ""
 	}
 	rest := instructions[loc[1]:]
-	lower := strings.ToLower(rest)
+	names := languageNames()
 	bestPos, best := len(rest)+1, ""
-	for i, re := range nameRes {
-		if m := re.FindStringIndex(lower); m != nil && m[0] < bestPos {
-			bestPos, best = m[0], languages[i].code
+	words := wordRe.FindAllStringIndex(rest, -1)
+scan:
+	for i := range words {
+		for n := min(3, len(words)-i); n >= 1; n-- {
+			phrase := strings.ToLower(rest[words[i][0]:words[i+n-1][1]])
+			if code, ok := names[phrase]; ok {
+				bestPos, best = words[i][0], code
+				break scan
+			}
 		}
 	}
 	for _, m := range codeRe.FindAllStringSubmatchIndex(rest, -1) {

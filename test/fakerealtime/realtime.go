@@ -833,6 +833,9 @@ func (rt *realtime) createItem(ev clientEvent) *apiError {
 			return noItem(prev, "previous_item_id")
 		}
 	}
+	// User audio added this way (a turn replayed on a new connection) is
+	// not a turn of this session: responses over it say "[xx] (audio)."
+	// and it is not in SessionInfo.Turns.
 	rt.insert(it, at)
 	return nil
 }

@@ -47,6 +47,19 @@
 //     (code beta_api_shape_disabled) and close 4000, as observed in the field.
 //   - Unknown model: `error` (model_not_found) after the upgrade, then close.
 //   - Append events are recorded without their audio unless Options.KeepAudio.
+//   - Conversation items are announced with the GA events
+//     conversation.item.added and conversation.item.done (never the beta's
+//     conversation.item.created). Input transcription events follow the
+//     commit at once; the real ones arrive later, often after the response
+//     has started.
+//   - User audio added with conversation.item.create (a turn replayed on a
+//     new connection) is not a turn of that session: it is not in
+//     SessionInfo.Turns, and a response over it says "[xx] (audio).".
+//   - A response ended by the connection closing is recorded with status
+//     "incomplete" (reason session_ended); nothing is sent for it.
+//   - The realtime language comes from Options.LanguageOf, by default the
+//     first language named after "into" in the instructions (a response's
+//     own instructions override the session's).
 package fakerealtime
 
 import (

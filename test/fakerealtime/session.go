@@ -221,11 +221,24 @@ func (ss *session) recorded(ev clientEvent, head map[string]json.RawMessage) Cli
 	if !strings.HasSuffix(ev.typ, "input_audio_buffer.append") || ss.srv.opts.KeepAudio {
 		ce.Raw = json.RawMessage(slices.Clone(ev.raw))
 	} else {
-		// The base64 has no escapes, so its length is the raw string's less the quotes.
 		ce.Raw, _ = json.Marshal(map[string]any{"type": ev.typ, "event_id": ev.id,
-			"audio_bytes": base64.StdEncoding.DecodedLen(max(0, len(head["audio"])-2))})
+			"audio_bytes": base64Len(head["audio"])})
 	}
 	return ce
+}
+
+// base64Len is the decoded length of a JSON string of base64 (which has no
+// escapes), without decoding it.
+func base64Len(raw json.RawMessage) int {
+	if len(raw) < 2 || raw[0] != '"' {
+		return 0
+	}
+	b := raw[1 : len(raw)-1]
+	n := len(b) / 4 * 3
+	for i := len(b) - 1; i >= 0 && i >= len(b)-2 && b[i] == '='; i-- {
+		n--
+	}
+	return n
 }
 
 func (ss *session) record(ce ClientEvent) { ss.events = append(ss.events, ce) }

@@ -241,6 +241,8 @@ func TestTranslationRecordsClientEvents(t *testing.T) {
 	s := newServer(t, fr.Options{})
 	c := openTranslation(t, s, "ja", false)
 	c.appendAudio("session.input_audio_buffer.append", fr.Silence(400*time.Millisecond))
+	c.send(map[string]any{"type": "session.input_audio_buffer.append", "audio": "AAAA"}) // 3 bytes: an odd length is the client's problem
+	c.send(map[string]any{"type": "session.input_audio_buffer.append", "audio": "AAA="})
 	c.send(map[string]any{"type": "session.close"})
 	c.next("session.closed")
 	c.closed()
@@ -248,11 +250,13 @@ func TestTranslationRecordsClientEvents(t *testing.T) {
 		t.Fatal("session still open after session.closed")
 	}
 	si := s.Sessions()[0]
-	want := []string{"session.update", "session.input_audio_buffer.append", "session.input_audio_buffer.append", "session.close"}
+	want := []string{"session.update", "session.input_audio_buffer.append", "session.input_audio_buffer.append",
+		"session.input_audio_buffer.append", "session.input_audio_buffer.append", "session.close"}
 	if got := si.EventTypes(); strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("recorded %v, want %v", got, want)
 	}
-	if !strings.Contains(string(si.Events[1].Raw), `"audio_bytes":9600`) || si.Lang != "ja" || si.CloseReason != "session.close" {
+	if !strings.Contains(string(si.Events[1].Raw), `"audio_bytes":9600`) || !strings.Contains(string(si.Events[3].Raw), `"audio_bytes":3`) ||
+		!strings.Contains(string(si.Events[4].Raw), `"audio_bytes":2`) || si.Lang != "ja" || si.CloseReason != "session.close" {
 		t.Fatalf("session info: raw %s lang %q reason %q", si.Events[1].Raw, si.Lang, si.CloseReason)
 	}
 }

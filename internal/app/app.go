@@ -19,6 +19,7 @@ import (
 	"github.com/babelcast/babelcast/fanout"
 	"github.com/babelcast/babelcast/ingest"
 	"github.com/babelcast/babelcast/internal/bus"
+	"github.com/babelcast/babelcast/internal/httperr"
 	"github.com/babelcast/babelcast/internal/metrics"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/translate"
@@ -90,6 +91,12 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
 	r.Use(accessLog(log))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		httperr.NotFound(w, "no such path: "+r.URL.Path)
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		httperr.Write(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path)
+	})
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	r.Get("/readyz", a.readyz)
 	r.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))

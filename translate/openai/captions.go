@@ -22,6 +22,12 @@ type segmenter struct {
 	text string
 	open bool
 	last time.Time
+	// closed is the last line ended by the idle timer, kept so that
+	// punctuation arriving after the pause completes it rather than
+	// standing as a line of its own.
+	closed     string
+	closedSeg  uint64
+	closedIdle bool
 }
 
 func newSegmenter(emit func(uint64, string, bool)) *segmenter {
@@ -39,6 +45,17 @@ func (g *segmenter) add(delta string, now time.Time) {
 		if delta == "" {
 			return
 		}
+		if p := leadingPunct(delta); p != "" && g.closedIdle {
+			// The rest of a line that a pause ended early: send it again,
+			// completed, under its own segment number.
+			g.closed += p
+			g.emit(g.closedSeg, g.closed, true)
+			delta = strings.TrimLeftFunc(delta[len(p):], unicode.IsSpace)
+			if delta == "" {
+				return
+			}
+		}
+		g.closedIdle = false
 		g.start(delta)
 	} else {
 		g.text += delta
@@ -79,7 +96,22 @@ func (g *segmenter) start(text string) {
 func (g *segmenter) tick(now time.Time) {
 	if g.open && now.Sub(g.last) >= captionIdle {
 		g.finish()
+		g.closedIdle = g.closed != ""
 	}
+}
+
+// leadingPunct returns the sentence punctuation (and closing quotes) that s
+// starts with.
+func leadingPunct(s string) string {
+	j := 0
+	for j < len(s) {
+		r, n := utf8.DecodeRuneInString(s[j:])
+		if !strings.ContainsRune(`.!?…,;:。！？、"'”’»)]」』`, r) {
+			break
+		}
+		j += n
+	}
+	return s[:j]
 }
 
 // finish ends the current line, if any.
@@ -88,7 +120,9 @@ func (g *segmenter) finish() {
 		return
 	}
 	g.open = false
+	g.closed, g.closedSeg = "", 0
 	if t := strings.TrimSpace(g.text); t != "" {
+		g.closed, g.closedSeg = t, g.cur
 		g.emit(g.cur, t, true)
 	}
 }

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/babelcast/babelcast/internal/audio"
+	"github.com/babelcast/babelcast/internal/client"
+)
+
+const speakUsage = `Usage: babelcast speak --server URL --room ID --key KEY FILE|-
+
+Streams FILE to a room as its speaker, at real-time pace: an .mp3, a .wav of
+any common rate and channel count (downmixed and resampled to 24 kHz mono),
+or - for raw PCM16LE mono on stdin at --rate. The key may also come from
+BABELCAST_SPEAKER_KEY.
+
+Flags:
+`
+
+func runSpeak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("speak", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, speakUsage); fs.PrintDefaults() }
+	server := fs.String("server", "http://localhost:8080", "babelcast server base URL")
+	roomID := fs.String("room", "", "room id")
+	key := fs.String("key", os.Getenv("BABELCAST_SPEAKER_KEY"), "the room's speaker key")
+	rate := fs.Int("rate", audio.Rate, "sample rate of raw PCM on stdin (with -)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *roomID == "" || *key == "" || fs.NArg() != 1 {
+		fs.Usage()
+		return fmt.Errorf("--room, --key and one FILE (or -) are required: %w", errUsage)
+	}
+	var src *audio.Source
+	var err error
+	if name := fs.Arg(0); name == "-" {
+		src, err = audio.NewRawSource(os.Stdin, *rate)
+	} else {
+		src, err = audio.Open(name)
+	}
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	err = client.Speak(ctx, client.SpeakOptions{
+		Server: *server, Room: *roomID, Key: *key, Source: src, Log: stderr, Realtime: true,
+	})
+	if errors.Is(err, context.Canceled) {
+		return nil // interrupted by the user: a normal stop
+	}
+	return err
+}
+
+const listenUsage = `Usage: babelcast listen --server URL --room ID --lang CODE --out FILE.wav
+
+Records a room's channel to a WAV file (PCM16 mono 24 kHz) until interrupted,
+--duration passes, or the server ends the stream; dropped connections are
+retried. --lang equal to the room's source language records the floor.
+
+Flags:
+`
+
+func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("listen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, listenUsage); fs.PrintDefaults() }
+	server := fs.String("server", "http://localhost:8080", "babelcast server base URL")
+	roomID := fs.String("room", "", "room id")
+	lang := fs.String("lang", "", "language code of the channel")
+	out := fs.String("out", "", "WAV file to write")
+	captions := fs.String("captions", "", "file to write final captions to, one a line (- for stdout)")
+	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
+	passcode := fs.String("passcode", os.Getenv("BABELCAST_PASSCODE"), "the room's listener passcode, if it has one")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *roomID == "" || *lang == "" || *out == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return fmt.Errorf("--room, --lang and --out are required: %w", errUsage)
+	}
+	opts := client.ListenOptions{
+		Server: *server, Room: *roomID, Lang: *lang, Passcode: *passcode,
+		OutPath: *out, Duration: *duration, Log: stderr,
+	}
+	switch *captions {
+	case "":
+	case "-":
+		opts.Captions = stdout
+	default:
+		f, err := os.Create(*captions)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		opts.Captions = f
+	}
+	return client.Listen(ctx, opts)
+}

@@ -134,10 +134,11 @@ func New(o Options) (*Server, error) {
 	s.hub = newHub(s)
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		// Listeners only send control frames; reuse the HTTP server's read
-		// buffer, and take write buffers from a pool only while writing
-		// text (audio goes out as prepared frames), to keep idle
-		// connections small.
+		// Listeners only send control frames: a small read buffer. Write
+		// buffers come from a pool, used only for the rare unprepared
+		// message (audio and text go out as prepared frames), to keep
+		// idle connections small.
+		ReadBufferSize:  256,
 		WriteBufferPool: &sync.Pool{},
 		// The listen page may be embedded on any site; no cookies are
 		// involved (the passcode travels in the URL), so any origin may

@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-
-	"github.com/babelcast/babelcast/internal/metrics"
 )
 
 // Transports, as in the babelcast_listeners metric.
@@ -49,7 +47,7 @@ type listener struct {
 	wake chan struct{} // capacity 1: "something to do"
 
 	mu        sync.Mutex
-	audio     []*frame // ring buffer of capacity maxFrames
+	audio     []*frame // ring buffer, grown on demand up to maxFrames
 	head, n   int
 	bytes     int
 	control   []*frame
@@ -70,7 +68,6 @@ func newListener(s *Server, roomID, lang string, floor bool, transport string) *
 		maxBytes:  s.audioQueueBytes(),
 		slowAfter: s.o.SlowAfter,
 		wake:      make(chan struct{}, 1),
-		audio:     make([]*frame, s.o.QueueFrames),
 	}
 }
 
@@ -93,10 +90,17 @@ func (l *listener) pushAudio(f *frame, now time.Time) {
 	for l.n > 0 && (l.n == l.maxFrames || l.bytes+len(f.data) > l.maxBytes) {
 		old := l.audio[l.head]
 		l.audio[l.head] = nil
-		l.head = (l.head + 1) % l.maxFrames
+		l.head = (l.head + 1) % len(l.audio)
 		l.n--
 		l.bytes -= len(old.data)
 		drops++
+	}
+	if l.n == len(l.audio) { // room to grow, up to maxFrames
+		grown := make([]*frame, min(max(2*len(l.audio), 4), l.maxFrames))
+		for i := range l.n {
+			grown[i] = l.audio[(l.head+i)%len(l.audio)]
+		}
+		l.audio, l.head = grown, 0
 	}
 	if drops > 0 {
 		l.dropped += uint64(drops)
@@ -107,13 +111,13 @@ func (l *listener) pushAudio(f *frame, now time.Time) {
 		}
 	}
 	if !l.closing {
-		l.audio[(l.head+l.n)%l.maxFrames] = f
+		l.audio[(l.head+l.n)%len(l.audio)] = f
 		l.n++
 		l.bytes += len(f.data)
 	}
 	l.mu.Unlock()
 	if drops > 0 {
-		metrics.FramesDropped.WithLabelValues("fanout", "slow_listener").Add(float64(drops))
+		droppedSlow.Add(float64(drops))
 	}
 	l.signal()
 }
@@ -149,10 +153,7 @@ func (l *listener) closeLocked(code int, reason string) {
 		return
 	}
 	l.closing, l.code, l.reason = true, code, reason
-	for i := range l.audio {
-		l.audio[i] = nil
-	}
-	l.n, l.bytes, l.control = 0, 0, nil
+	l.audio, l.head, l.n, l.bytes, l.control = nil, 0, 0, 0, nil
 }
 
 // next pops the next message to write: text first, then audio in order.
@@ -178,7 +179,7 @@ func (l *listener) next() (f *frame, code int, reason string) {
 	}
 	f = l.audio[l.head]
 	l.audio[l.head] = nil
-	l.head = (l.head + 1) % l.maxFrames
+	l.head = (l.head + 1) % len(l.audio)
 	l.n--
 	l.bytes -= len(f.data)
 	return f, 0, ""

@@ -9,7 +9,6 @@ import (
 
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/httperr"
-	"github.com/babelcast/babelcast/internal/metrics"
 )
 
 // handleWAV serves /api/v1/rooms/{id}/audio/{lang}.wav: the channel's audio
@@ -76,7 +75,7 @@ func (s *Server) handleWAV(w http.ResponseWriter, r *http.Request) {
 		if err := rc.Flush(); err != nil {
 			return
 		}
-		metrics.FramesOut.WithLabelValues("fanout").Add(float64(sent))
+		framesOut.Add(float64(sent))
 		sent = 0
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/babelcast/babelcast/internal/httperr"
-	"github.com/babelcast/babelcast/internal/metrics"
 	"github.com/babelcast/babelcast/internal/room"
 )
 
@@ -95,9 +94,9 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 		s.joinFailed(w, err, roomID, lang)
 		return
 	}
-	defer s.hub.leave(l)
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.hub.leave(l)
 		return // the upgrader has answered
 	}
 	if s.o.SendBuffer > 0 {
@@ -105,8 +104,14 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 			_ = tc.SetWriteBuffer(s.o.SendBuffer)
 		}
 	}
-	log := s.log.With("room", roomID, "lang", lang)
-	s.serveWS(conn, l, log)
+	// The connection gets its own goroutine, and this handler returns so
+	// net/http lets go of the request, its buffers and its deep stack: an
+	// idle listener should cost little. The hub's WaitGroup (join/leave)
+	// still accounts for the goroutine.
+	go func() {
+		defer s.hub.leave(l)
+		s.serveWS(conn, l, s.log.With("room", roomID, "lang", lang))
+	}()
 }
 
 // joinFailed answers a request the hub refused, before any upgrade.
@@ -175,7 +180,7 @@ func (s *Server) serveWS(conn *websocket.Conn, l *listener, log *slog.Logger) {
 			}
 		}
 		if sent > 0 {
-			metrics.FramesOut.WithLabelValues("fanout").Add(float64(sent))
+			framesOut.Add(float64(sent))
 			sent = 0
 		}
 		if now := time.Now(); !lastCaptured.IsZero() && now.Sub(lastDelay) >= delayEvery {

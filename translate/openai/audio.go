@@ -112,7 +112,9 @@ func addBytes(t time.Time, n int) time.Time {
 
 // loud reports whether pcm holds speech-level sound rather than silence or
 // room noise: RMS above about -42 dBFS.
-func loud(pcm []byte) bool { return rms(pcm) > 260 }
+func loud(pcm []byte) bool { return rms(pcm) > loudRMS }
+
+const loudRMS = 260
 
 func rms(pcm []byte) float64 {
 	n := len(pcm) / 2

@@ -25,6 +25,8 @@ const (
 	setupTimeout   = 15 * time.Second      // session.created / session.updated
 	writeTimeout   = 10 * time.Second
 	maxServerEvent = 16 << 20
+	pingEvery      = 15 * time.Second
+	readIdle       = 45 * time.Second // no message nor pong for this long: the connection is dead
 )
 
 // wireEvent is a server event, parsed loosely: every kind of event this
@@ -80,6 +82,7 @@ type conn struct {
 	expiresAt time.Time
 	nextEvent int
 	broken    bool // a write failed; the reader will report the close
+	lastPing  time.Time
 	closed    bool
 }
 
@@ -102,6 +105,19 @@ func (c *conn) send(ev map[string]any) string {
 		_ = c.ws.Close()
 	}
 	return id
+}
+
+// keepAlive pings the server now and then; the reader's deadline, pushed
+// on by every message and pong, notices a connection that died silently.
+func (c *conn) keepAlive(now time.Time) {
+	if c.closed || c.broken || now.Sub(c.lastPing) < pingEvery {
+		return
+	}
+	c.lastPing = now
+	if err := c.ws.WriteControl(websocket.PingMessage, nil, now.Add(writeTimeout)); err != nil {
+		c.broken = true
+		_ = c.ws.Close()
+	}
 }
 
 // close closes the socket once.
@@ -128,7 +144,7 @@ type connEvent struct {
 // key. Handshake failures come back as *translate.Error.
 func (e *Engine) dial(ctx context.Context, kind string) (*websocket.Conn, error) {
 	h := http.Header{}
-	if e.azure {
+	if e.azure && kind == KindInterpret { // Azure OpenAI's realtime endpoint takes an api-key header
 		h.Set("api-key", e.opt.APIKey)
 	} else {
 		h.Set("Authorization", "Bearer "+e.opt.APIKey)
@@ -323,9 +339,11 @@ func (e *Engine) setup(c *conn, update map[string]any) error {
 // or stop closes; the last event it sends is the close.
 func startReader(wg *sync.WaitGroup, c *conn, out chan<- connEvent, stop <-chan struct{}, log *slog.Logger) {
 	wg.Add(1)
+	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(readIdle)) })
 	go func() {
 		defer wg.Done()
 		for {
+			_ = c.ws.SetReadDeadline(time.Now().Add(readIdle))
 			_, data, err := c.ws.ReadMessage()
 			if err != nil {
 				select {

@@ -43,6 +43,8 @@ type iconn struct {
 	partCap   time.Time
 	holding   bool
 	speaking  bool             // server VAD says speech is going on
+	loudNow   bool             // our own ear: speech-level input lately (the VAD's word may lag)
+	quietRun  int              // quiet 20 ms frames in a row
 	turnStart int64            // where the audio of the next turn starts
 	stopAt    map[string]int64 // item → end of speech, from speech_stopped
 	commits   []pendingCommit
@@ -250,10 +252,28 @@ func (s *interpSession) addAudio(c *iconn, pcm []byte, captured time.Time) {
 		pcm = pcm[n:]
 		captured = addBytes(captured, n)
 		if len(c.part) == frameBytes {
-			c.pend = append(c.pend, hframe{data: c.part, captured: c.partCap, energy: rms(c.part)})
+			s.pushFrame(c, hframe{data: c.part, captured: c.partCap, energy: rms(c.part)})
 			c.part = nil
 		}
 	}
+}
+
+// pushFrame queues a 20 ms frame and follows speech onsets by ear, so a
+// long turn is watched from its start even when the VAD's events lag.
+func (s *interpSession) pushFrame(c *iconn, f hframe) {
+	if f.energy > loudRMS {
+		c.quietRun = 0
+		if !c.loudNow {
+			c.loudNow = true
+			if !c.speaking {
+				onset := c.pos + c.pendBytes()
+				c.turnStart = max(c.turnStart, onset-speechPrefix)
+			}
+		}
+	} else if c.quietRun++; c.quietRun >= 25 {
+		c.loudNow = false
+	}
+	c.pend = append(c.pend, f)
 }
 
 // flush appends c's pending frames unless they are held back for a cut;
@@ -264,7 +284,7 @@ func (s *interpSession) flush(c *iconn, force bool) {
 	}
 	if force && len(c.part) > 0 {
 		c.part = append(c.part, make([]byte, frameBytes-len(c.part))...)
-		c.pend = append(c.pend, hframe{data: c.part, captured: c.partCap, energy: rms(c.part)})
+		s.pushFrame(c, hframe{data: c.part, captured: c.partCap, energy: rms(c.part)})
 		c.part = nil
 	}
 	s.checkLongTurn(c)
@@ -309,10 +329,8 @@ func (s *interpSession) sendFrames(c *iconn, n int) {
 // checkLongTurn holds input back as speech nears MaxTurn without a commit,
 // and at MaxTurn commits at the quietest 20 ms of what it held.
 func (s *interpSession) checkLongTurn(c *iconn) {
-	if !c.speaking || c.draining {
-		if c.holding {
-			c.holding = false
-		}
+	if !(c.speaking || c.loudNow) || c.draining {
+		c.holding = false
 		return
 	}
 	maxTurn := durBytes(s.eng.opt.MaxTurn)
@@ -324,8 +342,15 @@ func (s *interpSession) checkLongTurn(c *iconn) {
 	if !c.holding || spoken < int64(maxTurn) || len(c.pend) == 0 {
 		return
 	}
-	best := 0
+	if !c.speaking { // loud, but not speech to the VAD: nothing to cut
+		c.holding = false
+		return
+	}
+	best := 0 // the quietest frame that ends within MaxTurn
 	for i, f := range c.pend {
+		if c.pos+int64((i+1)*frameBytes)-c.turnStart > int64(maxTurn) && i > 0 {
+			break
+		}
 		if f.energy <= c.pend[best].energy {
 			best = i
 		}
@@ -344,7 +369,7 @@ func (s *interpSession) checkLongTurn(c *iconn) {
 func (s *interpSession) commitNow(c *iconn) {
 	if len(c.part) > 0 {
 		c.part = append(c.part, make([]byte, frameBytes-len(c.part))...)
-		c.pend = append(c.pend, hframe{data: c.part, captured: c.partCap, energy: rms(c.part)})
+		s.pushFrame(c, hframe{data: c.part, captured: c.partCap, energy: rms(c.part)})
 		c.part = nil
 	}
 	c.holding = false
@@ -373,7 +398,7 @@ func (s *interpSession) keepTime(c *iconn, now time.Time) {
 	} else {
 		for i := 0; i < 50 && bytesDur(total+iChunk) <= now.Sub(c.base); i++ {
 			for k := 0; k < iChunk/frameBytes; k++ {
-				c.pend = append(c.pend, hframe{data: make([]byte, frameBytes), captured: c.base.Add(bytesDur(total))})
+				s.pushFrame(c, hframe{data: make([]byte, frameBytes), captured: c.base.Add(bytesDur(total))})
 				total += frameBytes
 			}
 		}
@@ -776,6 +801,11 @@ func (s *interpSession) tick(now time.Time) {
 	if s.cur != nil {
 		s.pump()
 		s.keepTime(s.cur, now)
+	}
+	for _, c := range append([]*iconn{s.cur, s.next}, s.olds...) {
+		if c != nil {
+			c.keepAlive(now)
+		}
 	}
 	s.out.tick(now)
 	s.schedule()

@@ -203,6 +203,9 @@ func TestInterpretEndToEnd(t *testing.T) {
 		t.Errorf("%d ms of Dutch audio, want about %d", n, turns*700)
 	}
 
+	fake.WaitUntil(2*time.Second, func() bool {
+		return len(eventsOf(sessionsOf(fake, fakerealtime.Realtime)[0], "conversation.item.delete")) >= turns-1
+	})
 	si := sessionsOf(fake, fakerealtime.Realtime)[0]
 	ups := eventsOf(si, "session.update")
 	if len(ups) != 1 {

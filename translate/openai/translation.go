@@ -195,6 +195,11 @@ func (s *transSession) tick(now time.Time) {
 		s.pump()
 		s.keepTime(s.cur, now)
 	}
+	for _, c := range []*tconn{s.cur, s.old, s.next} {
+		if c != nil {
+			c.keepAlive(now)
+		}
+	}
 	s.out.tick(now)
 	s.in.tick(now)
 	if s.old != nil && now.After(s.old.deadline) {
@@ -202,7 +207,11 @@ func (s *transSession) tick(now time.Time) {
 		s.old.close()
 	}
 	if s.closing {
-		if s.cur == nil || (s.cur.closing && now.After(s.cur.deadline)) {
+		if s.cur != nil && s.cur.closing && now.After(s.cur.deadline) {
+			s.log.Warn("the model did not confirm session.close in time", "conn", s.cur.id)
+			s.finished = true
+		}
+		if s.cur == nil && s.old == nil {
 			s.finished = true
 		}
 		return

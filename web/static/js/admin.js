@@ -89,6 +89,9 @@ const st = {
   qrURLs: {}, // object URLs to revoke
   qrFor: '', // room id + key the QR codes were made for
   lastStates: new Map(), // "room/lang" → state, for announcing changes
+  detailFor: '', // room the detail panel shows
+  listFailed: false, // the api-error notice says the room list failed
+  gen: 0, // bumped by every change made here, so an older room list is not shown over it
 };
 
 // ---------- API with the token ----------
@@ -217,12 +220,18 @@ function languageSelect(id, kind, value, testid) {
 // ---------- rooms list ----------
 
 async function loadRooms() {
+  const gen = st.gen;
   try {
     const body = await call('/api/v1/rooms');
+    if (gen !== st.gen) return; // changed here meanwhile: this list is older
     st.rooms = (body && body.rooms) || [];
-    notice(ui.apiError, '', '');
+    if (st.listFailed) notice(ui.apiError, '', '');
+    st.listFailed = false;
   } catch (err) {
-    if (st.token) showApiError('Could not load the rooms', err);
+    if (st.token) {
+      showApiError('Could not load the rooms', err);
+      st.listFailed = true;
+    }
     return;
   }
   if (st.selected && !st.rooms.some((r) => r.id === st.selected)) select('');
@@ -284,10 +293,23 @@ function linksOf(r) {
   };
 }
 
+function setSpeakShown(shown) {
+  ui.showSpeak.setAttribute('aria-pressed', String(shown));
+  ui.showSpeak.textContent = shown ? 'Hide' : 'Show';
+  ui.linkSpeak.classList.toggle('shown', shown);
+  ui.qrSpeak.hidden = !shown;
+}
+
 function renderDetail() {
   const r = selectedRoom();
   ui.detail.hidden = !r;
   if (!r) return;
+  if (st.detailFor !== r.id) {
+    // Another room: its secret starts hidden again, and old messages go.
+    st.detailFor = r.id;
+    setSpeakShown(false);
+    ui.shareStatus.textContent = '';
+  }
   ui.detailName.textContent = r.name || r.id;
   ui.detailName.tabIndex = -1;
   const gloss = (r.glossary || []).length;
@@ -338,11 +360,7 @@ async function loadQRs(r) {
 }
 
 ui.showSpeak.addEventListener('click', () => {
-  const shown = ui.showSpeak.getAttribute('aria-pressed') !== 'true';
-  ui.showSpeak.setAttribute('aria-pressed', String(shown));
-  ui.showSpeak.textContent = shown ? 'Hide' : 'Show';
-  ui.linkSpeak.classList.toggle('shown', shown);
-  ui.qrSpeak.hidden = !shown;
+  setSpeakShown(ui.showSpeak.getAttribute('aria-pressed') !== 'true');
 });
 
 async function copy(text, fallbackEl, what) {
@@ -400,6 +418,7 @@ ui.del.addEventListener('click', async () => {
   if (!ok) return;
   try {
     await call(`/api/v1/rooms/${encodeURIComponent(r.id)}`, { method: 'DELETE' });
+    st.gen++;
     st.rooms = st.rooms.filter((x) => x.id !== r.id);
     st.statuses.delete(r.id);
     select('');
@@ -411,6 +430,7 @@ ui.del.addEventListener('click', async () => {
 
 function replaceRoom(updated) {
   if (!updated || !updated.id) return;
+  st.gen++;
   const i = st.rooms.findIndex((x) => x.id === updated.id);
   if (i >= 0) st.rooms[i] = updated;
   else st.rooms.push(updated);

@@ -147,10 +147,16 @@ class Stream {
     this.player.node.port.onmessage = (ev) => {
       if (ev.data && ev.data.type === 'stats') {
         this.player.stats = ev.data;
+        // For people debugging and for browser tests: what this stream plays.
+        const d = ui.player.dataset;
+        d[`${this.role}Bytes`] = String(this.bytes);
+        d[`${this.role}BufferedMs`] = String(ev.data.bufferedMs);
+        d[`${this.role}Playing`] = String(ev.data.playing);
         if (this.role === 'main') renderDelay();
       }
     };
     this.hello = false;
+    this.bytes = 0; // audio received, for the data-*-bytes attributes
     this.socket = new ReconnectingSocket(() => this.url(), {
       onopen: () => { if (this.role === 'main') renderState(); },
       onmessage: (ev) => this.onMessage(ev),
@@ -172,6 +178,7 @@ class Stream {
   }
 
   stop() {
+    for (const k of ['Bytes', 'BufferedMs', 'Playing']) delete ui.player.dataset[`${this.role}${k}`];
     this.socket.stop(1000, 'bye');
     this.player.node.port.postMessage({ type: 'reset' });
     this.player.node.disconnect();
@@ -182,6 +189,7 @@ class Stream {
     if (ev.data instanceof ArrayBuffer) {
       let buf = ev.data;
       if (buf.byteLength & 1) buf = buf.slice(0, buf.byteLength - 1);
+      this.bytes += buf.byteLength;
       this.player.node.port.postMessage(buf, [buf]);
       return;
     }
@@ -409,7 +417,7 @@ function renderLanguages() {
   const src = info.source_language;
   ui.langList.replaceChildren(
     ...info.languages.map((l) => option(l.code, l.native || l.code, l.english)),
-    option(src.code, `Original (${src.native || src.code})`, src.english ? `Original · ${src.english}` : ''),
+    option(src.code, `Original (${src.native || src.code})`, src.english && src.english !== src.native ? src.english : ''),
   );
   ui.mixRow.hidden = isFloor(st.lang);
 }

@@ -461,29 +461,31 @@ function roomGone(deleted) {
 
 // ---------- rendering ----------
 
-function langName(code) {
+/** A language's name in itself, with the English name under it when different. */
+function langCell(code) {
+  let native = nativeName(code);
+  let english = englishName(code);
   if (st.info) {
-    if (code === st.info.source_language.code) return `Original (${st.info.source_language.native})`;
+    const src = st.info.source_language;
+    if (code === src.code) return el('td', {}, `Original (${src.native || code})`);
     const l = st.info.languages.find((x) => x.code === code);
-    if (l) return l.native && l.english && l.native !== l.english ? `${l.native} · ${l.english}` : (l.native || code);
+    if (l) ({ native, english } = { native: l.native || native, english: l.english || english });
   }
-  const n = nativeName(code);
-  const e = englishName(code);
-  return n !== e ? `${n} · ${e}` : n;
+  return el('td', { lang: code }, native, native !== english ? el('div', { class: 'small muted', lang: 'en' }, english) : null);
 }
 
 const stateWords = { idle: 'Idle', starting: 'Starting', active: 'Active', error: 'Error' };
 
 function renderStatus(msg) {
   const rows = (msg.languages || []).map((l) => el('tr', { dataset: { lang: l.code } },
-    el('td', {}, langName(l.code)),
+    langCell(l.code),
     el('td', {},
       el('span', { class: 'state', dataset: { state: l.state || 'idle' } }, stateWords[l.state] || l.state || '—'),
       l.error ? el('div', { class: 'small muted' }, l.error) : null),
     el('td', { class: 'num' }, String(l.listeners ?? 0))));
   if (st.info) {
     rows.push(el('tr', { dataset: { lang: st.info.source_language.code } },
-      el('td', {}, langName(st.info.source_language.code)),
+      langCell(st.info.source_language.code),
       el('td', { class: 'muted' }, 'your voice'),
       el('td', { class: 'num' }, String(msg.floor_listeners ?? 0))));
   }
@@ -564,6 +566,16 @@ async function init() {
     askKey('');
     return;
   }
+  // A stale link (the key was rotated) is told at once, not at Start.
+  const err = await checkKey(st.key);
+  if (err && (err.status === 401 || err.status === 403)) {
+    st.key = '';
+    store.set('sessionStorage', keys.key, '');
+    render();
+    askKey('This speaker link’s key is no longer valid. Ask the organizers for the current speaker link.');
+    return;
+  }
+  if (err && err.status === 404) return roomGone(false);
   showConsole();
 }
 

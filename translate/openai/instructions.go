@@ -2,6 +2,7 @@ package openai
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -132,7 +133,13 @@ func newJudge(ch translate.Channel) judge {
 	var j judge
 	src, tgt := room.Base(ch.Source), room.Base(ch.Target)
 	if src != tgt {
-		j.openers = append(j.openers, replyOpeners[src]...)
+		// A source-language opener that the target language shares ("claro"
+		// in Spanish and Portuguese) may begin a faithful translation.
+		for _, p := range replyOpeners[src] {
+			if !slices.Contains(replyOpeners[tgt], p) {
+				j.openers = append(j.openers, p)
+			}
+		}
 	}
 	if tgt != "en" && src != "en" {
 		j.openers = append(j.openers, replyOpeners["en"]...)

@@ -238,6 +238,7 @@ func (s *core) connClosed(c *conn) {
 // shutdown runs when the run loop ends: it stops readers and dialers and
 // waits for them, then marks the session done.
 func (s *core) shutdown(conns ...*conn) {
+	s.queue.close()
 	s.cancel()
 	for _, c := range conns {
 		if c != nil && !c.closed {

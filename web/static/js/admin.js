@@ -294,7 +294,7 @@ function linksOf(r) {
 }
 
 function setSpeakShown(shown) {
-  ui.showSpeak.setAttribute('aria-pressed', String(shown));
+  ui.showSpeak.setAttribute('aria-expanded', String(shown));
   ui.showSpeak.textContent = shown ? 'Hide' : 'Show';
   ui.linkSpeak.classList.toggle('shown', shown);
   ui.qrSpeak.hidden = !shown;
@@ -360,7 +360,7 @@ async function loadQRs(r) {
 }
 
 ui.showSpeak.addEventListener('click', () => {
-  setSpeakShown(ui.showSpeak.getAttribute('aria-pressed') !== 'true');
+  setSpeakShown(ui.showSpeak.getAttribute('aria-expanded') !== 'true');
 });
 
 async function copy(text, fallbackEl, what) {

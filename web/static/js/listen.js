@@ -113,13 +113,21 @@ function ensureAudio() {
   return audio.ctx.resume();
 }
 
-/** A player node (jitter buffer) with its own gain into the master. */
-function makePlayer() {
+/**
+ * A player node (jitter buffer) with its own gain into the master. The
+ * floor arrives paced at real time, so more than a second buffered is lag
+ * to drop. A translation arrives in bursts faster than real time (the
+ * model speaks a sentence quicker than it is said), so it may buffer many
+ * seconds; the player catches up by shortening pauses instead.
+ */
+function makePlayer(paced) {
   const node = new AudioWorkletNode(audio.ctx, 'pcm-player', {
     numberOfInputs: 0,
     numberOfOutputs: 1,
     outputChannelCount: [1],
-    processorOptions: { inputRate: 24000, targetMs: 150, maxMs: 1000 },
+    processorOptions: paced
+      ? { inputRate: 24000, targetMs: 150, maxMs: 1000, catchUpMs: 250 }
+      : { inputRate: 24000, targetMs: 150, maxMs: 12000, catchUpMs: 1000 },
   });
   const gain = audio.ctx.createGain();
   node.connect(gain).connect(audio.master);
@@ -143,7 +151,7 @@ class Stream {
   constructor(role, lang) {
     this.role = role;
     this.lang = lang;
-    this.player = makePlayer();
+    this.player = makePlayer(isFloor(lang));
     this.player.node.port.onmessage = (ev) => {
       if (ev.data && ev.data.type === 'stats') {
         this.player.stats = ev.data;
@@ -468,7 +476,7 @@ function announce(text, lang) {
 function renderCaptionPrefs() {
   const shown = store.get('localStorage', keys.captions) !== 'off';
   ui.captions.hidden = !shown;
-  ui.captionsToggle.setAttribute('aria-pressed', String(shown));
+  ui.captionsToggle.setAttribute('aria-expanded', String(shown));
   ui.captionsToggle.textContent = shown ? 'Hide' : 'Show';
   ui.captionsToggle.setAttribute('aria-label', shown ? 'Hide captions' : 'Show captions');
   ui.smaller.disabled = !shown || st.captionSizeIdx === 0;
@@ -558,6 +566,10 @@ function renderDelay() {
 setInterval(renderDelay, 1000);
 
 function renderFallback() {
+  for (const opt of ui.langList.querySelectorAll('.lang-option')) {
+    if (st.fallback && opt.dataset.lang === st.lang) opt.dataset.state = 'error';
+    else delete opt.dataset.state;
+  }
   if (!st.fallback) {
     notice(ui.fallback, '', '');
     return;
@@ -569,7 +581,7 @@ function renderFallback() {
 
 function renderPlay() {
   const suspended = st.playing && audio.ctx && audio.ctx.state !== 'running' && audio.ctx.state !== 'closed';
-  ui.play.setAttribute('aria-pressed', String(st.playing));
+  ui.play.dataset.playing = String(st.playing);
   ui.play.disabled = st.ended || !st.info;
   ui.playLabel.textContent = suspended ? 'Tap to resume sound' : st.playing ? 'Pause' : 'Play';
   ui.playIcon.textContent = st.playing && !suspended ? '❚❚' : '▶';

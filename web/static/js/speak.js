@@ -503,7 +503,7 @@ function render() {
   ui.start.textContent = st.phase === 'stopped' ? 'Start again' : 'Start';
   ui.stop.disabled = !live && st.phase !== 'starting';
   ui.mute.disabled = !live;
-  ui.mute.setAttribute('aria-pressed', String(st.muted));
+  ui.mute.dataset.muted = String(st.muted);
   ui.mute.textContent = st.muted ? 'Unmute' : 'Mute';
   if (st.ended) return setPill('ended', 'Room closed');
   if (!st.info) return undefined;

@@ -963,7 +963,6 @@ func (s *interpSession) onClosed(c *iconn, err error) {
 		_ = c.ws.Close()
 	}
 	c.dead = true
-	s.connClosed(c.conn)
 	if r := s.active; r != nil && r.c == c {
 		s.out.finish()
 		s.active = nil // the turn stays at the head and is asked again
@@ -1008,7 +1007,6 @@ func (s *interpSession) beginClose() {
 	s.closing = true
 	if s.next != nil {
 		s.next.close()
-		s.connClosed(s.next.conn)
 		s.next = nil
 	}
 	if s.cur != nil {

@@ -2,8 +2,11 @@ package openai
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -281,7 +284,20 @@ func TestInvalidKeyIsPermanent(t *testing.T) {
 	fake := newFake(t, fakerealtime.Options{})
 	var dials atomic.Int32
 	const key = "sk-wrong-key-0123456789"
-	e := newEngine(t, fake, func(o *Options) { o.APIKey = key; o.Dialer = countingDialer(&dials) })
+	var logs strings.Builder
+	var logMu sync.Mutex
+	e := newEngine(t, fake, func(o *Options) {
+		o.APIKey = key
+		o.Dialer = countingDialer(&dials)
+		o.Log = slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	defer func() {
+		logMu.Lock()
+		defer logMu.Unlock()
+		if strings.Contains(logs.String(), key) || strings.Contains(logs.String(), "6789") {
+			t.Errorf("the key leaks into the log:\n%s", logs.String())
+		}
+	}()
 	for _, ch := range []translate.Channel{{Room: "r", Source: "en", Target: "es"}, nlChannel} {
 		dials.Store(0)
 		_, err := e.Open(context.Background(), ch, newSink())
@@ -386,4 +402,15 @@ func counterValue(c interface{ Write(*dto.Metric) error }) float64 {
 	var m dto.Metric
 	_ = c.Write(&m)
 	return m.GetCounter().GetValue()
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

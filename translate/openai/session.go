@@ -230,11 +230,6 @@ func (s *core) countError(err error) {
 	metrics.Errors.WithLabelValues("translate", code).Inc()
 }
 
-// connClosed counts a connection's time once it has ended.
-func (s *core) connClosed(c *conn) {
-	metrics.SessionSeconds.WithLabelValues("openai", s.kind).Add(time.Since(c.opened).Seconds())
-}
-
 // shutdown runs when the run loop ends: it stops readers and dialers and
 // waits for them, then marks the session done.
 func (s *core) shutdown(conns ...*conn) {
@@ -243,7 +238,6 @@ func (s *core) shutdown(conns ...*conn) {
 	for _, c := range conns {
 		if c != nil && !c.closed {
 			c.close()
-			s.connClosed(c)
 		}
 	}
 	close(s.stop)

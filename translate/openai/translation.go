@@ -378,7 +378,6 @@ func (s *transSession) onClosed(c *tconn, err error) {
 		c.closed = true
 		_ = c.ws.Close()
 	}
-	s.connClosed(c.conn)
 	switch c {
 	case s.old:
 		s.old = nil
@@ -427,7 +426,6 @@ func (s *transSession) beginClose() {
 	s.closing = true
 	if s.next != nil {
 		s.next.close()
-		s.connClosed(s.next.conn)
 		s.next = nil
 	}
 	if s.cur == nil {

@@ -91,8 +91,12 @@ const audio = {
 function ensureAudio() {
   if (!audio.ctx) {
     const AC = window.AudioContext || window.webkitAudioContext;
+    // A 24 kHz context lets the browser's own resampler do the work. Safari
+    // (every iOS browser) has crackled with rates other than the
+    // hardware's, so there the worklet resamples instead.
+    const apple = navigator.vendor === 'Apple Computer, Inc.';
     try {
-      audio.ctx = new AC({ sampleRate: 24000, latencyHint: 'interactive' });
+      audio.ctx = apple ? new AC({ latencyHint: 'interactive' }) : new AC({ sampleRate: 24000, latencyHint: 'interactive' });
     } catch {
       audio.ctx = new AC({ latencyHint: 'interactive' }); // 24 kHz not supported: the worklet resamples
     }

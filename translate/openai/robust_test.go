@@ -414,3 +414,52 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// session_expired with turns still waiting: the session reconnects and
+// every unanswered turn is translated on the new connection.
+func TestInterpretExpiryKeepsQueuedTurns(t *testing.T) {
+	fake := newFake(t, fakerealtime.Options{ResponseSpeed: 1})
+	e := newEngine(t, fake, nil)
+	sink := newSink()
+	s := open(t, e, nlChannel, sink)
+	f := &feeder{s: s, speed: 4}
+	const n = 3
+	for i := 0; i < n; i++ {
+		f.play(t, fakerealtime.Speech("en", 600*time.Millisecond))
+		f.play(t, fakerealtime.Silence(700*time.Millisecond))
+	}
+	if !fake.WaitUntil(5*time.Second, func() bool { return len(sessionsOf(fake, fakerealtime.Realtime)[0].Turns) == n }) {
+		t.Fatal("turns not committed")
+	}
+	fake.Expire(fakerealtime.Realtime)
+	answered := func() int {
+		done := 0
+		for _, si := range sessionsOf(fake, fakerealtime.Realtime) {
+			for _, r := range si.Responses {
+				if r.Status == "completed" {
+					done++
+				}
+			}
+		}
+		return done
+	}
+	sink.waitFor(t, 15*time.Second, "every turn answered", func() bool { return answered() >= n })
+	time.Sleep(200 * time.Millisecond)
+	if a := answered(); a != n {
+		t.Errorf("%d responses completed for %d turns", a, n)
+	}
+	ss := sessionsOf(fake, fakerealtime.Realtime)
+	if len(ss) != 2 || ss[0].CloseReason != "session expired" {
+		t.Fatalf("sessions: %d, first ended %q", len(ss), ss[0].CloseReason)
+	}
+	if c := len(eventsOf(ss[1], "conversation.item.create")); c != n-len(ss[0].Responses)+btoi(ss[0].Responses[len(ss[0].Responses)-1].Status != "completed") {
+		t.Errorf("%d turns re-created on the new connection", c)
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

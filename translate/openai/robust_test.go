@@ -226,7 +226,9 @@ func TestTranslationReconnects(t *testing.T) {
 	if fake.Drop(fakerealtime.Translate) != 1 {
 		t.Fatal("nothing to drop")
 	}
-	fake.WaitUntil(5*time.Second, func() bool { return fake.OpenNow(fakerealtime.Translate) == 1 && fake.Opened(fakerealtime.Translate) == 2 })
+	fake.WaitUntil(5*time.Second, func() bool {
+		return fake.OpenNow(fakerealtime.Translate) == 1 && fake.Opened(fakerealtime.Translate) == 2
+	})
 	f.play(t, fakerealtime.Silence(300*time.Millisecond))
 	f.play(t, fakerealtime.Speech("en", 600*time.Millisecond))
 	sink.waitFor(t, 10*time.Second, "both sentences", func() bool { return toneMs(sink.audioCopy(), "es") >= 1200 })

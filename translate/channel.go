@@ -101,6 +101,7 @@ func newChannel(w *Worker, cfg chanConfig) *channel {
 		done:    make(chan struct{}),
 	}
 	c.out.c = c
+	c.out.queue = make(chan pacedMsg, paceQueue)
 	return c
 }
 
@@ -215,16 +216,20 @@ func (c *channel) own(ctx context.Context, rev uint64) stopReason {
 	defer cancelOwn()
 	lostCh := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); c.renew(ownCtx, lostCh, cancelOwn) }()
 	go func() { defer wg.Done(); c.refresh(ownCtx) }()
+	go func() { defer wg.Done(); c.out.pace(ownCtx) }()
 
 	c.seedSeconds(ctx)
 	c.out.open.Store(true)
 	reason := c.serve(ownCtx, lostCh)
-	c.out.open.Store(false)
 	cancelOwn()
 	wg.Wait()
+	if reason != reasonLost && !c.w.killed() {
+		c.out.drain() // the closed session's last words, at once
+	}
+	c.out.open.Store(false)
 
 	switch {
 	case c.w.killed():

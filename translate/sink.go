@@ -5,7 +5,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/babelcast/babelcast/internal/metrics"
+	"github.com/nats-io/nats.go"
+
+	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/subject"
 )
 
@@ -20,6 +22,12 @@ type outlet struct {
 	seq     atomic.Uint64 // last audio sequence number published
 	nextSeg atomic.Uint64 // one past the highest caption segment published
 	nextSrc atomic.Uint64 // one past the highest source caption segment published
+
+	// Pacing (pace.go): queue is filled by the sinks; playhead and held
+	// belong to the pace goroutine, then to drain.
+	queue    chan pacedMsg
+	playhead time.Time
+	held     *pacedMsg
 }
 
 // sessionSink is the Sink given to one session. It renumbers the session's
@@ -50,11 +58,7 @@ func (s *sessionSink) Audio(pcm []byte, captured time.Time) {
 	if captured.IsZero() {
 		m.Header.Del(subject.HeaderCapture) // unknown: say nothing rather than a bogus time
 	}
-	if err := o.c.w.nc.PublishMsg(m); err != nil {
-		metrics.Errors.WithLabelValues("translate", "publish").Inc()
-		return
-	}
-	metrics.FramesOut.WithLabelValues("translate").Inc()
+	o.enqueue(pacedMsg{msg: m, dur: time.Duration(len(pcm)/2) * time.Second / audio.Rate})
 }
 
 func (s *sessionSink) Caption(segment uint64, text string, final bool) {
@@ -85,7 +89,5 @@ func (o *outlet) publishCaption(subj string, c subject.CaptionMsg, next *atomic.
 	if err != nil {
 		return // a struct of strings and numbers always marshals
 	}
-	if err := o.c.w.nc.Publish(subj, b); err != nil {
-		metrics.Errors.WithLabelValues("translate", "publish").Inc()
-	}
+	o.enqueue(pacedMsg{msg: &nats.Msg{Subject: subj, Data: b}})
 }

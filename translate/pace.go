@@ -1,0 +1,111 @@
+package translate
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/babelcast/babelcast/internal/metrics"
+)
+
+// Engines produce speech in bursts, often many times faster than real time
+// (a Realtime response, a synthesized turn). Listeners are a broadcast: the
+// outlet publishes a channel's audio at real-time pace, a little ahead of the
+// playhead, so players need only a small jitter buffer and every listener
+// node sees the same steady stream. Captions travel in the same queue, so a
+// line appears with the speech before it, not seconds ahead of it.
+const (
+	// paceLead is how far ahead of real time audio may be published.
+	paceLead = 300 * time.Millisecond
+	// paceQueue bounds the queue: about 3 minutes of 200 ms frames. An
+	// engine that runs further ahead loses its oldest output (counted).
+	paceQueue = 1024
+)
+
+// pacedMsg is one message waiting to be published: audio (dur > 0) or a caption.
+type pacedMsg struct {
+	msg *nats.Msg
+	dur time.Duration
+}
+
+// enqueue adds m to the pacing queue, dropping the oldest message if full.
+// Sinks call it from the session's goroutine; it never blocks.
+func (o *outlet) enqueue(m pacedMsg) {
+	for {
+		select {
+		case o.queue <- m:
+			return
+		default:
+		}
+		select {
+		case <-o.queue:
+			metrics.FramesDropped.WithLabelValues("translate", "pace_queue_full").Inc()
+		default:
+		}
+	}
+}
+
+// pace publishes queued messages at real-time pace until ctx ends. A message
+// it holds when ctx ends is left in o.held for drain.
+func (o *outlet) pace(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if o.held == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case m := <-o.queue:
+				o.held = &m
+			}
+		}
+		if o.held.dur > 0 {
+			now := time.Now()
+			if o.playhead.Before(now) {
+				o.playhead = now // a pause: start again from now
+			}
+			if wait := o.playhead.Sub(now) - paceLead; wait > 0 {
+				timer.Reset(wait)
+				select {
+				case <-ctx.Done():
+					return
+				case <-timer.C:
+				}
+			}
+			o.playhead = o.playhead.Add(o.held.dur)
+		}
+		o.publish(o.held)
+		o.held = nil
+	}
+}
+
+// drain publishes at once whatever pace left behind: the flushed tail of a
+// session closed because its channel stops. Call it only after pace returned.
+func (o *outlet) drain() {
+	if o.held != nil {
+		o.publish(o.held)
+		o.held = nil
+	}
+	for {
+		select {
+		case m := <-o.queue:
+			o.publish(&m)
+		default:
+			return
+		}
+	}
+}
+
+func (o *outlet) publish(m *pacedMsg) {
+	if !o.open.Load() {
+		return // the lease is gone: another node speaks for the channel now
+	}
+	if err := o.c.w.nc.PublishMsg(m.msg); err != nil {
+		metrics.Errors.WithLabelValues("translate", "publish").Inc()
+		return
+	}
+	if m.dur > 0 {
+		metrics.FramesOut.WithLabelValues("translate").Inc()
+	}
+}

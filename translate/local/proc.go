@@ -1,0 +1,92 @@
+package local
+
+import (
+	"bufio"
+	"io"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// configureProc makes a helper process its own process group (so a shell
+// pipeline is stopped whole) that the kernel kills if babelcast dies, so no
+// recognizer or translator outlives the node that started it.
+func configureProc(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.WaitDelay = 2 * time.Second
+}
+
+// killGroup stops a helper process and every process of its group.
+func killGroup(cmd *exec.Cmd) {
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	_ = cmd.Process.Kill()
+}
+
+// tail keeps the last lines a helper wrote on stderr, so a crash can be
+// explained in the log without keeping its whole chatter.
+type tail struct {
+	mu    sync.Mutex
+	lines []string
+	max   int
+	keep  func(string) bool // lines worth keeping; nil keeps all
+}
+
+func newTail(max int, keep func(string) bool) *tail { return &tail{max: max, keep: keep} }
+
+// consume reads r to its end, keeping the last lines; run it in a goroutine.
+func (t *tail) consume(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 64*1024)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || (t.keep != nil && !t.keep(line)) {
+			continue
+		}
+		t.mu.Lock()
+		if len(t.lines) == t.max {
+			copy(t.lines, t.lines[1:])
+			t.lines = t.lines[:t.max-1]
+		}
+		t.lines = append(t.lines, line)
+		t.mu.Unlock()
+	}
+	_, _ = io.Copy(io.Discard, r) // a line too long: keep draining
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.Join(t.lines, " | ")
+}
+
+// restartBudget limits how often a helper process may be restarted: a
+// helper that keeps dying is a broken installation, not bad luck.
+type restartBudget struct {
+	mu     sync.Mutex
+	window time.Duration
+	max    int
+	times  []time.Time
+}
+
+func newRestartBudget(max int, window time.Duration) *restartBudget {
+	return &restartBudget{max: max, window: window}
+}
+
+// take records a restart and reports whether it is still within budget.
+func (b *restartBudget) take(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	keep := b.times[:0]
+	for _, t := range b.times {
+		if now.Sub(t) < b.window {
+			keep = append(keep, t)
+		}
+	}
+	b.times = append(keep, now)
+	return len(b.times) <= b.max
+}

@@ -1,0 +1,81 @@
+package local
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// recognizeClips streams each recording as one turn to a single decoder,
+// as a session does, and returns the hypotheses in order.
+func recognizeClips(t testing.TB, cs []clip) (hyps []string, elapsed time.Duration) {
+	t.Helper()
+	tl := testTools(t)
+	results := make(chan recResult, 16)
+	abort := make(chan struct{})
+	defer close(abort)
+	r, err := newRecognizer(testLog(t), tl, results, abort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close(context.Background())
+	if err := r.start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	start := time.Now()
+	for i, c := range cs {
+		pcm := c.pcm
+		if c.rate != 16000 {
+			pcm = resampleAll(pcm, c.rate, 16000)
+		}
+		u, err := r.begin(ctx, uint64(i))
+		if err != nil {
+			t.Fatalf("begin turn %d: %v", i, err)
+		}
+		for off := 0; off < len(pcm); off += 1600 {
+			if err := u.write(pcm[off:min(off+1600, len(pcm))]); err != nil {
+				t.Fatalf("turn %d: %v", i, err)
+			}
+		}
+		u.end()
+		res := <-results
+		if res.turn != uint64(i) || res.lost != nil {
+			t.Fatalf("turn %d: got result %+v", i, res)
+		}
+		if i == 0 {
+			start = time.Now() // the first turn waited for the model to load
+		}
+		hyps = append(hyps, res.text)
+	}
+	return hyps, time.Since(start)
+}
+
+// TestRecognizerLibriVox measures the recognizer's word error rate on real
+// speech against the reference transcripts.
+func TestRecognizerLibriVox(t *testing.T) {
+	cs := libriVox(t)
+	hyps, elapsed := recognizeClips(t, cs)
+	var errs, total int
+	var dur time.Duration
+	for i, c := range cs {
+		e := wordErrors(words(c.ref), words(hyps[i]))
+		errs += e
+		total += len(words(c.ref))
+		if i > 0 {
+			dur += time.Duration(len(c.pcm)) * time.Second / time.Duration(c.rate)
+		}
+		t.Logf("%s: WER %.0f%%\n  ref: %s\n  hyp: %s", c.id, 100*float64(e)/float64(len(words(c.ref))), c.ref, hyps[i])
+	}
+	w := float64(errs) / float64(total)
+	t.Logf("recognizer WER on LibriVox: %.1f%% (%d errors / %d words); real-time factor %.2f (turns 2..%d, %v of audio in %v)",
+		100*w, errs, total, elapsed.Seconds()/dur.Seconds(), len(cs), dur.Round(time.Millisecond), elapsed.Round(time.Millisecond))
+	if w > maxLibriVoxWER {
+		t.Errorf("recognizer WER %.1f%% is above %.0f%%", 100*w, 100*maxLibriVoxWER)
+	}
+}
+
+// maxLibriVoxWER bounds the recognizer's word error rate on the LibriVox
+// sentences: PocketSphinx's own batch decoder gets about 20% on them
+// (test-lm.match), streaming with live cepstral normalization a bit more.
+const maxLibriVoxWER = 0.35

@@ -32,6 +32,14 @@ import (
 // The model is loaded once per process, and every hypothesis names its
 // turn, so no output is ever matched to the wrong turn.
 //
+// A fresh decoder normalizes the first utterance's cepstra with the model's
+// default mean, which fits few microphones: PocketSphinx recognizes a
+// speaker's first sentence worse than the next ones. So a fresh decoder's
+// first turn is decoded twice: the first pass (named w<turn>, its
+// hypothesis ignored) teaches it the speaker's channel, and the replay
+// (u<turn>) gives the result. That costs the first turn of a session about
+// a quarter of its length in delay, once.
+//
 // If the decoder dies or hangs, the turns it held are reported lost and the
 // next turn starts a new process.
 type recognizer struct {
@@ -65,6 +73,17 @@ type sphinxProc struct {
 	mu      sync.Mutex
 	pending map[uint64]bool // turns begun and not yet resolved
 	exited  bool
+	fresh   bool // no utterance yet: the next one is decoded twice
+}
+
+// unpend forgets a turn; false means it was already resolved (as lost, by
+// the process's exit).
+func (p *sphinxProc) unpend(turn uint64) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	was := p.pending[turn]
+	delete(p.pending, turn)
+	return was
 }
 
 // errRecognizerGaveUp means the decoder died too often to keep restarting.
@@ -120,7 +139,7 @@ func (r *recognizer) current() (*sphinxProc, error) {
 		default:
 			return p, nil
 		}
-		why := fmt.Sprintf("exit status %v", p.cmd.ProcessState)
+		why := p.cmd.ProcessState.String()
 		if s := p.stderr.String(); s != "" {
 			why += ": " + s
 		}
@@ -154,7 +173,7 @@ func (r *recognizer) spawn(gen int) (*sphinxProc, error) {
 		return nil, err
 	}
 	p := &sphinxProc{
-		gen: gen, cmd: cmd, ctl: ctl, done: make(chan struct{}), pending: map[uint64]bool{},
+		gen: gen, cmd: cmd, ctl: ctl, done: make(chan struct{}), pending: map[uint64]bool{}, fresh: true,
 		// PocketSphinx logs a lot of INFO per utterance: keep what explains a failure.
 		stderr: newTail(8, func(l string) bool { return !strings.HasPrefix(l, "INFO:") }),
 	}
@@ -217,53 +236,67 @@ func (r *recognizer) send(res recResult) {
 
 // utterance is a turn being streamed to the decoder.
 type utterance struct {
-	r    *recognizer
-	p    *sphinxProc
-	turn uint64
-	f    *os.File
-	buf  []byte
+	r     *recognizer
+	p     *sphinxProc
+	turn  uint64
+	f     *os.File
+	buf   []byte
+	keep  []int16 // the turn's audio, kept for the replay of a first turn
+	twice bool
 }
 
 // begin hands turn to the decoder and returns once the decoder reads it.
 // On error the turn is resolved as lost (its result is sent).
 func (r *recognizer) begin(ctx context.Context, turn uint64) (*utterance, error) {
-	u, err := r.open(ctx, turn)
+	u, resolved, err := r.open(ctx, turn)
 	if err != nil {
-		r.send(recResult{turn: turn, lost: err})
+		if !resolved {
+			r.send(recResult{turn: turn, lost: err})
+		}
 		return nil, err
 	}
 	return u, nil
 }
 
-func (r *recognizer) open(ctx context.Context, turn uint64) (*utterance, error) {
+// open starts an utterance; resolved reports, on error, that the turn's
+// result was already sent.
+func (r *recognizer) open(ctx context.Context, turn uint64) (u *utterance, resolved bool, err error) {
 	r.mu.Lock()
 	p, err := r.current()
 	r.mu.Unlock()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	name := "u" + strconv.FormatUint(turn, 10)
+	p.mu.Lock()
+	if p.exited {
+		p.mu.Unlock()
+		return nil, false, errors.New("the speech recognizer exited")
+	}
+	p.pending[turn] = true
+	twice := p.fresh
+	p.fresh = false
+	p.mu.Unlock()
+	name := "u"
+	if twice {
+		name = "w" // first pass: its hypothesis is not the result
+	}
+	f, err := r.fifo(ctx, p, name+strconv.FormatUint(turn, 10))
+	if err != nil {
+		return nil, !p.unpend(turn), err
+	}
+	return &utterance{r: r, p: p, turn: turn, f: f, twice: twice}, false, nil
+}
+
+// fifo names a new utterance to the decoder and opens its FIFO for
+// writing, once the decoder has reached it.
+func (r *recognizer) fifo(ctx context.Context, p *sphinxProc, name string) (*os.File, error) {
 	path := filepath.Join(r.dir, name+".raw")
 	_ = os.Remove(path)
 	if err := syscall.Mkfifo(path, 0o600); err != nil {
 		return nil, fmt.Errorf("recognizer: mkfifo: %w", err)
 	}
 	defer os.Remove(path) // once both ends are open the name is not needed
-
-	p.mu.Lock()
-	if p.exited {
-		p.mu.Unlock()
-		return nil, errors.New("the speech recognizer exited")
-	}
-	p.pending[turn] = true
-	p.mu.Unlock()
-	unpend := func() {
-		p.mu.Lock()
-		delete(p.pending, turn)
-		p.mu.Unlock()
-	}
 	if _, err := io.WriteString(p.ctl, name+"\n"); err != nil {
-		unpend()
 		killGroup(p.cmd)
 		return nil, fmt.Errorf("recognizer: write control line: %w", err)
 	}
@@ -274,23 +307,19 @@ func (r *recognizer) open(ctx context.Context, turn uint64) (*utterance, error) 
 		fd, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 		if err == nil {
 			// Non-blocking fd: os.File makes it pollable, so writes take deadlines.
-			return &utterance{r: r, p: p, turn: turn, f: os.NewFile(uintptr(fd), path)}, nil
+			return os.NewFile(uintptr(fd), path), nil
 		}
 		if !errors.Is(err, syscall.ENXIO) && !errors.Is(err, syscall.EINTR) {
-			unpend()
 			return nil, fmt.Errorf("recognizer: open FIFO: %w", err)
 		}
 		if time.Now().After(deadline) {
-			unpend()
 			killGroup(p.cmd)
 			return nil, fmt.Errorf("the speech recognizer did not take the turn within %v; restarting it", fifoOpenTimeout)
 		}
 		select {
 		case <-p.done:
-			unpend()
 			return nil, errors.New("the speech recognizer exited")
 		case <-ctx.Done():
-			unpend()
 			return nil, ctx.Err()
 		case <-time.After(5 * time.Millisecond):
 		}
@@ -302,9 +331,10 @@ func (u *utterance) write(s []int16) error {
 	if u.f == nil {
 		return errors.New("utterance already failed")
 	}
-	u.buf = audio.AppendBytes(u.buf[:0], s)
-	_ = u.f.SetWriteDeadline(time.Now().Add(fifoWriteTimeout))
-	if _, err := u.f.Write(u.buf); err != nil {
+	if u.twice {
+		u.keep = append(u.keep, s...)
+	}
+	if err := u.send(u.f, s); err != nil {
 		u.fail()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return fmt.Errorf("the speech recognizer stopped reading for %v; restarting it", fifoWriteTimeout)
@@ -312,6 +342,13 @@ func (u *utterance) write(s []int16) error {
 		return fmt.Errorf("the speech recognizer stopped reading: %w", err)
 	}
 	return nil
+}
+
+func (u *utterance) send(f *os.File, s []int16) error {
+	u.buf = audio.AppendBytes(u.buf[:0], s)
+	_ = f.SetWriteDeadline(time.Now().Add(fifoWriteTimeout))
+	_, err := f.Write(u.buf)
+	return err
 }
 
 // fail gives up on a decoder that does not read: it is killed, which
@@ -323,11 +360,29 @@ func (u *utterance) fail() {
 }
 
 // end closes the turn: the decoder finishes it and prints its hypothesis.
-func (u *utterance) end() {
-	if u.f != nil {
-		_ = u.f.Close()
-		u.f = nil
+// A first turn is then replayed, and its second hypothesis is the result.
+func (u *utterance) end(ctx context.Context) {
+	if u.f == nil {
+		return
 	}
+	_ = u.f.Close()
+	u.f = nil
+	if !u.twice {
+		return
+	}
+	f, err := u.r.fifo(ctx, u.p, "u"+strconv.FormatUint(u.turn, 10))
+	if err != nil {
+		killGroup(u.p.cmd) // resolves the turn as lost
+		return
+	}
+	defer f.Close()
+	for off := 0; off < len(u.keep); off += asrRate {
+		if err := u.send(f, u.keep[off:min(off+asrRate, len(u.keep))]); err != nil {
+			killGroup(u.p.cmd)
+			return
+		}
+	}
+	u.keep = nil
 }
 
 // close stops the decoder: it finishes the turns it holds (their results

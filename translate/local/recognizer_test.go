@@ -38,7 +38,7 @@ func recognizeClips(t testing.TB, cs []clip) (hyps []string, elapsed time.Durati
 				t.Fatalf("turn %d: %v", i, err)
 			}
 		}
-		u.end()
+		u.end(ctx)
 		res := <-results
 		if res.turn != uint64(i) || res.lost != nil {
 			t.Fatalf("turn %d: got result %+v", i, res)

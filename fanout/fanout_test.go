@@ -74,6 +74,12 @@ func newEnv(t *testing.T, tweak func(*Options)) *env {
 	})
 	e.createRoom(&room.Room{ID: "keynote", SourceLanguage: "en",
 		Languages: []room.Language{{Code: "es"}, {Code: "nl"}}})
+	// Start from a settled node: Run's room watch has seen the room.
+	waitFor(t, "the room watch to deliver the room", func() bool {
+		e.srv.hub.mu.Lock()
+		defer e.srv.hub.mu.Unlock()
+		return e.srv.hub.rooms["keynote"] != nil
+	})
 	return e
 }
 
@@ -288,6 +294,17 @@ func TestChannelListenersGetEveryFrameInOrder(t *testing.T) {
 			}
 			if want := frameFor(seq, 960); string(b) != string(want) {
 				t.Fatalf("es listener %d: frame %d corrupted", i, seq)
+			}
+		}
+	}
+	// Frame sizes across the WebSocket length encodings (7, 16, 64 bits).
+	for i, size := range []int{10, 65534, 70000} {
+		e.publishAudio(subject.Out("keynote", "es"), uint64(n+1+i), size)
+	}
+	for _, c := range es {
+		for i, size := range []int{10, 65534, 70000} {
+			if b := c.nextAudio(t); len(b) != size || string(b) != string(frameFor(uint64(n+1+i), size)) {
+				t.Fatalf("frame of %d bytes arrived as %d bytes (or corrupted)", size, len(b))
 			}
 		}
 	}
@@ -842,4 +859,58 @@ func TestConnectStormLeavesNothingBehind(t *testing.T) {
 		}
 		return true
 	})
+}
+
+func TestJoinAfterLanguageRemovedIsRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	// The watch has seen a newer room than the handshake's lookup will.
+	r, _, err := e.rooms.Get(context.Background(), "keynote")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Languages = []room.Language{{Code: "nl"}}
+	e.srv.hub.roomChanged(r)
+	resp, err := http.Get(e.http.URL + "/api/v1/rooms/keynote/audio/es.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("join of a removed language: %d, want 400", resp.StatusCode)
+	}
+	if n := e.srv.hub.listenerCount("keynote", "es"); n != 0 {
+		t.Errorf("%d listeners joined a removed language", n)
+	}
+}
+
+func TestWAVStreamOverHTTP2(t *testing.T) {
+	e := newEnv(t, nil)
+	ts := httptest.NewUnstartedServer(e.http.Config.Handler)
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	defer ts.Close()
+	resp, err := ts.Client().Get(ts.URL + "/api/v1/rooms/keynote/audio/es.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "audio/wav" {
+		t.Fatalf("%s %d %q", resp.Proto, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	hdr := make([]byte, 44)
+	if _, err := io.ReadFull(resp.Body, hdr); err != nil || string(hdr[:4]) != "RIFF" {
+		t.Fatalf("header %q %v", hdr, err)
+	}
+	for seq := uint64(1); seq <= 5; seq++ {
+		e.publishAudio(subject.Out("keynote", "es"), seq, 960)
+	}
+	for seq := uint64(1); seq <= 5; seq++ {
+		b := make([]byte, 960)
+		if _, err := io.ReadFull(resp.Body, b); err != nil {
+			t.Fatal(err)
+		}
+		if seqOf(b) != seq {
+			t.Fatalf("frame %d: got seq %d", seq, seqOf(b))
+		}
+	}
 }

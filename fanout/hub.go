@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
 
 	"github.com/babelcast/babelcast/internal/metrics"
@@ -32,6 +31,7 @@ var (
 var (
 	errShuttingDown = errors.New("server shutting down")
 	errRoomGone     = errors.New("room deleted")
+	errLangGone     = errors.New("language removed")
 )
 
 // captionSwitchAfter is how long the floor's chosen source-caption stream
@@ -50,16 +50,17 @@ type hub struct {
 
 	mu       sync.Mutex
 	channels map[chanKey]*channel
-	gone     map[string]time.Time // rooms deleted lately, so a late join fails
-	closed   bool                 // shutting down: no new listeners
-	conns    sync.WaitGroup       // joined listeners' handlers
-	bg       sync.WaitGroup       // channels' state watches
+	gone     map[string]time.Time  // rooms deleted lately, so a late join fails
+	rooms    map[string]*room.Room // rooms as last seen by the watch
+	closed   bool                  // shutting down: no new listeners
+	conns    sync.WaitGroup        // joined listeners' handlers
+	bg       sync.WaitGroup        // channels' state watches
 
 	subs atomic.Int64 // NATS subscriptions held, for tests and metrics
 }
 
 func newHub(s *Server) *hub {
-	return &hub{s: s, channels: map[chanKey]*channel{}, gone: map[string]time.Time{}}
+	return &hub{s: s, channels: map[chanKey]*channel{}, gone: map[string]time.Time{}, rooms: map[string]*room.Room{}}
 }
 
 // channel is one (room, language) somebody listens to on this node.
@@ -113,6 +114,11 @@ func (h *hub) join(ctx context.Context, l *listener) error {
 		h.mu.Unlock()
 		return errRoomGone
 	}
+	if r := h.rooms[l.room]; r != nil && !serves(r, l.lang, l.floor) {
+		// The room changed between the handshake's lookup and now.
+		h.mu.Unlock()
+		return errLangGone
+	}
 	c := h.channels[k]
 	created := false
 	if c == nil {
@@ -149,7 +155,7 @@ func (h *hub) join(ctx context.Context, l *listener) error {
 	// The current state, if known; otherwise it comes when the watch has it.
 	c.stateMu.Lock()
 	if c.stateKnown {
-		l.pushText(textFrame(c.state))
+		c.sendState(l, c.state, textFrame(c.state))
 	}
 	c.stateMu.Unlock()
 	return nil
@@ -266,17 +272,7 @@ func (c *channel) onAudio(m *nats.Msg) {
 		return
 	}
 	_, captured := subject.AudioMeta(m)
-	f := &frame{data: m.Data, audio: true, captured: captured}
-	for _, l := range ls {
-		if l.text { // some WebSocket listener: prepare its frame once
-			pm, err := websocket.NewPreparedMessage(websocket.BinaryMessage, m.Data)
-			if err != nil {
-				return
-			}
-			f.pm = pm
-			break
-		}
-	}
+	f := &frame{hdr: wsHeader(opBinary, len(m.Data)), data: m.Data, audio: true, captured: captured}
 	now := time.Now()
 	for _, l := range ls {
 		l.pushAudio(f, now)
@@ -349,16 +345,13 @@ func textFrame(v any) *frame {
 	if err != nil {
 		panic(err) // only our own message types are encoded
 	}
-	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, b)
-	if err != nil {
-		panic(err) // cannot fail for a text message
-	}
-	return &frame{pm: pm, data: b}
+	return &frame{hdr: wsHeader(opText, len(b)), data: b}
 }
 
 // roomDeleted closes every listener of the room with 4404.
 func (h *hub) roomDeleted(id string) {
 	h.mu.Lock()
+	delete(h.rooms, id)
 	h.gone[id] = time.Now()
 	for k, t := range h.gone { // forget old tombstones
 		if time.Since(t) > time.Minute {
@@ -384,16 +377,10 @@ func (h *hub) roomDeleted(id string) {
 func (h *hub) roomChanged(r *room.Room) {
 	h.mu.Lock()
 	delete(h.gone, r.ID)
+	h.rooms[r.ID] = r
 	var victims []*listener
 	for k, c := range h.channels {
-		if k.room != r.ID {
-			continue
-		}
-		served := k.lang == r.SourceLanguage
-		if !c.floor {
-			_, served = r.Language(k.lang)
-		}
-		if !served {
+		if k.room == r.ID && !serves(r, k.lang, c.floor) {
 			victims = append(victims, *c.listeners.Load()...)
 		}
 	}
@@ -404,6 +391,17 @@ func (h *hub) roomChanged(r *room.Room) {
 	if len(victims) > 0 {
 		h.s.log.Info("languages removed; listeners closed", "room", r.ID, "listeners", len(victims))
 	}
+}
+
+// serves reports whether room r still has channel lang, as the floor or as
+// a translated language (a floor that became a target, or the reverse, is a
+// different channel).
+func serves(r *room.Room, lang string, floor bool) bool {
+	if floor {
+		return lang == r.SourceLanguage
+	}
+	_, ok := r.Language(lang)
+	return ok && lang != r.SourceLanguage
 }
 
 // shutdown refuses new listeners, closes every listener with 1001 and waits

@@ -3,8 +3,6 @@ package fanout
 import (
 	"sync"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // Transports, as in the babelcast_listeners metric.
@@ -22,8 +20,8 @@ const maxControl = 256
 // frame is one message for listeners, prepared once and shared by all of
 // them: never modified after it is queued.
 type frame struct {
-	pm       *websocket.PreparedMessage // for WebSocket listeners
-	data     []byte                     // the payload: PCM for audio, JSON for text
+	hdr      []byte // its WebSocket frame header
+	data     []byte // the payload: PCM for audio, JSON for text
 	audio    bool
 	captured time.Time // capture time of audio, zero when unknown
 }
@@ -58,6 +56,10 @@ type listener struct {
 	reason    string
 
 	joined bool // in its channel's listener list; guarded by hub.mu
+
+	// The last state message queued; guarded by channel.stateMu.
+	state     stateMsg
+	stateSent bool
 }
 
 func newListener(s *Server, roomID, lang string, floor bool, transport string) *listener {

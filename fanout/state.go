@@ -14,13 +14,16 @@ import (
 // in the state bucket, and tells listeners when what they see changes. It
 // runs while the channel has listeners; NATS trouble restarts the watch.
 func (c *channel) watchState(ctx context.Context) {
-	keys := []string{subject.SpeakerKey(c.key.room)}
-	if !c.floor {
-		keys = append(keys, subject.ChannelKey(c.key.room, c.key.lang))
-	}
 	log := c.h.s.log.With("room", c.key.room, "lang", c.key.lang)
 	backoff := 500 * time.Millisecond
 	for ctx.Err() == nil {
+		// WatchFiltered prefixes the keys in place: a fresh slice each time.
+		keys := []string{subject.SpeakerKey(c.key.room)}
+		if !c.floor {
+			keys = append(keys, subject.ChannelKey(c.key.room, c.key.lang))
+		}
+		// ctx also bounds the watch's subscription: nats.go drops it when
+		// ctx ends.
 		w, err := c.h.s.o.State.WatchFiltered(ctx, keys)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -106,5 +109,19 @@ func (c *channel) setState(m stateMsg) {
 		return
 	}
 	c.state, c.stateKnown = m, true
-	c.broadcastText(textFrame(m))
+	f := textFrame(m)
+	for _, l := range *c.listeners.Load() {
+		c.sendState(l, m, f)
+	}
+}
+
+// sendState pushes state m (encoded as f) to l unless l has it already: a
+// listener joining while the watch starts must not be told twice. Called
+// with c.stateMu held.
+func (c *channel) sendState(l *listener, m stateMsg, f *frame) {
+	if l.stateSent && l.state == m {
+		return
+	}
+	l.state, l.stateSent = m, true
+	l.pushText(f)
 }

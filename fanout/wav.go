@@ -1,15 +1,21 @@
 package fanout
 
 import (
+	"bufio"
+	"log/slog"
+	"net"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/httperr"
 )
+
+// maxWAVClientBytes is how much a WAV client may send after its request
+// before we hang up: players send nothing.
+const maxWAVClientBytes = 64 << 10
 
 // handleWAV serves /api/v1/rooms/{id}/audio/{lang}.wav: the channel's audio
 // as an endless WAV stream, for players and tools that are not browsers.
@@ -33,49 +39,73 @@ func (s *Server) handleWAV(w http.ResponseWriter, r *http.Request) {
 		s.joinFailed(w, err, roomID, lang)
 		return
 	}
-	defer s.hub.leave(l)
+	log := s.log.With("room", roomID, "lang", lang)
+	head := "Content-Type: audio/wav\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
 
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "audio/wav")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	_ = rc.SetWriteDeadline(time.Now().Add(s.o.WriteTimeout))
-	if _, err := w.Write(audio.StreamHeader(SampleRate, 1)); err != nil {
-		return
-	}
-	if err := rc.Flush(); err != nil {
-		return
-	}
-	var sent uint64
-	for {
-		select {
-		case <-l.wake:
-		case <-r.Context().Done():
-			return // the client left
-		}
-		for {
-			f, code, _ := l.next()
-			if code != 0 {
-				if code == CloseTooSlow {
-					s.log.Info("WAV listener closed: too slow", "room", roomID, "lang", lang, "dropped_frames", l.droppedFrames())
-				}
-				return
-			}
-			if f == nil {
-				break
-			}
-			_ = rc.SetWriteDeadline(time.Now().Add(s.o.WriteTimeout))
-			if _, err := w.Write(f.data); err != nil {
-				return
-			}
-			sent++
-		}
-		if err := rc.Flush(); err != nil {
+	// HTTP/1: take the connection over, as for a WebSocket, so the handler
+	// returns and net/http frees the request's buffers; the body is the
+	// stream until the connection closes.
+	if r.ProtoMajor == 1 {
+		nc, brw, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			go func() {
+				defer s.hub.leave(l)
+				s.serveWAVConn(nc, brw, r.Proto, head, l, log)
+			}()
 			return
 		}
-		framesOut.Add(float64(sent))
-		sent = 0
 	}
+
+	// Otherwise (HTTP/2) stream through the ResponseWriter.
+	defer s.hub.leave(l)
+	for _, h := range strings.Split(strings.TrimSpace(head), "\r\n") {
+		k, v, _ := strings.Cut(h, ": ")
+		w.Header().Set(k, v)
+	}
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	bw := &batchWriter{w: w, deadline: rc.SetWriteDeadline, flush: rc.Flush, timeout: s.o.WriteTimeout}
+	bw.add(&frame{data: audio.StreamHeader(SampleRate, 1)})
+	if err := bw.write(); err != nil {
+		return
+	}
+	s.pump(bw, nil, l, r.Context().Done(), log)
+}
+
+// serveWAVConn streams to a hijacked HTTP/1 connection.
+func (s *Server) serveWAVConn(nc net.Conn, brw *bufio.ReadWriter, proto, head string, l *listener, log *slog.Logger) {
+	readDone := make(chan struct{})
+	defer func() {
+		_ = nc.Close()
+		<-readDone
+	}()
+	if s.o.SendBuffer > 0 {
+		if tc, ok := nc.(interface{ SetWriteBuffer(int) error }); ok {
+			_ = tc.SetWriteBuffer(s.o.SendBuffer)
+		}
+	}
+	if proto != "HTTP/1.0" {
+		proto = "HTTP/1.1"
+	}
+	bw := newBatchWriter(nc, false, s.o.WriteTimeout)
+	bw.add(&frame{data: []byte(proto + " 200 OK\r\n" + head + "Connection: close\r\n\r\n")})
+	bw.add(&frame{data: audio.StreamHeader(SampleRate, 1)})
+	if err := bw.write(); err != nil {
+		close(readDone)
+		return
+	}
+	// The reader notices the client leaving (EOF) while no audio flows.
+	go func() {
+		defer close(readDone)
+		buf := make([]byte, 512)
+		total := brw.Reader.Buffered()
+		for total < maxWAVClientBytes {
+			n, err := nc.Read(buf)
+			if err != nil {
+				return
+			}
+			total += n
+		}
+	}()
+	s.pump(bw, nil, l, readDone, log)
 }

@@ -121,6 +121,8 @@ func (s *Server) joinFailed(w http.ResponseWriter, err error, roomID, lang strin
 		httperr.Write(w, http.StatusServiceUnavailable, "unavailable", "server shutting down")
 	case errors.Is(err, errRoomGone):
 		httperr.NotFound(w, "no room "+quote(roomID))
+	case errors.Is(err, errLangGone):
+		httperr.BadRequest(w, "room "+quote(roomID)+" no longer has language "+quote(lang))
 	default:
 		s.log.Error("listener join failed", "room", roomID, "lang", lang, "err", err)
 		httperr.Write(w, http.StatusServiceUnavailable, "unavailable", "cannot subscribe to the channel; try again")
@@ -137,62 +139,7 @@ func (s *Server) serveWS(conn *websocket.Conn, l *listener, log *slog.Logger) {
 		<-readDone
 	}()
 	go s.readWS(conn, readDone)
-
-	ping := time.NewTicker(s.o.PingInterval)
-	defer ping.Stop()
-	var (
-		lastCaptured time.Time
-		lastDelay    = time.Now()
-		sent         uint64
-	)
-	for {
-		select {
-		case <-l.wake:
-		case <-readDone:
-			return // the client left
-		case <-ping.C:
-			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.o.WriteTimeout)); err != nil {
-				return
-			}
-			continue
-		}
-		for {
-			f, code, reason := l.next()
-			if code != 0 {
-				s.closeWS(conn, readDone, code, reason)
-				if code == CloseTooSlow {
-					log.Info("listener closed: too slow", "dropped_frames", l.droppedFrames())
-				}
-				return
-			}
-			if f == nil {
-				break
-			}
-			_ = conn.SetWriteDeadline(time.Now().Add(s.o.WriteTimeout))
-			if err := conn.WritePreparedMessage(f.pm); err != nil {
-				return
-			}
-			if f.audio {
-				sent++
-				if !f.captured.IsZero() {
-					lastCaptured = f.captured
-				}
-			}
-		}
-		if sent > 0 {
-			framesOut.Add(float64(sent))
-			sent = 0
-		}
-		if now := time.Now(); !lastCaptured.IsZero() && now.Sub(lastDelay) >= delayEvery {
-			lastDelay = now
-			f := textFrame(delayMsg{Type: "delay", MS: now.Sub(lastCaptured).Milliseconds()})
-			lastCaptured = time.Time{} // nothing more to say until more audio
-			_ = conn.SetWriteDeadline(now.Add(s.o.WriteTimeout))
-			if err := conn.WritePreparedMessage(f.pm); err != nil {
-				return
-			}
-		}
-	}
+	s.pump(newBatchWriter(conn.NetConn(), true, s.o.WriteTimeout), conn, l, readDone, log)
 }
 
 // closeWS sends a close frame and waits briefly for the client's reply.

@@ -450,20 +450,30 @@ func runExternal(c config, n int) (result, error) {
 	if err != nil {
 		return r, err
 	}
-	src, err := net.Dial("tcp", u.Host)
-	if err != nil {
-		return r, err
-	}
-	defer src.Close()
 	pw, _ := u.User.Password()
 	auth := base64.StdEncoding.EncodeToString([]byte(u.User.Username() + ":" + pw))
-	fmt.Fprintf(src, "PUT %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Basic %s\r\nContent-Type: audio/wav\r\n"+
-		"Ice-Public: 0\r\nIce-Name: babelcast bench\r\n\r\n", u.RequestURI(), u.Host, auth)
-	_ = src.SetReadDeadline(time.Now().Add(5 * time.Second))
-	status, err := bufio.NewReader(src).ReadString('\n')
-	if err != nil || !strings.Contains(status, " 200") {
-		return r, fmt.Errorf("source PUT refused: %q %v", status, err)
+	var src net.Conn
+	// The previous run's mount may linger a few seconds: retry.
+	for try := 0; ; try++ {
+		src, err = net.Dial("tcp", u.Host)
+		if err != nil {
+			return r, err
+		}
+		fmt.Fprintf(src, "PUT %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Basic %s\r\nContent-Type: audio/wav\r\n"+
+			"Ice-Public: 0\r\nIce-Name: babelcast bench\r\n\r\n", u.RequestURI(), u.Host, auth)
+		_ = src.SetReadDeadline(time.Now().Add(5 * time.Second))
+		status, err := bufio.NewReader(src).ReadString('\n')
+		if err == nil && strings.Contains(status, " 200") {
+			break
+		}
+		src.Close()
+		if try == 15 {
+			return r, fmt.Errorf("source PUT refused: %q %v", status, err)
+		}
+		time.Sleep(time.Second)
 	}
+	_ = src.SetReadDeadline(time.Time{})
+	defer src.Close()
 	// The stream starts like ours: a WAV header, then frames.
 	if _, err := src.Write(wavHeader()); err != nil {
 		return r, err
@@ -589,6 +599,7 @@ func runClients(args []string) {
 	transport := fs.String("transport", "ws", "ws, wav or stream")
 	_ = fs.Parse(args)
 	raiseNoFile()
+	debug.SetGCPercent(400)
 
 	var (
 		h       hist
@@ -652,16 +663,22 @@ func runClients(args []string) {
 					return
 				}
 				done()
+				// Read each message into one reused buffer: the clients'
+				// share of the machine should go to reading, not to GC.
+				buf := make([]byte, headerLen)
 				for {
-					typ, b, err := conn.ReadMessage()
+					typ, rd, err := conn.NextReader()
 					if err != nil {
 						if websocket.IsCloseError(err, fanout.CloseTooSlow, fanout.CloseShutdown) {
 							closed.Add(1)
 						}
 						return
 					}
-					if typ == websocket.BinaryMessage {
-						record(b)
+					if typ != websocket.BinaryMessage {
+						continue // the next NextReader skips the rest
+					}
+					if _, err := io.ReadFull(rd, buf); err == nil {
+						record(buf)
 					}
 				}
 			}

@@ -189,7 +189,7 @@ async function loadEngines() {
 function langLabel(code, lang) {
   const english = (lang && lang.english) || englishName(code);
   const native = (lang && lang.native) || nativeName(code);
-  return english && native && english !== native ? `${english} · ${native}` : english || native || code;
+  return english && native && english !== native ? `${english}\u00a0· ${native}` : english || native || code;
 }
 
 /** The languages to offer: what the engines serve, or a common set when they take any (or none runs). */
@@ -481,7 +481,7 @@ function renderStatus() {
     el('td', { class: 'num' }, formatDuration(l.session_seconds))));
   if (s.floor) {
     rows.push(el('tr', { dataset: { lang: s.floor.code, testid: 'status-row' } },
-      el('th', { scope: 'row' }, `Original · ${langLabel(s.floor.code)}`),
+      el('th', { scope: 'row' }, `Original\u00a0· ${langLabel(s.floor.code)}`),
       el('td', { class: 'muted' }, 'speaker’s voice'),
       el('td', { class: 'num' }, String(s.floor.listeners || 0)),
       el('td', { class: 'num' }, '')));

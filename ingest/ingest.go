@@ -236,7 +236,11 @@ func (s *Server) handleSpeak(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !websocket.IsWebSocketUpgrade(r) {
-		httperr.BadRequest(w, "this endpoint speaks WebSocket only")
+		// A plain GET checks the key: the speaker page asks before it
+		// opens the microphone, to tell a stale link from a network error.
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprintf(w, "{\"room\":%q,\"key\":\"valid\"}\n", rm.ID)
 		return
 	}
 	if !s.enter() {

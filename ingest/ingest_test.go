@@ -243,6 +243,20 @@ func TestHandshakeErrors(t *testing.T) {
 			t.Errorf("%s: %d %+v, want %d %s", c.name, resp.StatusCode, body, c.status, c.code)
 		}
 	}
+	// A plain GET with the right key says the key is valid (the speaker
+	// page's check), and starts nothing.
+	req, _ := http.NewRequest("GET", e.http.URL+"/api/v1/rooms/keynote/speak", nil)
+	req.Header.Set("Authorization", "Bearer "+e.room.SpeakerKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var check struct{ Room, Key string }
+	json.NewDecoder(resp.Body).Decode(&check)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || check.Room != "keynote" || check.Key != "valid" {
+		t.Errorf("key check: %d %+v", resp.StatusCode, check)
+	}
 	// The key in the query works too.
 	c, _, err := websocket.DefaultDialer.Dial(wsURL(e.http, "/api/v1/rooms/keynote/speak?key="+e.room.SpeakerKey), nil)
 	if err != nil {

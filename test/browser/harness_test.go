@@ -283,22 +283,12 @@ type allowRule struct {
 	why string
 }
 
-// probe400 is the one error line the pages cause on purpose. The speaker
-// page checks a speaker key up front by asking the speak endpoint with a
-// plain GET (see probeHandshake in web/static/js/api.js): a good key gets
-// "400 this endpoint speaks WebSocket only" (a wrong one 401), and Chromium
-// logs every 4xx answer as a network error.
-var probe400 = allowRule{
-	re:  regexp.MustCompile(`^network error: Failed to load resource: the server responded with a status of 400 \(Bad Request\) https?://[^ ]+/api/v1/rooms/[a-z0-9-]+/speak$`),
-	why: "speaker key check (plain GET on the speak endpoint answers 400 for a good key)",
-}
-
 // newTab opens a tab and collects its uncaught exceptions, console errors
 // and failed loads from its very first event; at the end of the test any of
 // them not allowed fails it.
 func newTab(bctx context.Context, t *testing.T, name string, allow ...allowRule) *tab {
 	t.Helper()
-	tb := &tab{t: t, name: name, allow: append([]allowRule{probe400}, allow...)}
+	tb := &tab{t: t, name: name, allow: allow}
 	ctx, cancel := chromedp.NewContext(bctx, chromedp.WithListener(tb.onEvent))
 	tb.ctx = ctx
 	if err := chromedp.Do(ctx); err != nil {

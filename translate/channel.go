@@ -211,7 +211,7 @@ func (c *channel) acquire(ctx context.Context) (rev uint64, ok bool) {
 // state says so).
 func (c *channel) own(ctx context.Context, rev uint64) stopReason {
 	c.leaseRev.Store(rev)
-	c.log.Info("channel lease taken", "node", c.w.node)
+	c.log.Info("channel lease taken")
 	ownCtx, cancelOwn := context.WithCancel(ctx)
 	defer cancelOwn()
 	lostCh := make(chan struct{})

@@ -151,7 +151,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return errors.New("translate: Run called twice")
 	}
 	w.runCtx = ctx
-	w.log.Info("translator ready", "node", w.node, "engine", w.engine.Name(),
+	w.log.Info("translator ready", "engine", w.engine.Name(),
 		"sources", langList(w.caps.Sources), "targets", langList(w.caps.Targets),
 		"max_sessions", w.maxSessions, "linger", w.linger)
 	w.putEngine(ctx)
@@ -238,7 +238,7 @@ func (w *Worker) shutdown(runErr error) error {
 	if err := w.state.Delete(ctx, subject.EngineKey(w.node)); err != nil {
 		w.log.Debug("delete engine info", "err", err)
 	}
-	w.log.Info("translator stopped", "node", w.node)
+	w.log.Info("translator stopped")
 	return runErr
 }
 

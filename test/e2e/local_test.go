@@ -1,0 +1,108 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/babelcast/babelcast/internal/app"
+	"github.com/babelcast/babelcast/internal/audio"
+	"github.com/babelcast/babelcast/internal/client"
+)
+
+// librivox is a recording of a person that Debian's pocketsphinx-testdata
+// installs (scripts/test installs the package): "and mister john dashwood
+// had then leisure to consider how much there might be prudently in his
+// power to do for them" (its transcription file).
+const librivox = "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav"
+
+// Issue 6's check: with no OpenAI key the service interprets with the
+// offline engine; an English speaker recorded in a WAV is heard in Spanish
+// with Spanish captions, and a language the engine lacks is refused with
+// the list of those it has.
+func TestOfflineEngineEnglishToSpanish(t *testing.T) {
+	a, err := app.Start(context.Background(), app.Config{
+		Addr: "127.0.0.1:0", DataDir: t.TempDir(), AdminToken: adminToken,
+		Linger: 2 * time.Second, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatalf("start with the offline engine (are the Debian packages installed? scripts/test installs them): %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		a.Shutdown(ctx)
+	})
+	s := &service{app: a}
+
+	var refused struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	if code := s.api(t, "POST", "/api/v1/rooms", `{"id":"nl","source_language":"en","languages":[{"code":"nl"}]}`, &refused); code != http.StatusBadRequest ||
+		refused.Error.Code != "unsupported_language" || !strings.Contains(refused.Error.Message, "es") {
+		t.Errorf("Dutch on the offline engine: %d %+v, want 400 unsupported_language listing es", code, refused.Error)
+	}
+
+	var room createdRoom
+	if code := s.api(t, "POST", "/api/v1/rooms", `{"id":"talk","source_language":"en","languages":[{"code":"es"}]}`, &room); code != 201 {
+		t.Fatalf("create: %d", code)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	es := listen(ctx, t, s, "talk", "es", t.TempDir()+"/es.wav", &wg)
+	floor := listen(ctx, t, s, "talk", "en", t.TempDir()+"/floor.wav", &wg)
+	waitFor(t, 10*time.Second, "listeners", func() bool {
+		var st status
+		s.api(t, "GET", "/api/v1/rooms/talk/status", "", &st)
+		return st.listeners("es") == 1 && st.Floor.Listeners == 1
+	})
+	src, err := audio.Open(librivox)
+	if err != nil {
+		t.Fatalf("the LibriVox recording (pocketsphinx-testdata): %v", err)
+	}
+	defer src.Close()
+	if err := client.Speak(context.Background(), client.SpeakOptions{Server: a.URL(), Room: "talk", Key: room.SpeakerKey, Source: src, Realtime: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "a Spanish caption and speech", func() bool {
+		return len(es.finalCaptions()) > 0 && speechSeconds(es.audio()) > 1
+	})
+	waitFor(t, 10*time.Second, "the speaker's words on the floor", func() bool { return len(floor.finalCaptions()) > 0 })
+	stop()
+	wg.Wait()
+
+	spanish := strings.ToLower(strings.Join(es.finalCaptions(), " "))
+	// Apertium's Spanish for the sentence: function words any Spanish
+	// rendering of it holds, and no English left untranslated.
+	hits := 0
+	for _, w := range []string{" de ", " su ", " para ", " en ", " que ", " a "} {
+		if strings.Contains(" "+spanish+" ", w) {
+			hits++
+		}
+	}
+	if hits < 2 || strings.Contains(" "+spanish+" ", " the ") {
+		t.Errorf("Spanish captions %q do not read as Spanish", spanish)
+	}
+	said := strings.ToLower(strings.Join(floor.finalCaptions(), " "))
+	if !strings.Contains(said, "power") && !strings.Contains(said, "consider") {
+		t.Errorf("floor captions %q miss what the speaker said", said)
+	}
+}
+
+// speechSeconds is how much of pcm is louder than -40 dBFS, in seconds.
+func speechSeconds(pcm []byte) float64 {
+	s := audio.Samples(pcm)
+	const block = 480 // 20 ms
+	n := 0
+	for i := 0; i+block <= len(s); i += block {
+		if rms, _ := audio.Level(s[i : i+block]); rms > -40 {
+			n++
+		}
+	}
+	return float64(n) * 0.02
+}

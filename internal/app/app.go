@@ -224,6 +224,7 @@ func (a *App) openEngine() (translate.Engine, error) {
 		e, err := openai.New(openai.Options{
 			APIKey: a.cfg.OpenAIKey, RealtimeURL: a.cfg.RealtimeURL,
 			RealtimeModel: a.cfg.RealtimeModel, TranslateModel: a.cfg.TranslateModel, Log: log,
+			RotateBefore: a.cfg.RotateBefore,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("openai engine: %w", err)
@@ -250,6 +251,11 @@ func (a *App) Addr() string { return a.listener.Addr().String() }
 
 // URL is the base http URL of this process.
 func (a *App) URL() string { return "http://" + a.Addr() }
+
+// NATSURL is the client URL of the NATS server this process uses (its
+// embedded one, unless Config.NATSURL named another): processes started
+// with --nats join the same cluster through it.
+func (a *App) NATSURL() string { return a.bus.ClientURL() }
 
 // Done is closed when the process has stopped (after Shutdown, or a failure).
 func (a *App) Done() <-chan struct{} { return a.stopped }

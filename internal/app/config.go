@@ -46,6 +46,11 @@ type Config struct {
 	TranslateModel string
 	MaxSessions    int
 	Linger         time.Duration
+	// RotateBefore is how long before an OpenAI connection expires the
+	// engine opens a fresh one and moves over at a pause (0: the engine's
+	// default, 3 minutes). A knob for tests and operators whose provider
+	// ends sessions sooner than OpenAI's 60 minutes.
+	RotateBefore time.Duration
 
 	Log *slog.Logger
 	// Announce receives one-time messages meant for the operator's eyes

@@ -117,6 +117,27 @@ func TestRejectConnectionsAnd429(t *testing.T) {
 	dial(t, realtimeURL(s), bearer(s.APIKey())).next("session.created")
 }
 
+// Attempts counts refused connections too: a test of a client's backoff
+// needs them, as no session records them.
+func TestAttemptsCountRefusedConnections(t *testing.T) {
+	s := newServer(t, fr.Options{})
+	if _, resp, err := websocket.DefaultDialer.Dial(translateURL(s), bearer("sk-wrong-key-1234")); err == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("wrong key: %v %v", err, resp)
+	}
+	s.RejectConnections(time.Hour, time.Second)
+	if _, resp, err := websocket.DefaultDialer.Dial(realtimeURL(s), bearer(s.APIKey())); err == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("while rejecting: %v %v", err, resp)
+	}
+	s.RejectConnections(0, 0)
+	dial(t, realtimeURL(s), bearer(s.APIKey())).next("session.created")
+	if s.Attempts(fr.Translate) != 1 || s.Attempts(fr.Realtime) != 2 || s.Attempts("") != 3 {
+		t.Fatalf("attempts %d/%d/%d, want 1/2/3", s.Attempts(fr.Translate), s.Attempts(fr.Realtime), s.Attempts(""))
+	}
+	if s.Opened("") != 1 {
+		t.Fatalf("opened %d, want 1", s.Opened(""))
+	}
+}
+
 func TestMaxConcurrentSessions(t *testing.T) {
 	s := newServer(t, fr.Options{MaxConcurrent: 1})
 	c := dial(t, translateURL(s), bearer(s.APIKey()))

@@ -152,7 +152,8 @@ type Server struct {
 	sessionDuration time.Duration
 	responseDelay   time.Duration
 	responseSpeed   float64
-	changed         chan struct{} // closed and replaced on every change
+	attempts        map[Endpoint]int // connection attempts, refused ones included
+	changed         chan struct{}    // closed and replaced on every change
 }
 
 // New starts a fake on a loopback port. When tb is not nil the server is
@@ -188,6 +189,7 @@ func New(tb testing.TB, opts Options) *Server {
 		sessionDuration: opts.SessionDuration,
 		responseDelay:   opts.ResponseDelay,
 		responseSpeed:   opts.ResponseSpeed,
+		attempts:        map[Endpoint]int{},
 		changed:         make(chan struct{}),
 		upgrader: websocket.Upgrader{
 			CheckOrigin:     func(*http.Request) bool { return true },
@@ -304,6 +306,10 @@ func nilIfEmpty(s string) any {
 
 // serve authenticates and admits a connection, then runs its session.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, ep Endpoint) {
+	s.mu.Lock()
+	s.attempts[ep]++
+	s.mu.Unlock()
+	s.notify()
 	if !s.authorized(w, r, ep) {
 		return
 	}
@@ -511,6 +517,18 @@ func (s *Server) Opened(ep Endpoint) int {
 		}
 	}
 	return n
+}
+
+// Attempts counts connection attempts on ep ("" for both), including those
+// refused before a session began (wrong key, rate limit, concurrency
+// limit): how hard a client hammers a service that keeps saying no.
+func (s *Server) Attempts(ep Endpoint) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ep == "" {
+		return s.attempts[Translate] + s.attempts[Realtime]
+	}
+	return s.attempts[ep]
 }
 
 // OpenedFor counts sessions opened on ep whose language is lang.

@@ -10,11 +10,13 @@ import (
 	"time"
 )
 
-// configureProc makes a helper process its own process group (so a shell
-// pipeline is stopped whole) that the kernel kills if babelcast dies, so no
-// recognizer or translator outlives the node that started it.
+// configureProc makes a helper process its own process group, so a shell
+// pipeline is stopped whole. No death signal is needed for when babelcast
+// itself dies: every helper reads its work from a pipe we hold, sees its
+// end and exits. (Pdeathsig would fire when the forking OS thread exits,
+// which Go may do.)
 func configureProc(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = 2 * time.Second
 }
 

@@ -2,6 +2,10 @@ package local
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -70,6 +74,9 @@ func TestRecognizerLibriVox(t *testing.T) {
 	w := float64(errs) / float64(total)
 	t.Logf("recognizer WER on LibriVox: %.1f%% (%d errors / %d words); real-time factor %.2f (turns 2..%d, %v of audio in %v)",
 		100*w, errs, total, elapsed.Seconds()/dur.Seconds(), len(cs), dur.Round(time.Millisecond), elapsed.Round(time.Millisecond))
+	if base, err := batchBaseline(cs); err == nil {
+		t.Logf("for comparison, PocketSphinx's own batch output (test-lm.match): WER %.1f%%", 100*base)
+	}
 	if w > maxLibriVoxWER {
 		t.Errorf("recognizer WER %.1f%% is above %.0f%%", 100*w, 100*maxLibriVoxWER)
 	}
@@ -79,3 +86,26 @@ func TestRecognizerLibriVox(t *testing.T) {
 // sentences: PocketSphinx's own batch decoder gets about 20% on them
 // (test-lm.match), streaming with live cepstral normalization a bit more.
 const maxLibriVoxWER = 0.35
+
+// batchBaseline scores the hypotheses Debian ships with the recordings
+// (pocketsphinx_batch on whole files, batch cepstral normalization).
+func batchBaseline(cs []clip) (float64, error) {
+	b, err := os.ReadFile(filepath.Join(libriVoxDir, "test-lm.match"))
+	if err != nil {
+		return 0, err
+	}
+	hyp := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if m := batchMatch.FindStringSubmatch(line); m != nil {
+			hyp[m[2]] = m[1]
+		}
+	}
+	var errs, total int
+	for _, c := range cs {
+		errs += wordErrors(words(c.ref), words(hyp[c.id]))
+		total += len(words(c.ref))
+	}
+	return float64(errs) / float64(total), nil
+}
+
+var batchMatch = regexp.MustCompile(`^(.*?)\s*\((\S+)\s+-?\d+\)\s*$`)

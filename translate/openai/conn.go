@@ -86,6 +86,15 @@ type conn struct {
 	closed    bool
 }
 
+// rotateAt is when a fresh connection should take over from c:
+// RotateBefore ahead of its expiry, but never in the first half of its
+// life. A provider whose sessions live shorter than RotateBefore (or a
+// clock that disagrees with its expires_at) would otherwise make every
+// fresh connection rotate at once, a storm of connections.
+func (c *conn) rotateAt(before time.Duration) time.Time {
+	return c.expiresAt.Add(-min(before, c.expiresAt.Sub(c.opened)/2))
+}
+
 // send writes one client event, giving it an event_id, and returns the id.
 // A failed write closes the socket so the reader reports the loss.
 func (c *conn) send(ev map[string]any) string {

@@ -831,7 +831,7 @@ func (s *interpSession) tick(now time.Time) {
 	case s.closing:
 	case s.next != nil:
 		s.maybeSwitch(now)
-	case !s.dialing && now.After(s.retryAt) && now.After(s.cur.expiresAt.Add(-s.eng.opt.RotateBefore)):
+	case !s.dialing && now.After(s.retryAt) && now.After(s.cur.rotateAt(s.eng.opt.RotateBefore)):
 		s.log.Info("connection expires soon; opening a fresh one", "conn", s.cur.id, "expires_at", s.cur.expiresAt)
 		s.startDial("rotate")
 	}

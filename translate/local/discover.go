@@ -104,11 +104,11 @@ func discover(ctx context.Context, modelDir, apertiumDir string) (*tools, error)
 		for _, m := range missing {
 			what = append(what, fmt.Sprintf("%s (Debian package %s)", m.what, m.pkg))
 		}
-		return nil, fmt.Errorf("local engine: missing %s; install them with: apt-get install %s",
+		return nil, fmt.Errorf("missing %s; install them with: apt-get install %s",
 			strings.Join(what, ", "), DebianPackages)
 	}
 	if len(t.targets()) == 0 {
-		return nil, fmt.Errorf("local engine: no target language has both an Apertium pair from English (%s) and an espeak-ng voice; install them with: apt-get install %s",
+		return nil, fmt.Errorf("no target language has both an Apertium pair from English (%s) and an espeak-ng voice; install them with: apt-get install %s",
 			strings.Join(t.pairNames(), ", "), DebianPackages)
 	}
 	return t, nil

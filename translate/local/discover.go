@@ -123,7 +123,7 @@ func (t *tools) findPairs(ctx context.Context, wblank, modesDir string) error {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
-		return fmt.Errorf("local engine: read Apertium modes: %w", err)
+		return fmt.Errorf("read Apertium modes: %w", err)
 	}
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".mode")
@@ -177,7 +177,7 @@ func listVoices(ctx context.Context, espeak string) ([]voice, error) {
 	defer cancel()
 	out, err := exec.CommandContext(cctx, espeak, "--voices").Output()
 	if err != nil {
-		return nil, fmt.Errorf("local engine: espeak-ng --voices: %w", err)
+		return nil, fmt.Errorf("espeak-ng --voices: %w", err)
 	}
 	var vs []voice
 	sc := bufio.NewScanner(bytes.NewReader(out))

@@ -28,6 +28,30 @@ the file):
 `
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := serveConfig(args, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	log := cfg.Log
+	a, err := app.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("signal received, stopping")
+	case <-a.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := a.Shutdown(sctx); err != nil {
+		return err
+	}
+	return a.Err()
+}
+
+// serveConfig reads serve's flags, environment and YAML file into a Config.
+func serveConfig(args []string, stdout, stderr io.Writer) (app.Config, error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -57,43 +81,28 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ff.WithConfigFileParser(ffyaml.Parser),
 	)
 	if err != nil {
-		return err
+		return app.Config{}, err
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()
-		return fmt.Errorf("unexpected arguments %q: %w", fs.Args(), errUsage)
+		return app.Config{}, fmt.Errorf("unexpected arguments %q: %w", fs.Args(), errUsage)
 	}
 	log, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
-		return err
+		return app.Config{}, err
 	}
 	roleList, err := app.ParseRoles(*roles)
 	if err != nil {
-		return err
+		return app.Config{}, err
 	}
-	cfg := app.Config{
+	return app.Config{
 		Addr: *addr, DataDir: *dataDir, NATSURL: *natsURL, Roles: roleList, Node: *node,
 		AdminToken: os.Getenv("BABELCAST_ADMIN_TOKEN"), PublicURL: strings.TrimRight(*publicURL, "/"),
 		Engine: *engine, OpenAIKey: os.Getenv("OPENAI_API_KEY"),
 		RealtimeURL: *realtimeURL, RealtimeModel: *realtimeModel, TranslateModel: *translateModel,
 		MaxSessions: *maxSessions, Linger: *linger, Log: log,
 		Announce: func(msg string) { fmt.Fprintln(stdout, msg) },
-	}
-	a, err := app.Start(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	select {
-	case <-ctx.Done():
-		log.Info("signal received, stopping")
-	case <-a.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := a.Shutdown(sctx); err != nil {
-		return err
-	}
-	return a.Err()
+	}, nil
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {

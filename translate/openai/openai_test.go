@@ -86,7 +86,9 @@ func TestTranslationEndToEnd(t *testing.T) {
 	// No more audio from the speaker: the tail (600 ms of model time behind)
 	// must still come out, and the sentence must end.
 	sink.waitFor(t, 5*time.Second, "the whole translation", func() bool {
-		return toneMs(sink.audioCopy(), "es") >= 1000 && len(sink.finals(false)) == 1 && len(sink.finals(true)) == 1
+		f, src := sink.finals(false), sink.finals(true)
+		return toneMs(sink.audioCopy(), "es") >= 1000 && len(f) == 1 && len(src) == 1 &&
+			strings.HasSuffix(f[0], ".") && strings.HasSuffix(src[0], ".")
 	})
 	if got := sink.finals(false); got[0] != "[es] sentence 1." {
 		t.Errorf("caption = %q", got)

@@ -10,8 +10,13 @@ import (
 )
 
 const (
-	tChunk       = 200 * bytesPerMS // the translation model's frame: append in 200 ms chunks
-	speakerIdle  = 250 * time.Millisecond
+	tChunk = 200 * bytesPerMS // the translation model's frame: append in 200 ms chunks
+	// speakerIdle is how long no audio at all must arrive before the
+	// speaker is taken to have stopped sending and the input is topped up
+	// with silence. Speakers send their silences too, so a shorter gap is
+	// late audio (a network or scheduling hiccup) that arrives in a burst:
+	// filling it with silence would split the sentence it falls in.
+	speakerIdle  = time.Second
 	pauseNeeded  = 300 * time.Millisecond
 	replayMax    = 4 * time.Second  // un-translated speech re-sent after a drop
 	drainTimeout = 20 * time.Second // how long an old connection may take to flush

@@ -187,6 +187,7 @@ loop:
 				runErr = errors.New("translate: room watch stopped")
 				break loop
 			}
+			w.markLive(time.Now()) // live until this change, if it ends it
 			w.onRoom(ev)
 		case e, ok := <-stateW.Updates():
 			if !ok {
@@ -194,6 +195,7 @@ loop:
 				break loop
 			}
 			if e != nil {
+				w.markLive(time.Now())
 				w.onState(e)
 			}
 		case e, ok := <-leaseW.Updates():
@@ -260,6 +262,7 @@ func (w *Worker) putEngine(ctx context.Context) {
 }
 
 func (w *Worker) onRoom(ev room.Event) {
+	w.markLive(time.Now())
 	if ev.Room == nil {
 		delete(w.roomsByID, ev.ID)
 		w.failMu.Lock()
@@ -275,6 +278,7 @@ func (w *Worker) onRoom(ev room.Event) {
 }
 
 func (w *Worker) onState(e jetstream.KeyValueEntry) {
+	w.markLive(time.Now())
 	gone := e.Operation() != jetstream.KeyValuePut
 	kind, rest, _ := strings.Cut(e.Key(), ".")
 	switch kind {
@@ -335,6 +339,7 @@ func (w *Worker) onLease(e jetstream.KeyValueEntry) {
 // engine serves it, and it was "live" (speaker connected, and listeners or
 // always_on) within the last Linger.
 func (w *Worker) reconcile(now time.Time) {
+	w.markLive(now)
 	wanted := map[string]chanConfig{}
 	for id, r := range w.roomsByID {
 		for _, l := range r.Languages {
@@ -342,9 +347,6 @@ func (w *Worker) reconcile(now time.Time) {
 				continue
 			}
 			key := subject.LeaseKey(id, l.Code)
-			if w.speakers[id] && (l.AlwaysOn || len(w.listeners[key]) > 0) {
-				w.lastWant[key] = now
-			}
 			if t, ok := w.lastWant[key]; ok && now.Sub(t) <= w.linger {
 				wanted[key] = configFor(r, l)
 			}
@@ -373,6 +375,25 @@ func (w *Worker) reconcile(now time.Time) {
 			continue // started again once the old one has closed
 		}
 		w.start(cfg)
+	}
+}
+
+// markLive notes the channels that are live now: speaker connected, and
+// listeners or always_on. It runs before every change is applied (and in
+// every reconcile), so a channel's linger counts from the moment it stopped
+// being live (its last listener or its speaker left), not from the
+// reconcile before that.
+func (w *Worker) markLive(now time.Time) {
+	for id, r := range w.roomsByID {
+		if !w.speakers[id] {
+			continue
+		}
+		for _, l := range r.Languages {
+			key := subject.LeaseKey(id, l.Code)
+			if w.serves(r.SourceLanguage, l.Code) && (l.AlwaysOn || len(w.listeners[key]) > 0) {
+				w.lastWant[key] = now
+			}
+		}
 	}
 }
 

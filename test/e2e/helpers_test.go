@@ -71,6 +71,13 @@ func startServiceWith(t *testing.T, fopts fakerealtime.Options, configure func(*
 		if t.Failed() {
 			t.Logf("service log:\n%s", tail(logs.String(), 80))
 		}
+		// BABELCAST_E2E_LOGS=dir keeps every test's whole service log.
+		if dir := os.Getenv("BABELCAST_E2E_LOGS"); dir != "" {
+			name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + ".log"
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(logs.String()), 0o644); err != nil {
+				t.Logf("keep the service log: %v", err)
+			}
+		}
 	})
 	return &service{app: a, fake: fake, logs: logs}
 }
@@ -332,6 +339,31 @@ func (p *pcmSource) start() time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.began
+}
+
+// speakInBackground streams src to the room at real time until stop is
+// called (or src ends); stop waits for the speak client to hang up.
+func speakInBackground(t *testing.T, server string, room createdRoom, src client.SampleReader) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		err := client.Speak(ctx, client.SpeakOptions{
+			Server: server, Room: room.ID, Key: room.SpeakerKey, Source: src, Realtime: true,
+		})
+		if err != nil && ctx.Err() == nil {
+			t.Errorf("speak: %v", err)
+		}
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // endlessSpeech is a SampleReader of source-language speech with no end:

@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/babelcast/babelcast/internal/httperr"
 	"github.com/babelcast/babelcast/internal/room"
 )
 
@@ -144,6 +145,10 @@ func New(o Options) (*Server, error) {
 		// involved (the passcode travels in the URL), so any origin may
 		// connect.
 		CheckOrigin: func(*http.Request) bool { return true },
+		// Failed upgrades answer in the API's JSON error shape too.
+		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			httperr.Write(w, status, "invalid_request", reason.Error())
+		},
 	}
 	return s, nil
 }

@@ -721,6 +721,7 @@ func TestHandshakeErrors(t *testing.T) {
 		{"/api/v1/rooms/keynote/audio/fr.wav", 400, "en (floor), es, nl"},
 		{"/api/v1/rooms/private/audio/de.wav", 403, "passcode"},
 		{"/api/v1/rooms/keynote/audio/es.mp3", 404, "not_found"},
+		{"/api/v1/rooms/keynote/listen?lang=es", 400, "websocket"}, // a plain GET, no upgrade
 	}
 	for _, tc := range cases {
 		resp, err := http.Get(e.http.URL + tc.path)

@@ -20,7 +20,7 @@ cat > "$dir/icecast.xml" <<XML
     <queue-size>144000</queue-size>
     <client-timeout>30</client-timeout>
     <header-timeout>15</header-timeout>
-    <source-timeout>10</source-timeout>
+    <source-timeout>600</source-timeout>
     <burst-on-connect>0</burst-on-connect>
     <burst-size>0</burst-size>
   </limits>
@@ -44,7 +44,7 @@ cat > "$dir/icecast.xml" <<XML
   <logging>
     <accesslog>-</accesslog>
     <errorlog>error.log</errorlog>
-    <loglevel>2</loglevel>
+    <loglevel>${ICECAST_LOGLEVEL:-2}</loglevel>
   </logging>
   <security>
     <chroot>0</chroot>

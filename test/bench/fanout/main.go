@@ -16,6 +16,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -478,31 +479,39 @@ func runExternal(c config, n int) (result, error) {
 	if _, err := src.Write(wavHeader()); err != nil {
 		return r, err
 	}
-	// Keep the mount alive (silence) until publishing starts.
+	// After publishing ends, push silence: Icecast holds the last chunk
+	// until more data comes. Nothing flows before publishing starts, as
+	// with babelcast (icecast.sh sets a long source timeout for that).
 	keep := make(chan struct{})
 	var mu sync.Mutex
+	var lastWrite time.Time
 	go func() {
 		t := time.NewTicker(c.frame)
 		defer t.Stop()
+		// Silence, framed like the real frames (sequence 0, not
+		// counted).
 		silence := make([]byte, frameBytes(c.frame))
+		copy(silence, magic)
 		for {
 			select {
 			case <-keep:
 				return
 			case <-t.C:
 				mu.Lock()
-				_, _ = src.Write(silence)
+				if !lastWrite.IsZero() && time.Since(lastWrite) > c.frame*3/2 {
+					_, _ = src.Write(silence)
+					lastWrite = time.Now()
+				}
 				mu.Unlock()
 			}
 		}
 	}()
-	var stopKeep sync.Once
-	defer stopKeep.Do(func() { close(keep) })
+	defer close(keep)
 	publish := func(seq uint64, payload []byte) error {
-		stopKeep.Do(func() { close(keep) })
 		mu.Lock()
 		defer mu.Unlock()
 		_, err := src.Write(payload)
+		lastWrite = time.Now()
 		return err
 	}
 	time.Sleep(time.Second)
@@ -619,7 +628,7 @@ func runClients(args []string) {
 		}
 		seq := binary.LittleEndian.Uint64(b[8:])
 		sent := int64(binary.LittleEndian.Uint64(b[16:]))
-		if seq > limit.Load() {
+		if seq == 0 || seq > limit.Load() {
 			return
 		}
 		frames.Add(1)
@@ -701,16 +710,24 @@ func runClients(args []string) {
 			aligned := false
 			for {
 				if !aligned {
-					// Scan for the magic, byte by byte.
-					b, err := br.Peek(8)
-					if err != nil {
-						return
-					}
-					if string(b) != string(magic) {
-						if _, err := br.Discard(1); err != nil {
+					// Scan for the magic.
+					b, err := br.Peek(br.Size())
+					if len(b) < len(magic) {
+						if err != nil {
 							return
 						}
 						continue
+					}
+					i := bytes.Index(b, magic)
+					if i < 0 {
+						// Keep the last bytes: the magic may straddle.
+						if _, err := br.Discard(len(b) - len(magic) + 1); err != nil {
+							return
+						}
+						continue
+					}
+					if _, err := br.Discard(i); err != nil {
+						return
 					}
 					aligned = true
 				}

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/babelcast/babelcast/internal/metrics"
@@ -30,6 +31,8 @@ const (
 	lostCloseTimeout = time.Second
 	// kvTimeout bounds one KV write or delete.
 	kvTimeout = 2 * time.Second
+	// goneConfirm separates the two probes that find a lease holder gone.
+	goneConfirm = 500 * time.Millisecond
 )
 
 // chanConfig is what a channel's session is opened with. A change to it
@@ -194,6 +197,19 @@ func (c *channel) acquire(ctx context.Context) (rev uint64, ok bool) {
 			if err == nil {
 				return rev, true
 			}
+		default:
+			// Held by another node: if that node's process is gone, free
+			// the lease now rather than wait out its TTL (the failover
+			// time would be the TTL plus the new session's first words).
+			if c.holderGone(ctx, owner) {
+				err := c.w.leases.Delete(ctx, c.key, jetstream.LastRevision(seen))
+				if err == nil {
+					c.log.Warn("lease holder is gone from NATS; freed its channel", "holder", owner)
+					metrics.Errors.WithLabelValues("translate", "holder_gone").Inc()
+					continue
+				}
+				c.log.Debug("free the lease of a gone holder", "holder", owner, "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -202,6 +218,26 @@ func (c *channel) acquire(ctx context.Context) (rev uint64, ok bool) {
 		case <-time.After(c.w.tick):
 		}
 	}
+}
+
+// holderGone reports whether node, which holds the channel's lease, has
+// left NATS: its alive subject has no responders, twice, goneConfirm
+// apart (a connection that blips and reconnects at once is not a death).
+// An answer, or a request that times out on a slow network, counts as
+// alive: then the lease's TTL decides, as before.
+func (c *channel) holderGone(ctx context.Context, node string) bool {
+	for i := 0; i < 2; i++ {
+		if i > 0 && !sleepCtx(ctx, goneConfirm) {
+			return false
+		}
+		rctx, cancel := context.WithTimeout(ctx, goneConfirm)
+		_, err := c.w.nc.RequestWithContext(rctx, subject.TranslatorAlive(node), nil)
+		cancel()
+		if !errors.Is(err, nats.ErrNoResponders) {
+			return false
+		}
+	}
+	return true
 }
 
 // own runs the channel while this node holds its lease (revision rev),

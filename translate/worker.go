@@ -154,6 +154,17 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.log.Info("translator ready", "engine", w.engine.Name(),
 		"sources", langList(w.caps.Sources), "targets", langList(w.caps.Targets),
 		"max_sessions", w.maxSessions, "linger", w.linger)
+	// Answer "alive" probes while Run runs: a node waiting for one of
+	// our channels frees its lease at once when we are gone (see
+	// channel.holderGone). A killed process takes this with it.
+	alive, err := w.nc.Subscribe(subject.TranslatorAlive(w.node), func(m *nats.Msg) { _ = m.Respond(nil) })
+	if err != nil {
+		return fmt.Errorf("translate: subscribe to alive probes: %w", err)
+	}
+	defer func() { _ = alive.Unsubscribe() }()
+	if err := w.nc.Flush(); err != nil {
+		return fmt.Errorf("translate: subscribe to alive probes: %w", err)
+	}
 	w.putEngine(ctx)
 
 	roomEv, err := w.rooms.Watch(ctx)

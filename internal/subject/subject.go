@@ -30,6 +30,14 @@ func SourceCaption(room, lang string) string { return prefix + room + ".srccap."
 // SourceCaptions matches SourceCaption for every channel of a room.
 func SourceCaptions(room string) string { return prefix + room + ".srccap.*" }
 
+// TranslatorAlive is the subject a running translator node answers
+// requests on. A node waiting for a channel asks the lease holder: when
+// NATS says no one is subscribed, the holder's process (and its
+// connection) is gone and the lease can be freed without waiting out its
+// TTL. Room ids cannot start with "_", so this never meets a room's
+// subjects.
+func TranslatorAlive(node string) string { return prefix + "_translator." + node + ".alive" }
+
 // Headers carried by audio messages so lag can be measured end to end.
 const (
 	// HeaderSeq is a per-publisher sequence number, starting at 1.

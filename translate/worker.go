@@ -198,7 +198,6 @@ loop:
 				runErr = errors.New("translate: room watch stopped")
 				break loop
 			}
-			w.markLive(time.Now()) // live until this change, if it ends it
 			w.onRoom(ev)
 		case e, ok := <-stateW.Updates():
 			if !ok {
@@ -206,7 +205,6 @@ loop:
 				break loop
 			}
 			if e != nil {
-				w.markLive(time.Now())
 				w.onState(e)
 			}
 		case e, ok := <-leaseW.Updates():

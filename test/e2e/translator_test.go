@@ -110,11 +110,24 @@ func TestSoakTalkThroughRotationsAndADrop(t *testing.T) {
 
 	tk := newTalk(talkLength, 1500*time.Millisecond, 3*time.Second, 600*time.Millisecond, time.Second)
 	src := newPCMSource(tk.pcm)
-	// Mid-talk, every connection to the provider drops without a close.
+	// Mid-talk, while Dutch is being answered (so a turn is left without
+	// its answer), every connection to the provider drops without a close.
 	var cut atomic.Int64
-	dropTimer := time.AfterFunc(talkLength/2+1300*time.Millisecond, func() { cut.Store(int64(s.fake.Drop(""))) })
-	defer dropTimer.Stop()
+	talking := make(chan struct{})
+	dropped := make(chan struct{})
+	go func() {
+		defer close(dropped)
+		select {
+		case <-time.After(talkLength / 2):
+		case <-talking:
+			return
+		}
+		s.fake.WaitUntil(10*time.Second, func() bool { return answering(s.fake, "nl") })
+		cut.Store(int64(s.fake.Drop("")))
+	}()
 	speakAll(t, s, room, src)
+	close(talking)
+	<-dropped
 	talkEnd := time.Now()
 	t.Logf("talk: %d turns, %v of speech in %v", len(tk.turns), tk.speech, talkEnd.Sub(src.start()).Round(100*time.Millisecond))
 
@@ -127,9 +140,8 @@ func TestSoakTalkThroughRotationsAndADrop(t *testing.T) {
 	waitQuiet(t, nl, time.Second, 10*time.Second)
 	stopListening()
 	wg.Wait()
-	dropped := cut.Load()
-	if dropped < 2 {
-		t.Fatalf("the drop cut %d connections, want both channels' (2 or more)", dropped)
+	if cut.Load() < 2 {
+		t.Fatalf("the drop cut %d connections, want both channels' (2 or more)", cut.Load())
 	}
 
 	esSessions := sessionsOf(s.fake, fakerealtime.Translate, "es")
@@ -154,7 +166,7 @@ func TestSoakTalkThroughRotationsAndADrop(t *testing.T) {
 		}
 	}
 	t.Logf("connections: es %d, nl %d (each lives %v, rotated %v before; %d cut by the drop)",
-		len(esSessions), len(nlSessions), sessionLife, rotateBefore, dropped)
+		len(esSessions), len(nlSessions), sessionLife, rotateBefore, cut.Load())
 
 	checkInterpretSoak(t, tk, nl, nlSessions)
 	checkTranslateSoak(t, tk, es, esSessions)
@@ -222,6 +234,9 @@ func checkInterpretSoak(t *testing.T, tk talk, rec *recording, sessions []fakere
 			}
 			t.Logf("nl: connection %s (%s) turns %d: %s", si.ID, si.CloseReason, len(si.Turns), strings.Join(rs, " | "))
 		}
+	}
+	if replayed == 0 {
+		t.Error("nl: the drop left no turn to answer again on a fresh connection")
 	}
 	if unanswered != replayed {
 		t.Errorf("nl: %d turns left unanswered by their connection, %d answered again on a fresh one", unanswered, replayed)
@@ -370,6 +385,16 @@ func mean(xs []int) float64 {
 		sum += x
 	}
 	return float64(sum) / float64(max(1, len(xs)))
+}
+
+// answering reports whether a response in lang is being streamed.
+func answering(f *fakerealtime.Server, lang string) bool {
+	for _, r := range f.Responses() {
+		if r.Status == "in_progress" && r.Lang == lang {
+			return true
+		}
+	}
+	return false
 }
 
 // openNow counts the fake's open sessions speaking lang, on either endpoint.

@@ -286,6 +286,7 @@ func checkInterpretSoak(t *testing.T, tk talk, rec *recording, sessions []fakere
 	if maxItems > 2 {
 		t.Errorf("nl: a response had %d input items: the context grows", maxItems)
 	}
+	t.Logf("nl: at most %d input item(s) per response", maxItems)
 	if len(tokens) >= 20 {
 		first, last := mean(tokens[:10]), mean(tokens[len(tokens)-10:])
 		t.Logf("nl: input tokens per response: first ten %.0f on average, last ten %.0f", first, last)

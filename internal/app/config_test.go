@@ -24,7 +24,7 @@ func TestParseRoles(t *testing.T) {
 func TestEngineDefault(t *testing.T) {
 	for _, tc := range []struct {
 		engine, key, want string
-		fails              bool
+		fails             bool
 	}{
 		{"", "", "local", false},
 		{"", "sk-x", "openai", false},

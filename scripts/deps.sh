@@ -2,10 +2,11 @@
 # babelcast needs, only when some are missing, so a fresh Debian machine with
 # Go is all it takes.
 
-# The offline engine: speech recognition, translation, speech synthesis.
-RUN_PACKAGES="pocketsphinx pocketsphinx-en-us apertium apertium-eng-spa apertium-eng-cat espeak-ng"
-# Tests also use recordings of human speech and a headless browser.
-TEST_PACKAGES="$RUN_PACKAGES pocketsphinx-testdata sox chromium"
+# The offline engine: speech recognition, translation, speech synthesis;
+# and recordings of a person reading, to try the README's quick start with.
+RUN_PACKAGES="pocketsphinx pocketsphinx-en-us apertium apertium-eng-spa apertium-eng-cat espeak-ng pocketsphinx-testdata"
+# Tests also drive a headless browser.
+TEST_PACKAGES="$RUN_PACKAGES chromium"
 
 install_packages() {
 	missing=""

@@ -405,6 +405,9 @@ func (s *Server) heartbeat(ctx context.Context) {
 				sp.close(CloseRoomDeleted, "room_deleted", "the room was deleted")
 			case err == nil:
 				s.roomChanged(sp, rm)
+			case ctx.Err() == nil:
+				metrics.Errors.WithLabelValues(roleName, "state").Inc()
+				sp.log.Warn("speaker room not re-checked", "err", err)
 			}
 		}
 	}

@@ -264,6 +264,8 @@ func (c *channel) own(ctx context.Context, rev uint64) stopReason {
 	wg.Wait()
 	if reason != reasonLost && !c.w.killed() {
 		c.out.drain() // the closed session's last words, at once
+	} else {
+		c.out.discard()
 	}
 	c.out.open.Store(false)
 

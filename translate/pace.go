@@ -97,6 +97,20 @@ func (o *outlet) drain() {
 	}
 }
 
+// discard drops whatever pace left behind: after the lease was lost another
+// node speaks for the channel, and this backlog must not play if the lease
+// comes back. Call it only after pace returned.
+func (o *outlet) discard() {
+	o.held = nil
+	for {
+		select {
+		case <-o.queue:
+		default:
+			return
+		}
+	}
+}
+
 func (o *outlet) publish(m *pacedMsg) {
 	if !o.open.Load() {
 		return // the lease is gone: another node speaks for the channel now

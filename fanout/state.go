@@ -33,6 +33,7 @@ func (c *channel) watchState(ctx context.Context) {
 		} else {
 			c.followState(ctx, w)
 			_ = w.Stop()
+			backoff = 500 * time.Millisecond // it worked: the next trouble starts afresh
 		}
 		select {
 		case <-ctx.Done():

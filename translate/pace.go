@@ -23,6 +23,13 @@ const (
 	paceQueue = 1024
 )
 
+// Counters resolved once: they are touched for every frame.
+var (
+	paceDropped  = metrics.FramesDropped.WithLabelValues("translate", "pace_queue_full")
+	publishErrs  = metrics.Errors.WithLabelValues("translate", "publish")
+	framesOutput = metrics.FramesOut.WithLabelValues("translate")
+)
+
 // pacedMsg is one message waiting to be published: audio (dur > 0) or a caption.
 type pacedMsg struct {
 	msg *nats.Msg
@@ -40,7 +47,7 @@ func (o *outlet) enqueue(m pacedMsg) {
 		}
 		select {
 		case <-o.queue:
-			metrics.FramesDropped.WithLabelValues("translate", "pace_queue_full").Inc()
+			paceDropped.Inc()
 		default:
 		}
 	}
@@ -116,10 +123,10 @@ func (o *outlet) publish(m *pacedMsg) {
 		return // the lease is gone: another node speaks for the channel now
 	}
 	if err := o.c.w.nc.PublishMsg(m.msg); err != nil {
-		metrics.Errors.WithLabelValues("translate", "publish").Inc()
+		publishErrs.Inc()
 		return
 	}
 	if m.dur > 0 {
-		metrics.FramesOut.WithLabelValues("translate").Inc()
+		framesOutput.Inc()
 	}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/babelcast/babelcast/internal/app"
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/test/fakerealtime"
+	"github.com/babelcast/babelcast/test/testlog"
 )
 
 const (
@@ -50,7 +51,7 @@ type service struct {
 	t    *testing.T
 	fake *fakerealtime.Server
 	cfg  app.Config
-	logs *syncBuffer
+	logs *testlog.Buffer
 
 	mu  sync.Mutex
 	app *app.App
@@ -59,7 +60,7 @@ type service struct {
 func startService(t *testing.T) *service {
 	t.Helper()
 	fake := fakerealtime.New(t, fakerealtime.Options{})
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	s := &service{t: t, fake: fake, logs: logs, cfg: app.Config{
 		Addr:        "127.0.0.1:0",
 		DataDir:     t.TempDir(),
@@ -85,7 +86,7 @@ func startService(t *testing.T) *service {
 			t.Error("a secret reached the service log")
 		}
 		if t.Failed() {
-			t.Logf("service log (last lines):\n%s", tail(out, 60))
+			t.Logf("service log (last lines):\n%s", testlog.Tail(out, 60))
 		}
 	})
 	return s
@@ -432,7 +433,7 @@ func (tb *tab) fail(format string, args ...any) {
 	ctx, cancel := context.WithTimeout(tb.ctx, 5*time.Second)
 	defer cancel()
 	if text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ''`)); err == nil {
-		msg += "\n--- " + tb.name + " page text ---\n" + tail(text, 40)
+		msg += "\n--- " + tb.name + " page text ---\n" + testlog.Tail(text, 40)
 	}
 	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
 		name := "FAILED-" + sanitize(tb.t.Name()) + "-" + tb.name + ".png"
@@ -540,29 +541,4 @@ func testContext(t *testing.T, d time.Duration) context.Context {
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func tail(s string, lines int) string {
-	all := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
 }

@@ -12,13 +12,14 @@ import (
 
 	"github.com/babelcast/babelcast/internal/app"
 	"github.com/babelcast/babelcast/test/fakerealtime"
+	"github.com/babelcast/babelcast/test/testlog"
 )
 
 // translatorProcess is a `babelcast serve --roles translate` child process.
 type translatorProcess struct {
 	node string
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *testlog.Buffer
 	done chan struct{} // closed when the process has exited
 }
 
@@ -38,7 +39,7 @@ func buildBinary(t *testing.T) string {
 // whatever happens to the test.
 func startTranslator(t *testing.T, bin string, s *service, node string) *translatorProcess {
 	t.Helper()
-	p := &translatorProcess{node: node, logs: &syncBuffer{}, done: make(chan struct{})}
+	p := &translatorProcess{node: node, logs: &testlog.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "serve", "--roles", "translate", "--nats", s.app.NATSURL(),
 		"--engine", "openai", "--realtime-url", s.fake.URL(), "--node", node,
 		"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "debug")
@@ -58,7 +59,7 @@ func startTranslator(t *testing.T, bin string, s *service, node string) *transla
 			t.Errorf("%s logged the API key", node)
 		}
 		if t.Failed() {
-			t.Logf("%s log:\n%s", node, tail(p.logs.String(), 60))
+			t.Logf("%s log:\n%s", node, testlog.Tail(p.logs.String(), 60))
 		}
 		if dir := os.Getenv("BABELCAST_E2E_LOGS"); dir != "" {
 			_ = os.WriteFile(filepath.Join(dir, t.Name()+"-"+node+".log"), []byte(p.logs.String()), 0o644)

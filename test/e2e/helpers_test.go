@@ -21,6 +21,7 @@ import (
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/client"
 	"github.com/babelcast/babelcast/test/fakerealtime"
+	"github.com/babelcast/babelcast/test/testlog"
 )
 
 const adminToken = "adm_test_token"
@@ -29,7 +30,7 @@ const adminToken = "adm_test_token"
 type service struct {
 	app  *app.App
 	fake *fakerealtime.Server
-	logs *syncBuffer
+	logs *testlog.Buffer
 }
 
 func startService(t *testing.T, fopts fakerealtime.Options) *service {
@@ -41,7 +42,7 @@ func startService(t *testing.T, fopts fakerealtime.Options) *service {
 func startServiceWith(t *testing.T, fopts fakerealtime.Options, configure func(*app.Config)) *service {
 	t.Helper()
 	fake := fakerealtime.New(t, fopts)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	cfg := app.Config{
 		Addr:        "127.0.0.1:0",
 		DataDir:     t.TempDir(),
@@ -69,7 +70,7 @@ func startServiceWith(t *testing.T, fopts fakerealtime.Options, configure func(*
 			t.Error("a secret reached the log")
 		}
 		if t.Failed() {
-			t.Logf("service log:\n%s", tail(logs.String(), 80))
+			t.Logf("service log:\n%s", testlog.Tail(logs.String(), 80))
 		}
 		// BABELCAST_E2E_LOGS=dir keeps every test's whole service log.
 		if dir := os.Getenv("BABELCAST_E2E_LOGS"); dir != "" {
@@ -499,29 +500,4 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(50 * time.Millisecond) // polling: these are states reached over the network, with no event to await
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func tail(s string, lines int) string {
-	all := strings.Split(s, "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
 }

@@ -81,6 +81,8 @@ type Worker struct {
 	exited    chan *channel
 	quit      chan struct{}
 	wg        sync.WaitGroup
+
+	ready chan struct{} // closed by Run once the node is registered and watching
 }
 
 // failure is a permanent session failure of a channel under a configuration.
@@ -118,6 +120,7 @@ func New(o Options) (*Worker, error) {
 		stopping:  map[string]*channel{},
 		exited:    make(chan *channel),
 		quit:      make(chan struct{}),
+		ready:     make(chan struct{}),
 	}
 	w.view.leases = map[string]leaseInfo{}
 	w.view.channels = map[string]viewChannel{}
@@ -181,6 +184,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("translate: watch leases: %w", err)
 	}
 	defer leaseW.Stop()
+	close(w.ready)
 
 	tick := time.NewTicker(w.tick)
 	defer tick.Stop()
@@ -252,6 +256,11 @@ func (w *Worker) shutdown(runErr error) error {
 	w.log.Info("translator stopped")
 	return runErr
 }
+
+// Ready is closed once Run has registered this node's engine in the State
+// bucket (so the API checks new rooms' languages against it) and watches
+// rooms, state and leases. It stays open if Run fails before that.
+func (w *Worker) Ready() <-chan struct{} { return w.ready }
 
 func (w *Worker) killed() bool { return w.kill.Load() }
 

@@ -33,6 +33,22 @@ type role interface {
 	Run(ctx context.Context) error
 }
 
+// namedRole is a role the process runs, with its --roles name.
+type namedRole struct {
+	name string
+	r    role
+}
+
+// readier is a role that needs a moment after Run starts before the
+// process may call itself ready (the translator registering its engine, so
+// the API checks languages against it).
+type readier interface {
+	Ready() <-chan struct{}
+}
+
+// roleReadyTimeout bounds the wait for roles to say they are ready.
+const roleReadyTimeout = 30 * time.Second
+
 // runningRole is a role with the means to stop it.
 type runningRole struct {
 	name   string
@@ -104,16 +120,8 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	// Roles in stop order: ingest first (no new audio), then translate
 	// (flushes sessions and publishes what they held), then fanout (delivers
 	// it and closes listeners), then api.
-	var servers []struct {
-		name string
-		r    role
-	}
-	add := func(name string, r role) {
-		servers = append(servers, struct {
-			name string
-			r    role
-		}{name, r})
-	}
+	var servers []namedRole
+	add := func(name string, r role) { servers = append(servers, namedRole{name, r}) }
 	fail := func(err error) (*App, error) {
 		if a.engine != nil {
 			_ = a.engine.Close()
@@ -185,6 +193,16 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		rr := &runningRole{name: s.name, cancel: cancel, done: make(chan error, 1)}
 		go func(r role) { rr.done <- r.Run(rctx) }(s.r)
 		a.roles = append(a.roles, rr)
+	}
+	// Serve nothing before every role is ready: a request that arrives
+	// meanwhile waits in the listen backlog rather than, say, creating a
+	// room whose languages nobody checked.
+	if err := a.awaitRoles(ctx, servers); err != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = ln.Close()
+		a.stopRoles(sctx)
+		return fail(err)
 	}
 	go func() {
 		if err := a.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -277,12 +295,55 @@ func (a *App) stop(err error) {
 	})
 }
 
+// awaitRoles waits until every role that has a Ready channel closes it.
+func (a *App) awaitRoles(ctx context.Context, servers []namedRole) error {
+	timeout := time.NewTimer(roleReadyTimeout)
+	defer timeout.Stop()
+	for i, s := range servers {
+		rd, ok := s.r.(readier)
+		if !ok {
+			continue
+		}
+		rr := a.roles[i]
+		select {
+		case <-rd.Ready():
+		case err := <-rr.done:
+			rr.done <- err // keep it for stopRoles
+			if err == nil {
+				err = errors.New("stopped while starting")
+			}
+			return fmt.Errorf("%s: %w", s.name, err)
+		case <-ctx.Done():
+			return fmt.Errorf("%s: not ready: %w", s.name, ctx.Err())
+		case <-timeout.C:
+			return fmt.Errorf("%s: not ready after %s", s.name, roleReadyTimeout)
+		}
+	}
+	return nil
+}
+
 // Shutdown stops the roles in order, each within its share of ctx, then the
 // HTTP server and the bus.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.stop(nil)
 	a.log.Info("shutting down")
 	a.http.SetKeepAlivesEnabled(false)
+	errs := a.stopRoles(ctx)
+	if err := a.http.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("http: %w", err))
+	}
+	if a.engine != nil {
+		if err := a.engine.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("engine: %w", err))
+		}
+	}
+	a.bus.Close()
+	a.log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// stopRoles stops the roles in order, each within what is left of ctx.
+func (a *App) stopRoles(ctx context.Context) []error {
 	var errs []error
 	for _, rr := range a.roles {
 		rr.cancel()
@@ -296,17 +357,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("%s: did not stop in time", rr.name))
 		}
 	}
-	if err := a.http.Shutdown(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("http: %w", err))
-	}
-	if a.engine != nil {
-		if err := a.engine.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("engine: %w", err))
-		}
-	}
-	a.bus.Close()
-	a.log.Info("stopped")
-	return errors.Join(errs...)
+	return errs
 }
 
 func (a *App) readyz(w http.ResponseWriter, _ *http.Request) {

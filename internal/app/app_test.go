@@ -1,0 +1,58 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// Start returns a ready process: its translator has registered its engine,
+// so the API checks a new room's languages from the first request on.
+func TestStartReturnsWithTheEngineRegistered(t *testing.T) {
+	a, err := Start(context.Background(), Config{
+		Addr: "127.0.0.1:0", DataDir: t.TempDir(), AdminToken: "adm_test",
+		Roles: []string{RoleTranslate, RoleAPI}, Node: "n1",
+		Engine: "openai", OpenAIKey: "sk-test", RealtimeURL: "ws://127.0.0.1:1/v1/realtime",
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	for _, path := range []string{"/readyz", "/api/v1/engines"} {
+		req, _ := http.NewRequest("GET", a.URL()+path, nil)
+		req.Header.Set("Authorization", "Bearer adm_test")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Status  string `json:"status"`
+			Engines []struct {
+				Node   string `json:"node"`
+				Engine string `json:"engine"`
+			} `json:"engines"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
+		}
+		if path == "/readyz" && body.Status != "ready" {
+			t.Errorf("readyz right after Start: %q", body.Status)
+		}
+		if path == "/api/v1/engines" && (len(body.Engines) != 1 || body.Engines[0].Node != "n1" || body.Engines[0].Engine != "openai") {
+			t.Errorf("engines right after Start: %+v, want n1's openai", body.Engines)
+		}
+	}
+}

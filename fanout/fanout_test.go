@@ -578,6 +578,9 @@ func TestOneSubscriptionPerChannel(t *testing.T) {
 	e := newEnv(t, nil)
 	base := e.bus.Conn.NumSubscriptions()
 	first := e.dial("keynote", "es")
+	// The channel's state watch subscribes in the background; its first
+	// state message says it is in place, so the count below is settled.
+	first.nextText(t, "state")
 	one := e.bus.Conn.NumSubscriptions()
 	if e.srv.hub.subscriptions() != 2 {
 		t.Errorf("hub holds %d subscriptions for one channel, want 2 (audio, captions)", e.srv.hub.subscriptions())

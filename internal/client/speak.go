@@ -72,8 +72,9 @@ type serverMsg struct {
 
 const (
 	writeTimeout = 10 * time.Second
-	closeTimeout = 5 * time.Second // for the server's close reply
-	levelEvery   = 5 * time.Second // level lines in the log
+	closeTimeout = 5 * time.Second  // for the server's close reply
+	readyTimeout = 10 * time.Second // for the server's "ready"
+	levelEvery   = 5 * time.Second  // level lines in the log
 )
 
 // Speak streams o.Source to the room's speaker WebSocket until the source
@@ -122,7 +123,8 @@ func Speak(ctx context.Context, o SpeakOptions) error {
 	var closing sync.Once
 	closingCh := make(chan struct{})
 	serverDone := make(chan error, 1)
-	go func() { serverDone <- speakReader(conn, o, closingCh) }()
+	ready := make(chan struct{})
+	go func() { serverDone <- speakReader(conn, o, closingCh, ready) }()
 	// hangUp starts the close handshake once.
 	hangUp := func() {
 		closing.Do(func() {
@@ -139,6 +141,23 @@ func Speak(ctx context.Context, o SpeakOptions) error {
 		case <-time.After(closeTimeout):
 			return errors.New("speak: the server did not answer the close")
 		}
+	}
+
+	// Audio goes only once the server has accepted the start: a refusal
+	// is reported before any of the source is used up, and a short file
+	// is not over before the session began.
+	select {
+	case <-ready:
+	case err := <-serverDone:
+		return serverEnded(err)
+	case <-ctx.Done():
+		hangUp()
+		_ = awaitServer()
+		return ctx.Err()
+	case <-time.After(readyTimeout):
+		hangUp()
+		_ = awaitServer()
+		return errors.New("speak: the server did not answer the start message")
 	}
 
 	frame := max(1, int(int64(o.SampleRate)*int64(o.FrameDuration)/int64(time.Second)))
@@ -233,8 +252,9 @@ func readFull(r SampleReader, p []int16) (int, error) {
 
 // speakReader reads the server's messages until the connection ends: nil
 // for a normal close, a *CloseError for any other close code, or the
-// network error.
-func speakReader(conn *websocket.Conn, o SpeakOptions, closing <-chan struct{}) error {
+// network error. It closes ready at the server's "ready".
+func speakReader(conn *websocket.Conn, o SpeakOptions, closing <-chan struct{}, ready chan<- struct{}) error {
+	isReady := false
 	var lastErr, lastStatus string
 	var lastLevel time.Time
 	for {
@@ -267,6 +287,10 @@ func speakReader(conn *websocket.Conn, o SpeakOptions, closing <-chan struct{}) 
 		switch m.Type {
 		case "ready":
 			logf(o.Log, "ready: speaking in room %s (sending %d Hz)", m.Room, m.SampleRate)
+			if !isReady {
+				isReady = true
+				close(ready)
+			}
 		case "level":
 			if time.Since(lastLevel) >= levelEvery {
 				lastLevel = time.Now()

@@ -33,6 +33,7 @@ import (
 // Close codes sent to listeners (see the listener protocol).
 const (
 	CloseShutdown = websocket.CloseGoingAway // 1001 server shutting down
+	ClosePasscode = 4403                     // the room's passcode changed
 	CloseRoomGone = 4404                     // room deleted or language removed
 	CloseTooSlow  = 4408                     // fell behind for seconds
 )
@@ -198,7 +199,7 @@ func (s *Server) watchRooms(ctx context.Context) {
 				if ev.Room == nil {
 					s.hub.roomDeleted(ev.ID)
 				} else {
-					s.hub.roomChanged(ev.Room)
+					s.hub.roomChanged(ev.Room, ev.Revision)
 				}
 			}
 		}

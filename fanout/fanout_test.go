@@ -707,6 +707,47 @@ func TestLanguageRemovedCloses4404(t *testing.T) {
 	}
 }
 
+// A new passcode locks out the listeners who came in without it (4403);
+// those who have it stay, and so does everyone when the passcode is removed.
+func TestPasscodeChangeClosesThoseWithoutIt(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	e.createRoom(&room.Room{ID: "private", SourceLanguage: "en", Languages: []room.Language{{Code: "de"}}, Passcode: "s3cret"})
+	setPasscode := func(p string) {
+		t.Helper()
+		r, rev, err := e.rooms.Get(ctx, "private")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Passcode = p
+		if err := e.rooms.Update(ctx, r, rev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	de := e.dial("private", "de&passcode=s3cret")
+	floor := e.dial("private", "en&passcode=s3cret")
+	other := e.dial("keynote", "es")
+
+	setPasscode("n3w")
+	for name, c := range map[string]*client{"de": de, "floor": floor} {
+		if code := c.closeCode(t); code != ClosePasscode {
+			t.Errorf("%s listener with the old passcode closed with %d, want %d", name, code, ClosePasscode)
+		}
+	}
+	// The new passcode gets in at once, even if this node's room watch
+	// has not seen the change yet.
+	fresh := e.dial("private", "de&passcode=n3w")
+	setPasscode("")
+	open := e.dial("private", "de")
+	e.publishAudio(subject.Out("private", "de"), 1, 960)
+	e.publishAudio(subject.Out("keynote", "es"), 1, 960)
+	for name, c := range map[string]*client{"with the new passcode": fresh, "after the passcode was removed": open, "in another room": other} {
+		if seqOf(c.nextAudio(t)) != 1 {
+			t.Errorf("listener %s: wrong frame", name)
+		}
+	}
+}
+
 func TestHandshakeErrors(t *testing.T) {
 	e := newEnv(t, nil)
 	e.createRoom(&room.Room{ID: "private", SourceLanguage: "en", Languages: []room.Language{{Code: "de"}}, Passcode: "s3cret"})
@@ -868,12 +909,12 @@ func TestConnectStormLeavesNothingBehind(t *testing.T) {
 func TestJoinAfterLanguageRemovedIsRefused(t *testing.T) {
 	e := newEnv(t, nil)
 	// The watch has seen a newer room than the handshake's lookup will.
-	r, _, err := e.rooms.Get(context.Background(), "keynote")
+	r, rev, err := e.rooms.Get(context.Background(), "keynote")
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.Languages = []room.Language{{Code: "nl"}}
-	e.srv.hub.roomChanged(r)
+	e.srv.hub.roomChanged(r, rev+1)
 	resp, err := http.Get(e.http.URL + "/api/v1/rooms/keynote/audio/es.wav")
 	if err != nil {
 		t.Fatal(err)

@@ -32,6 +32,7 @@ var (
 	errShuttingDown = errors.New("server shutting down")
 	errRoomGone     = errors.New("room deleted")
 	errLangGone     = errors.New("language removed")
+	errPasscode     = errors.New("passcode changed")
 )
 
 // captionSwitchAfter is how long the floor's chosen source-caption stream
@@ -52,6 +53,7 @@ type hub struct {
 	channels map[chanKey]*channel
 	gone     map[string]time.Time  // rooms deleted lately, so a late join fails
 	rooms    map[string]*room.Room // rooms as last seen by the watch
+	revs     map[string]uint64     // their revisions
 	closed   bool                  // shutting down: no new listeners
 	conns    sync.WaitGroup        // joined listeners' handlers
 	bg       sync.WaitGroup        // channels' state watches
@@ -60,7 +62,8 @@ type hub struct {
 }
 
 func newHub(s *Server) *hub {
-	return &hub{s: s, channels: map[chanKey]*channel{}, gone: map[string]time.Time{}, rooms: map[string]*room.Room{}}
+	return &hub{s: s, channels: map[chanKey]*channel{}, gone: map[string]time.Time{},
+		rooms: map[string]*room.Room{}, revs: map[string]uint64{}}
 }
 
 // channel is one (room, language) somebody listens to on this node.
@@ -114,10 +117,18 @@ func (h *hub) join(ctx context.Context, l *listener) error {
 		h.mu.Unlock()
 		return errRoomGone
 	}
-	if r := h.rooms[l.room]; r != nil && !serves(r, l.lang, l.floor) {
-		// The room changed between the handshake's lookup and now.
-		h.mu.Unlock()
-		return errLangGone
+	// The room may have changed between the handshake's lookup and now;
+	// if the watch is behind the handshake instead, the handshake's check
+	// stands, and roomChanged checks again when the watch catches up.
+	if r := h.rooms[l.room]; r != nil && h.revs[l.room] > l.admittedAt {
+		if !serves(r, l.lang, l.floor) {
+			h.mu.Unlock()
+			return errLangGone
+		}
+		if !r.CheckPasscode(l.passcode) {
+			h.mu.Unlock()
+			return errPasscode
+		}
 	}
 	c := h.channels[k]
 	created := false
@@ -352,6 +363,7 @@ func textFrame(v any) *frame {
 func (h *hub) roomDeleted(id string) {
 	h.mu.Lock()
 	delete(h.rooms, id)
+	delete(h.revs, id)
 	h.gone[id] = time.Now()
 	for k, t := range h.gone { // forget old tombstones
 		if time.Since(t) > time.Minute {
@@ -373,23 +385,41 @@ func (h *hub) roomDeleted(id string) {
 	}
 }
 
-// roomChanged closes the listeners of languages the room no longer serves.
-func (h *hub) roomChanged(r *room.Room) {
+// roomChanged records room r at revision rev and closes the listeners of
+// languages it no longer serves, and those whose passcode it no longer
+// accepts.
+func (h *hub) roomChanged(r *room.Room, rev uint64) {
 	h.mu.Lock()
 	delete(h.gone, r.ID)
 	h.rooms[r.ID] = r
-	var victims []*listener
+	h.revs[r.ID] = rev
+	var langGone, locked []*listener
 	for k, c := range h.channels {
-		if k.room == r.ID && !serves(r, k.lang, c.floor) {
-			victims = append(victims, *c.listeners.Load()...)
+		if k.room != r.ID {
+			continue
+		}
+		for _, l := range *c.listeners.Load() {
+			switch {
+			case !serves(r, k.lang, c.floor):
+				langGone = append(langGone, l)
+			case !r.CheckPasscode(l.passcode):
+				// A new passcode locks out those who came in without it.
+				locked = append(locked, l)
+			}
 		}
 	}
 	h.mu.Unlock()
-	for _, l := range victims {
+	for _, l := range langGone {
 		l.close(CloseRoomGone, "language removed")
 	}
-	if len(victims) > 0 {
-		h.s.log.Info("languages removed; listeners closed", "room", r.ID, "listeners", len(victims))
+	for _, l := range locked {
+		l.close(ClosePasscode, "passcode changed")
+	}
+	if len(langGone) > 0 {
+		h.s.log.Info("languages removed; listeners closed", "room", r.ID, "listeners", len(langGone))
+	}
+	if len(locked) > 0 {
+		h.s.log.Info("passcode changed; listeners without it closed", "room", r.ID, "listeners", len(locked))
 	}
 }
 

@@ -37,7 +37,9 @@ type frame struct {
 type listener struct {
 	room, lang, transport string
 	floor                 bool
-	text                  bool // wants text messages (WebSocket)
+	passcode              string // as given at the handshake: checked again when the room changes
+	admittedAt            uint64 // revision of the room the handshake checked
+	text                  bool   // wants text messages (WebSocket)
 
 	maxFrames, maxBytes int
 	slowAfter           time.Duration

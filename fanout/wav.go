@@ -29,12 +29,12 @@ func (s *Server) handleWAV(w http.ResponseWriter, r *http.Request) {
 		httperr.NotFound(w, "no such stream; use /api/v1/rooms/{id}/audio/{lang}.wav")
 		return
 	}
-	lang, floor, err := s.admit(r.Context(), roomID, lang, r.URL.Query().Get("passcode"))
+	l, err := s.admit(r.Context(), roomID, lang, r.URL.Query().Get("passcode"), transportWAV)
 	if err != nil {
 		writeAdmitError(w, err)
 		return
 	}
-	l := newListener(s, roomID, lang, floor, transportWAV)
+	lang = l.lang
 	if err := s.hub.join(r.Context(), l); err != nil {
 		s.joinFailed(w, err, roomID, lang)
 		return

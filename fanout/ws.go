@@ -36,16 +36,16 @@ type delayMsg struct {
 }
 
 // admit checks a listener's request: the room exists, serves lang, and the
-// passcode (if any) matches. It returns the canonical language code and
-// whether it is the floor.
-func (s *Server) admit(ctx context.Context, roomID, lang, passcode string) (string, bool, error) {
-	r, _, err := s.o.Rooms.Get(ctx, roomID)
+// passcode (if any) matches. It returns the listener to join, on the
+// canonical language code.
+func (s *Server) admit(ctx context.Context, roomID, lang, passcode, transport string) (*listener, error) {
+	r, rev, err := s.o.Rooms.Get(ctx, roomID)
 	if errors.Is(err, room.ErrNotFound) {
-		return "", false, &admitError{http.StatusNotFound, "not_found", "no room " + quote(roomID)}
+		return nil, &admitError{http.StatusNotFound, "not_found", "no room " + quote(roomID)}
 	}
 	if err != nil {
 		s.log.Error("room lookup failed", "room", roomID, "err", err)
-		return "", false, &admitError{http.StatusServiceUnavailable, "unavailable", "room store unavailable; try again"}
+		return nil, &admitError{http.StatusServiceUnavailable, "unavailable", "room store unavailable; try again"}
 	}
 	if pl, err := room.ParseLang(lang); err == nil {
 		lang = pl.Code
@@ -55,12 +55,14 @@ func (s *Server) admit(ctx context.Context, roomID, lang, passcode string) (stri
 		if lang != "" {
 			what = "room " + quote(r.ID) + " has no language " + quote(lang)
 		}
-		return "", false, &admitError{http.StatusBadRequest, "invalid_request", what + "; languages: " + fmtLangs(r)}
+		return nil, &admitError{http.StatusBadRequest, "invalid_request", what + "; languages: " + fmtLangs(r)}
 	}
 	if !r.CheckPasscode(passcode) {
-		return "", false, &admitError{http.StatusForbidden, "forbidden", "wrong or missing passcode"}
+		return nil, &admitError{http.StatusForbidden, "forbidden", "wrong or missing passcode"}
 	}
-	return lang, lang == r.SourceLanguage, nil
+	l := newListener(s, roomID, lang, lang == r.SourceLanguage, transport)
+	l.passcode, l.admittedAt = passcode, rev
+	return l, nil
 }
 
 func quote(s string) string {
@@ -83,15 +85,14 @@ func writeAdmitError(w http.ResponseWriter, err error) {
 func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 	roomID := chi.URLParam(r, "id")
 	q := r.URL.Query()
-	lang, floor, err := s.admit(r.Context(), roomID, q.Get("lang"), q.Get("passcode"))
+	l, err := s.admit(r.Context(), roomID, q.Get("lang"), q.Get("passcode"), transportWS)
 	if err != nil {
 		writeAdmitError(w, err)
 		return
 	}
-	l := newListener(s, roomID, lang, floor, transportWS)
-	l.pushText(textFrame(helloMsg{Type: "hello", Room: roomID, Lang: lang, SampleRate: SampleRate, Floor: floor}))
+	l.pushText(textFrame(helloMsg{Type: "hello", Room: roomID, Lang: l.lang, SampleRate: SampleRate, Floor: l.floor}))
 	if err := s.hub.join(r.Context(), l); err != nil {
-		s.joinFailed(w, err, roomID, lang)
+		s.joinFailed(w, err, roomID, l.lang)
 		return
 	}
 	conn, err := s.upgrader.Upgrade(w, r, nil)
@@ -110,7 +111,7 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 	// still accounts for the goroutine.
 	go func() {
 		defer s.hub.leave(l)
-		s.serveWS(conn, l, s.log.With("room", roomID, "lang", lang))
+		s.serveWS(conn, l, s.log.With("room", roomID, "lang", l.lang))
 	}()
 }
 
@@ -123,6 +124,8 @@ func (s *Server) joinFailed(w http.ResponseWriter, err error, roomID, lang strin
 		httperr.NotFound(w, "no room "+quote(roomID))
 	case errors.Is(err, errLangGone):
 		httperr.BadRequest(w, "room "+quote(roomID)+" no longer has language "+quote(lang))
+	case errors.Is(err, errPasscode):
+		httperr.Write(w, http.StatusForbidden, "forbidden", "wrong or missing passcode")
 	default:
 		s.log.Error("listener join failed", "room", roomID, "lang", lang, "err", err)
 		httperr.Write(w, http.StatusServiceUnavailable, "unavailable", "cannot subscribe to the channel; try again")

@@ -67,6 +67,7 @@ var closeMeaning = map[int]string{
 	websocket.CloseMessageTooBig:           "message too large for the server",
 	websocket.CloseAbnormalClosure:         "connection lost",
 	4001:                                   "replaced by a newer speaker connection",
+	4403:                                   "the room's passcode changed",
 	4404:                                   "room deleted",
 	4408:                                   "too slow: fell behind the live stream",
 }

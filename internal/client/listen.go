@@ -60,7 +60,8 @@ func (f fatal) Unwrap() error { return f.error }
 // stream with a normal close (nil). It reconnects with backoff when the
 // connection drops or the server restarts (1001) or drops a slow listener
 // (4408), but not when the handshake is refused with a 4xx (a
-// *HandshakeError) or the room is deleted (a *CloseError with code 4404).
+// *HandshakeError), the room is deleted or its passcode changed (a
+// *CloseError with code 4404 or 4403).
 // The WAV is finished properly in every case.
 func Listen(ctx context.Context, o ListenOptions) (err error) {
 	if o.Room == "" || o.Lang == "" {
@@ -128,7 +129,7 @@ func Listen(ctx context.Context, o ListenOptions) (err error) {
 		switch {
 		case errors.As(err, &he) && he.Permanent():
 			return err
-		case errors.As(err, &ce) && (ce.Code == 4404 || ce.Code == websocket.ClosePolicyViolation):
+		case errors.As(err, &ce) && (ce.Code == 4403 || ce.Code == 4404 || ce.Code == websocket.ClosePolicyViolation):
 			return err
 		case errors.As(err, &f):
 			return f.error

@@ -272,3 +272,20 @@ func TestListenDurationAndCancel(t *testing.T) {
 		t.Fatal("Listen did not stop on cancel")
 	}
 }
+
+func TestListenStopsWhenThePasscodeChanges(t *testing.T) {
+	f := newFakeFanout(t, func(c *websocket.Conn, _ int, _ *http.Request) {
+		hello(c)
+		frames(c, 1, 5)
+		closeWith(c, 4403)
+	})
+	err := Listen(context.Background(), ListenOptions{Server: f.srv.URL, Room: "keynote", Lang: "es",
+		OutPath: filepath.Join(t.TempDir(), "es.wav"), MinBackoff: time.Millisecond})
+	var ce *CloseError
+	if !errors.As(err, &ce) || ce.Code != 4403 || !strings.Contains(err.Error(), "passcode changed") {
+		t.Fatalf("passcode changed: %v", err)
+	}
+	if f.attempts.Load() != 1 {
+		t.Errorf("%d connections after 4403, want 1: the old passcode cannot get back in", f.attempts.Load())
+	}
+}

@@ -111,8 +111,9 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 
 // Event is a change to a room seen by Watch. Room is nil when it was deleted.
 type Event struct {
-	ID   string
-	Room *Room
+	ID       string
+	Room     *Room
+	Revision uint64 // of the room's KV entry; Get returns the same numbers
 }
 
 // Watch sends the current rooms, then every change, until ctx ends. The
@@ -138,7 +139,7 @@ func (s *Store) Watch(ctx context.Context) (<-chan Event, error) {
 				if e == nil {
 					continue // end of the initial values
 				}
-				ev := Event{ID: e.Key()}
+				ev := Event{ID: e.Key(), Revision: e.Revision()}
 				if e.Operation() == jetstream.KeyValuePut {
 					r, err := decode(e.Value())
 					if err != nil {

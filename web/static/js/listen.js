@@ -241,6 +241,10 @@ class Stream {
       roomEnded();
       return false;
     }
+    if (code === 4403) {
+      // The organizers changed the passcode.
+      return this.onRefused({ status: 403 });
+    }
     if (code === 4408) {
       // Fell behind (slow network): start fresh at once.
       if (this.role === 'main') renderState();

@@ -332,3 +332,61 @@ func TestJoin(t *testing.T) {
 }
 
 func jsNumber(f float64) string { return strconv.FormatFloat(f, 'f', 0, 64) }
+
+// TestPasscode: an attendee of a room with a passcode is asked for it, told
+// when it is wrong, gets in with the right one, and is asked again when the
+// organizers change it mid-talk.
+func TestPasscode(t *testing.T) {
+	requireChromium(t)
+	ctx := testContext(t, 90*time.Second)
+	s := startService(t)
+	r := s.createRoom(`{"id":"board","name":"Board meeting","source_language":"en","languages":[{"code":"es"}],"passcode":"s3cret"}`)
+	b := newBrowser(ctx, t, browserOptions{})
+	// The page checks a passcode with a plain GET of the listener endpoint:
+	// 403 for a wrong one, 400 (no WebSocket upgrade) for a right one.
+	probe := allowRule{
+		regexp.MustCompile(`^network error: Failed to load resource: the server responded with a status of 40[03] .*/api/v1/rooms/board/listen\?`),
+		"the page checks the passcode before it listens",
+	}
+	a := newTab(b, t, "attendee", probe)
+	a.navigate(s.URL()+"/rooms/"+r.ID, "#room-name")
+	a.waitFor("the passcode form", `!document.getElementById('passcode-form').hidden &&
+		document.getElementById('player').hidden`, 10*time.Second)
+	a.screenshots("attendee-passcode")
+
+	enter := func(code string) {
+		t.Helper()
+		eval[chromedp.Void](a, `document.getElementById('passcode').value = ''`)
+		a.do("enter passcode "+code,
+			chromedp.SendKeys(chromedp.CSS("#passcode"), code),
+			chromedp.Click(chromedp.CSS("#passcode-submit")),
+		)
+	}
+	enter("guess")
+	a.waitFor("the wrong-passcode error", `!document.getElementById('passcode-error').hidden &&
+		document.getElementById('player').hidden`, 5*time.Second)
+
+	enter("s3cret")
+	a.waitFor("the player", `!document.getElementById('player').hidden`, 5*time.Second)
+	a.click("#lang-es")
+	a.click("#play")
+	waitUntil(t, 10*time.Second, "the attendee to be counted", func() bool { return s.status(r.ID).listeners("es") == 1 })
+
+	if code := s.api("PATCH", "/api/v1/rooms/"+r.ID, `{"passcode":"n3w"}`, nil); code != http.StatusOK {
+		t.Fatalf("change the passcode: %d", code)
+	}
+	a.waitFor("the passcode form again, saying why", `!document.getElementById('passcode-form').hidden &&
+		document.getElementById('passcode-error').textContent.includes('changed the passcode') &&
+		document.getElementById('passcode').value === '' &&
+		document.getElementById('player').hidden`, 10*time.Second)
+	if pill := eval[string](a, `document.getElementById('state-pill').textContent`); pill != "Passcode needed" {
+		t.Errorf("state pill says %q once the passcode changed", pill)
+	}
+	waitUntil(t, 10*time.Second, "the attendee to be gone", func() bool { return s.status(r.ID).listeners("es") == 0 })
+	a.screenshots("attendee-passcode-changed")
+
+	enter("n3w")
+	a.waitFor("the player with the new passcode", `!document.getElementById('player').hidden`, 5*time.Second)
+	a.click("#play")
+	waitUntil(t, 10*time.Second, "the attendee back", func() bool { return s.status(r.ID).listeners("es") == 1 })
+}

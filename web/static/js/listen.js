@@ -242,8 +242,8 @@ class Stream {
       return false;
     }
     if (code === 4403) {
-      // The organizers changed the passcode.
-      return this.onRefused({ status: 403 });
+      lockedOut('The organizers changed the passcode. Enter the new one to go on listening.', 'Passcode changed');
+      return false;
     }
     if (code === 4408) {
       // Fell behind (slow network): start fresh at once.
@@ -261,10 +261,7 @@ class Stream {
   /** The server refused the handshake: decide whether to go on. */
   async onRefused(err) {
     if (err.status === 403) {
-      stopPlaying();
-      st.passcode = '';
-      store.set('sessionStorage', keys.passcode, '');
-      askPasscode('That passcode was not accepted. Ask the organizers for the current one.');
+      lockedOut('That passcode was not accepted. Ask the organizers for the current one.');
       return false;
     }
     if (err.status === 404 || err.status === 400) {
@@ -543,6 +540,7 @@ function setPill(state, text) {
 function renderState() {
   if (st.ended) return setPill('ended', 'Room closed');
   if (!st.info) return;
+  if (!ui.passForm.hidden) return setPill('idle', 'Passcode needed');
   if (!st.playing) return setPill('idle', 'Press play');
   const m = st.main;
   if (!m || !m.socket.isOpen || !m.hello) {
@@ -617,10 +615,21 @@ function mediaSession() {
 
 // ---------- passcode ----------
 
-function askPasscode(error) {
+/** The server no longer takes our passcode: stop and ask for the current one. */
+function lockedOut(why, title) {
+  if (ui.player.hidden && !ui.passForm.hidden) return; // asked already (both streams end)
+  stopPlaying();
+  st.passcode = '';
+  store.set('sessionStorage', keys.passcode, '');
+  ui.passInput.value = '';
+  askPasscode(why, title);
+  renderState();
+}
+
+function askPasscode(error, title = 'Wrong passcode') {
   ui.player.hidden = true;
   ui.passForm.hidden = false;
-  notice(ui.passError, error ? 'error' : '', error ? 'Wrong passcode' : '', error || '');
+  notice(ui.passError, error ? 'error' : '', error ? title : '', error || '');
   if (error) ui.passInput.setAttribute('aria-invalid', 'true');
   ui.passInput.focus();
 }

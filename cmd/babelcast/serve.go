@@ -66,6 +66,7 @@ func serveConfig(args []string, stdout, stderr io.Writer) (app.Config, error) {
 		_              = fs.String("config", "", "YAML configuration file (see configs/babelcast.yaml)")
 		node           = fs.String("node", "", "this process's name in the cluster (default: hostname and a random suffix)")
 		publicURL      = fs.String("public-url", "", "base URL of share links and QR codes, e.g. https://talks.example.org (default: from each request)")
+		trustedProxies = fs.String("trusted-proxies", "", "load balancers (addresses or CIDRs, comma-separated) whose X-Forwarded-For names the client")
 		engine         = fs.String("engine", "", "translation engine: openai or local (default: openai when OPENAI_API_KEY is set, else local)")
 		realtimeURL    = fs.String("realtime-url", "wss://api.openai.com/v1/realtime", "OpenAI Realtime URL (the translation endpoint is this plus /translations); an Azure OpenAI URL works for the realtime kind")
 		realtimeModel  = fs.String("realtime-model", "gpt-realtime", "model of instructed interpreter sessions")
@@ -95,10 +96,15 @@ func serveConfig(args []string, stdout, stderr io.Writer) (app.Config, error) {
 	if err != nil {
 		return app.Config{}, err
 	}
+	proxies, err := app.ParseTrustedProxies(*trustedProxies)
+	if err != nil {
+		return app.Config{}, err
+	}
 	return app.Config{
 		Addr: *addr, DataDir: *dataDir, NATSURL: *natsURL, Roles: roleList, Node: *node,
 		AdminToken: os.Getenv("BABELCAST_ADMIN_TOKEN"), PublicURL: strings.TrimRight(*publicURL, "/"),
-		Engine: *engine, OpenAIKey: os.Getenv("OPENAI_API_KEY"),
+		TrustedProxies: proxies,
+		Engine:         *engine, OpenAIKey: os.Getenv("OPENAI_API_KEY"),
 		RealtimeURL: *realtimeURL, RealtimeModel: *realtimeModel, TranslateModel: *translateModel,
 		MaxSessions: *maxSessions, Linger: *linger, Log: log,
 		Announce: func(msg string) { fmt.Fprintln(stdout, msg) },

@@ -106,6 +106,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
+	r.Use(clientAddress(cfg.TrustedProxies))
 	r.Use(accessLog(log))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		httperr.NotFound(w, "no such path: "+r.URL.Path)

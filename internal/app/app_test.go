@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -54,5 +55,52 @@ func TestStartReturnsWithTheEngineRegistered(t *testing.T) {
 		if path == "/api/v1/engines" && (len(body.Engines) != 1 || body.Engines[0].Node != "n1" || body.Engines[0].Engine != "openai") {
 			t.Errorf("engines right after Start: %+v, want n1's openai", body.Engines)
 		}
+	}
+}
+
+// Behind a trusted load balancer, the admin token's brute-force limit
+// counts each client by its X-Forwarded-For address: one guesser is
+// blocked, the organizer behind the same balancer is not.
+func TestAdminLimitPerClientBehindTrustedProxy(t *testing.T) {
+	a, err := Start(context.Background(), Config{
+		Addr: "127.0.0.1:0", DataDir: t.TempDir(), AdminToken: "adm_test",
+		Roles: []string{RoleAPI}, Node: "n1", TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = a.Shutdown(ctx)
+	})
+	get := func(client, token string) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", a.URL()+"/api/v1/rooms", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("X-Forwarded-For", client)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	blocked := false
+	for range 30 {
+		if get("203.0.113.66", "adm_guess") == http.StatusTooManyRequests {
+			blocked = true
+			break
+		}
+	}
+	if !blocked {
+		t.Fatal("30 wrong tokens from one client were never refused with 429")
+	}
+	if code := get("203.0.113.10", "adm_test"); code != http.StatusOK {
+		t.Errorf("the organizer behind the same load balancer: %d, want 200", code)
+	}
+	if code := get("203.0.113.66", "adm_test"); code != http.StatusTooManyRequests {
+		t.Errorf("the guesser with the right token while blocked: %d, want 429", code)
 	}
 }

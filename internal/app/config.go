@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -38,6 +39,9 @@ type Config struct {
 
 	AdminToken string // empty: read from DataDir, or generated and printed once
 	PublicURL  string // base URL for share links; empty = from each request
+	// TrustedProxies are the load balancers whose X-Forwarded-For names
+	// the client (for the admin token's brute-force limit and the logs).
+	TrustedProxies []netip.Prefix
 
 	Engine         string // "openai", "local" or empty (openai when OpenAIKey is set)
 	OpenAIKey      string

@@ -362,9 +362,14 @@ func (s *Server) refresh(ctx context.Context, sp *speaker) {
 	switch {
 	case errors.Is(gerr, jetstream.ErrKeyNotFound):
 		// Expired (we were cut off from NATS for a while): claim it again,
-		// unless someone else does first.
-		if nrev, err := s.o.State.Create(ctx, key, val); err == nil {
+		// unless someone else does first (the next refresh sees who).
+		nrev, err := s.o.State.Create(ctx, key, val)
+		switch {
+		case err == nil:
 			sp.setRev(nrev)
+		case !errors.Is(err, jetstream.ErrKeyExists):
+			metrics.Errors.WithLabelValues(roleName, "state").Inc()
+			sp.log.Warn("speaker state not re-created", "err", err)
 		}
 	case gerr != nil:
 		sp.log.Warn("speaker state not readable", "err", gerr)
@@ -377,9 +382,13 @@ func (s *Server) refresh(ctx context.Context, sp *speaker) {
 		// Written by this node: two connections raced and sp, the one
 		// registered last, is the speaker. Make the entry say so.
 		if s.speakerOf(sp.roomID) == sp {
-			if nrev, err := s.o.State.Put(ctx, key, val); err == nil {
-				sp.setRev(nrev)
+			nrev, err := s.o.State.Put(ctx, key, val)
+			if err != nil {
+				metrics.Errors.WithLabelValues(roleName, "state").Inc()
+				sp.log.Warn("speaker state not refreshed", "err", err)
+				return
 			}
+			sp.setRev(nrev)
 		}
 	}
 }

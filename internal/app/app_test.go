@@ -11,15 +11,14 @@ import (
 	"time"
 )
 
-// Start returns a ready process: its translator has registered its engine,
-// so the API checks a new room's languages from the first request on.
-func TestStartReturnsWithTheEngineRegistered(t *testing.T) {
-	a, err := Start(context.Background(), Config{
-		Addr: "127.0.0.1:0", DataDir: t.TempDir(), AdminToken: "adm_test",
-		Roles: []string{RoleTranslate, RoleAPI}, Node: "n1",
-		Engine: "openai", OpenAIKey: "sk-test", RealtimeURL: "ws://127.0.0.1:1/v1/realtime",
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+// startApp starts a process on a free loopback port with admin token
+// adm_test, node n1 and a fresh data directory, and shuts it down (cleanly)
+// at the end of the test.
+func startApp(t *testing.T, cfg Config) *App {
+	t.Helper()
+	cfg.Addr, cfg.DataDir, cfg.AdminToken, cfg.Node = "127.0.0.1:0", t.TempDir(), "adm_test", "n1"
+	cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	a, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,6 +28,16 @@ func TestStartReturnsWithTheEngineRegistered(t *testing.T) {
 		if err := a.Shutdown(ctx); err != nil {
 			t.Error(err)
 		}
+	})
+	return a
+}
+
+// Start returns a ready process: its translator has registered its engine,
+// so the API checks a new room's languages from the first request on.
+func TestStartReturnsWithTheEngineRegistered(t *testing.T) {
+	a := startApp(t, Config{
+		Roles:  []string{RoleTranslate, RoleAPI},
+		Engine: "openai", OpenAIKey: "sk-test", RealtimeURL: "ws://127.0.0.1:1/v1/realtime",
 	})
 	for _, path := range []string{"/readyz", "/api/v1/engines"} {
 		req, _ := http.NewRequest("GET", a.URL()+path, nil)
@@ -62,19 +71,7 @@ func TestStartReturnsWithTheEngineRegistered(t *testing.T) {
 // counts each client by its X-Forwarded-For address: one guesser is
 // blocked, the organizer behind the same balancer is not.
 func TestAdminLimitPerClientBehindTrustedProxy(t *testing.T) {
-	a, err := Start(context.Background(), Config{
-		Addr: "127.0.0.1:0", DataDir: t.TempDir(), AdminToken: "adm_test",
-		Roles: []string{RoleAPI}, Node: "n1", TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = a.Shutdown(ctx)
-	})
+	a := startApp(t, Config{Roles: []string{RoleAPI}, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	get := func(client, token string) int {
 		t.Helper()
 		req, _ := http.NewRequest("GET", a.URL()+"/api/v1/rooms", nil)

@@ -143,6 +143,13 @@ func Speak(ctx context.Context, o SpeakOptions) error {
 		}
 	}
 
+	// quit hangs up, waits for the server's answer and returns err.
+	quit := func(err error) error {
+		hangUp()
+		_ = awaitServer()
+		return err
+	}
+
 	// Audio goes only once the server has accepted the start: a refusal
 	// is reported before any of the source is used up, and a short file
 	// is not over before the session began.
@@ -151,13 +158,9 @@ func Speak(ctx context.Context, o SpeakOptions) error {
 	case err := <-serverDone:
 		return serverEnded(err)
 	case <-ctx.Done():
-		hangUp()
-		_ = awaitServer()
-		return ctx.Err()
+		return quit(ctx.Err())
 	case <-time.After(readyTimeout):
-		hangUp()
-		_ = awaitServer()
-		return errors.New("speak: the server did not answer the start message")
+		return quit(errors.New("speak: the server did not answer the start message"))
 	}
 
 	frame := max(1, int(int64(o.SampleRate)*int64(o.FrameDuration)/int64(time.Second)))
@@ -182,9 +185,7 @@ func Speak(ctx context.Context, o SpeakOptions) error {
 					select {
 					case <-timer.C:
 					case <-ctx.Done():
-						hangUp()
-						_ = awaitServer()
-						return ctx.Err()
+						return quit(ctx.Err())
 					case err := <-serverDone:
 						return serverEnded(err)
 					}
@@ -206,18 +207,14 @@ func Speak(ctx context.Context, o SpeakOptions) error {
 		case err := <-serverDone:
 			return serverEnded(err)
 		case <-ctx.Done():
-			hangUp()
-			_ = awaitServer()
-			return ctx.Err()
+			return quit(ctx.Err())
 		default:
 		}
 		if errors.Is(rerr, io.EOF) {
 			break
 		}
 		if rerr != nil {
-			hangUp()
-			_ = awaitServer()
-			return fmt.Errorf("speak: read audio: %w", rerr)
+			return quit(fmt.Errorf("speak: read audio: %w", rerr))
 		}
 	}
 	logf(o.Log, "done: sent %.1f s of audio", float64(sent)/float64(o.SampleRate))

@@ -181,7 +181,7 @@ func openInterpret(ctx context.Context, e *Engine, ch translate.Channel, sink tr
 	}
 	s.cur = s.adopt(c)
 	s.log.Info("interpreter session open", "model", e.opt.RealtimeModel, "voice", voice, "expires_in", time.Until(c.expiresAt).Round(time.Second))
-	go s.run()
+	go s.core.run(s)
 	return s, nil
 }
 
@@ -191,25 +191,8 @@ func (s *interpSession) adopt(c *conn) *iconn {
 		marks: marks{keep: int64(durBytes(2*s.eng.opt.MaxTurn + 10*time.Second))}}
 }
 
-func (s *interpSession) run() {
-	t := time.NewTicker(tickEvery)
-	defer t.Stop()
-	for !s.finished {
-		select {
-		case <-s.queue.notify:
-			s.pump()
-		case ev := <-s.events:
-			s.handle(ev)
-		case r := <-s.dialed:
-			s.onDialed(r)
-		case <-s.closeReq:
-			s.beginClose()
-		case now := <-t.C:
-			s.tick(now)
-		case <-s.ctx.Done():
-			s.finished = true
-		}
-	}
+// end finishes the captions in progress and returns the connections.
+func (s *interpSession) end() []*conn {
 	s.out.finish()
 	for k, sc := range s.srcCaps {
 		s.sink.SourceCaption(sc.seg, sc.text, true)
@@ -221,7 +204,7 @@ func (s *interpSession) run() {
 			conns = append(conns, c.conn)
 		}
 	}
-	s.shutdown(conns...)
+	return conns
 }
 
 // --- input ---

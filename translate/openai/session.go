@@ -58,6 +58,43 @@ type core struct {
 	finished   bool
 }
 
+// kindEvents is what a kind of session does with the events of core.run.
+// Every method runs on run's goroutine.
+type kindEvents interface {
+	pump()               // speaker audio is queued
+	handle(e connEvent)  // a connection said something, or ended
+	onDialed(dialResult) // a connection attempt is over
+	beginClose()         // Close was called: flush, then finish
+	tick(now time.Time)  // every tickEvery: timeouts, rotation, retries
+	// end finishes what the kind still holds once the loop is over and
+	// returns its connections, to be closed.
+	end() []*conn
+}
+
+// run is a session's one goroutine: it hands k the session's events until
+// the session is finished, then shuts it down.
+func (s *core) run(k kindEvents) {
+	t := time.NewTicker(tickEvery)
+	defer t.Stop()
+	for !s.finished {
+		select {
+		case <-s.queue.notify:
+			k.pump()
+		case ev := <-s.events:
+			k.handle(ev)
+		case r := <-s.dialed:
+			k.onDialed(r)
+		case <-s.closeReq:
+			k.beginClose()
+		case now := <-t.C:
+			k.tick(now)
+		case <-s.ctx.Done():
+			s.finished = true
+		}
+	}
+	s.shutdown(k.end()...)
+}
+
 func newCore(e *Engine, ch translate.Channel, sink translate.Sink, kind string) *core {
 	ctx, cancel := context.WithCancel(context.Background())
 	log := e.log.With("room", ch.Room, "lang", ch.Target, "kind", kind)

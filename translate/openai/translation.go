@@ -77,7 +77,7 @@ func openTranslation(ctx context.Context, e *Engine, ch translate.Channel, sink 
 	}
 	s.cur = s.adopt(c)
 	s.log.Info("translation session open", "model", e.opt.TranslateModel, "expires_in", time.Until(c.expiresAt).Round(time.Second))
-	go s.run()
+	go s.core.run(s)
 	return s, nil
 }
 
@@ -86,25 +86,8 @@ func (s *transSession) adopt(c *conn) *tconn {
 	return &tconn{conn: c, base: time.Now(), marks: marks{keep: int64(60 * 1000 * bytesPerMS)}}
 }
 
-func (s *transSession) run() {
-	t := time.NewTicker(tickEvery)
-	defer t.Stop()
-	for !s.finished {
-		select {
-		case <-s.queue.notify:
-			s.pump()
-		case ev := <-s.events:
-			s.handle(ev)
-		case r := <-s.dialed:
-			s.onDialed(r)
-		case <-s.closeReq:
-			s.beginClose()
-		case now := <-t.C:
-			s.tick(now)
-		case <-s.ctx.Done():
-			s.finished = true
-		}
-	}
+// end finishes the captions in progress and returns the connections.
+func (s *transSession) end() []*conn {
 	s.out.finish()
 	s.in.finish()
 	var conns []*conn
@@ -113,7 +96,7 @@ func (s *transSession) run() {
 			conns = append(conns, c.conn)
 		}
 	}
-	s.shutdown(conns...)
+	return conns
 }
 
 // pump moves queued speaker audio to the current connection. While there is

@@ -76,18 +76,23 @@ type sphinxProc struct {
 	fresh   bool // no utterance yet: the next one is decoded twice
 }
 
-// unpend forgets a turn; false means it was already resolved (as lost, by
-// the process's exit).
-func (p *sphinxProc) unpend(turn uint64) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	was := p.pending[turn]
-	delete(p.pending, turn)
-	return was
+// reaped waits until the dead process p is reaped, so that current() sees
+// it dead and starts another, and returns err (or ctx's error).
+func (p *sphinxProc) reaped(ctx context.Context, err error) error {
+	select {
+	case <-p.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // errRecognizerGaveUp means the decoder died too often to keep restarting.
 var errRecognizerGaveUp = errors.New("the speech recognizer keeps failing")
+
+// errDecoderDied means the decoder a turn was handed to turned out to be
+// dead (it died since the last turn).
+var errDecoderDied = errors.New("the speech recognizer exited")
 
 const (
 	// fifoOpenTimeout bounds the wait for the decoder to reach a turn: it
@@ -248,31 +253,31 @@ type utterance struct {
 // begin hands turn to the decoder and returns once the decoder reads it.
 // On error the turn is resolved as lost (its result is sent).
 func (r *recognizer) begin(ctx context.Context, turn uint64) (*utterance, error) {
-	u, resolved, err := r.open(ctx, turn)
+	// A decoder that died since the last turn is only found dead here: the
+	// turn then goes to a fresh one (a restart, which counts against the
+	// budget) rather than being lost.
+	u, err := r.open(ctx, turn)
+	if errors.Is(err, errDecoderDied) {
+		u, err = r.open(ctx, turn)
+	}
 	if err != nil {
-		if !resolved {
-			r.send(recResult{turn: turn, lost: err})
-		}
+		r.send(recResult{turn: turn, lost: err})
 		return nil, err
 	}
 	return u, nil
 }
 
-// open starts an utterance; resolved reports, on error, that the turn's
-// result was already sent.
-func (r *recognizer) open(ctx context.Context, turn uint64) (u *utterance, resolved bool, err error) {
+// open starts an utterance on the current decoder. When that decoder is
+// dead it returns errDecoderDied once the process is reaped, so that the
+// next call starts a fresh one.
+func (r *recognizer) open(ctx context.Context, turn uint64) (*utterance, error) {
 	r.mu.Lock()
 	p, err := r.current()
 	r.mu.Unlock()
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	p.mu.Lock()
-	if p.exited {
-		p.mu.Unlock()
-		return nil, false, errors.New("the speech recognizer exited")
-	}
-	p.pending[turn] = true
 	twice := p.fresh
 	p.fresh = false
 	p.mu.Unlock()
@@ -282,9 +287,23 @@ func (r *recognizer) open(ctx context.Context, turn uint64) (u *utterance, resol
 	}
 	f, err := r.fifo(ctx, p, name+strconv.FormatUint(turn, 10))
 	if err != nil {
-		return nil, !p.unpend(turn), err
+		if errors.Is(err, errDecoderDied) {
+			err = p.reaped(ctx, err)
+		}
+		return nil, err
 	}
-	return &utterance{r: r, p: p, turn: turn, f: f, twice: twice}, false, nil
+	// The turn is the decoder's from now on: its hypothesis comes to us,
+	// or, if the decoder dies first, its loss. (No hypothesis can come
+	// before the audio is written.)
+	p.mu.Lock()
+	if p.exited {
+		p.mu.Unlock()
+		_ = f.Close()
+		return nil, p.reaped(ctx, errDecoderDied)
+	}
+	p.pending[turn] = true
+	p.mu.Unlock()
+	return &utterance{r: r, p: p, turn: turn, f: f, twice: twice}, nil
 }
 
 // fifo names a new utterance to the decoder and opens its FIFO for
@@ -298,7 +317,7 @@ func (r *recognizer) fifo(ctx context.Context, p *sphinxProc, name string) (*os.
 	defer os.Remove(path) // once both ends are open the name is not needed
 	if _, err := io.WriteString(p.ctl, name+"\n"); err != nil {
 		killGroup(p.cmd)
-		return nil, fmt.Errorf("recognizer: write control line: %w", err)
+		return nil, fmt.Errorf("%w (write control line: %v)", errDecoderDied, err)
 	}
 	// Opening a FIFO for writing with O_NONBLOCK fails (ENXIO) until the
 	// reader has it open: poll, so a dead decoder cannot hang us.
@@ -318,7 +337,7 @@ func (r *recognizer) fifo(ctx context.Context, p *sphinxProc, name string) (*os.
 		}
 		select {
 		case <-p.done:
-			return nil, errors.New("the speech recognizer exited")
+			return nil, errDecoderDied
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-time.After(5 * time.Millisecond):

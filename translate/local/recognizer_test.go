@@ -109,3 +109,45 @@ func batchBaseline(cs []clip) (float64, error) {
 }
 
 var batchMatch = regexp.MustCompile(`^(.*?)\s*\((\S+)\s+-?\d+\)\s*$`)
+
+// TestRecognizerTurnAfterUnnoticedDeath: the decoder dies between turns
+// and the next turn comes before the process is reaped. The turn goes to a
+// fresh decoder instead of being lost.
+func TestRecognizerTurnAfterUnnoticedDeath(t *testing.T) {
+	cs := libriVox(t)
+	results := make(chan recResult, 16)
+	abort := make(chan struct{})
+	defer close(abort)
+	r, err := newRecognizer(testLog(t), testTools(t), results, abort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close(context.Background())
+	if err := r.start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 3 {
+		r.mu.Lock()
+		old := r.proc
+		killGroup(old.cmd) // and the turn follows at once
+		r.mu.Unlock()
+		u, err := r.begin(ctx, uint64(i))
+		if err != nil {
+			t.Fatalf("turn %d after the decoder died: %v", i, err)
+		}
+		if u.p == old {
+			t.Fatalf("turn %d went to the dead decoder", i)
+		}
+		pcm := resampleAll(cs[1].pcm, cs[1].rate, 16000)
+		for off := 0; off < len(pcm); off += 1600 {
+			if err := u.write(pcm[off:min(off+1600, len(pcm))]); err != nil {
+				t.Fatalf("turn %d: %v", i, err)
+			}
+		}
+		u.end(ctx)
+		if res := <-results; res.turn != uint64(i) || res.lost != nil || !strings.Contains(res.text, "young man") {
+			t.Fatalf("turn %d: %+v, want %q recognized", i, res, cs[1].ref)
+		}
+	}
+}

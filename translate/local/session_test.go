@@ -431,15 +431,28 @@ func TestSessionFailsWhenRecognizerKeepsDying(t *testing.T) {
 	defer s.Close(context.Background())
 	sp := newSpeaker(s)
 	rng := rand.New(rand.NewPCG(1, 1))
-	for i := 0; i < sphinxRestarts+2; i++ {
-		sp.send(t, tone(audio.Rate/2, audio.Rate), false)
-		sp.send(t, noise(rng, audio.Rate), false)
+	// The speaker goes on talking at real time, turn after turn, as in a
+	// talk: every turn costs a restart or two until the budget is spent.
+	deadline := time.Now().Add(time.Minute)
+	turns := 0
+	for failed := false; !failed; turns++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("session still running after %d turns with a recognizer that cannot start", turns)
+		}
+		turn := append(tone(audio.Rate/2, audio.Rate), noise(rng, audio.Rate)...)
+		for off := 0; off < len(turn) && !failed; off += audio.Rate / 10 {
+			pcm := audio.Bytes(turn[off:min(off+audio.Rate/10, len(turn))])
+			failed = s.Append(pcm, sp.at) != nil // the session has given up
+			sp.at = sp.at.Add(100 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond) // pacing the speaker
+		}
 	}
 	select {
 	case <-s.Done():
-	case <-time.After(time.Minute):
-		t.Fatal("session still running with a recognizer that cannot start")
+	case <-time.After(10 * time.Second):
+		t.Fatal("Append fails but the session is not done")
 	}
+	t.Logf("the session gave up after %d turns", turns)
 	var te *translate.Error
 	if err := s.Err(); !errors.As(err, &te) || te.Code != "engine_failed" || te.Permanent {
 		t.Fatalf("Err = %v; want a non-permanent engine_failed", err)

@@ -23,6 +23,12 @@ const asrRate = 16000
 // ones are coughs and clicks, which the recognizer turns into stray words.
 const minSpeech = 200 * time.Millisecond
 
+// speakerIdle is how long no audio at all must arrive before the turn in
+// progress is ended as if its closing quiet had come: a speaker who hangs
+// up, or whose file ends, sends no silence to end the last sentence.
+// Speakers send their silences too, so a shorter gap is late audio.
+const speakerIdle = time.Second
+
 // session is one channel interpreted offline. Four goroutines, joined by
 // bounded queues:
 //
@@ -257,14 +263,27 @@ func (s *session) listen() {
 		batch = batch[:0]
 		return true
 	}
+	idle := time.NewTimer(speakerIdle)
+	defer idle.Stop()
 	for {
 		select {
 		case <-s.qsig:
 		case <-s.flush:
+		case <-idle.C:
+			if v.inTurn {
+				v.flush(collect)
+				if !send() {
+					return
+				}
+			}
+			continue
 		case <-s.ctx.Done():
 			return
 		}
 		cs, last := s.take()
+		if len(cs) > 0 {
+			idle.Reset(speakerIdle)
+		}
 		for _, c := range cs {
 			pos16 := in24 * asrRate / audio.Rate
 			if !c.captured.IsZero() {

@@ -350,6 +350,25 @@ func contains(ws []string, w string) bool {
 	return false
 }
 
+// TestSessionEndsTurnWhenSpeakerStopsSending: the speaker's audio stops
+// mid-sentence (the file ended, the speaker hung up) and nothing more
+// comes, not even silence. The turn is still interpreted, without a Close.
+func TestSessionEndsTurnWhenSpeakerStopsSending(t *testing.T) {
+	c := libriVox(t)[4] // "he might even have been made amiable himself"
+	c.pcm = c.pcm[:len(c.pcm)*3/4] // cut off while talking
+	e, _ := testEngine(t, Options{})
+	k := newRecordingSink(t)
+	s, err := e.Open(context.Background(), translate.Channel{Room: "r", Source: "en", Target: "es"}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	sp := newSpeaker(s)
+	sp.quiet(t, 500*time.Millisecond, false)
+	sp.say(t, c, false)
+	k.waitCaptions(t, 1, 30*time.Second)
+}
+
 // TestSessionCloseFlushesTurn closes a session while the speaker is still
 // talking: the turn in progress is still interpreted before Close returns.
 func TestSessionCloseFlushesTurn(t *testing.T) {

@@ -1,12 +1,10 @@
 package local
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/babelcast/babelcast/internal/audio"
-	"github.com/babelcast/babelcast/translate"
 )
 
 // BenchmarkTurnLatency measures a 5.3-second turn of real speech (LibriVox
@@ -27,12 +25,7 @@ func BenchmarkTurnLatency(b *testing.B) {
 	turnLen := time.Duration(len(turn.pcm)) * time.Second / time.Duration(turn.rate)
 	reports := make(chan TurnReport, 16)
 	e, _ := testEngine(b, Options{OnTurn: func(r TurnReport) { reports <- r }})
-	k := newRecordingSink(b)
-	s, err := e.Open(context.Background(), translate.Channel{Room: "bench", Source: "en", Target: "es"}, k)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close(context.Background())
+	s, _ := openSpanish(b, e)
 	wait := func() TurnReport {
 		select {
 		case r := <-reports:

@@ -10,22 +10,31 @@ import (
 	"time"
 )
 
+// startRecognizer starts a recognizer with its decoder running, and closes
+// it at the end of the test. Its results come on the returned channel.
+func startRecognizer(t testing.TB) (*recognizer, chan recResult) {
+	t.Helper()
+	results := make(chan recResult, 16)
+	abort := make(chan struct{})
+	r, err := newRecognizer(testLog(t), testTools(t), results, abort)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		r.close(context.Background())
+		close(abort)
+	})
+	if err := r.start(); err != nil {
+		t.Fatal(err)
+	}
+	return r, results
+}
+
 // recognizeClips streams each recording as one turn to a single decoder,
 // as a session does, and returns the hypotheses in order.
 func recognizeClips(t testing.TB, cs []clip) (hyps []string, elapsed time.Duration) {
 	t.Helper()
-	tl := testTools(t)
-	results := make(chan recResult, 16)
-	abort := make(chan struct{})
-	defer close(abort)
-	r, err := newRecognizer(testLog(t), tl, results, abort)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.close(context.Background())
-	if err := r.start(); err != nil {
-		t.Fatal(err)
-	}
+	r, results := startRecognizer(t)
 	ctx := context.Background()
 	start := time.Now()
 	for i, c := range cs {
@@ -115,17 +124,7 @@ var batchMatch = regexp.MustCompile(`^(.*?)\s*\((\S+)\s+-?\d+\)\s*$`)
 // fresh decoder instead of being lost.
 func TestRecognizerTurnAfterUnnoticedDeath(t *testing.T) {
 	cs := libriVox(t)
-	results := make(chan recResult, 16)
-	abort := make(chan struct{})
-	defer close(abort)
-	r, err := newRecognizer(testLog(t), testTools(t), results, abort)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.close(context.Background())
-	if err := r.start(); err != nil {
-		t.Fatal(err)
-	}
+	r, results := startRecognizer(t)
 	ctx := context.Background()
 	for i := range 3 {
 		r.mu.Lock()

@@ -162,6 +162,19 @@ type speaker struct {
 	speech   time.Duration
 }
 
+// openSpanish opens an English → Spanish session on e, recording into a
+// fresh sink, and closes it at the end of the test.
+func openSpanish(t testing.TB, e *Engine) (translate.Session, *recordingSink) {
+	t.Helper()
+	k := newRecordingSink(t)
+	s, err := e.Open(context.Background(), translate.Channel{Room: "r", Source: "en", Target: "es"}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	return s, k
+}
+
 func newSpeaker(ss ...translate.Session) *speaker {
 	return &speaker{sessions: ss, at: time.Now(), rng: rand.New(rand.NewPCG(7, 8))}
 }
@@ -357,12 +370,7 @@ func TestSessionEndsTurnWhenSpeakerStopsSending(t *testing.T) {
 	c := libriVox(t)[4] // "he might even have been made amiable himself"
 	c.pcm = c.pcm[:len(c.pcm)*3/4] // cut off while talking
 	e, _ := testEngine(t, Options{})
-	k := newRecordingSink(t)
-	s, err := e.Open(context.Background(), translate.Channel{Room: "r", Source: "en", Target: "es"}, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
+	s, k := openSpanish(t, e)
 	sp := newSpeaker(s)
 	sp.quiet(t, 500*time.Millisecond, false)
 	sp.say(t, c, false)
@@ -402,12 +410,7 @@ func TestSessionCloseFlushesTurn(t *testing.T) {
 func TestSessionRestartsRecognizer(t *testing.T) {
 	cs := libriVox(t)
 	e, lb := testEngine(t, Options{})
-	k := newRecordingSink(t)
-	sess, err := e.Open(context.Background(), translate.Channel{Room: "r", Source: "en", Target: "es"}, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close(context.Background())
+	sess, k := openSpanish(t, e)
 	s := sess.(*session)
 	s.rec.mu.Lock()
 	killGroup(s.rec.proc.cmd)
@@ -442,12 +445,7 @@ func TestSessionFailsWhenRecognizerKeepsDying(t *testing.T) {
 	bad := *e.tools
 	bad.sphinx = "/bin/false"
 	e.tools = &bad
-	k := newRecordingSink(t)
-	s, err := e.Open(context.Background(), translate.Channel{Room: "r", Source: "en", Target: "es"}, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
+	s, _ := openSpanish(t, e)
 	sp := newSpeaker(s)
 	rng := rand.New(rand.NewPCG(1, 1))
 	// The speaker goes on talking at real time, turn after turn, as in a

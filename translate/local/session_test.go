@@ -367,7 +367,7 @@ func contains(ws []string, w string) bool {
 // mid-sentence (the file ended, the speaker hung up) and nothing more
 // comes, not even silence. The turn is still interpreted, without a Close.
 func TestSessionEndsTurnWhenSpeakerStopsSending(t *testing.T) {
-	c := libriVox(t)[4] // "he might even have been made amiable himself"
+	c := libriVox(t)[4]            // "he might even have been made amiable himself"
 	c.pcm = c.pcm[:len(c.pcm)*3/4] // cut off while talking
 	e, _ := testEngine(t, Options{})
 	s, k := openSpanish(t, e)

@@ -86,6 +86,8 @@ const st = {
   editing: null, // room being edited, null for a new one
   pollTimer: 0,
   polls: 0,
+  polling: Promise.resolve(), // the poll in progress, if any
+  deleting: new Set(), // ids of rooms being deleted: not polled
   qrURLs: {}, // object URLs to revoke
   qrFor: '', // room id + key the QR codes were made for
   lastStates: new Map(), // "room/lang" → state, for announcing changes
@@ -416,6 +418,9 @@ ui.del.addEventListener('click', async () => {
   const ok = await confirmDialog(`Delete “${r.name || r.id}”?`,
     'The speaker and every listener are disconnected, and the room code stops working. This cannot be undone.', 'Delete room');
   if (!ok) return;
+  // No status poll of the room may cross its deletion (it would be a 404).
+  st.deleting.add(r.id);
+  await st.polling.catch(() => {}); // a failed poll has said so itself
   try {
     await call(`/api/v1/rooms/${encodeURIComponent(r.id)}`, { method: 'DELETE' });
     st.gen++;
@@ -425,6 +430,8 @@ ui.del.addEventListener('click', async () => {
     notice(ui.apiError, 'info', `Deleted “${r.name || r.id}”.`);
   } catch (err) {
     showApiError('Could not delete the room', err);
+  } finally {
+    st.deleting.delete(r.id);
   }
 });
 
@@ -505,7 +512,8 @@ function announceChanges(id, s) {
 
 async function pollStatuses() {
   // Every room's status while the list is short; only the selected one otherwise.
-  const ids = st.rooms.length <= 20 ? st.rooms.map((r) => r.id) : [st.selected].filter(Boolean);
+  const ids = (st.rooms.length <= 20 ? st.rooms.map((r) => r.id) : [st.selected].filter(Boolean))
+    .filter((id) => !st.deleting.has(id));
   const results = await Promise.allSettled(ids.map((id) =>
     call(`/api/v1/rooms/${encodeURIComponent(id)}/status`).then((s) => [id, s])));
   let failed = null;
@@ -536,13 +544,21 @@ function schedulePoll(delay = POLL_MS) {
 
 async function pollLoop() {
   if (!st.token) return;
-  if (document.visibilityState === 'visible') {
-    st.polls++;
-    if (st.polls % LIST_EVERY === 0 && !ui.dialog.open) await loadRooms();
-    if (st.polls % (LIST_EVERY * 6) === 0) await loadEngines();
-    await pollStatuses();
+  try {
+    if (document.visibilityState === 'visible') {
+      st.polls++;
+      st.polling = pollOnce();
+      await st.polling;
+    }
+  } finally {
+    if (st.token) schedulePoll();
   }
-  if (st.token) schedulePoll();
+}
+
+async function pollOnce() {
+  if (st.polls % LIST_EVERY === 0 && !ui.dialog.open) await loadRooms();
+  if (st.polls % (LIST_EVERY * 6) === 0) await loadEngines();
+  await pollStatuses();
 }
 
 function pollNow() {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/babelcast/babelcast/internal/metrics"
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/translate/engine"
 )
 
 // Retry delays after a session fails with an error that is not permanent.
@@ -38,7 +39,7 @@ const (
 // chanConfig is what a channel's session is opened with. A change to it
 // restarts the session and clears a permanent error.
 type chanConfig struct {
-	ch      Channel
+	ch      engine.Channel
 	created time.Time // the room's creation: a recreated room is a new configuration
 }
 
@@ -311,7 +312,7 @@ func (c *channel) serve(ctx context.Context, lostCh <-chan struct{}) stopReason 
 			reason, ran, err = c.session(ctx, lostCh, cfg)
 			if reason == reasonEnded {
 				msg := readable(err)
-				if IsPermanent(err) {
+				if engine.IsPermanent(err) {
 					c.log.Error("session failed; not retrying until the channel's configuration changes", "err", msg)
 					metrics.Errors.WithLabelValues("translate", "session_permanent").Inc()
 					c.w.setFailed(c.key, cfg, msg)
@@ -369,7 +370,7 @@ func (c *channel) session(ctx context.Context, lostCh <-chan struct{}, cfg chanC
 	case <-sess.Done():
 		reason, err = reasonEnded, sess.Err()
 		if err == nil {
-			err = &Error{Code: "session_ended", Message: "the session ended unexpectedly"}
+			err = &engine.Error{Code: "session_ended", Message: "the session ended unexpectedly"}
 		}
 	case <-c.changed:
 		reason = reasonChanged
@@ -400,7 +401,7 @@ func (c *channel) session(ctx context.Context, lostCh <-chan struct{}, cfg chanC
 
 // pump feeds the session from its queue, so a slow Append holds up only
 // this session.
-func (c *channel) pump(ctx context.Context, q *frameQueue, sess Session, done chan<- struct{}) {
+func (c *channel) pump(ctx context.Context, q *frameQueue, sess engine.Session, done chan<- struct{}) {
 	defer close(done)
 	failing := false
 	for {
@@ -421,7 +422,7 @@ func (c *channel) pump(ctx context.Context, q *frameQueue, sess Session, done ch
 	}
 }
 
-func (c *channel) closeSession(sess Session, d time.Duration) {
+func (c *channel) closeSession(sess engine.Session, d time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	if err := sess.Close(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -660,7 +661,7 @@ func (c *channel) accountLocked(now time.Time) {
 // from minBackoff to maxBackoff with ±20 % jitter, or longer if the server
 // asked for it. An expired session is replaced at once.
 func backoff(attempt int, err error) time.Duration {
-	var e *Error
+	var e *engine.Error
 	if errors.As(err, &e) && e.Code == "session_expired" && attempt == 1 {
 		return 0
 	}
@@ -675,7 +676,7 @@ func backoff(attempt int, err error) time.Duration {
 
 // readable is the message an organizer sees for err.
 func readable(err error) string {
-	var e *Error
+	var e *engine.Error
 	if errors.As(err, &e) {
 		if e.Message != "" {
 			return e.Message

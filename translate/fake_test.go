@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/babelcast/babelcast/translate/engine"
 )
 
 // fakeEngine is an Engine whose sessions record what they are given and
@@ -40,9 +42,11 @@ func newFakeEngine(name string) *fakeEngine {
 
 func (e *fakeEngine) Name() string { return e.name }
 
-func (e *fakeEngine) Capabilities() Capabilities { return Capabilities{Targets: e.targets} }
+func (e *fakeEngine) Capabilities() engine.Capabilities {
+	return engine.Capabilities{Targets: e.targets}
+}
 
-func (e *fakeEngine) Open(ctx context.Context, ch Channel, sink Sink) (Session, error) {
+func (e *fakeEngine) Open(ctx context.Context, ch engine.Channel, sink engine.Sink) (engine.Session, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.opens[ch.Target]++
@@ -117,12 +121,12 @@ func (e *fakeEngine) waitOpen(t *testing.T, lang string) *fakeSession {
 }
 
 type fakeSession struct {
-	ch    Channel
+	ch    engine.Channel
 	echo  bool
 	block chan struct{} // when set, Append waits for it to close
 
 	sinkMu sync.Mutex // Sink calls are one at a time
-	sink   Sink
+	sink   engine.Sink
 
 	appends    chan frame // every appended frame, if the test keeps up
 	appendN    atomic.Int64

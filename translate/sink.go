@@ -9,6 +9,7 @@ import (
 
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/translate/engine"
 )
 
 // outlet publishes a channel's output on NATS. It outlives sessions, so the
@@ -39,7 +40,7 @@ type sessionSink struct {
 	target, source string
 }
 
-func (o *outlet) sink(ch Channel) *sessionSink {
+func (o *outlet) sink(ch engine.Channel) *sessionSink {
 	return &sessionSink{
 		o: o, target: ch.Target, source: ch.Source,
 		segOff: o.nextSeg.Load(), srcOff: o.nextSrc.Load(),

@@ -17,6 +17,7 @@ import (
 
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/translate/engine"
 )
 
 // Options configure a Worker.
@@ -25,7 +26,7 @@ type Options struct {
 	Rooms  *room.Store
 	State  jetstream.KeyValue // subject.BucketState
 	Leases jetstream.KeyValue // subject.BucketLeases
-	Engine Engine
+	Engine engine.Engine
 	// Node names this process among the translator nodes; it must be a
 	// single NATS subject token (no dots, spaces or wildcards).
 	Node string
@@ -50,8 +51,8 @@ type Worker struct {
 	rooms        *room.Store
 	state        jetstream.KeyValue
 	leases       jetstream.KeyValue
-	engine       Engine
-	caps         Capabilities
+	engine       engine.Engine
+	caps         engine.Capabilities
 	node         string
 	log          *slog.Logger
 	linger       time.Duration
@@ -457,7 +458,7 @@ func configFor(r *room.Room, l room.Language) chanConfig {
 		mode = room.ModeAuto
 	}
 	return chanConfig{
-		ch: Channel{
+		ch: engine.Channel{
 			Room: r.ID, RoomName: r.Name, Source: r.SourceLanguage, Target: l.Code,
 			Voice: l.Voice, Mode: mode, Glossary: r.Glossary, Notes: r.Notes,
 		},

@@ -18,6 +18,7 @@ import (
 	"github.com/babelcast/babelcast/internal/bus"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/translate/engine"
 )
 
 const waitFor = 10 * time.Second
@@ -85,7 +86,7 @@ type worker struct {
 }
 
 // start runs a Worker on its own NATS connection until the test ends.
-func (h *harness) start(eng Engine, node string, tune func(*Options)) *worker {
+func (h *harness) start(eng engine.Engine, node string, tune func(*Options)) *worker {
 	h.t.Helper()
 	c := h.newConn()
 	o := Options{
@@ -482,7 +483,7 @@ func TestLanguageRemovedAndChanged(t *testing.T) {
 func TestPermanentErrorNotRetried(t *testing.T) {
 	h := newHarness(t)
 	eng := newFakeEngine("fake")
-	eng.openErr["es"] = []error{&Error{Code: "invalid_api_key", Message: "the API key was refused", Permanent: true}}
+	eng.openErr["es"] = []error{&engine.Error{Code: "invalid_api_key", Message: "the API key was refused", Permanent: true}}
 	h.createRoom("talk", room.Language{Code: "es"})
 	h.speaker("talk", true)
 	h.listeners("talk", "es", "fan1", 1)
@@ -498,7 +499,7 @@ func TestPermanentErrorNotRetried(t *testing.T) {
 	h.updateRoom("talk", func(r *room.Room) { r.Languages[0].Voice = "ash" })
 	s := eng.waitOpen(t, "es")
 	h.waitActive("talk", "es")
-	s.fail(&Error{Code: "insufficient_quota", Message: "no quota left", Permanent: true})
+	s.fail(&engine.Error{Code: "insufficient_quota", Message: "no quota left", Permanent: true})
 	st = h.waitState("talk", "es", "error", isState(subject.StateError))
 	if st.Error != "no quota left" {
 		t.Errorf("error = %q", st.Error)
@@ -534,7 +535,7 @@ func TestTransientErrorRetried(t *testing.T) {
 	}
 	h.waitActive("talk", "es")
 
-	s.fail(&Error{Code: "server_error", Message: "the server had a hiccup"})
+	s.fail(&engine.Error{Code: "server_error", Message: "the server had a hiccup"})
 	st := h.waitState("talk", "es", "starting", isState(subject.StateStarting))
 	if st.Error != "the server had a hiccup" {
 		t.Errorf("error while retrying = %q", st.Error)
@@ -793,10 +794,10 @@ func TestBackoff(t *testing.T) {
 	if d := backoff(8, errors.New("x")); d < 24*time.Second {
 		t.Errorf("attempt 8: %v, want near the 30s cap", d)
 	}
-	if d := backoff(1, &Error{Code: "rate_limited", RetryAfter: 45 * time.Second}); d != 45*time.Second {
+	if d := backoff(1, &engine.Error{Code: "rate_limited", RetryAfter: 45 * time.Second}); d != 45*time.Second {
 		t.Errorf("RetryAfter ignored: %v", d)
 	}
-	if d := backoff(1, &Error{Code: "session_expired"}); d != 0 {
+	if d := backoff(1, &engine.Error{Code: "session_expired"}); d != 0 {
 		t.Errorf("expired session waits %v", d)
 	}
 }
@@ -807,7 +808,7 @@ func TestSessionSecondsAccumulate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newChannel(w, chanConfig{ch: Channel{Room: "talk", Source: "en", Target: "es"}})
+	c := newChannel(w, chanConfig{ch: engine.Channel{Room: "talk", Source: "en", Target: "es"}})
 	c.seconds = 10 // from an earlier session or owner
 	c.stMu.Lock()
 	c.sessStart = time.Now().Add(-3 * time.Second)

@@ -23,6 +23,7 @@ import (
 	"github.com/babelcast/babelcast/internal/metrics"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/translate"
+	"github.com/babelcast/babelcast/translate/engine"
 	"github.com/babelcast/babelcast/translate/local"
 	"github.com/babelcast/babelcast/translate/openai"
 	"github.com/babelcast/babelcast/web"
@@ -140,12 +141,12 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		add(RoleIngest, s)
 	}
 	if cfg.has(RoleTranslate) {
-		engine, err := a.openEngine()
+		eng, err := a.openEngine()
 		if err != nil {
 			return fail(err)
 		}
 		w, err := translate.New(translate.Options{
-			NC: b.Conn, Rooms: rooms, State: b.State, Leases: b.Leases, Engine: engine,
+			NC: b.Conn, Rooms: rooms, State: b.State, Leases: b.Leases, Engine: eng,
 			Node: cfg.Node, Log: log.With("role", RoleTranslate), Linger: cfg.Linger, MaxSessions: cfg.MaxSessions,
 		})
 		if err != nil {
@@ -232,7 +233,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	return a, nil
 }
 
-func (a *App) openEngine() (translate.Engine, error) {
+func (a *App) openEngine() (engine.Engine, error) {
 	name, err := a.cfg.engineName()
 	if err != nil {
 		return nil, err

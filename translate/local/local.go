@@ -23,7 +23,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/babelcast/babelcast/translate"
+	"github.com/babelcast/babelcast/translate/engine"
 )
 
 // Options configure the local engine. Zero values take the defaults.
@@ -84,7 +84,7 @@ type Engine struct {
 	opts  Options
 	log   *slog.Logger
 	tools *tools
-	caps  translate.Capabilities
+	caps  engine.Capabilities
 
 	mu          sync.Mutex
 	translators map[string]*translator
@@ -128,7 +128,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	e := &Engine{
 		opts: opts, log: opts.Log, tools: t,
-		caps:        translate.Capabilities{Sources: []string{"en"}, Targets: t.targets()},
+		caps:        engine.Capabilities{Sources: []string{"en"}, Targets: t.targets()},
 		translators: map[string]*translator{},
 	}
 	var voices []string
@@ -155,8 +155,8 @@ func New(opts Options) (*Engine, error) {
 func (e *Engine) Name() string { return "local" }
 
 // Capabilities: English into the languages with a pair and a voice.
-func (e *Engine) Capabilities() translate.Capabilities {
-	return translate.Capabilities{
+func (e *Engine) Capabilities() engine.Capabilities {
+	return engine.Capabilities{
 		Sources: append([]string(nil), e.caps.Sources...),
 		Targets: append([]string(nil), e.caps.Targets...),
 	}
@@ -176,8 +176,8 @@ func (e *Engine) Close() error {
 }
 
 // unsupported is the permanent error for a channel the engine cannot serve.
-func (e *Engine) unsupported(ch translate.Channel) error {
-	return &translate.Error{
+func (e *Engine) unsupported(ch engine.Channel) error {
+	return &engine.Error{
 		Code: "unsupported_language",
 		Message: fmt.Sprintf("the offline engine interprets English (en) into %s; it cannot interpret %s into %s (install more Apertium pairs and espeak-ng voices, or use the openai engine)",
 			strings.Join(e.caps.Targets, ", "), orUnset(ch.Source), orUnset(ch.Target)),
@@ -213,7 +213,7 @@ func (e *Engine) translatorFor(lang string) (*translator, error) {
 
 // Open starts a session for ch. It returns once the translator is loaded
 // and the recognizer started, so the first turn is not held up by them.
-func (e *Engine) Open(ctx context.Context, ch translate.Channel, sink translate.Sink) (translate.Session, error) {
+func (e *Engine) Open(ctx context.Context, ch engine.Channel, sink engine.Sink) (engine.Session, error) {
 	lang := baseLang(ch.Target)
 	served := false
 	for _, t := range e.caps.Targets {
@@ -236,11 +236,11 @@ func (e *Engine) Open(ctx context.Context, ch translate.Channel, sink translate.
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, &translate.Error{Code: "engine_failed", Message: "Apertium " + tr.pair.Mode + " does not work: " + err.Error()}
+		return nil, &engine.Error{Code: "engine_failed", Message: "Apertium " + tr.pair.Mode + " does not work: " + err.Error()}
 	}
 	s, err := newSession(e, ch, sink, log, tr, v)
 	if err != nil {
-		return nil, &translate.Error{Code: "engine_failed", Message: err.Error()}
+		return nil, &engine.Error{Code: "engine_failed", Message: err.Error()}
 	}
 	log.Info("local session open", "pair", tr.pair.Mode, "voice", v.File)
 	return s, nil

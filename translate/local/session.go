@@ -13,7 +13,7 @@ import (
 
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/metrics"
-	"github.com/babelcast/babelcast/translate"
+	"github.com/babelcast/babelcast/translate/engine"
 )
 
 // asrRate is the recognizer's sample rate (the en-us model is 16 kHz).
@@ -40,8 +40,8 @@ const speakerIdle = time.Second
 // translation and speech run while the next turn is being recognized.
 type session struct {
 	e    *Engine
-	ch   translate.Channel
-	sink translate.Sink
+	ch   engine.Channel
+	sink engine.Sink
 	log  *slog.Logger
 	tr   *translator
 	gl   *glossary
@@ -83,7 +83,7 @@ type chunk struct {
 // errClosed is returned by Append after Close.
 var errClosed = errors.New("local session closed")
 
-func newSession(e *Engine, ch translate.Channel, sink translate.Sink, log *slog.Logger, tr *translator, v voice) (*session, error) {
+func newSession(e *Engine, ch engine.Channel, sink engine.Sink, log *slog.Logger, tr *translator, v voice) (*session, error) {
 	ctx, abort := context.WithCancel(context.Background())
 	s := &session{
 		e: e, ch: ch, sink: sink, log: log, tr: tr,
@@ -142,7 +142,7 @@ func (s *session) Err() error {
 func (s *session) fail(err error) {
 	s.errMu.Lock()
 	if s.err == nil {
-		s.err = &translate.Error{Code: "engine_failed", Message: err.Error()}
+		s.err = &engine.Error{Code: "engine_failed", Message: err.Error()}
 		s.log.Error("local session failed", "err", err)
 	}
 	s.errMu.Unlock()

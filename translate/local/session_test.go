@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/babelcast/babelcast/internal/audio"
-	"github.com/babelcast/babelcast/translate"
+	"github.com/babelcast/babelcast/translate/engine"
 )
 
 // recordingSink keeps what a session delivers and checks the Sink contract
@@ -156,7 +156,7 @@ func testEngine(t testing.TB, opts Options) (*Engine, *logBuffer) {
 // speaker streams recordings into sessions as the ingest would: 24 kHz
 // PCM in 100 ms frames with capture times, room noise between sentences.
 type speaker struct {
-	sessions []translate.Session
+	sessions []engine.Session
 	at       time.Time // capture time of the next sample
 	rng      *rand.Rand
 	speech   time.Duration
@@ -164,10 +164,10 @@ type speaker struct {
 
 // openSpanish opens an English → Spanish session on e, recording into a
 // fresh sink, and closes it at the end of the test.
-func openSpanish(t testing.TB, e *Engine) (translate.Session, *recordingSink) {
+func openSpanish(t testing.TB, e *Engine) (engine.Session, *recordingSink) {
 	t.Helper()
 	k := newRecordingSink(t)
-	s, err := e.Open(context.Background(), translate.Channel{Room: "r", Source: "en", Target: "es"}, k)
+	s, err := e.Open(context.Background(), engine.Channel{Room: "r", Source: "en", Target: "es"}, k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func openSpanish(t testing.TB, e *Engine) (translate.Session, *recordingSink) {
 	return s, k
 }
 
-func newSpeaker(ss ...translate.Session) *speaker {
+func newSpeaker(ss ...engine.Session) *speaker {
 	return &speaker{sessions: ss, at: time.Now(), rng: rand.New(rand.NewPCG(7, 8))}
 }
 
@@ -237,10 +237,10 @@ func TestSessionInterpretsLibriVox(t *testing.T) {
 	}})
 	ctx := context.Background()
 	sinks := map[string]*recordingSink{}
-	var sessions []translate.Session
+	var sessions []engine.Session
 	for _, lang := range []string{"es", "ca"} {
 		sinks[lang] = newRecordingSink(t)
-		s, err := e.Open(ctx, translate.Channel{Room: "keynote", Source: "en", Target: lang}, sinks[lang])
+		s, err := e.Open(ctx, engine.Channel{Room: "keynote", Source: "en", Target: lang}, sinks[lang])
 		if err != nil {
 			t.Fatalf("Open %s: %v", lang, err)
 		}
@@ -383,7 +383,7 @@ func TestSessionCloseFlushesTurn(t *testing.T) {
 	c := libriVox(t)[4] // "he might even have been made amiable himself"
 	e, _ := testEngine(t, Options{})
 	k := newRecordingSink(t)
-	s, err := e.Open(context.Background(), translate.Channel{Room: "r", Source: "en-US", Target: "es"}, k)
+	s, err := e.Open(context.Background(), engine.Channel{Room: "r", Source: "en-US", Target: "es"}, k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -470,7 +470,7 @@ func TestSessionFailsWhenRecognizerKeepsDying(t *testing.T) {
 		t.Fatal("Append fails but the session is not done")
 	}
 	t.Logf("the session gave up after %d turns", turns)
-	var te *translate.Error
+	var te *engine.Error
 	if err := s.Err(); !errors.As(err, &te) || te.Code != "engine_failed" || te.Permanent {
 		t.Fatalf("Err = %v; want a non-permanent engine_failed", err)
 	}
@@ -485,12 +485,12 @@ func TestOpenUnsupportedLanguage(t *testing.T) {
 	if strings.Join(caps.Sources, ",") != "en" || !contains(caps.Targets, "es") || !contains(caps.Targets, "ca") {
 		t.Fatalf("Capabilities = %+v; want en into ca and es", caps)
 	}
-	for _, ch := range []translate.Channel{
+	for _, ch := range []engine.Channel{
 		{Room: "r", Source: "en", Target: "ja"},
 		{Room: "r", Source: "de", Target: "es"},
 	} {
 		_, err := e.Open(context.Background(), ch, newRecordingSink(t))
-		var te *translate.Error
+		var te *engine.Error
 		if !errors.As(err, &te) || te.Code != "unsupported_language" || !te.Permanent ||
 			!strings.Contains(te.Message, "ca, es") {
 			t.Errorf("Open(%s→%s) = %v; want a permanent unsupported_language listing ca, es", ch.Source, ch.Target, err)

@@ -16,7 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/babelcast/babelcast/translate"
+	"github.com/babelcast/babelcast/translate/engine"
 )
 
 const (
@@ -150,7 +150,7 @@ type connEvent struct {
 }
 
 // dial opens a WebSocket to the endpoint of kind, authenticated with the
-// key. Handshake failures come back as *translate.Error.
+// key. Handshake failures come back as *engine.Error.
 func (e *Engine) dial(ctx context.Context, kind string) (*websocket.Conn, error) {
 	h := http.Header{}
 	if e.azure && kind == KindInterpret { // Azure OpenAI's realtime endpoint takes an api-key header
@@ -172,7 +172,7 @@ func (e *Engine) handshakeError(resp *http.Response, err error) error {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}
-		return &translate.Error{Code: "connection_failed", Message: e.scrub("cannot reach the Realtime API: " + err.Error())}
+		return &engine.Error{Code: "connection_failed", Message: e.scrub("cannot reach the Realtime API: " + err.Error())}
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -189,23 +189,23 @@ func (e *Engine) handshakeError(resp *http.Response, err error) error {
 	msg = fmt.Sprintf("handshake refused with HTTP %d: %s", resp.StatusCode, msg)
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || ae.Code == "invalid_api_key":
-		return &translate.Error{Code: "invalid_api_key", Message: fmt.Sprintf("the OpenAI API key was refused (HTTP %d)", resp.StatusCode), Permanent: true}
+		return &engine.Error{Code: "invalid_api_key", Message: fmt.Sprintf("the OpenAI API key was refused (HTTP %d)", resp.StatusCode), Permanent: true}
 	case ae.Code == "insufficient_quota":
-		return &translate.Error{Code: "insufficient_quota", Message: msg, Permanent: true}
+		return &engine.Error{Code: "insufficient_quota", Message: msg, Permanent: true}
 	case ae.Code == "model_not_found" || resp.StatusCode == http.StatusNotFound:
-		return &translate.Error{Code: "model_not_found", Message: msg, Permanent: true}
+		return &engine.Error{Code: "model_not_found", Message: msg, Permanent: true}
 	case resp.StatusCode == http.StatusTooManyRequests:
-		return &translate.Error{Code: "rate_limited", Message: msg, RetryAfter: retryAfter}
+		return &engine.Error{Code: "rate_limited", Message: msg, RetryAfter: retryAfter}
 	case resp.StatusCode >= 500:
-		return &translate.Error{Code: "server_error", Message: msg, RetryAfter: retryAfter}
+		return &engine.Error{Code: "server_error", Message: msg, RetryAfter: retryAfter}
 	case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusBadRequest:
 		code := ae.Code
 		if code == "" {
 			code = "refused"
 		}
-		return &translate.Error{Code: code, Message: msg, Permanent: true}
+		return &engine.Error{Code: code, Message: msg, Permanent: true}
 	default:
-		return &translate.Error{Code: "connection_failed", Message: msg, RetryAfter: retryAfter}
+		return &engine.Error{Code: "connection_failed", Message: msg, RetryAfter: retryAfter}
 	}
 }
 
@@ -236,29 +236,29 @@ func (e *Engine) scrub(s string) string {
 	return keyLike.ReplaceAllString(s, "[key]")
 }
 
-// classify turns an error event into a *translate.Error when it ends or
+// classify turns an error event into a *engine.Error when it ends or
 // interrupts the connection's work; nil means log it and go on.
-func (e *Engine) classify(ae *apiError) *translate.Error {
+func (e *Engine) classify(ae *apiError) *engine.Error {
 	if ae == nil {
 		return nil
 	}
 	msg := e.scrub(ae.Message)
 	switch ae.Code {
 	case "invalid_api_key":
-		return &translate.Error{Code: "invalid_api_key", Message: "the OpenAI API key was refused", Permanent: true}
+		return &engine.Error{Code: "invalid_api_key", Message: "the OpenAI API key was refused", Permanent: true}
 	case "insufficient_quota":
-		return &translate.Error{Code: "insufficient_quota", Message: msg, Permanent: true}
+		return &engine.Error{Code: "insufficient_quota", Message: msg, Permanent: true}
 	case "model_not_found":
-		return &translate.Error{Code: "model_not_found", Message: msg, Permanent: true}
+		return &engine.Error{Code: "model_not_found", Message: msg, Permanent: true}
 	case "session_expired":
-		return &translate.Error{Code: "session_expired", Message: msg}
+		return &engine.Error{Code: "session_expired", Message: msg}
 	case "rate_limit_exceeded", "rate_limited":
-		return &translate.Error{Code: "rate_limited", Message: msg}
+		return &engine.Error{Code: "rate_limited", Message: msg}
 	case "server_error":
-		return &translate.Error{Code: "server_error", Message: msg}
+		return &engine.Error{Code: "server_error", Message: msg}
 	}
 	if ae.Type == "server_error" {
-		return &translate.Error{Code: "server_error", Message: msg}
+		return &engine.Error{Code: "server_error", Message: msg}
 	}
 	return nil
 }
@@ -303,7 +303,7 @@ func (e *Engine) setup(c *conn, update map[string]any) error {
 		for {
 			_, data, err := c.ws.ReadMessage()
 			if err != nil {
-				return nil, &translate.Error{Code: "connection_lost", Message: e.scrub(fmt.Sprintf("while waiting for %s: %v", want, err))}
+				return nil, &engine.Error{Code: "connection_lost", Message: e.scrub(fmt.Sprintf("while waiting for %s: %v", want, err))}
 			}
 			var ev wireEvent
 			if json.Unmarshal(data, &ev) != nil {
@@ -324,7 +324,7 @@ func (e *Engine) setup(c *conn, update map[string]any) error {
 				if ev.Error != nil {
 					msg = e.scrub(ev.Error.Message)
 				}
-				return nil, &translate.Error{Code: code, Message: "configuring the session: " + msg, Permanent: true}
+				return nil, &engine.Error{Code: code, Message: "configuring the session: " + msg, Permanent: true}
 			}
 		}
 	}
@@ -338,7 +338,7 @@ func (e *Engine) setup(c *conn, update map[string]any) error {
 	}
 	c.send(update)
 	if c.broken {
-		return &translate.Error{Code: "connection_lost", Message: "the connection closed while configuring the session"}
+		return &engine.Error{Code: "connection_lost", Message: "the connection closed while configuring the session"}
 	}
 	_, err = read("session.updated")
 	return err

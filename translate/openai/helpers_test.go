@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/babelcast/babelcast/test/fakerealtime"
-	"github.com/babelcast/babelcast/translate"
+	"github.com/babelcast/babelcast/translate/engine"
 )
 
 // testSink records a session's output.
@@ -166,7 +166,7 @@ func newEngine(t *testing.T, fake *fakerealtime.Server, mod func(*Options)) *Eng
 	return e
 }
 
-func open(t *testing.T, e *Engine, ch translate.Channel, sink translate.Sink) translate.Session {
+func open(t *testing.T, e *Engine, ch engine.Channel, sink engine.Sink) engine.Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -185,7 +185,7 @@ func open(t *testing.T, e *Engine, ch translate.Channel, sink translate.Sink) tr
 // feeder plays audio into a session at a multiple of real-time pace, in
 // 20 ms frames, with capture times.
 type feeder struct {
-	s     translate.Session
+	s     engine.Session
 	speed float64
 	clock time.Time
 }

@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/babelcast/babelcast/internal/room"
-	"github.com/babelcast/babelcast/translate"
+	"github.com/babelcast/babelcast/translate/engine"
 )
 
 // langName names a language in English and in itself: "Spanish (Español)".
@@ -32,7 +32,7 @@ func englishName(code string) string {
 
 // instructions make the general realtime model a simultaneous interpreter
 // into the channel's target language and nothing else.
-func instructions(ch translate.Channel) string {
+func instructions(ch engine.Channel) string {
 	src, tgt := langName(ch.Source), langName(ch.Target)
 	tgtEn := englishName(ch.Target)
 	var b strings.Builder
@@ -94,7 +94,7 @@ func contextLine(prev string) string {
 
 // reinforce is added to the instructions when retrying a turn whose first
 // reply was not a translation.
-func reinforce(ch translate.Channel) string {
+func reinforce(ch engine.Channel) string {
 	return fmt.Sprintf("\nYour previous reply to this audio was not a translation. Output ONLY the %s translation of what the speaker said.\n", englishName(ch.Target))
 }
 
@@ -129,7 +129,7 @@ type judge struct {
 	openers []string
 }
 
-func newJudge(ch translate.Channel) judge {
+func newJudge(ch engine.Channel) judge {
 	var j judge
 	src, tgt := room.Base(ch.Source), room.Base(ch.Target)
 	if src != tgt {

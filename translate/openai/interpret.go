@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/babelcast/babelcast/translate"
+	"github.com/babelcast/babelcast/translate/engine"
 )
 
 const (
@@ -138,7 +138,7 @@ type interpSession struct {
 	lastLoud time.Time
 }
 
-func openInterpret(ctx context.Context, e *Engine, ch translate.Channel, sink translate.Sink) (*interpSession, error) {
+func openInterpret(ctx context.Context, e *Engine, ch engine.Channel, sink engine.Sink) (*interpSession, error) {
 	s := &interpSession{
 		core:    newCore(e, ch, sink, KindInterpret),
 		instr:   instructions(ch),
@@ -964,7 +964,7 @@ func (s *interpSession) onClosed(c *iconn, err error) {
 		s.cur = nil
 		if !(s.closing && !s.anyWork()) {
 			s.log.Warn("connection lost; reconnecting", "conn", c.id, "err", err)
-			s.countError(&translate.Error{Code: "connection_lost"})
+			s.countError(&engine.Error{Code: "connection_lost"})
 			s.lost = c
 			if s.next != nil {
 				s.cur, s.next = s.next, nil

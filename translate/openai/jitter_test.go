@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/babelcast/babelcast/test/fakerealtime"
-	"github.com/babelcast/babelcast/translate"
+	"github.com/babelcast/babelcast/translate/engine"
 )
 
 // Speaker audio that arrives late in a burst (a network or scheduling
@@ -16,8 +16,8 @@ func TestLateAudioDoesNotSplitSpeech(t *testing.T) {
 	fake := newFake(t, fakerealtime.Options{ResponseSpeed: 10})
 	e := newEngine(t, fake, nil)
 	es, nl := newSink(), newSink()
-	sessions := []translate.Session{
-		open(t, e, translate.Channel{Room: "r", Source: "en", Target: "es"}, es),
+	sessions := []engine.Session{
+		open(t, e, engine.Channel{Room: "r", Source: "en", Target: "es"}, es),
 		open(t, e, nlChannel, nl),
 	}
 	frame := 20 * time.Millisecond

@@ -1,4 +1,4 @@
-// Package openai is the translate.Engine backed by OpenAI's Realtime API.
+// Package openai is the engine.Engine backed by OpenAI's Realtime API.
 //
 // It has two kinds of session, chosen per channel: the dedicated translation
 // model (gpt-realtime-translate on <realtime-url>/translations), which
@@ -6,7 +6,7 @@
 // (gpt-realtime on <realtime-url>, GA protocol) that this package drives turn
 // by turn as a simultaneous interpreter. Both hide the provider's 60-minute
 // connection limit, dropped connections and rate limits behind one long-lived
-// translate.Session.
+// engine.Session.
 package openai
 
 import (
@@ -21,7 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/babelcast/babelcast/internal/room"
-	"github.com/babelcast/babelcast/translate"
+	"github.com/babelcast/babelcast/translate/engine"
 )
 
 // Kinds of session, as returned by Session.Kind.
@@ -158,26 +158,26 @@ func New(opt Options) (*Engine, error) {
 	}, nil
 }
 
-// Name implements translate.Engine.
+// Name implements engine.Engine.
 func (e *Engine) Name() string { return "openai" }
 
-// Capabilities implements translate.Engine: any source, any known target
+// Capabilities implements engine.Engine: any source, any known target
 // (targets the translation model cannot speak go to the instructed model).
-func (e *Engine) Capabilities() translate.Capabilities { return translate.Capabilities{} }
+func (e *Engine) Capabilities() engine.Capabilities { return engine.Capabilities{} }
 
 // KindFor says which kind of session Open would start for ch: the dedicated
 // translation model where it can do what the channel asks, else the
 // instructed realtime model. Mode translate on a language the translation
 // model cannot speak is a permanent unsupported_language error.
-func (e *Engine) KindFor(ch translate.Channel) (string, error) {
+func (e *Engine) KindFor(ch engine.Channel) (string, error) {
 	if _, err := room.ParseLang(ch.Target); err != nil {
-		return "", &translate.Error{Code: "unsupported_language", Message: err.Error(), Permanent: true}
+		return "", &engine.Error{Code: "unsupported_language", Message: err.Error(), Permanent: true}
 	}
 	speaks := translateTargets[room.Base(ch.Target)]
 	switch ch.Mode {
 	case room.ModeTranslate:
 		if !speaks {
-			return "", &translate.Error{
+			return "", &engine.Error{
 				Code:      "unsupported_language",
 				Message:   fmt.Sprintf("the translation model cannot speak %s; use mode auto or interpret", ch.Target),
 				Permanent: true,
@@ -194,10 +194,10 @@ func (e *Engine) KindFor(ch translate.Channel) (string, error) {
 	}
 }
 
-// Open implements translate.Engine. It returns once the first connection is
+// Open implements engine.Engine. It returns once the first connection is
 // configured; the session then lives until Close or a permanent error,
 // independent of ctx.
-func (e *Engine) Open(ctx context.Context, ch translate.Channel, sink translate.Sink) (translate.Session, error) {
+func (e *Engine) Open(ctx context.Context, ch engine.Channel, sink engine.Sink) (engine.Session, error) {
 	if sink == nil {
 		return nil, errors.New("openai: nil sink")
 	}

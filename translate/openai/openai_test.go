@@ -12,7 +12,7 @@ import (
 
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/test/fakerealtime"
-	"github.com/babelcast/babelcast/translate"
+	"github.com/babelcast/babelcast/translate/engine"
 )
 
 func TestKindFor(t *testing.T) {
@@ -22,27 +22,27 @@ func TestKindFor(t *testing.T) {
 	}
 	gl := []room.GlossaryEntry{{Term: "NATS"}}
 	cases := []struct {
-		ch        translate.Channel
+		ch        engine.Channel
 		kind      string
 		permanent bool
 	}{
-		{translate.Channel{Target: "es", Mode: room.ModeAuto}, KindTranslate, false},
-		{translate.Channel{Target: "pt-BR"}, KindTranslate, false},
-		{translate.Channel{Target: "zh-Hant", Mode: room.ModeAuto}, KindTranslate, false},
-		{translate.Channel{Target: "es", Voice: "marin", Mode: room.ModeAuto}, KindInterpret, false},
-		{translate.Channel{Target: "es", Glossary: gl, Mode: room.ModeAuto}, KindInterpret, false},
-		{translate.Channel{Target: "nl", Mode: room.ModeAuto}, KindInterpret, false},
-		{translate.Channel{Target: "es", Mode: room.ModeInterpret}, KindInterpret, false},
-		{translate.Channel{Target: "es", Voice: "marin", Glossary: gl, Mode: room.ModeTranslate}, KindTranslate, false},
-		{translate.Channel{Target: "nl", Mode: room.ModeTranslate}, "", true},
+		{engine.Channel{Target: "es", Mode: room.ModeAuto}, KindTranslate, false},
+		{engine.Channel{Target: "pt-BR"}, KindTranslate, false},
+		{engine.Channel{Target: "zh-Hant", Mode: room.ModeAuto}, KindTranslate, false},
+		{engine.Channel{Target: "es", Voice: "marin", Mode: room.ModeAuto}, KindInterpret, false},
+		{engine.Channel{Target: "es", Glossary: gl, Mode: room.ModeAuto}, KindInterpret, false},
+		{engine.Channel{Target: "nl", Mode: room.ModeAuto}, KindInterpret, false},
+		{engine.Channel{Target: "es", Mode: room.ModeInterpret}, KindInterpret, false},
+		{engine.Channel{Target: "es", Voice: "marin", Glossary: gl, Mode: room.ModeTranslate}, KindTranslate, false},
+		{engine.Channel{Target: "nl", Mode: room.ModeTranslate}, "", true},
 	}
 	for _, c := range cases {
 		kind, err := e.KindFor(c.ch)
-		if kind != c.kind || translate.IsPermanent(err) != c.permanent {
+		if kind != c.kind || engine.IsPermanent(err) != c.permanent {
 			t.Errorf("KindFor(%+v) = %q, %v; want %q, permanent %v", c.ch, kind, err, c.kind, c.permanent)
 		}
 		if c.permanent {
-			var te *translate.Error
+			var te *engine.Error
 			if !errorsAs(err, &te) || te.Code != "unsupported_language" {
 				t.Errorf("want unsupported_language, got %v", err)
 			}
@@ -76,7 +76,7 @@ func TestTranslationEndToEnd(t *testing.T) {
 	fake := newFake(t, fakerealtime.Options{})
 	e := newEngine(t, fake, nil)
 	sink := newSink()
-	s := open(t, e, translate.Channel{Room: "r", Source: "en", Target: "es", Mode: room.ModeAuto}, sink)
+	s := open(t, e, engine.Channel{Room: "r", Source: "en", Target: "es", Mode: room.ModeAuto}, sink)
 	if s.Kind() != KindTranslate {
 		t.Fatalf("kind = %s", s.Kind())
 	}
@@ -157,7 +157,7 @@ func TestTranslationCloseFlushes(t *testing.T) {
 	fake := newFake(t, fakerealtime.Options{TranslateDelay: 5 * time.Second})
 	e := newEngine(t, fake, nil)
 	sink := newSink()
-	s := open(t, e, translate.Channel{Room: "r", Source: "en", Target: "fr"}, sink)
+	s := open(t, e, engine.Channel{Room: "r", Source: "en", Target: "fr"}, sink)
 	f := &feeder{s: s, speed: 8}
 	f.play(t, fakerealtime.Speech("en", 800*time.Millisecond))
 	if n := toneMs(sink.audioCopy(), "fr"); n != 0 {
@@ -180,7 +180,7 @@ func TestInterpretEndToEnd(t *testing.T) {
 	fake := newFake(t, fakerealtime.Options{ResponseSpeed: 2})
 	e := newEngine(t, fake, nil)
 	sink := newSink()
-	ch := translate.Channel{Room: "r", RoomName: "Keynote", Source: "en", Target: "nl", Voice: "cedar",
+	ch := engine.Channel{Room: "r", RoomName: "Keynote", Source: "en", Target: "nl", Voice: "cedar",
 		Glossary: []room.GlossaryEntry{{Term: "NATS", Note: "product name"}, {Term: "keynote", Translations: map[string]string{"nl": "hoofdlezing"}}},
 		Notes:    "Talk about messaging."}
 	s := open(t, e, ch, sink)

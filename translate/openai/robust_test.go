@@ -17,10 +17,10 @@ import (
 	"github.com/babelcast/babelcast/internal/metrics"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/test/fakerealtime"
-	"github.com/babelcast/babelcast/translate"
+	"github.com/babelcast/babelcast/translate/engine"
 )
 
-var nlChannel = translate.Channel{Room: "r", Source: "en", Target: "nl", Mode: room.ModeAuto}
+var nlChannel = engine.Channel{Room: "r", Source: "en", Target: "nl", Mode: room.ModeAuto}
 
 // Speech going on longer than MaxTurn is committed by the session, at the
 // quietest 20 ms of the last second, and every piece is translated.
@@ -152,7 +152,7 @@ func TestTranslationRotation(t *testing.T) {
 	fake := newFake(t, fakerealtime.Options{SessionDuration: 6 * time.Second})
 	e := newEngine(t, fake, func(o *Options) { o.RotateBefore = 4 * time.Second; o.SwitchWait = 2 * time.Second })
 	sink := newSink()
-	s := open(t, e, translate.Channel{Room: "r", Source: "en", Target: "es"}, sink)
+	s := open(t, e, engine.Channel{Room: "r", Source: "en", Target: "es"}, sink)
 	f := &feeder{s: s, speed: 1}
 	const n = 8
 	bursts(t, f, n, 400*time.Millisecond, 600*time.Millisecond)
@@ -220,7 +220,7 @@ func TestTranslationReconnects(t *testing.T) {
 	fake := newFake(t, fakerealtime.Options{TranslateDelay: 2 * time.Second})
 	e := newEngine(t, fake, nil)
 	sink := newSink()
-	s := open(t, e, translate.Channel{Room: "r", Source: "en", Target: "es"}, sink)
+	s := open(t, e, engine.Channel{Room: "r", Source: "en", Target: "es"}, sink)
 	f := &feeder{s: s, speed: 4}
 	f.play(t, fakerealtime.Speech("en", 600*time.Millisecond))
 	if fake.Drop(fakerealtime.Translate) != 1 {
@@ -300,10 +300,10 @@ func TestInvalidKeyIsPermanent(t *testing.T) {
 			t.Errorf("the key leaks into the log:\n%s", logs.String())
 		}
 	}()
-	for _, ch := range []translate.Channel{{Room: "r", Source: "en", Target: "es"}, nlChannel} {
+	for _, ch := range []engine.Channel{{Room: "r", Source: "en", Target: "es"}, nlChannel} {
 		dials.Store(0)
 		_, err := e.Open(context.Background(), ch, newSink())
-		var te *translate.Error
+		var te *engine.Error
 		if !errorsAs(err, &te) || te.Code != "invalid_api_key" || !te.Permanent {
 			t.Fatalf("Open with a wrong key: %v", err)
 		}
@@ -319,7 +319,7 @@ func TestInvalidKeyIsPermanent(t *testing.T) {
 func TestPermanentErrorEndsSession(t *testing.T) {
 	fake := newFake(t, fakerealtime.Options{})
 	e := newEngine(t, fake, nil)
-	for _, ch := range []translate.Channel{{Room: "r", Source: "en", Target: "es"}, nlChannel} {
+	for _, ch := range []engine.Channel{{Room: "r", Source: "en", Target: "es"}, nlChannel} {
 		s := open(t, e, ch, newSink())
 		before := fake.Opened("")
 		fake.SendError("", "insufficient_quota", 0)
@@ -328,7 +328,7 @@ func TestPermanentErrorEndsSession(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("session did not end on insufficient_quota")
 		}
-		var te *translate.Error
+		var te *engine.Error
 		if !errorsAs(s.Err(), &te) || te.Code != "insufficient_quota" || !te.Permanent {
 			t.Errorf("Err = %v", s.Err())
 		}
@@ -338,8 +338,8 @@ func TestPermanentErrorEndsSession(t *testing.T) {
 		}
 	}
 	e2 := newEngine(t, fake, func(o *Options) { o.TranslateModel = "gpt-nope" })
-	_, err := e2.Open(context.Background(), translate.Channel{Room: "r", Source: "en", Target: "es"}, newSink())
-	if !translate.IsPermanent(err) || !strings.Contains(err.Error(), "model_not_found") {
+	_, err := e2.Open(context.Background(), engine.Channel{Room: "r", Source: "en", Target: "es"}, newSink())
+	if !engine.IsPermanent(err) || !strings.Contains(err.Error(), "model_not_found") {
 		t.Errorf("unknown model: %v", err)
 	}
 }
@@ -350,7 +350,7 @@ func TestRateLimitRetried(t *testing.T) {
 	fake.RejectConnections(1200*time.Millisecond, time.Second)
 	start := time.Now()
 	sink := newSink()
-	s := open(t, e, translate.Channel{Room: "r", Source: "en", Target: "es"}, sink)
+	s := open(t, e, engine.Channel{Room: "r", Source: "en", Target: "es"}, sink)
 	if d := time.Since(start); d < time.Second {
 		t.Errorf("opened after %v: Retry-After not respected", d)
 	}

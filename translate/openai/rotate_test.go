@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/babelcast/babelcast/test/fakerealtime"
-	"github.com/babelcast/babelcast/translate"
+	"github.com/babelcast/babelcast/translate/engine"
 )
 
 // Connections that live shorter than RotateBefore (here 4 s against the
@@ -15,7 +15,7 @@ import (
 func TestShortLivedConnectionsDoNotRotateInALoop(t *testing.T) {
 	fake := newFake(t, fakerealtime.Options{SessionDuration: 4 * time.Second, ResponseSpeed: 10})
 	e := newEngine(t, fake, nil)
-	es := open(t, e, translate.Channel{Room: "r", Source: "en", Target: "es"}, newSink())
+	es := open(t, e, engine.Channel{Room: "r", Source: "en", Target: "es"}, newSink())
 	nl := open(t, e, nlChannel, newSink())
 	// 5 s of speaker audio, 300 ms of speech a second, at real-time pace,
 	// through connections that live 4 s.
@@ -26,7 +26,7 @@ func TestShortLivedConnectionsDoNotRotateInALoop(t *testing.T) {
 		if i%50 < 15 {
 			frame = speech
 		}
-		for _, s := range []translate.Session{es, nl} {
+		for _, s := range []engine.Session{es, nl} {
 			if err := s.Append(frame, start.Add(time.Duration(i)*20*time.Millisecond)); err != nil {
 				t.Fatal(err)
 			}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/babelcast/babelcast/internal/metrics"
-	"github.com/babelcast/babelcast/translate"
+	"github.com/babelcast/babelcast/translate/engine"
 )
 
 // ErrClosed is returned by Append after Close.
@@ -29,8 +29,8 @@ type dialResult struct {
 // Everything but Append, Close, Done and Err runs on the run goroutine.
 type core struct {
 	eng  *Engine
-	ch   translate.Channel
-	sink translate.Sink
+	ch   engine.Channel
+	sink engine.Sink
 	kind string
 	log  *slog.Logger
 
@@ -95,7 +95,7 @@ func (s *core) run(k kindEvents) {
 	s.shutdown(k.end()...)
 }
 
-func newCore(e *Engine, ch translate.Channel, sink translate.Sink, kind string) *core {
+func newCore(e *Engine, ch engine.Channel, sink engine.Sink, kind string) *core {
 	ctx, cancel := context.WithCancel(context.Background())
 	log := e.log.With("room", ch.Room, "lang", ch.Target, "kind", kind)
 	return &core{
@@ -111,7 +111,7 @@ func newCore(e *Engine, ch translate.Channel, sink translate.Sink, kind string) 
 	}
 }
 
-// Append implements translate.Session: it queues and never blocks.
+// Append implements engine.Session: it queues and never blocks.
 func (s *core) Append(pcm []byte, captured time.Time) error {
 	if len(pcm)%2 != 0 {
 		return errors.New("openai: PCM16 audio must have an even number of bytes")
@@ -125,20 +125,20 @@ func (s *core) Append(pcm []byte, captured time.Time) error {
 	return nil
 }
 
-// Done implements translate.Session.
+// Done implements engine.Session.
 func (s *core) Done() <-chan struct{} { return s.done }
 
-// Err implements translate.Session: why the session ended by itself.
+// Err implements engine.Session: why the session ended by itself.
 func (s *core) Err() error {
 	s.errMu.Lock()
 	defer s.errMu.Unlock()
 	return s.err
 }
 
-// Kind implements translate.Session.
+// Kind implements engine.Session.
 func (s *core) Kind() string { return s.kind }
 
-// Close implements translate.Session: flush, then end.
+// Close implements engine.Session: flush, then end.
 func (s *core) Close(ctx context.Context) error {
 	s.queue.close()
 	s.closeOnce.Do(func() {
@@ -165,7 +165,7 @@ func (s *core) firstConnect(ctx context.Context) (*conn, error) {
 		if err == nil {
 			return c, nil
 		}
-		var te *translate.Error
+		var te *engine.Error
 		if !errors.As(err, &te) || te.Permanent || attempt+1 >= min(s.eng.opt.MaxRetries, 4) {
 			s.countError(err)
 			return nil, err
@@ -211,7 +211,7 @@ func (s *core) startDial(purpose string) {
 func (s *core) dialFailed(err error) bool {
 	s.dialing = false
 	s.countError(err)
-	var te *translate.Error
+	var te *engine.Error
 	if errors.As(err, &te) && te.Permanent {
 		s.fail(err)
 		return false
@@ -222,9 +222,9 @@ func (s *core) dialFailed(err error) bool {
 	s.attempts++
 	if s.attempts >= s.eng.opt.MaxRetries {
 		if te == nil {
-			te = &translate.Error{Code: "connection_lost", Message: err.Error()}
+			te = &engine.Error{Code: "connection_lost", Message: err.Error()}
 		}
-		s.fail(&translate.Error{Code: te.Code, Message: "gave up reconnecting: " + te.Message, RetryAfter: te.RetryAfter})
+		s.fail(&engine.Error{Code: te.Code, Message: "gave up reconnecting: " + te.Message, RetryAfter: te.RetryAfter})
 		return false
 	}
 	var ra time.Duration
@@ -260,7 +260,7 @@ func (s *core) fail(err error) {
 
 func (s *core) countError(err error) {
 	code := "other"
-	var te *translate.Error
+	var te *engine.Error
 	if errors.As(err, &te) {
 		code = te.Code
 	}

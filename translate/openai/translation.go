@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/babelcast/babelcast/internal/room"
-	"github.com/babelcast/babelcast/translate"
+	"github.com/babelcast/babelcast/translate/engine"
 )
 
 const (
@@ -57,7 +57,7 @@ type transSession struct {
 	in       *segmenter
 }
 
-func openTranslation(ctx context.Context, e *Engine, ch translate.Channel, sink translate.Sink) (*transSession, error) {
+func openTranslation(ctx context.Context, e *Engine, ch engine.Channel, sink engine.Sink) (*transSession, error) {
 	s := &transSession{core: newCore(e, ch, sink, KindTranslate)}
 	s.update = map[string]any{
 		"type": "session.update",
@@ -387,7 +387,7 @@ func (s *transSession) onClosed(c *tconn, err error) {
 			return
 		}
 		s.log.Warn("connection lost; reconnecting", "conn", c.id, "err", err)
-		s.countError(&translate.Error{Code: "connection_lost"})
+		s.countError(&engine.Error{Code: "connection_lost"})
 		s.cur = nil
 		s.lost = c
 		if s.next != nil { // a fresh connection is already there: use it

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/babelcast/babelcast/internal/room"
-	"github.com/babelcast/babelcast/translate"
+	"github.com/babelcast/babelcast/translate/engine"
 )
 
 func TestSegmenter(t *testing.T) {
@@ -62,7 +62,7 @@ func TestSegmenter(t *testing.T) {
 }
 
 func TestJudge(t *testing.T) {
-	ch := translate.Channel{Source: "en", Target: "nl"}
+	ch := engine.Channel{Source: "en", Target: "nl"}
 	j := newJudge(ch)
 	cases := []struct {
 		text     string
@@ -87,14 +87,14 @@ func TestJudge(t *testing.T) {
 		}
 	}
 	// English openers are translations when the target is English.
-	if _, reason := newJudge(translate.Channel{Source: "es", Target: "en"}).verdict("Sure, I will send you the slides after the talk today.", 0, true); reason != "" {
+	if _, reason := newJudge(engine.Channel{Source: "es", Target: "en"}).verdict("Sure, I will send you the slides after the talk today.", 0, true); reason != "" {
 		t.Errorf("an English translation was rejected: %s", reason)
 	}
 	// Spanish "claro" is also Portuguese: a pt→es translation may start with it.
-	if _, reason := newJudge(translate.Channel{Source: "pt", Target: "es"}).verdict("Claro que sí, empezamos ahora mismo con la demostración.", 0, true); reason != "" {
+	if _, reason := newJudge(engine.Channel{Source: "pt", Target: "es"}).verdict("Claro que sí, empezamos ahora mismo con la demostración.", 0, true); reason != "" {
 		t.Errorf("a faithful translation was rejected: %s", reason)
 	}
-	if _, reason := newJudge(translate.Channel{Source: "es", Target: "de"}).verdict("Lo siento, no puedo ayudarte con esa pregunta ahora.", 0, true); reason == "" {
+	if _, reason := newJudge(engine.Channel{Source: "es", Target: "de"}).verdict("Lo siento, no puedo ayudarte con esa pregunta ahora.", 0, true); reason == "" {
 		t.Error("a reply in the source language was not caught")
 	}
 	if l := lengthLimit("hola", 0); l != 72 {
@@ -103,7 +103,7 @@ func TestJudge(t *testing.T) {
 }
 
 func TestInstructions(t *testing.T) {
-	ch := translate.Channel{Source: "en", Target: "ja", RoomName: "Keynote", Notes: "Speaker: Ada.",
+	ch := engine.Channel{Source: "en", Target: "ja", RoomName: "Keynote", Notes: "Speaker: Ada.",
 		Glossary: []room.GlossaryEntry{{Term: "NATS", Note: "product"}, {Term: "stream", Translations: map[string]string{"ja": "ストリーム"}}}}
 	s := instructions(ch)
 	for _, w := range []string{"Japanese (日本語)", "English", "Speak ONLY Japanese", "never answer questions",
@@ -154,7 +154,7 @@ func TestHandshakeErrors(t *testing.T) {
 	for _, c := range cases {
 		status, body, retry = c.status, c.body, c.retry
 		_, err := e.dial(t.Context(), KindInterpret)
-		var te *translate.Error
+		var te *engine.Error
 		if !errorsAs(err, &te) || te.Code != c.code || te.Permanent != c.permanent || te.RetryAfter != c.after {
 			t.Errorf("HTTP %d %s: %#v", c.status, c.body, err)
 			continue

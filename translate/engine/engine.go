@@ -1,11 +1,9 @@
-// Package translate runs the interpreters: one session per (room, target
-// language) channel, fed with the room's speaker audio from NATS and
-// publishing translated audio and captions back to NATS.
-//
-// An Engine opens Sessions; the openai engine (package translate/openai) and
-// the offline engine (package translate/local) implement it. The Worker owns
-// the channels: which sessions run, on which node, and what they publish.
-package translate
+// Package engine is what a translation engine is to babelcast: an Engine
+// opens Sessions, each interpreting one room into one language and handing
+// what it says to a Sink. The openai engine (translate/openai) and the
+// offline engine (translate/local) implement it; the translate worker runs
+// them without knowing which one it has.
+package engine
 
 import (
 	"context"

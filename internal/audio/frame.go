@@ -9,6 +9,13 @@ type Frame struct {
 	// Captured is when the speaker's audio (that this frame is, or is the
 	// interpretation of) was captured; zero when unknown.
 	Captured time.Time
+
+	// Who and what, where known. Mic is the mic the audio came from (a
+	// room may have several live at once); Lang the language spoken in it
+	// (BCP-47); Speaker the name the mic gave; Voice reports that the frame
+	// holds speech rather than silence or room noise.
+	Mic, Lang, Speaker string
+	Voice              bool
 }
 
 // Duration is how long f plays.

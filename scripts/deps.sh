@@ -3,8 +3,10 @@
 # Go is all it takes.
 
 # The offline engine: speech recognition, translation, speech synthesis;
-# and recordings of a person reading, to try the README's quick start with.
-RUN_PACKAGES="pocketsphinx pocketsphinx-en-us apertium apertium-eng-spa apertium-eng-cat espeak-ng pocketsphinx-testdata"
+# recordings of a person reading, to try the README's quick start with; and
+# the Opus codec, which babelcast links through cgo (headers, pkg-config and
+# a C compiler to build with).
+RUN_PACKAGES="pocketsphinx pocketsphinx-en-us apertium apertium-eng-spa apertium-eng-cat espeak-ng pocketsphinx-testdata libopus-dev libopusfile-dev pkg-config gcc libc6-dev"
 # Tests also drive a headless browser.
 TEST_PACKAGES="$RUN_PACKAGES chromium"
 

@@ -29,50 +29,6 @@ const (
 	readIdle       = 45 * time.Second // no message nor pong for this long: the connection is dead
 )
 
-// wireEvent is a server event, parsed loosely: every kind of event this
-// package reads, with the fields it uses.
-type wireEvent struct {
-	Type         string        `json:"type"`
-	EventID      string        `json:"event_id"`
-	Delta        string        `json:"delta"`
-	ElapsedMS    *int64        `json:"elapsed_ms"`
-	ItemID       string        `json:"item_id"`
-	ResponseID   string        `json:"response_id"`
-	Transcript   string        `json:"transcript"`
-	AudioStartMS *int64        `json:"audio_start_ms"`
-	AudioEndMS   *int64        `json:"audio_end_ms"`
-	Session      *wireSession  `json:"session"`
-	Response     *wireResponse `json:"response"`
-	Error        *apiError     `json:"error"`
-	Item         *struct {
-		ID string `json:"id"`
-	} `json:"item"`
-}
-
-type wireSession struct {
-	ID        string `json:"id"`
-	ExpiresAt int64  `json:"expires_at"`
-}
-
-type wireResponse struct {
-	ID            string `json:"id"`
-	Status        string `json:"status"`
-	StatusDetails *struct {
-		Type   string    `json:"type"`
-		Reason string    `json:"reason"`
-		Error  *apiError `json:"error"`
-	} `json:"status_details"`
-}
-
-// apiError is the error object of an error event or an HTTP error body.
-type apiError struct {
-	Type    string `json:"type"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Param   string `json:"param"`
-	EventID string `json:"event_id"`
-}
-
 // conn is one WebSocket connection to the Realtime API. Only the session's
 // run goroutine writes to it; its reader goroutine forwards server events.
 type conn struct {
@@ -95,18 +51,20 @@ func (c *conn) rotateAt(before time.Duration) time.Time {
 	return c.expiresAt.Add(-min(before, c.expiresAt.Sub(c.opened)/2))
 }
 
-// send writes one client event, giving it an event_id, and returns the id.
-// A failed write closes the socket so the reader reports the loss.
-func (c *conn) send(ev map[string]any) string {
+// send writes one client event, filling in its type and a fresh event_id,
+// and returns the id. A failed write closes the socket so the reader
+// reports the loss.
+func (c *conn) send(ev clientEvent) string {
 	c.nextEvent++
 	id := "bc_" + strconv.Itoa(c.id) + "_" + strconv.Itoa(c.nextEvent)
-	ev["event_id"] = id
+	h := ev.header()
+	h.Type, h.EventID = ev.eventType(), id
 	if c.broken || c.closed {
 		return id
 	}
 	data, err := json.Marshal(ev)
 	if err != nil {
-		return id // cannot happen for the maps built here
+		return id // cannot happen for the event structs of this package
 	}
 	_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if err := c.ws.WriteMessage(websocket.TextMessage, data); err != nil {
@@ -144,7 +102,7 @@ func (c *conn) close() {
 // or (closed) the end of the connection.
 type connEvent struct {
 	c      *conn
-	ev     *wireEvent
+	ev     *serverEvent
 	closed bool
 	err    error
 }
@@ -266,7 +224,7 @@ func (e *Engine) classify(ae *apiError) *engine.Error {
 // connect dials one connection, waits for session.created, sends the
 // session.update and waits for session.updated. It returns the connection
 // ready for audio; the caller starts its reader.
-func (e *Engine) connect(ctx context.Context, kind string, id int, update map[string]any) (*conn, error) {
+func (e *Engine) connect(ctx context.Context, kind string, id int, update func() clientEvent) (*conn, error) {
 	ws, err := e.dial(ctx, kind)
 	if err != nil {
 		return nil, err
@@ -297,15 +255,15 @@ func (e *Engine) connect(ctx context.Context, kind string, id int, update map[st
 	return c, nil
 }
 
-func (e *Engine) setup(c *conn, update map[string]any) error {
-	read := func(want string) (*wireEvent, error) {
+func (e *Engine) setup(c *conn, update func() clientEvent) error {
+	read := func(want string) (*serverEvent, error) {
 		_ = c.ws.SetReadDeadline(time.Now().Add(setupTimeout))
 		for {
 			_, data, err := c.ws.ReadMessage()
 			if err != nil {
 				return nil, &engine.Error{Code: "connection_lost", Message: e.scrub(fmt.Sprintf("while waiting for %s: %v", want, err))}
 			}
-			var ev wireEvent
+			var ev serverEvent
 			if json.Unmarshal(data, &ev) != nil {
 				continue
 			}
@@ -336,7 +294,7 @@ func (e *Engine) setup(c *conn, update map[string]any) error {
 	if created.Session != nil && created.Session.ExpiresAt > 0 {
 		c.expiresAt = time.Unix(created.Session.ExpiresAt, 0)
 	}
-	c.send(update)
+	c.send(update())
 	if c.broken {
 		return &engine.Error{Code: "connection_lost", Message: "the connection closed while configuring the session"}
 	}
@@ -361,7 +319,7 @@ func startReader(wg *sync.WaitGroup, c *conn, out chan<- connEvent, stop <-chan 
 				}
 				return
 			}
-			ev := new(wireEvent)
+			ev := new(serverEvent)
 			if err := json.Unmarshal(data, ev); err != nil {
 				log.Warn("unreadable server event", "conn", c.id, "err", err)
 				continue

@@ -147,32 +147,7 @@ func openInterpret(ctx context.Context, e *Engine, ch engine.Channel, sink engin
 		srcCaps: map[string]*srcCaption{},
 		srcNext: 1,
 	}
-	voice := ch.Voice
-	if voice == "" {
-		voice = DefaultVoice
-	}
-	pcm := map[string]any{"type": "audio/pcm", "rate": sampleRate}
-	s.update = map[string]any{
-		"type": "session.update",
-		"session": map[string]any{
-			"type":              "realtime",
-			"instructions":      s.instr,
-			"output_modalities": []string{"audio"},
-			"audio": map[string]any{
-				"input": map[string]any{
-					"format":        pcm,
-					"transcription": map[string]any{"model": e.opt.TranscribeModel},
-					"turn_detection": map[string]any{
-						"type":                "server_vad",
-						"create_response":     false,
-						"interrupt_response":  false,
-						"silence_duration_ms": 500,
-					},
-				},
-				"output": map[string]any{"format": pcm, "voice": voice},
-			},
-		},
-	}
+	s.update = func() clientEvent { return realtimeUpdate(e, ch, s.instr) }
 	s.out = newSegmenter(sink.Caption)
 	c, err := s.firstConnect(ctx)
 	if err != nil {
@@ -180,7 +155,7 @@ func openInterpret(ctx context.Context, e *Engine, ch engine.Channel, sink engin
 		return nil, err
 	}
 	s.cur = s.adopt(c)
-	s.log.Info("interpreter session open", "model", e.opt.RealtimeModel, "voice", voice, "expires_in", time.Until(c.expiresAt).Round(time.Second))
+	s.log.Info("interpreter session open", "model", e.opt.RealtimeModel, "voice", voiceOf(ch), "expires_in", time.Until(c.expiresAt).Round(time.Second))
 	go s.core.run(s)
 	return s, nil
 }
@@ -291,7 +266,7 @@ func (s *interpSession) sendFrames(c *iconn, n int) {
 			c.marks.add(c.pos+int64(len(buf)), captured)
 			buf = append(buf, f.data...)
 		}
-		c.send(map[string]any{"type": "input_audio_buffer.append", "audio": base64.StdEncoding.EncodeToString(buf)})
+		c.send(&bufferAppend{Audio: base64.StdEncoding.EncodeToString(buf)})
 		c.audio = append(c.audio, buf...)
 		c.pos += int64(len(buf))
 		frames = frames[k:]
@@ -340,7 +315,7 @@ func (s *interpSession) checkLongTurn(c *iconn) {
 	}
 	start := c.turnStart
 	s.sendFrames(c, best+1)
-	id := c.send(map[string]any{"type": "input_audio_buffer.commit"})
+	id := c.send(&bufferCommit{})
 	c.commits = append(c.commits, pendingCommit{eventID: id, start: start, end: c.pos})
 	c.turnStart = c.pos
 	c.holding = false
@@ -360,7 +335,7 @@ func (s *interpSession) commitNow(c *iconn) {
 		s.sendFrames(c, len(c.pend))
 	}
 	if c.speaking && c.pos-c.turnStart >= 100*bytesPerMS {
-		id := c.send(map[string]any{"type": "input_audio_buffer.commit"})
+		id := c.send(&bufferCommit{})
 		c.commits = append(c.commits, pendingCommit{eventID: id, start: c.turnStart, end: c.pos})
 		c.turnStart = c.pos
 	}
@@ -400,20 +375,11 @@ func (s *interpSession) schedule() {
 	if t.c == nil || t.c.dead || t.item == "" || time.Now().Before(t.notBefore) {
 		return
 	}
-	input := []any{map[string]any{"type": "item_reference", "id": t.item}}
 	instr := s.instr + contextLine(s.prevSrc)
 	if t.rejected > 0 {
 		instr += reinforce(s.ch)
 	}
-	id := t.c.send(map[string]any{
-		"type": "response.create",
-		"response": map[string]any{
-			"conversation":      "none",
-			"output_modalities": []string{"audio"},
-			"instructions":      instr,
-			"input":             input,
-		},
-	})
+	id := t.c.send(outOfBandResponse(instr, t.item))
 	s.active = &reply{t: t, c: t.c, eventID: id}
 }
 
@@ -454,7 +420,7 @@ func (s *interpSession) turnDone(t *turn) {
 	}
 	if c != nil && !c.dead {
 		if c.retired != "" && c.retired != t.item {
-			c.send(map[string]any{"type": "conversation.item.delete", "item_id": c.retired})
+			c.send(&itemDelete{ItemID: c.retired})
 		}
 		c.retired = t.item
 	}
@@ -471,7 +437,7 @@ func (s *interpSession) dropTurn(t *turn, why string) {
 	}
 	delete(s.byItem, t.item)
 	if t.c != nil && !t.c.dead && t.item != "" && t.item != t.c.retired {
-		t.c.send(map[string]any{"type": "conversation.item.delete", "item_id": t.item})
+		t.c.send(&itemDelete{ItemID: t.item})
 	}
 }
 
@@ -548,7 +514,7 @@ func (s *interpSession) reject(r *reply, reason string) {
 	s.log.Warn("caught a reply that is not a translation; not forwarded", "turn", r.t.n, "why", reason, "reply", text, "source", r.t.src)
 }
 
-func (s *interpSession) replyDone(r *reply, ev *wireEvent) {
+func (s *interpSession) replyDone(r *reply, ev *serverEvent) {
 	s.judgeReply(r, true)
 	s.out.finish()
 	s.active = nil
@@ -908,13 +874,7 @@ func (s *interpSession) recover() {
 		delete(s.byItem, t.item)
 		t.item = newItemID()
 		t.c = c
-		c.send(map[string]any{
-			"type": "conversation.item.create",
-			"item": map[string]any{
-				"id": t.item, "type": "message", "role": "user",
-				"content": []any{map[string]any{"type": "input_audio", "audio": base64.StdEncoding.EncodeToString(t.audio)}},
-			},
-		})
+		c.send(audioItem(t.item, t.audio))
 		s.byItem[t.item] = t
 		s.log.Info("re-sent an unanswered turn", "turn", t.n, "ms", len(t.audio)/bytesPerMS)
 	}
@@ -1001,4 +961,29 @@ func (s *interpSession) beginClose() {
 	if !s.anyWork() {
 		s.finished = true
 	}
+}
+
+// realtimeUpdate is the session.update of the instructed kind: the
+// interpreter's instructions, audio only, and server VAD that cuts turns
+// but never answers them (the session asks for each response itself).
+func realtimeUpdate(e *Engine, ch engine.Channel, instructions string) *sessionUpdate[realtimeConfig] {
+	u := &sessionUpdate[realtimeConfig]{}
+	c := &u.Session
+	c.Type = "realtime"
+	c.Instructions = instructions
+	c.OutputModalities = []string{"audio"}
+	c.Audio.Input.Format = pcm24k
+	c.Audio.Input.Transcription.Model = e.opt.TranscribeModel
+	c.Audio.Input.TurnDetection = turnDetection{Type: "server_vad", SilenceDurationMS: 500}
+	c.Audio.Output.Format = pcm24k
+	c.Audio.Output.Voice = voiceOf(ch)
+	return u
+}
+
+// voiceOf is the voice the channel asks for, or DefaultVoice.
+func voiceOf(ch engine.Channel) string {
+	if ch.Voice == "" {
+		return DefaultVoice
+	}
+	return ch.Voice
 }

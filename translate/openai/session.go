@@ -43,7 +43,7 @@ type core struct {
 	wg       sync.WaitGroup
 	ctx      context.Context // cancelled when the session ends: aborts dials
 	cancel   context.CancelFunc
-	update   map[string]any // the session.update of this kind
+	update   func() clientEvent // builds the session.update of this kind; called by dialling goroutines
 
 	closeOnce sync.Once
 	errMu     sync.Mutex

@@ -59,15 +59,7 @@ type transSession struct {
 
 func openTranslation(ctx context.Context, e *Engine, ch engine.Channel, sink engine.Sink) (*transSession, error) {
 	s := &transSession{core: newCore(e, ch, sink, KindTranslate)}
-	s.update = map[string]any{
-		"type": "session.update",
-		"session": map[string]any{
-			"audio": map[string]any{
-				"input":  map[string]any{"transcription": map[string]any{"model": e.opt.TranscribeModel}},
-				"output": map[string]any{"language": room.Base(ch.Target)},
-			},
-		},
-	}
+	s.update = func() clientEvent { return translationUpdate(e, ch) }
 	s.out = newSegmenter(sink.Caption)
 	s.in = newSegmenter(sink.SourceCaption)
 	c, err := s.firstConnect(ctx)
@@ -144,7 +136,7 @@ func (s *transSession) sendChunk(c *tconn, data []byte, captured time.Time, spee
 	if captured.IsZero() {
 		captured = c.base.Add(bytesDur(c.pos))
 	}
-	c.send(map[string]any{"type": "session.input_audio_buffer.append", "audio": base64.StdEncoding.EncodeToString(data)})
+	c.send(&translationAppend{Audio: base64.StdEncoding.EncodeToString(data)})
 	c.marks.add(c.pos, captured)
 	if speech {
 		c.sent = append(c.sent, sentChunk{pos: c.pos, data: data, captured: captured})
@@ -230,7 +222,7 @@ func (s *transSession) maybeSwitch(now time.Time) {
 	}
 	old := s.cur
 	s.flushPartial(old)
-	old.send(map[string]any{"type": "session.close"})
+	old.send(&sessionClose{})
 	old.closing = true
 	old.deadline = now.Add(drainTimeout)
 	s.old = old
@@ -308,7 +300,7 @@ func (s *transSession) find(c *conn) *tconn {
 	return nil
 }
 
-func (s *transSession) process(c *tconn, ev *wireEvent) {
+func (s *transSession) process(c *tconn, ev *serverEvent) {
 	now := time.Now()
 	switch ev.Type {
 	case "session.output_audio.delta":
@@ -422,7 +414,16 @@ func (s *transSession) beginClose() {
 	}
 	s.pump()
 	s.flushPartial(s.cur)
-	s.cur.send(map[string]any{"type": "session.close"})
+	s.cur.send(&sessionClose{})
 	s.cur.closing = true
 	s.cur.deadline = time.Now().Add(drainTimeout)
+}
+
+// translationUpdate is the session.update of the translation kind: the
+// output language and the source captions' model, nothing else.
+func translationUpdate(e *Engine, ch engine.Channel) *sessionUpdate[translationConfig] {
+	u := &sessionUpdate[translationConfig]{}
+	u.Session.Audio.Input.Transcription.Model = e.opt.TranscribeModel
+	u.Session.Audio.Output.Language = room.Base(ch.Target)
+	return u
 }

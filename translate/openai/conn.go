@@ -3,43 +3,49 @@ package openai
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/translate/engine"
 )
 
 const (
-	sampleRate     = 24000
-	bytesPerMS     = sampleRate * 2 / 1000 // PCM16 mono
-	setupTimeout   = 15 * time.Second      // session.created / session.updated
+	setupTimeout   = 15 * time.Second // session.created / session.updated
 	writeTimeout   = 10 * time.Second
 	maxServerEvent = 16 << 20
 	pingEvery      = 15 * time.Second
 	readIdle       = 45 * time.Second // no message nor pong for this long: the connection is dead
 )
 
-// conn is one WebSocket connection to the Realtime API. Only the session's
-// run goroutine writes to it; its reader goroutine forwards server events.
+// conn is one WebSocket connection to the Realtime API and the input it
+// has been given. Only the session's run goroutine writes to it; its
+// reader goroutine forwards server events.
 type conn struct {
-	id        int
-	ws        *websocket.Conn
-	opened    time.Time
-	expiresAt time.Time
-	nextEvent int
-	broken    bool // a write failed; the reader will report the close
-	lastPing  time.Time
-	closed    bool
+	id         int
+	ws         *websocket.Conn
+	opened     time.Time
+	expiresAt  time.Time
+	sentEvents int
+	broken     bool // a write failed; the reader will report the close
+	lastPing   time.Time
+	closed     bool // the socket is closed (or closing)
+	retired    bool // the session moved off it: it finishes what it holds, then closes
+	ended      bool // its reader reported the end: nothing more will come of it
+
+	// The model's clock is its input: position p, in bytes of audio
+	// appended, is model time. start is the wall time of position 0,
+	// moved back when the input ran ahead of the wall clock; marks map
+	// positions to the capture time of the speech there.
+	appended int
+	start    time.Time
+	marks    marks
 }
 
 // rotateAt is when a fresh connection should take over from c:
@@ -55,8 +61,8 @@ func (c *conn) rotateAt(before time.Duration) time.Time {
 // and returns the id. A failed write closes the socket so the reader
 // reports the loss.
 func (c *conn) send(ev clientEvent) string {
-	c.nextEvent++
-	id := "bc_" + strconv.Itoa(c.id) + "_" + strconv.Itoa(c.nextEvent)
+	c.sentEvents++
+	id := "bc_" + strconv.Itoa(c.id) + "_" + strconv.Itoa(c.sentEvents)
 	h := ev.header()
 	h.Type, h.EventID = ev.eventType(), id
 	if c.broken || c.closed {
@@ -85,6 +91,34 @@ func (c *conn) keepAlive(now time.Time) {
 		c.broken = true
 		_ = c.ws.Close()
 	}
+}
+
+// silenceOwed lines c's input up with the wall clock while the speaker
+// sends nothing: it returns how many chunks of silence (at most 50) bring
+// the input, with queued bytes not yet appended, up to now. When the input
+// ran ahead instead, it moves start back so that the two agree again and
+// returns 0.
+func (c *conn) silenceOwed(queued, chunk int, now time.Time) int {
+	total := c.appended + queued
+	elapsed := now.Sub(c.start)
+	if ahead := audio.BytesDuration(total) - elapsed; ahead > 0 {
+		c.start = c.start.Add(-ahead)
+		return 0
+	}
+	n := 0
+	for n < 50 && audio.BytesDuration(total+(n+1)*chunk) <= elapsed {
+		n++
+	}
+	return n
+}
+
+// capturedAt is the capture time of the speech at input position pos, or,
+// where that is unknown, the wall time the input clock gives it.
+func (c *conn) capturedAt(captured time.Time, pos int) time.Time {
+	if captured.IsZero() {
+		return c.start.Add(audio.BytesDuration(pos))
+	}
+	return captured
 }
 
 // close closes the socket once.
@@ -122,103 +156,6 @@ func (e *Engine) dial(ctx context.Context, kind string) (*websocket.Conn, error)
 	}
 	ws.SetReadLimit(maxServerEvent)
 	return ws, nil
-}
-
-// handshakeError classifies a failed WebSocket handshake.
-func (e *Engine) handshakeError(resp *http.Response, err error) error {
-	if resp == nil {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return err
-		}
-		return &engine.Error{Code: "connection_failed", Message: e.scrub("cannot reach the Realtime API: " + err.Error())}
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var eb struct {
-		Error apiError `json:"error"`
-	}
-	_ = json.Unmarshal(body, &eb)
-	ae := eb.Error
-	retryAfter := parseRetryAfter(resp.Header.Get("Retry-After"))
-	msg := e.scrub(ae.Message)
-	if msg == "" {
-		msg = http.StatusText(resp.StatusCode)
-	}
-	msg = fmt.Sprintf("handshake refused with HTTP %d: %s", resp.StatusCode, msg)
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized || ae.Code == "invalid_api_key":
-		return &engine.Error{Code: "invalid_api_key", Message: fmt.Sprintf("the OpenAI API key was refused (HTTP %d)", resp.StatusCode), Permanent: true}
-	case ae.Code == "insufficient_quota":
-		return &engine.Error{Code: "insufficient_quota", Message: msg, Permanent: true}
-	case ae.Code == "model_not_found" || resp.StatusCode == http.StatusNotFound:
-		return &engine.Error{Code: "model_not_found", Message: msg, Permanent: true}
-	case resp.StatusCode == http.StatusTooManyRequests:
-		return &engine.Error{Code: "rate_limited", Message: msg, RetryAfter: retryAfter}
-	case resp.StatusCode >= 500:
-		return &engine.Error{Code: "server_error", Message: msg, RetryAfter: retryAfter}
-	case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusBadRequest:
-		code := ae.Code
-		if code == "" {
-			code = "refused"
-		}
-		return &engine.Error{Code: code, Message: msg, Permanent: true}
-	default:
-		return &engine.Error{Code: "connection_failed", Message: msg, RetryAfter: retryAfter}
-	}
-}
-
-func parseRetryAfter(v string) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
-		return time.Duration(n * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return 0
-}
-
-var keyLike = regexp.MustCompile(`sk-[A-Za-z0-9_\-*.]+`)
-
-// scrub removes the API key, and anything shaped like one, from a message
-// that came from the server or the network.
-func (e *Engine) scrub(s string) string {
-	if e.opt.APIKey != "" {
-		s = strings.ReplaceAll(s, e.opt.APIKey, "[key]")
-	}
-	return keyLike.ReplaceAllString(s, "[key]")
-}
-
-// classify turns an error event into a *engine.Error when it ends or
-// interrupts the connection's work; nil means log it and go on.
-func (e *Engine) classify(ae *apiError) *engine.Error {
-	if ae == nil {
-		return nil
-	}
-	msg := e.scrub(ae.Message)
-	switch ae.Code {
-	case "invalid_api_key":
-		return &engine.Error{Code: "invalid_api_key", Message: "the OpenAI API key was refused", Permanent: true}
-	case "insufficient_quota":
-		return &engine.Error{Code: "insufficient_quota", Message: msg, Permanent: true}
-	case "model_not_found":
-		return &engine.Error{Code: "model_not_found", Message: msg, Permanent: true}
-	case "session_expired":
-		return &engine.Error{Code: "session_expired", Message: msg}
-	case "rate_limit_exceeded", "rate_limited":
-		return &engine.Error{Code: "rate_limited", Message: msg}
-	case "server_error":
-		return &engine.Error{Code: "server_error", Message: msg}
-	}
-	if ae.Type == "server_error" {
-		return &engine.Error{Code: "server_error", Message: msg}
-	}
-	return nil
 }
 
 // connect dials one connection, waits for session.created, sends the

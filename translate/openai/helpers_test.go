@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/test/fakerealtime"
 	"github.com/babelcast/babelcast/translate/engine"
 )
@@ -202,8 +203,8 @@ func (f *feeder) play(t *testing.T, pcm []byte) {
 		if err := f.s.Append(pcm[i:end], f.clock); err != nil {
 			t.Fatalf("Append: %v", err)
 		}
-		f.clock = f.clock.Add(bytesDur(int64(end - i)))
-		due := start.Add(time.Duration(float64(bytesDur(int64(end))) / f.speed))
+		f.clock = f.clock.Add(audio.BytesDuration(end - i))
+		due := start.Add(time.Duration(float64(audio.BytesDuration(end)) / f.speed))
 		if d := time.Until(due); d > 0 {
 			time.Sleep(d) // pacing the speaker, not synchronizing
 		}

@@ -378,7 +378,7 @@ func TestAzureRealtime(t *testing.T) {
 
 // Append never blocks: a full queue drops the oldest audio and counts it.
 func TestQueueDropsOldest(t *testing.T) {
-	q := newAudioQueue(1000, testLog(t))
+	q := newInbox(1000, testLog(t))
 	c := metrics.FramesDropped.WithLabelValues("translate", "queue_full")
 	before := counterValue(c)
 	t0 := time.Unix(100, 0)
@@ -388,8 +388,8 @@ func TestQueueDropsOldest(t *testing.T) {
 		}
 	}
 	got := q.take()
-	if len(got) != 2 || !got[0].captured.Equal(t0.Add(3*time.Second)) {
-		t.Errorf("kept %d frames starting at %v, want the newest 2", len(got), got[0].captured)
+	if len(got) != 2 || !got[0].Captured.Equal(t0.Add(3*time.Second)) {
+		t.Errorf("kept %d frames starting at %v, want the newest 2", len(got), got[0].Captured)
 	}
 	if d := counterValue(c) - before; d != 3 {
 		t.Errorf("%v drops counted, want 3", d)

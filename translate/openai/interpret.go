@@ -57,7 +57,7 @@ func openInterpret(ctx context.Context, e *Engine, ch engine.Channel, sink engin
 	// closing session finishes its turns on the current connection.
 	s.conns = newRotator(s.session, connKind[*interpreterConn](s),
 		func() clientEvent { return realtimeUpdate(e, ch, s.instructions) },
-		drainPolicy{timeout: interpreterDrainTimeout, finishOnCurrent: true})
+		rotationPolicy{drainTimeout: interpreterDrainTimeout, finishOnCurrent: true})
 	s.captions = newSegmenter(sink.Caption)
 	c, err := s.conns.open(ctx)
 	if err != nil {

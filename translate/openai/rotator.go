@@ -36,7 +36,7 @@ type rotator[C kindConn] struct {
 	s      *session
 	kind   connKind[C]
 	update func() clientEvent // called on the dialling goroutine
-	policy drainPolicy
+	policy rotationPolicy
 
 	cur, next C
 	nextSince time.Time // when next became ready
@@ -79,15 +79,14 @@ type connKind[C kindConn] interface {
 	done() bool
 }
 
-// drainPolicy is how a kind's connections finish after the session moved
-// off them.
-type drainPolicy struct {
-	// timeout bounds how long a retired connection may take to finish.
-	timeout time.Duration
-	// inOrder moves to a fresh connection only when no connection is
+// rotationPolicy is where the kinds' rotations differ by more than a hook.
+type rotationPolicy struct {
+	// drainTimeout bounds how long a retired connection may take to finish.
+	drainTimeout time.Duration
+	// drainInOrder moves to a fresh connection only when no connection is
 	// draining: the kind's output comes out in the order of its
 	// connections.
-	inOrder bool
+	drainInOrder bool
 	// finishOnCurrent says that what a closing session still holds is
 	// finished on its current connection, so a closing session replaces a
 	// current connection that drops.
@@ -105,7 +104,7 @@ type dialResult struct {
 	err error
 }
 
-func newRotator[C kindConn](s *session, kind connKind[C], update func() clientEvent, p drainPolicy) *rotator[C] {
+func newRotator[C kindConn](s *session, kind connKind[C], update func() clientEvent, p rotationPolicy) *rotator[C] {
 	return &rotator[C]{s: s, kind: kind, update: update, policy: p}
 }
 
@@ -308,7 +307,7 @@ func (r *rotator[C]) tick(now time.Time) {
 // finishes what it holds.
 func (r *rotator[C]) maybeSwitch(now time.Time) {
 	var none C
-	if r.next == none || r.cur == none || (r.policy.inOrder && len(r.draining) > 0) {
+	if r.next == none || r.cur == none || (r.policy.drainInOrder && len(r.draining) > 0) {
 		return
 	}
 	paused := r.s.pausedFor(now, switchPause)
@@ -330,7 +329,7 @@ func (r *rotator[C]) retireCurrent(now time.Time) {
 	c := r.cur
 	r.kind.retire(c, now)
 	c.wire().retired = true
-	r.draining = append(r.draining, drainingConn[C]{c: c, deadline: now.Add(r.policy.timeout)})
+	r.draining = append(r.draining, drainingConn[C]{c: c, deadline: now.Add(r.policy.drainTimeout)})
 	r.cur = none
 }
 

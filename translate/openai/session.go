@@ -18,8 +18,8 @@ var ErrClosed = errors.New("openai: session closed")
 const tickEvery = 50 * time.Millisecond
 
 // session is what both kinds of session share: the inbox of speaker audio,
-// the one goroutine that runs the session, closing and the end state. It
-// implements engine.Session but for Kind's meaning, which it holds.
+// the one goroutine that runs the session, closing and the end state. Its
+// Append, Close, Done, Err and Kind are the engine.Session of either kind.
 //
 // Everything but Append, Close, Done, Err and Kind runs on the run
 // goroutine.

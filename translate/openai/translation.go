@@ -64,7 +64,7 @@ func openTranslation(ctx context.Context, e *Engine, ch engine.Channel, sink eng
 	// before the fresh one's.
 	s.conns = newRotator(s.session, connKind[*translationConn](s),
 		func() clientEvent { return translationUpdate(e, ch) },
-		drainPolicy{timeout: translationDrainTimeout, inOrder: true})
+		rotationPolicy{drainTimeout: translationDrainTimeout, drainInOrder: true})
 	s.captions = newSegmenter(sink.Caption)
 	s.sourceCaptions = newSegmenter(sink.SourceCaption)
 	c, err := s.conns.open(ctx)

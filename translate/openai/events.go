@@ -163,7 +163,6 @@ func (*itemDelete) eventType() string { return "conversation.item.delete" }
 // package reads, with the fields it uses.
 type serverEvent struct {
 	Type         string          `json:"type"`
-	EventID      string          `json:"event_id"`
 	Delta        string          `json:"delta"`
 	ElapsedMS    *int64          `json:"elapsed_ms"`
 	ItemID       string          `json:"item_id"`
@@ -174,23 +173,17 @@ type serverEvent struct {
 	Session      *serverSession  `json:"session"`
 	Response     *serverResponse `json:"response"`
 	Error        *apiError       `json:"error"`
-	Item         *struct {
-		ID string `json:"id"`
-	} `json:"item"`
 }
 
 type serverSession struct {
-	ID        string `json:"id"`
-	ExpiresAt int64  `json:"expires_at"`
+	ExpiresAt int64 `json:"expires_at"`
 }
 
 type serverResponse struct {
 	ID            string `json:"id"`
 	Status        string `json:"status"`
 	StatusDetails *struct {
-		Type   string    `json:"type"`
-		Reason string    `json:"reason"`
-		Error  *apiError `json:"error"`
+		Error *apiError `json:"error"`
 	} `json:"status_details"`
 }
 

@@ -2,112 +2,26 @@ package openai
 
 import (
 	"encoding/binary"
-	"log/slog"
 	"math"
-	"sync"
 	"time"
 
-	"github.com/babelcast/babelcast/internal/metrics"
+	"github.com/babelcast/babelcast/internal/audio"
 )
 
-// frame is speaker audio as handed to Append.
-type frame struct {
-	pcm      []byte
-	captured time.Time
-}
+// Audio in and out of the Realtime API is PCM16 mono at audio.Rate, which
+// is also babelcast's own rate: nothing is resampled here.
+const (
+	sampleRate = audio.Rate
+	bytesPerMS = audio.BytesPerSecond / 1000
+)
 
-// audioQueue sits between Append and the session's run loop. It holds at
-// most max bytes; when full it drops the oldest audio, so Append never
-// blocks and a slow network costs the oldest speech, not the newest.
-type audioQueue struct {
-	mu       sync.Mutex
-	frames   []frame
-	bytes    int
-	max      int
-	closed   bool
-	dropped  int // bytes dropped since the last log line
-	lastLog  time.Time
-	notify   chan struct{}
-	log      *slog.Logger
-	received time.Time // when the last frame came in
-}
-
-func newAudioQueue(max int, log *slog.Logger) *audioQueue {
-	return &audioQueue{max: max, notify: make(chan struct{}, 1), log: log}
-}
-
-// push queues a copy of pcm. It reports false once the queue is closed.
-func (q *audioQueue) push(pcm []byte, captured time.Time) bool {
-	if len(pcm) > q.max {
-		cut := len(pcm) - q.max
-		cut -= cut % 2
-		pcm = pcm[cut:]
-		captured = addBytes(captured, cut)
-	}
-	cp := make([]byte, len(pcm))
-	copy(cp, pcm)
-	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		return false
-	}
-	q.received = time.Now()
-	q.frames = append(q.frames, frame{pcm: cp, captured: captured})
-	q.bytes += len(cp)
-	for q.bytes > q.max && len(q.frames) > 1 {
-		q.bytes -= len(q.frames[0].pcm)
-		q.dropped += len(q.frames[0].pcm)
-		metrics.FramesDropped.WithLabelValues("translate", "queue_full").Inc()
-		q.frames[0] = frame{}
-		q.frames = q.frames[1:]
-	}
-	if q.dropped > 0 && time.Since(q.lastLog) > 5*time.Second {
-		q.log.Warn("session cannot keep up: dropped the oldest speaker audio", "dropped_ms", q.dropped/bytesPerMS)
-		q.dropped = 0
-		q.lastLog = time.Now()
-	}
-	q.mu.Unlock()
-	select {
-	case q.notify <- struct{}{}:
-	default:
-	}
-	return true
-}
-
-// take removes and returns everything queued.
-func (q *audioQueue) take() []frame {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	f := q.frames
-	q.frames = nil
-	q.bytes = 0
-	return f
-}
-
-// lastReceived is when Append last gave audio.
-func (q *audioQueue) lastReceived() time.Time {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.received
-}
-
-func (q *audioQueue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-}
-
-// bytesDur is the duration of n bytes of 24 kHz PCM16.
-func bytesDur(n int64) time.Duration { return time.Duration(n) * time.Millisecond / bytesPerMS }
-
-// durBytes is the (even) number of bytes of d of 24 kHz PCM16.
-func durBytes(d time.Duration) int { return int(d/time.Millisecond) * bytesPerMS }
-
+// addBytes is the capture time n bytes of audio after t (zero stays zero:
+// unknown).
 func addBytes(t time.Time, n int) time.Time {
 	if t.IsZero() {
 		return t
 	}
-	return t.Add(bytesDur(int64(n)))
+	return t.Add(audio.BytesDuration(n))
 }
 
 // loud reports whether pcm holds speech-level sound rather than silence or
@@ -132,17 +46,17 @@ func rms(pcm []byte) float64 {
 // mark ties a position in a connection's input (model time, in bytes) to
 // the capture time of the audio there.
 type mark struct {
-	pos      int64
+	pos      int
 	captured time.Time
 }
 
 // marks maps input positions to capture times, keeping a bounded window.
 type marks struct {
 	list []mark
-	keep int64 // bytes of history to keep
+	keep int // bytes of history to keep
 }
 
-func (m *marks) add(pos int64, captured time.Time) {
+func (m *marks) add(pos int, captured time.Time) {
 	if captured.IsZero() {
 		return
 	}
@@ -157,10 +71,10 @@ func (m *marks) add(pos int64, captured time.Time) {
 }
 
 // at estimates the capture time of the audio at pos; zero when unknown.
-func (m *marks) at(pos int64) time.Time {
+func (m *marks) at(pos int) time.Time {
 	for i := len(m.list) - 1; i >= 0; i-- {
 		if m.list[i].pos <= pos {
-			return m.list[i].captured.Add(bytesDur(pos - m.list[i].pos))
+			return m.list[i].captured.Add(audio.BytesDuration(pos - m.list[i].pos))
 		}
 	}
 	return time.Time{}
@@ -176,4 +90,40 @@ func splitAudio(pcm []byte, captured time.Time, emit func([]byte, time.Time)) {
 		pcm = pcm[n:]
 		captured = addBytes(captured, n)
 	}
+}
+
+// chunker cuts a stream of audio into pieces of size bytes, holding the
+// remainder until more comes.
+type chunker struct {
+	size     int
+	partial  []byte    // audio short of a whole piece
+	captured time.Time // capture time of partial's first byte
+}
+
+// add cuts pcm onto what is held and hands each whole piece to emit.
+func (k *chunker) add(pcm []byte, captured time.Time, emit func(piece []byte, captured time.Time)) {
+	for len(pcm) > 0 {
+		if len(k.partial) == 0 {
+			k.captured = captured
+		}
+		n := min(k.size-len(k.partial), len(pcm))
+		k.partial = append(k.partial, pcm[:n]...)
+		pcm = pcm[n:]
+		captured = addBytes(captured, n)
+		if len(k.partial) == k.size {
+			piece := k.partial
+			k.partial = nil
+			emit(piece, k.captured)
+		}
+	}
+}
+
+// pad completes what is held with silence and hands it to emit.
+func (k *chunker) pad(emit func(piece []byte, captured time.Time)) {
+	if len(k.partial) == 0 {
+		return
+	}
+	piece := append(k.partial, make([]byte, k.size-len(k.partial))...)
+	k.partial = nil
+	emit(piece, k.captured)
 }

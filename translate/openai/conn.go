@@ -3,87 +3,49 @@ package openai
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/translate/engine"
 )
 
 const (
-	sampleRate     = 24000
-	bytesPerMS     = sampleRate * 2 / 1000 // PCM16 mono
-	setupTimeout   = 15 * time.Second      // session.created / session.updated
+	setupTimeout   = 15 * time.Second // session.created / session.updated
 	writeTimeout   = 10 * time.Second
 	maxServerEvent = 16 << 20
 	pingEvery      = 15 * time.Second
 	readIdle       = 45 * time.Second // no message nor pong for this long: the connection is dead
 )
 
-// wireEvent is a server event, parsed loosely: every kind of event this
-// package reads, with the fields it uses.
-type wireEvent struct {
-	Type         string        `json:"type"`
-	EventID      string        `json:"event_id"`
-	Delta        string        `json:"delta"`
-	ElapsedMS    *int64        `json:"elapsed_ms"`
-	ItemID       string        `json:"item_id"`
-	ResponseID   string        `json:"response_id"`
-	Transcript   string        `json:"transcript"`
-	AudioStartMS *int64        `json:"audio_start_ms"`
-	AudioEndMS   *int64        `json:"audio_end_ms"`
-	Session      *wireSession  `json:"session"`
-	Response     *wireResponse `json:"response"`
-	Error        *apiError     `json:"error"`
-	Item         *struct {
-		ID string `json:"id"`
-	} `json:"item"`
-}
-
-type wireSession struct {
-	ID        string `json:"id"`
-	ExpiresAt int64  `json:"expires_at"`
-}
-
-type wireResponse struct {
-	ID            string `json:"id"`
-	Status        string `json:"status"`
-	StatusDetails *struct {
-		Type   string    `json:"type"`
-		Reason string    `json:"reason"`
-		Error  *apiError `json:"error"`
-	} `json:"status_details"`
-}
-
-// apiError is the error object of an error event or an HTTP error body.
-type apiError struct {
-	Type    string `json:"type"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Param   string `json:"param"`
-	EventID string `json:"event_id"`
-}
-
-// conn is one WebSocket connection to the Realtime API. Only the session's
-// run goroutine writes to it; its reader goroutine forwards server events.
+// conn is one WebSocket connection to the Realtime API and the input it
+// has been given. Only the session's run goroutine writes to it; its
+// reader goroutine forwards server events.
 type conn struct {
-	id        int
-	ws        *websocket.Conn
-	opened    time.Time
-	expiresAt time.Time
-	nextEvent int
-	broken    bool // a write failed; the reader will report the close
-	lastPing  time.Time
-	closed    bool
+	id         int
+	ws         *websocket.Conn
+	opened     time.Time
+	expiresAt  time.Time
+	sentEvents int
+	broken     bool // a write failed; the reader will report the close
+	lastPing   time.Time
+	closed     bool // the socket is closed (or closing)
+	retired    bool // the session moved off it: it finishes what it holds, then closes
+	ended      bool // its reader reported the end: nothing more will come of it
+
+	// The model's clock is its input: position p, in bytes of audio
+	// appended, is model time. start is the wall time of position 0,
+	// moved back when the input ran ahead of the wall clock; marks map
+	// positions to the capture time of the speech there.
+	appended int
+	start    time.Time
+	marks    marks
 }
 
 // rotateAt is when a fresh connection should take over from c:
@@ -95,18 +57,20 @@ func (c *conn) rotateAt(before time.Duration) time.Time {
 	return c.expiresAt.Add(-min(before, c.expiresAt.Sub(c.opened)/2))
 }
 
-// send writes one client event, giving it an event_id, and returns the id.
-// A failed write closes the socket so the reader reports the loss.
-func (c *conn) send(ev map[string]any) string {
-	c.nextEvent++
-	id := "bc_" + strconv.Itoa(c.id) + "_" + strconv.Itoa(c.nextEvent)
-	ev["event_id"] = id
+// send writes one client event, filling in its type and a fresh event_id,
+// and returns the id. A failed write closes the socket so the reader
+// reports the loss.
+func (c *conn) send(ev clientEvent) string {
+	c.sentEvents++
+	id := "bc_" + strconv.Itoa(c.id) + "_" + strconv.Itoa(c.sentEvents)
+	h := ev.header()
+	h.Type, h.EventID = ev.eventType(), id
 	if c.broken || c.closed {
 		return id
 	}
 	data, err := json.Marshal(ev)
 	if err != nil {
-		return id // cannot happen for the maps built here
+		return id // cannot happen for the event structs of this package
 	}
 	_ = c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if err := c.ws.WriteMessage(websocket.TextMessage, data); err != nil {
@@ -129,6 +93,34 @@ func (c *conn) keepAlive(now time.Time) {
 	}
 }
 
+// silenceOwed lines c's input up with the wall clock while the speaker
+// sends nothing: it returns how many chunks of silence (at most 50) bring
+// the input, with queued bytes not yet appended, up to now. When the input
+// ran ahead instead, it moves start back so that the two agree again and
+// returns 0.
+func (c *conn) silenceOwed(queued, chunk int, now time.Time) int {
+	total := c.appended + queued
+	elapsed := now.Sub(c.start)
+	if ahead := audio.BytesDuration(total) - elapsed; ahead > 0 {
+		c.start = c.start.Add(-ahead)
+		return 0
+	}
+	n := 0
+	for n < 50 && audio.BytesDuration(total+(n+1)*chunk) <= elapsed {
+		n++
+	}
+	return n
+}
+
+// capturedAt is the capture time of the speech at input position pos, or,
+// where that is unknown, the wall time the input clock gives it.
+func (c *conn) capturedAt(captured time.Time, pos int) time.Time {
+	if captured.IsZero() {
+		return c.start.Add(audio.BytesDuration(pos))
+	}
+	return captured
+}
+
 // close closes the socket once.
 func (c *conn) close() {
 	if c.closed {
@@ -144,7 +136,7 @@ func (c *conn) close() {
 // or (closed) the end of the connection.
 type connEvent struct {
 	c      *conn
-	ev     *wireEvent
+	ev     *serverEvent
 	closed bool
 	err    error
 }
@@ -166,107 +158,10 @@ func (e *Engine) dial(ctx context.Context, kind string) (*websocket.Conn, error)
 	return ws, nil
 }
 
-// handshakeError classifies a failed WebSocket handshake.
-func (e *Engine) handshakeError(resp *http.Response, err error) error {
-	if resp == nil {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return err
-		}
-		return &engine.Error{Code: "connection_failed", Message: e.scrub("cannot reach the Realtime API: " + err.Error())}
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var eb struct {
-		Error apiError `json:"error"`
-	}
-	_ = json.Unmarshal(body, &eb)
-	ae := eb.Error
-	retryAfter := parseRetryAfter(resp.Header.Get("Retry-After"))
-	msg := e.scrub(ae.Message)
-	if msg == "" {
-		msg = http.StatusText(resp.StatusCode)
-	}
-	msg = fmt.Sprintf("handshake refused with HTTP %d: %s", resp.StatusCode, msg)
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized || ae.Code == "invalid_api_key":
-		return &engine.Error{Code: "invalid_api_key", Message: fmt.Sprintf("the OpenAI API key was refused (HTTP %d)", resp.StatusCode), Permanent: true}
-	case ae.Code == "insufficient_quota":
-		return &engine.Error{Code: "insufficient_quota", Message: msg, Permanent: true}
-	case ae.Code == "model_not_found" || resp.StatusCode == http.StatusNotFound:
-		return &engine.Error{Code: "model_not_found", Message: msg, Permanent: true}
-	case resp.StatusCode == http.StatusTooManyRequests:
-		return &engine.Error{Code: "rate_limited", Message: msg, RetryAfter: retryAfter}
-	case resp.StatusCode >= 500:
-		return &engine.Error{Code: "server_error", Message: msg, RetryAfter: retryAfter}
-	case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusBadRequest:
-		code := ae.Code
-		if code == "" {
-			code = "refused"
-		}
-		return &engine.Error{Code: code, Message: msg, Permanent: true}
-	default:
-		return &engine.Error{Code: "connection_failed", Message: msg, RetryAfter: retryAfter}
-	}
-}
-
-func parseRetryAfter(v string) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseFloat(v, 64); err == nil && n >= 0 {
-		return time.Duration(n * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return 0
-}
-
-var keyLike = regexp.MustCompile(`sk-[A-Za-z0-9_\-*.]+`)
-
-// scrub removes the API key, and anything shaped like one, from a message
-// that came from the server or the network.
-func (e *Engine) scrub(s string) string {
-	if e.opt.APIKey != "" {
-		s = strings.ReplaceAll(s, e.opt.APIKey, "[key]")
-	}
-	return keyLike.ReplaceAllString(s, "[key]")
-}
-
-// classify turns an error event into a *engine.Error when it ends or
-// interrupts the connection's work; nil means log it and go on.
-func (e *Engine) classify(ae *apiError) *engine.Error {
-	if ae == nil {
-		return nil
-	}
-	msg := e.scrub(ae.Message)
-	switch ae.Code {
-	case "invalid_api_key":
-		return &engine.Error{Code: "invalid_api_key", Message: "the OpenAI API key was refused", Permanent: true}
-	case "insufficient_quota":
-		return &engine.Error{Code: "insufficient_quota", Message: msg, Permanent: true}
-	case "model_not_found":
-		return &engine.Error{Code: "model_not_found", Message: msg, Permanent: true}
-	case "session_expired":
-		return &engine.Error{Code: "session_expired", Message: msg}
-	case "rate_limit_exceeded", "rate_limited":
-		return &engine.Error{Code: "rate_limited", Message: msg}
-	case "server_error":
-		return &engine.Error{Code: "server_error", Message: msg}
-	}
-	if ae.Type == "server_error" {
-		return &engine.Error{Code: "server_error", Message: msg}
-	}
-	return nil
-}
-
 // connect dials one connection, waits for session.created, sends the
 // session.update and waits for session.updated. It returns the connection
 // ready for audio; the caller starts its reader.
-func (e *Engine) connect(ctx context.Context, kind string, id int, update map[string]any) (*conn, error) {
+func (e *Engine) connect(ctx context.Context, kind string, id int, update func() clientEvent) (*conn, error) {
 	ws, err := e.dial(ctx, kind)
 	if err != nil {
 		return nil, err
@@ -297,15 +192,15 @@ func (e *Engine) connect(ctx context.Context, kind string, id int, update map[st
 	return c, nil
 }
 
-func (e *Engine) setup(c *conn, update map[string]any) error {
-	read := func(want string) (*wireEvent, error) {
+func (e *Engine) setup(c *conn, update func() clientEvent) error {
+	read := func(want string) (*serverEvent, error) {
 		_ = c.ws.SetReadDeadline(time.Now().Add(setupTimeout))
 		for {
 			_, data, err := c.ws.ReadMessage()
 			if err != nil {
 				return nil, &engine.Error{Code: "connection_lost", Message: e.scrub(fmt.Sprintf("while waiting for %s: %v", want, err))}
 			}
-			var ev wireEvent
+			var ev serverEvent
 			if json.Unmarshal(data, &ev) != nil {
 				continue
 			}
@@ -336,7 +231,7 @@ func (e *Engine) setup(c *conn, update map[string]any) error {
 	if created.Session != nil && created.Session.ExpiresAt > 0 {
 		c.expiresAt = time.Unix(created.Session.ExpiresAt, 0)
 	}
-	c.send(update)
+	c.send(update())
 	if c.broken {
 		return &engine.Error{Code: "connection_lost", Message: "the connection closed while configuring the session"}
 	}
@@ -361,7 +256,7 @@ func startReader(wg *sync.WaitGroup, c *conn, out chan<- connEvent, stop <-chan 
 				}
 				return
 			}
-			ev := new(wireEvent)
+			ev := new(serverEvent)
 			if err := json.Unmarshal(data, ev); err != nil {
 				log.Warn("unreadable server event", "conn", c.id, "err", err)
 				continue

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/test/fakerealtime"
 	"github.com/babelcast/babelcast/translate/engine"
 )
@@ -182,6 +183,15 @@ func open(t *testing.T, e *Engine, ch engine.Channel, sink engine.Sink) engine.S
 	return s
 }
 
+// openFed opens a session of ch on fake (engine options changed by mod)
+// and a feeder that speaks into it at speed times real time; the feeder's
+// s is the session.
+func openFed(t *testing.T, fake *fakerealtime.Server, mod func(*Options), ch engine.Channel, speed float64) (*testSink, *feeder) {
+	t.Helper()
+	sink := newSink()
+	return sink, &feeder{s: open(t, newEngine(t, fake, mod), ch, sink), speed: speed}
+}
+
 // feeder plays audio into a session at a multiple of real-time pace, in
 // 20 ms frames, with capture times.
 type feeder struct {
@@ -202,15 +212,34 @@ func (f *feeder) play(t *testing.T, pcm []byte) {
 		if err := f.s.Append(pcm[i:end], f.clock); err != nil {
 			t.Fatalf("Append: %v", err)
 		}
-		f.clock = f.clock.Add(bytesDur(int64(end - i)))
-		due := start.Add(time.Duration(float64(bytesDur(int64(end))) / f.speed))
+		f.clock = f.clock.Add(audio.BytesDuration(end - i))
+		due := start.Add(time.Duration(float64(audio.BytesDuration(end)) / f.speed))
 		if d := time.Until(due); d > 0 {
 			time.Sleep(d) // pacing the speaker, not synchronizing
 		}
 	}
 }
 
-// sessionOf returns the fake's sessions of ep.
+// bursts plays n bursts of speech, each followed by a gap of silence.
+func (f *feeder) bursts(t *testing.T, n int, speech, gap time.Duration) {
+	t.Helper()
+	for range n {
+		f.play(t, fakerealtime.Speech("en", speech))
+		f.play(t, fakerealtime.Silence(gap))
+	}
+}
+
+// answeredOnce checks that the fake answered every turn of si once.
+func answeredOnce(t *testing.T, si fakerealtime.SessionInfo) {
+	t.Helper()
+	for turn, n := range si.AnswerCounts() {
+		if n != 1 {
+			t.Errorf("turn %s answered %d times", turn, n)
+		}
+	}
+}
+
+// sessionsOf returns the fake's sessions of ep.
 func sessionsOf(fake *fakerealtime.Server, ep fakerealtime.Endpoint) []fakerealtime.SessionInfo {
 	var out []fakerealtime.SessionInfo
 	for _, si := range fake.Sessions() {

@@ -7,6 +7,24 @@
 // by turn as a simultaneous interpreter. Both hide the provider's 60-minute
 // connection limit, dropped connections and rate limits behind one long-lived
 // engine.Session.
+//
+// Where things are:
+//   - openai.go: Options, Engine, which kind of session a channel gets.
+//   - session.go: what both kinds share: the inbox of speaker audio, the one
+//     goroutine that runs a session, Close and the end state.
+//   - rotator.go: a session's connections: the current one, a fresh one
+//     waiting to take over before the current one expires, the ones
+//     finishing after a move, and the one that dropped; dialling with
+//     backoff. One rotator serves both kinds through their connKind hooks.
+//   - conn.go, events.go, errors.go: one WebSocket connection and its input
+//     clock; the client and server events; errors as engine.Errors.
+//   - translation.go: the translation kind.
+//   - interpret.go (the server's events), interpret_input.go (speech into
+//     the input buffer, long turns cut), turns.go (the turn queue and its
+//     responses), judge.go (replies that are not translations) and
+//     instructions.go: the instructed kind.
+//   - captions.go, audio.go: caption lines from transcript deltas; PCM
+//     helpers.
 package openai
 
 import (

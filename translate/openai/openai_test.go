@@ -74,13 +74,11 @@ func TestEndpoint(t *testing.T) {
 // model's pending tail comes out although the speaker has stopped.
 func TestTranslationEndToEnd(t *testing.T) {
 	fake := newFake(t, fakerealtime.Options{})
-	e := newEngine(t, fake, nil)
-	sink := newSink()
-	s := open(t, e, engine.Channel{Room: "r", Source: "en", Target: "es", Mode: room.ModeAuto}, sink)
+	sink, f := openFed(t, fake, nil, engine.Channel{Room: "r", Source: "en", Target: "es", Mode: room.ModeAuto}, 4)
+	s := f.s
 	if s.Kind() != KindTranslate {
 		t.Fatalf("kind = %s", s.Kind())
 	}
-	f := &feeder{s: s, speed: 4}
 	f.play(t, fakerealtime.Speech("en", time.Second))
 	spokeFrom, spokeTo := f.clock.Add(-time.Second), f.clock
 	// No more audio from the speaker: the tail (600 ms of model time behind)
@@ -155,15 +153,12 @@ func TestTranslationEndToEnd(t *testing.T) {
 // Close delivers what the model still holds: session.close flushes it.
 func TestTranslationCloseFlushes(t *testing.T) {
 	fake := newFake(t, fakerealtime.Options{TranslateDelay: 5 * time.Second})
-	e := newEngine(t, fake, nil)
-	sink := newSink()
-	s := open(t, e, engine.Channel{Room: "r", Source: "en", Target: "fr"}, sink)
-	f := &feeder{s: s, speed: 8}
+	sink, f := openFed(t, fake, nil, engine.Channel{Room: "r", Source: "en", Target: "fr"}, 8)
 	f.play(t, fakerealtime.Speech("en", 800*time.Millisecond))
 	if n := toneMs(sink.audioCopy(), "fr"); n != 0 {
 		t.Fatalf("%d ms out before the delay: the fake is not holding output", n)
 	}
-	if err := s.Close(closeCtx(t)); err != nil {
+	if err := f.s.Close(closeCtx(t)); err != nil {
 		t.Fatal(err)
 	}
 	if n := toneMs(sink.audioCopy(), "fr"); n < 800 {
@@ -178,21 +173,16 @@ func TestTranslationCloseFlushes(t *testing.T) {
 // response per committed turn, never two at once, items deleted.
 func TestInterpretEndToEnd(t *testing.T) {
 	fake := newFake(t, fakerealtime.Options{ResponseSpeed: 2})
-	e := newEngine(t, fake, nil)
-	sink := newSink()
 	ch := engine.Channel{Room: "r", RoomName: "Keynote", Source: "en", Target: "nl", Voice: "cedar",
 		Glossary: []room.GlossaryEntry{{Term: "NATS", Note: "product name"}, {Term: "keynote", Translations: map[string]string{"nl": "hoofdlezing"}}},
 		Notes:    "Talk about messaging."}
-	s := open(t, e, ch, sink)
+	sink, f := openFed(t, fake, nil, ch, 4)
+	s := f.s
 	if s.Kind() != KindInterpret {
 		t.Fatalf("kind = %s", s.Kind())
 	}
-	f := &feeder{s: s, speed: 4}
 	const turns = 4
-	for i := 0; i < turns; i++ { // turns come faster than the answers
-		f.play(t, fakerealtime.Speech("en", 700*time.Millisecond))
-		f.play(t, fakerealtime.Silence(700*time.Millisecond))
-	}
+	f.bursts(t, turns, 700*time.Millisecond, 700*time.Millisecond) // turns come faster than the answers
 	sink.waitFor(t, 20*time.Second, "every turn translated", func() bool { return len(sink.finals(false)) >= turns })
 	for i, c := range sink.finals(false) {
 		if want := "[nl] sentence " + itoa(i+1) + "."; c != want {
@@ -260,11 +250,7 @@ func TestInterpretEndToEnd(t *testing.T) {
 			t.Errorf("response.create = %v", r)
 		}
 	}
-	for turn, n := range si.AnswerCounts() {
-		if n != 1 {
-			t.Errorf("turn %s answered %d times", turn, n)
-		}
-	}
+	answeredOnce(t, si)
 	if len(si.Responses) != len(creates) {
 		t.Errorf("%d responses for %d response.create: some were refused (one already active?)", len(si.Responses), len(creates))
 	}
@@ -276,6 +262,58 @@ func TestInterpretEndToEnd(t *testing.T) {
 	}
 	if err := s.Close(closeCtx(t)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Every client event marshals to the JSON the Realtime API documents (and
+// that this package sent when its events were maps): the same fields, the
+// same values, nothing more.
+func TestClientEventsJSON(t *testing.T) {
+	e, err := New(Options{APIKey: "sk-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := engine.Channel{Source: "en", Target: "nl", Voice: "cedar", Mode: room.ModeInterpret}
+	cases := []struct {
+		ev   clientEvent
+		want string
+	}{
+		{translationUpdate(e, engine.Channel{Source: "en", Target: "pt-BR"}),
+			`{"type":"session.update","session":{"audio":{"input":{"transcription":{"model":"gpt-4o-mini-transcribe"}},"output":{"language":"pt"}}}}`},
+		{realtimeUpdate(e, ch, "be an interpreter"),
+			`{"type":"session.update","session":{"type":"realtime","instructions":"be an interpreter","output_modalities":["audio"],
+			  "audio":{"input":{"format":{"type":"audio/pcm","rate":24000},"transcription":{"model":"gpt-4o-mini-transcribe"},
+			    "turn_detection":{"type":"server_vad","create_response":false,"interrupt_response":false,"silence_duration_ms":500}},
+			  "output":{"format":{"type":"audio/pcm","rate":24000},"voice":"cedar"}}}}`},
+		{&translationAppend{Audio: "AAA="}, `{"type":"session.input_audio_buffer.append","audio":"AAA="}`},
+		{&sessionClose{}, `{"type":"session.close"}`},
+		{&bufferAppend{Audio: "AAA="}, `{"type":"input_audio_buffer.append","audio":"AAA="}`},
+		{&bufferCommit{}, `{"type":"input_audio_buffer.commit"}`},
+		{outOfBandResponse("translate this", "item_1"),
+			`{"type":"response.create","response":{"conversation":"none","output_modalities":["audio"],"instructions":"translate this",
+			  "input":[{"type":"item_reference","id":"item_1"}]}}`},
+		{audioItem("bci_1", []byte{0, 0}),
+			`{"type":"conversation.item.create","item":{"id":"bci_1","type":"message","role":"user","content":[{"type":"input_audio","audio":"AAA="}]}}`},
+		{&itemDelete{ItemID: "item_1"}, `{"type":"conversation.item.delete","item_id":"item_1"}`},
+	}
+	for _, c := range cases {
+		h := c.ev.header()
+		h.Type, h.EventID = c.ev.eventType(), "bc_1_1"
+		data, err := json.Marshal(c.ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, want map[string]any
+		if err := json.Unmarshal(data, &got); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(c.want), &want); err != nil {
+			t.Fatalf("%s: %v", c.want, err)
+		}
+		want["event_id"] = "bc_1_1"
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s marshals to\n%s\nwant\n%s", c.ev.eventType(), data, c.want)
+		}
 	}
 }
 

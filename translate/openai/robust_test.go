@@ -26,15 +26,12 @@ var nlChannel = engine.Channel{Room: "r", Source: "en", Target: "nl", Mode: room
 // quietest 20 ms of the last second, and every piece is translated.
 func TestInterpretLongTurnIsCut(t *testing.T) {
 	fake := newFake(t, fakerealtime.Options{ResponseSpeed: 20})
-	e := newEngine(t, fake, func(o *Options) { o.MaxTurn = 2 * time.Second })
-	sink := newSink()
-	s := open(t, e, nlChannel, sink)
+	sink, f := openFed(t, fake, func(o *Options) { o.MaxTurn = 2 * time.Second }, nlChannel, 4)
 	hz := fakerealtime.ToneHz("en")
 	var speech []byte
 	speech = append(speech, fakerealtime.Tone(hz, 1500*time.Millisecond, 0.3)...)
 	speech = append(speech, fakerealtime.Tone(hz, 40*time.Millisecond, 0.02)...) // a breath, still speech to the VAD
 	speech = append(speech, fakerealtime.Tone(hz, 3460*time.Millisecond, 0.3)...)
-	f := &feeder{s: s, speed: 4}
 	f.play(t, speech)
 	f.play(t, fakerealtime.Silence(time.Second))
 	sink.waitFor(t, 15*time.Second, "all pieces translated", func() bool {
@@ -64,11 +61,7 @@ func TestInterpretLongTurnIsCut(t *testing.T) {
 			t.Errorf("turn of %d ms, longer than MaxTurn", d)
 		}
 	}
-	for turn, n := range si.AnswerCounts() {
-		if n != 1 {
-			t.Errorf("turn %s answered %d times", turn, n)
-		}
-	}
+	answeredOnce(t, si)
 }
 
 // A reply that answers instead of translating is not forwarded; the turn is
@@ -76,12 +69,8 @@ func TestInterpretLongTurnIsCut(t *testing.T) {
 func TestInterpretCatchesNonTranslation(t *testing.T) {
 	fake := newFake(t, fakerealtime.Options{ResponseSpeed: 20})
 	fake.AddFault(fakerealtime.Fault{Endpoint: fakerealtime.Realtime, Action: fakerealtime.ActionOffTopic})
-	e := newEngine(t, fake, nil)
-	sink := newSink()
-	s := open(t, e, nlChannel, sink)
-	f := &feeder{s: s, speed: 4}
-	f.play(t, fakerealtime.Speech("en", 800*time.Millisecond))
-	f.play(t, fakerealtime.Silence(800*time.Millisecond))
+	sink, f := openFed(t, fake, nil, nlChannel, 4)
+	f.bursts(t, 1, 800*time.Millisecond, 800*time.Millisecond)
 	sink.waitFor(t, 10*time.Second, "the translation", func() bool { return len(sink.finals(false)) == 1 })
 	si := sessionsOf(fake, fakerealtime.Realtime)[0]
 	fake.WaitUntil(2*time.Second, func() bool { return len(sessionsOf(fake, fakerealtime.Realtime)[0].Responses) >= 2 })
@@ -110,15 +99,9 @@ func TestInterpretCatchesNonTranslation(t *testing.T) {
 // the conversation does not grow.
 func TestInterpretContextStaysFlat(t *testing.T) {
 	fake := newFake(t, fakerealtime.Options{ResponseSpeed: 40})
-	e := newEngine(t, fake, nil)
-	sink := newSink()
-	s := open(t, e, nlChannel, sink)
-	f := &feeder{s: s, speed: 8}
+	sink, f := openFed(t, fake, nil, nlChannel, 8)
 	const turns = 10
-	for i := 0; i < turns; i++ {
-		f.play(t, fakerealtime.Speech("en", 300*time.Millisecond))
-		f.play(t, fakerealtime.Silence(600*time.Millisecond))
-	}
+	f.bursts(t, turns, 300*time.Millisecond, 600*time.Millisecond)
 	sink.waitFor(t, 15*time.Second, "all turns", func() bool { return len(sink.finals(false)) >= turns })
 	si := sessionsOf(fake, fakerealtime.Realtime)[0]
 	if len(si.Turns) != turns {
@@ -130,19 +113,7 @@ func TestInterpretContextStaysFlat(t *testing.T) {
 	if si.ConversationItems > 2 {
 		t.Errorf("%d items kept in the conversation after %d turns", si.ConversationItems, turns)
 	}
-	for turn, n := range si.AnswerCounts() {
-		if n != 1 {
-			t.Errorf("turn %s answered %d times", turn, n)
-		}
-	}
-}
-
-// bursts plays n bursts of speech separated by silence at real-time pace.
-func bursts(t *testing.T, f *feeder, n int, speech, gap time.Duration) {
-	for i := 0; i < n; i++ {
-		f.play(t, fakerealtime.Speech("en", speech))
-		f.play(t, fakerealtime.Silence(gap))
-	}
+	answeredOnce(t, si)
 }
 
 // Before a connection expires the session moves to a fresh one at a pause:
@@ -150,12 +121,10 @@ func bursts(t *testing.T, f *feeder, n int, speech, gap time.Duration) {
 // the session, not by expiry.
 func TestTranslationRotation(t *testing.T) {
 	fake := newFake(t, fakerealtime.Options{SessionDuration: 6 * time.Second})
-	e := newEngine(t, fake, func(o *Options) { o.RotateBefore = 4 * time.Second; o.SwitchWait = 2 * time.Second })
-	sink := newSink()
-	s := open(t, e, engine.Channel{Room: "r", Source: "en", Target: "es"}, sink)
-	f := &feeder{s: s, speed: 1}
+	sink, f := openFed(t, fake, func(o *Options) { o.RotateBefore = 4 * time.Second; o.SwitchWait = 2 * time.Second },
+		engine.Channel{Room: "r", Source: "en", Target: "es"}, 1)
 	const n = 8
-	bursts(t, f, n, 400*time.Millisecond, 600*time.Millisecond)
+	f.bursts(t, n, 400*time.Millisecond, 600*time.Millisecond)
 	sink.waitFor(t, 5*time.Second, "all sentences", func() bool { return len(sink.finals(false)) >= n && len(sink.finals(true)) >= n })
 	time.Sleep(300 * time.Millisecond) // would a sentence come twice?
 	if got := sink.finals(false); len(got) != n {
@@ -180,12 +149,9 @@ func TestTranslationRotation(t *testing.T) {
 
 func TestInterpretRotation(t *testing.T) {
 	fake := newFake(t, fakerealtime.Options{SessionDuration: 5 * time.Second, ResponseSpeed: 10})
-	e := newEngine(t, fake, func(o *Options) { o.RotateBefore = 3500 * time.Millisecond; o.SwitchWait = 2 * time.Second })
-	sink := newSink()
-	s := open(t, e, nlChannel, sink)
-	f := &feeder{s: s, speed: 1}
+	sink, f := openFed(t, fake, func(o *Options) { o.RotateBefore = 3500 * time.Millisecond; o.SwitchWait = 2 * time.Second }, nlChannel, 1)
 	const n = 6
-	bursts(t, f, n, 500*time.Millisecond, 800*time.Millisecond)
+	f.bursts(t, n, 500*time.Millisecond, 800*time.Millisecond)
 	sink.waitFor(t, 5*time.Second, "all turns", func() bool { return len(sink.finals(false)) >= n })
 	time.Sleep(300 * time.Millisecond)
 	if got := sink.finals(false); len(got) != n {
@@ -218,10 +184,7 @@ func TestInterpretRotation(t *testing.T) {
 // sent again.
 func TestTranslationReconnects(t *testing.T) {
 	fake := newFake(t, fakerealtime.Options{TranslateDelay: 2 * time.Second})
-	e := newEngine(t, fake, nil)
-	sink := newSink()
-	s := open(t, e, engine.Channel{Room: "r", Source: "en", Target: "es"}, sink)
-	f := &feeder{s: s, speed: 4}
+	sink, f := openFed(t, fake, nil, engine.Channel{Room: "r", Source: "en", Target: "es"}, 4)
 	f.play(t, fakerealtime.Speech("en", 600*time.Millisecond))
 	if fake.Drop(fakerealtime.Translate) != 1 {
 		t.Fatal("nothing to drop")
@@ -236,8 +199,8 @@ func TestTranslationReconnects(t *testing.T) {
 		t.Errorf("%d ms translated for 1200 spoken: doubled", ms)
 	}
 	select {
-	case <-s.Done():
-		t.Fatalf("session ended: %v", s.Err())
+	case <-f.s.Done():
+		t.Fatalf("session ended: %v", f.s.Err())
 	default:
 	}
 }
@@ -246,12 +209,8 @@ func TestTranslationReconnects(t *testing.T) {
 // reconnects and the turn is asked again on the new connection.
 func TestInterpretReconnectRetriesTurn(t *testing.T) {
 	fake := newFake(t, fakerealtime.Options{ResponseSpeed: 0.5})
-	e := newEngine(t, fake, nil)
-	sink := newSink()
-	s := open(t, e, nlChannel, sink)
-	f := &feeder{s: s, speed: 4}
-	f.play(t, fakerealtime.Speech("en", 700*time.Millisecond))
-	f.play(t, fakerealtime.Silence(700*time.Millisecond))
+	sink, f := openFed(t, fake, nil, nlChannel, 4)
+	f.bursts(t, 1, 700*time.Millisecond, 700*time.Millisecond)
 	if !fake.WaitUntil(5*time.Second, func() bool { return len(fake.Responses()) == 1 }) {
 		t.Fatal("no response started")
 	}
@@ -367,18 +326,14 @@ func TestRateLimitRetried(t *testing.T) {
 
 func TestAzureRealtime(t *testing.T) {
 	fake := newFake(t, fakerealtime.Options{Azure: true})
-	e := newEngine(t, fake, func(o *Options) { o.RealtimeURL = fake.AzureURL(); o.Azure = true })
-	sink := newSink()
-	s := open(t, e, nlChannel, sink)
-	f := &feeder{s: s, speed: 4}
-	f.play(t, fakerealtime.Speech("en", 500*time.Millisecond))
-	f.play(t, fakerealtime.Silence(700*time.Millisecond))
+	sink, f := openFed(t, fake, func(o *Options) { o.RealtimeURL = fake.AzureURL(); o.Azure = true }, nlChannel, 4)
+	f.bursts(t, 1, 500*time.Millisecond, 700*time.Millisecond)
 	sink.waitFor(t, 10*time.Second, "a translation over Azure", func() bool { return len(sink.finals(false)) == 1 })
 }
 
 // Append never blocks: a full queue drops the oldest audio and counts it.
 func TestQueueDropsOldest(t *testing.T) {
-	q := newAudioQueue(1000, testLog(t))
+	q := newInbox(1000, testLog(t))
 	c := metrics.FramesDropped.WithLabelValues("translate", "queue_full")
 	before := counterValue(c)
 	t0 := time.Unix(100, 0)
@@ -388,8 +343,8 @@ func TestQueueDropsOldest(t *testing.T) {
 		}
 	}
 	got := q.take()
-	if len(got) != 2 || !got[0].captured.Equal(t0.Add(3*time.Second)) {
-		t.Errorf("kept %d frames starting at %v, want the newest 2", len(got), got[0].captured)
+	if len(got) != 2 || !got[0].Captured.Equal(t0.Add(3*time.Second)) {
+		t.Errorf("kept %d frames starting at %v, want the newest 2", len(got), got[0].Captured)
 	}
 	if d := counterValue(c) - before; d != 3 {
 		t.Errorf("%v drops counted, want 3", d)
@@ -421,15 +376,9 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 // every unanswered turn is translated on the new connection.
 func TestInterpretExpiryKeepsQueuedTurns(t *testing.T) {
 	fake := newFake(t, fakerealtime.Options{ResponseSpeed: 1})
-	e := newEngine(t, fake, nil)
-	sink := newSink()
-	s := open(t, e, nlChannel, sink)
-	f := &feeder{s: s, speed: 4}
+	sink, f := openFed(t, fake, nil, nlChannel, 4)
 	const n = 3
-	for i := 0; i < n; i++ {
-		f.play(t, fakerealtime.Speech("en", 600*time.Millisecond))
-		f.play(t, fakerealtime.Silence(700*time.Millisecond))
-	}
+	f.bursts(t, n, 600*time.Millisecond, 700*time.Millisecond)
 	if !fake.WaitUntil(5*time.Second, func() bool { return len(sessionsOf(fake, fakerealtime.Realtime)[0].Turns) == n }) {
 		t.Fatal("turns not committed")
 	}

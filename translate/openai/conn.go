@@ -112,6 +112,13 @@ func (c *conn) silenceOwed(queued, chunk int, now time.Time) int {
 	return n
 }
 
+// holdClock stops c's input clock while the speaker has been silent longer
+// than the top-up limit: the input stays where it is, and the clock is
+// moved so that when speech resumes it is not owed the silence of the wait.
+func (c *conn) holdClock(queued int, now time.Time) {
+	c.start = now.Add(-audio.BytesDuration(c.appended + queued))
+}
+
 // capturedAt is the capture time of the speech at input position pos, or,
 // where that is unknown, the wall time the input clock gives it.
 func (c *conn) capturedAt(captured time.Time, pos int) time.Time {

@@ -229,6 +229,10 @@ func (s *interpreterSession) keepTime(now time.Time) {
 	if len(c.frames.partial) > 0 {
 		s.flush(c, true)
 	}
+	if s.idleFor(now, speakerIdle+s.eng.opt.TopUp) {
+		c.holdClock(c.pendingBytes(), now)
+		return
+	}
 	total := c.appended + c.pendingBytes()
 	for range c.silenceOwed(c.pendingBytes(), appendChunk, now) * (appendChunk / frameBytes) {
 		s.pushFrame(c, inputFrame{pcm: make([]byte, frameBytes), captured: c.start.Add(audio.BytesDuration(total))})

@@ -95,6 +95,10 @@ type Options struct {
 	// QueueAudio is how much speaker audio Append holds while the network
 	// is slow or reconnecting; older audio is dropped (default 5s).
 	QueueAudio time.Duration
+	// TopUp is how long the input is topped up with silence after the
+	// speaker's audio stops, so the model finishes the last words; after
+	// that the model's clock waits, unbilled, for more speech (default 5s).
+	TopUp time.Duration
 }
 
 // Engine opens OpenAI Realtime sessions. It is safe for concurrent use.
@@ -164,6 +168,9 @@ func New(opt Options) (*Engine, error) {
 	}
 	if opt.MaxRetries <= 0 {
 		opt.MaxRetries = 8
+	}
+	if opt.TopUp <= 0 {
+		opt.TopUp = 5 * time.Second
 	}
 	if opt.QueueAudio <= 0 {
 		opt.QueueAudio = 5 * time.Second

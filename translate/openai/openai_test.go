@@ -326,3 +326,52 @@ func closeCtx(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// A speaker who goes quiet (or whose speech the translator holds back) is
+// topped up with silence only for Options.TopUp: enough for the last words
+// to come out, after which the model's clock waits and nothing is billed.
+// When speech comes back it is not owed the silence of the wait.
+func TestQuietSpeakerIsToppedUpOnlyForTopUp(t *testing.T) {
+	for _, target := range []string{"es", "nl"} { // translation kind, instructed kind
+		t.Run(target, func(t *testing.T) {
+			t.Parallel()
+			const topUp = 1500 * time.Millisecond
+			fake := newFake(t, fakerealtime.Options{ResponseSpeed: 4})
+			ch := engine.Channel{Room: "r", Source: "en", Target: target, Mode: room.ModeAuto}
+			sink, f := openFed(t, fake, func(o *Options) { o.TopUp = topUp }, ch, 1)
+			inputMs := func() int64 {
+				var ms int64
+				for _, si := range fake.Sessions() {
+					ms += si.InputMs
+				}
+				return ms
+			}
+			f.play(t, fakerealtime.Speech("en", time.Second))
+			sink.waitFor(t, 10*time.Second, "the first sentence", func() bool { return len(sink.finals(false)) == 1 })
+			// Once the idle second and the top-up have passed, the input
+			// holds the speech and at most that much silence.
+			sink.waitFor(t, 10*time.Second, "the top-up to end", func() bool {
+				return time.Since(f.clock) > speakerIdle+topUp+300*time.Millisecond
+			})
+			limit := int64((time.Second + speakerIdle + topUp + 400*time.Millisecond) / time.Millisecond)
+			held := inputMs()
+			if held > limit {
+				t.Fatalf("%d ms of input after a 1 s sentence and a %v top-up, want at most %d", held, topUp, limit)
+			}
+			// Another two seconds of quiet add nothing.
+			sink.waitFor(t, 5*time.Second, "two seconds to pass", func() bool {
+				return time.Since(f.clock) > speakerIdle+topUp+2*time.Second
+			})
+			if now := inputMs(); now != held {
+				t.Fatalf("input grew from %d to %d ms while the speaker was quiet beyond the top-up", held, now)
+			}
+			// Speech again: it is heard, and the wait is not filled in.
+			f.clock = time.Now()
+			f.play(t, fakerealtime.Speech("en", time.Second))
+			sink.waitFor(t, 10*time.Second, "the second sentence", func() bool { return len(sink.finals(false)) == 2 })
+			if grew := inputMs() - held; grew > int64((time.Second+speakerIdle+topUp+400*time.Millisecond)/time.Millisecond) {
+				t.Fatalf("input grew by %d ms for a 1 s sentence: the wait was filled with silence", grew)
+			}
+		})
+	}
+}

@@ -149,6 +149,10 @@ func (s *translationSession) keepTime(now time.Time) {
 		return
 	}
 	s.flushPartial(c)
+	if s.idleFor(now, speakerIdle+s.eng.opt.TopUp) {
+		c.holdClock(0, now)
+		return
+	}
 	n := c.silenceOwed(0, translationChunk, now)
 	silence := make([]byte, translationChunk)
 	for range n {

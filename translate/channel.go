@@ -105,7 +105,7 @@ func newChannel(w *Worker, cfg chanConfig) *channel {
 		done:    make(chan struct{}),
 	}
 	c.out.c = c
-	c.out.queue = make(chan pacedMsg, paceQueue)
+	c.out.queue = newPaceQueue()
 	return c
 }
 
@@ -405,19 +405,26 @@ func (c *channel) pump(ctx context.Context, q *frameQueue, sess engine.Session, 
 	defer close(done)
 	failing := false
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case f := <-q.ch:
-			if err := sess.Append(f.pcm, f.captured); err != nil {
-				metrics.Errors.WithLabelValues("translate", "append").Inc()
-				if !failing {
-					c.log.Warn("session refuses audio", "err", err)
-				}
-				failing = true
-			} else {
-				failing = false
+		f, ok := q.Pop()
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return
+			case <-q.Ready():
 			}
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err := sess.Append(f.PCM, f.Captured); err != nil {
+			metrics.Errors.WithLabelValues("translate", "append").Inc()
+			if !failing {
+				c.log.Warn("session refuses audio", "err", err)
+			}
+			failing = true
+		} else {
+			failing = false
 		}
 	}
 }

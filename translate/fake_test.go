@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/translate/engine"
 )
 
@@ -58,7 +59,7 @@ func (e *fakeEngine) Open(ctx context.Context, ch engine.Channel, sink engine.Si
 	}
 	s := &fakeSession{
 		ch: ch, sink: sink, echo: e.echo, block: e.block[ch.Target],
-		appends: make(chan frame, 1024),
+		appends: make(chan audio.Frame, 1024),
 		done:    make(chan struct{}),
 		closed:  make(chan struct{}),
 	}
@@ -128,7 +129,7 @@ type fakeSession struct {
 	sinkMu sync.Mutex // Sink calls are one at a time
 	sink   engine.Sink
 
-	appends    chan frame // every appended frame, if the test keeps up
+	appends    chan audio.Frame // every appended frame, if the test keeps up
 	appendN    atomic.Int64
 	done       chan struct{}
 	doneOnce   sync.Once
@@ -150,7 +151,7 @@ func (s *fakeSession) Append(pcm []byte, captured time.Time) error {
 	}
 	s.appendN.Add(1)
 	select {
-	case s.appends <- frame{pcm: pcm, captured: captured}:
+	case s.appends <- audio.Frame{PCM: pcm, Captured: captured}:
 	default:
 	}
 	if s.echo {

@@ -26,7 +26,7 @@ type outlet struct {
 
 	// Pacing (pace.go): queue is filled by the sinks; playhead and held
 	// belong to the pace goroutine, then to drain.
-	queue    chan pacedMsg
+	queue    *audio.Queue[pacedMsg]
 	playhead time.Time
 	held     *pacedMsg
 }
@@ -59,7 +59,7 @@ func (s *sessionSink) Audio(pcm []byte, captured time.Time) {
 	if captured.IsZero() {
 		m.Header.Del(subject.HeaderCapture) // unknown: say nothing rather than a bogus time
 	}
-	o.enqueue(pacedMsg{msg: m, dur: time.Duration(len(pcm)/2) * time.Second / audio.Rate})
+	o.enqueue(pacedMsg{msg: m, dur: audio.BytesDuration(len(pcm))})
 }
 
 func (s *sessionSink) Caption(segment uint64, text string, final bool) {

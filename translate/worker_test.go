@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/bus"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
@@ -320,8 +321,8 @@ func TestOneSessionPerLanguageAndAudioFlows(t *testing.T) {
 			}
 		}
 	}
-	if f := <-es.appends; !f.captured.Equal(captured) {
-		t.Errorf("append captured %v, want %v", f.captured, captured)
+	if f := <-es.appends; !f.Captured.Equal(captured) {
+		t.Errorf("append captured %v, want %v", f.Captured, captured)
 	}
 
 	es.caption(3, "hola", false)
@@ -677,7 +678,7 @@ func TestSlowSessionDoesNotHoldUpOthers(t *testing.T) {
 		h.publishAudio("talk", uint64(i+1), []byte{byte(i), byte(i >> 8)}, time.Now())
 		select {
 		case f := <-de.appends:
-			if n := int(f.pcm[0]) | int(f.pcm[1])<<8; n != i {
+			if n := int(f.PCM[0]) | int(f.PCM[1])<<8; n != i {
 				t.Fatalf("de frame %d is %d", i, n)
 			}
 		case <-time.After(waitFor):
@@ -691,7 +692,7 @@ func TestSlowSessionDoesNotHoldUpOthers(t *testing.T) {
 	for last != frames-1 {
 		select {
 		case f := <-es.appends:
-			last = int(f.pcm[0]) | int(f.pcm[1])<<8
+			last = int(f.PCM[0]) | int(f.PCM[1])<<8
 		case <-deadline:
 			t.Fatalf("es never got the newest frame; last %d", last)
 		}
@@ -774,13 +775,13 @@ func TestNewChecksOptions(t *testing.T) {
 func TestFrameQueueDropsOldest(t *testing.T) {
 	q := newFrameQueue()
 	for i := range queueFrames + 10 {
-		q.push(frame{pcm: []byte(strconv.Itoa(i))})
+		q.Push(audio.Frame{PCM: []byte(strconv.Itoa(i))})
 	}
-	if len(q.ch) != queueFrames {
-		t.Fatalf("queue holds %d", len(q.ch))
+	if q.Len() != queueFrames {
+		t.Fatalf("queue holds %d", q.Len())
 	}
-	if f := <-q.ch; string(f.pcm) != "10" {
-		t.Errorf("oldest kept = %s, want 10", f.pcm)
+	if f, _ := q.Pop(); string(f.PCM) != "10" {
+		t.Errorf("oldest kept = %s, want 10", f.PCM)
 	}
 }
 

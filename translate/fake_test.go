@@ -133,8 +133,7 @@ type fakeSession struct {
 	appendN    atomic.Int64
 	done       chan struct{}
 	doneOnce   sync.Once
-	errMu      sync.Mutex
-	err        error
+	err        atomic.Pointer[error] // why it ended by itself
 	closed     chan struct{}
 	closeOnce  sync.Once
 	closeCalls atomic.Int32
@@ -178,18 +177,17 @@ func (s *fakeSession) Close(ctx context.Context) error {
 func (s *fakeSession) Done() <-chan struct{} { return s.done }
 
 func (s *fakeSession) Err() error {
-	s.errMu.Lock()
-	defer s.errMu.Unlock()
-	return s.err
+	if err := s.err.Load(); err != nil {
+		return *err
+	}
+	return nil
 }
 
 func (s *fakeSession) Kind() string { return "fake" }
 
 // fail ends the session by itself with err.
 func (s *fakeSession) fail(err error) {
-	s.errMu.Lock()
-	s.err = err
-	s.errMu.Unlock()
+	s.err.Store(&err)
 	s.doneOnce.Do(func() { close(s.done) })
 }
 
@@ -205,23 +203,9 @@ func (s *fakeSession) sourceCaption(seg uint64, text string, final bool) {
 	s.sink.SourceCaption(seg, text, final)
 }
 
-func (s *fakeSession) isClosed() bool {
-	select {
-	case <-s.closed:
-		return true
-	default:
-		return false
-	}
-}
+func (s *fakeSession) isClosed() bool { return isShut(s.closed) }
 
-func (s *fakeSession) isDone() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
-}
+func (s *fakeSession) isDone() bool { return isShut(s.done) }
 
 func (s *fakeSession) waitClosed(t *testing.T) {
 	t.Helper()

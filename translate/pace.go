@@ -109,7 +109,13 @@ func (o *outlet) publish(m *pacedMsg) {
 	if !o.open.Load() {
 		return // the lease is gone: another node speaks for the channel now
 	}
-	if err := o.c.w.nc.PublishMsg(m.msg); err != nil {
+	if !o.nc.IsConnected() {
+		// NATS would buffer the message and send it on reconnecting, late,
+		// perhaps over the voice of a node that took the channel meanwhile.
+		publishErrs.Inc()
+		return
+	}
+	if err := o.nc.PublishMsg(m.msg); err != nil {
 		publishErrs.Inc()
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/babelcast/babelcast/internal/audio"
-	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
 )
 
@@ -15,9 +14,7 @@ func TestOutputPacedAtRealTime(t *testing.T) {
 	h := newHarness(t)
 	eng := newFakeEngine("fake")
 	eng.echo = false
-	h.createRoom("talk", room.Language{Code: "es"})
-	h.speaker("talk", true)
-	h.listeners("talk", "es", "fan1", 1)
+	h.liveTalk("es")
 	h.start(eng, "tr1", nil)
 	es := eng.waitOpen(t, "es")
 	h.waitActive("talk", "es")

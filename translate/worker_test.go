@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/bus"
+	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
 	"github.com/babelcast/babelcast/translate/engine"
@@ -54,11 +56,40 @@ type conn struct {
 	nc                   *nats.Conn
 	rooms                *room.Store
 	state, leases, roomK jetstream.KeyValue
+	tcp                  *tcpDialer
+}
+
+// tcpDialer dials NATS and keeps the connection, so a test can cut it.
+type tcpDialer struct {
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (d *tcpDialer) Dial(network, address string) (net.Conn, error) {
+	c, err := net.Dial(network, address)
+	if err == nil {
+		d.mu.Lock()
+		d.conns = append(d.conns, c)
+		d.mu.Unlock()
+	}
+	return c, err
+}
+
+// cut closes the connection under the NATS client, as the death of its
+// process does: no goodbye to the server, which drops the client's
+// subscriptions, and (without reconnects) no way back.
+func (d *tcpDialer) cut() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range d.conns {
+		_ = c.Close()
+	}
 }
 
 func (h *harness) newConn() conn {
 	h.t.Helper()
-	nc, err := nats.Connect(h.bus.ClientURL())
+	d := &tcpDialer{}
+	nc, err := nats.Connect(h.bus.ClientURL(), nats.SetCustomDialer(d), nats.NoReconnect())
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -68,9 +99,9 @@ func (h *harness) newConn() conn {
 		h.t.Fatal(err)
 	}
 	ctx := context.Background()
-	c := conn{nc: nc}
+	c := conn{nc: nc, tcp: d}
 	for name, kv := range map[string]*jetstream.KeyValue{
-		subject.BucketRooms: &c.roomK, subject.BucketState: &c.state, subject.BucketLeases: &c.leases,
+		subject.BucketRooms: &c.roomK, livestate.Bucket: &c.state, subject.BucketLeases: &c.leases,
 	} {
 		if *kv, err = js.KeyValue(ctx, name); err != nil {
 			h.t.Fatal(err)
@@ -82,6 +113,7 @@ func (h *harness) newConn() conn {
 
 type worker struct {
 	*Worker
+	conn   conn
 	cancel context.CancelFunc
 	errc   chan error
 }
@@ -103,7 +135,7 @@ func (h *harness) start(eng engine.Engine, node string, tune func(*Options)) *wo
 	}
 	w.tick = 100 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
-	wk := &worker{Worker: w, cancel: cancel, errc: make(chan error, 1)}
+	wk := &worker{Worker: w, conn: c, cancel: cancel, errc: make(chan error, 1)}
 	go func() { wk.errc <- w.Run(ctx) }()
 	h.t.Cleanup(func() { wk.stop(h.t) })
 	return wk
@@ -124,11 +156,10 @@ func (w *worker) stop(t *testing.T) {
 	}
 }
 
-// killNow stops w like a killed process: nothing is closed or released.
-func (w *worker) killNow(t *testing.T) {
-	w.kill.Store(true)
-	w.stop(t)
-}
+// die cuts w off NATS as the death of its process would: nothing is
+// released and nothing more is published. The worker runs on, unable to
+// reach anyone, until the test ends.
+func (w *worker) die() { w.conn.tcp.cut() }
 
 func (h *harness) createRoom(id string, langs ...room.Language) {
 	h.t.Helper()
@@ -158,15 +189,30 @@ func (h *harness) updateRoom(id string, change func(*room.Room)) {
 	}
 }
 
+// liveTalk creates room "talk" (source en) with langs, its speaker
+// connected and one listener of each language on fan1.
+func (h *harness) liveTalk(langs ...string) {
+	h.t.Helper()
+	rl := make([]room.Language, len(langs))
+	for i, code := range langs {
+		rl[i] = room.Language{Code: code}
+	}
+	h.createRoom("talk", rl...)
+	h.speaker("talk", true)
+	for _, code := range langs {
+		h.listeners("talk", code, "fan1", 1)
+	}
+}
+
 func (h *harness) speaker(id string, on bool) {
 	h.t.Helper()
 	ctx := context.Background()
 	var err error
 	if on {
-		b, _ := json.Marshal(subject.SpeakerState{Node: "ingest1", Since: time.Now(), SampleRate: 24000})
-		_, err = h.bus.State.Put(ctx, subject.SpeakerKey(id), b)
+		b, _ := json.Marshal(livestate.Speaker{Node: "ingest1", Since: time.Now(), SampleRate: 24000})
+		_, err = h.bus.State.Put(ctx, livestate.SpeakerKey(id), b)
 	} else {
-		err = h.bus.State.Delete(ctx, subject.SpeakerKey(id))
+		err = h.bus.State.Delete(ctx, livestate.SpeakerKey(id))
 	}
 	if err != nil {
 		h.t.Fatal(err)
@@ -175,24 +221,24 @@ func (h *harness) speaker(id string, on bool) {
 
 func (h *harness) listeners(id, lang, node string, n int) {
 	h.t.Helper()
-	b, _ := json.Marshal(subject.ListenerCount{Count: n})
-	if _, err := h.bus.State.Put(context.Background(), subject.ListenersKey(id, lang, node), b); err != nil {
+	b, _ := json.Marshal(livestate.Listeners{Count: n})
+	if _, err := h.bus.State.Put(context.Background(), livestate.ListenersKey(id, lang, node), b); err != nil {
 		h.t.Fatal(err)
 	}
 }
 
 // waitState watches channel (id, lang)'s state until ok accepts it (nil
 // when the key is absent) and returns it.
-func (h *harness) waitState(id, lang string, what string, ok func(*subject.ChannelState) bool) *subject.ChannelState {
+func (h *harness) waitState(id, lang string, what string, ok func(*livestate.Channel) bool) *livestate.Channel {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	w, err := h.bus.State.Watch(ctx, subject.ChannelKey(id, lang))
+	w, err := h.bus.State.Watch(ctx, livestate.ChannelKey(id, lang))
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	defer w.Stop()
-	var cur *subject.ChannelState
+	var cur *livestate.Channel
 	initial := true
 	for {
 		select {
@@ -202,7 +248,7 @@ func (h *harness) waitState(id, lang string, what string, ok func(*subject.Chann
 			} else if e.Operation() != jetstream.KeyValuePut {
 				cur = nil
 			} else {
-				cur = &subject.ChannelState{}
+				cur = &livestate.Channel{}
 				if err := json.Unmarshal(e.Value(), cur); err != nil {
 					h.t.Fatal(err)
 				}
@@ -219,15 +265,15 @@ func (h *harness) waitState(id, lang string, what string, ok func(*subject.Chann
 	}
 }
 
-func isState(state string) func(*subject.ChannelState) bool {
-	return func(st *subject.ChannelState) bool { return st != nil && st.State == state }
+func isState(state string) func(*livestate.Channel) bool {
+	return func(st *livestate.Channel) bool { return st != nil && st.State == state }
 }
 
-func absent(st *subject.ChannelState) bool { return st == nil }
+func absent(st *livestate.Channel) bool { return st == nil }
 
-func (h *harness) waitActive(id, lang string) *subject.ChannelState {
+func (h *harness) waitActive(id, lang string) *livestate.Channel {
 	h.t.Helper()
-	return h.waitState(id, lang, "active", isState(subject.StateActive))
+	return h.waitState(id, lang, "active", isState(livestate.StateActive))
 }
 
 func (h *harness) subscribe(subj string) *nats.Subscription {
@@ -338,7 +384,7 @@ func TestOneSessionPerLanguageAndAudioFlows(t *testing.T) {
 	}
 
 	// What this node serves is published, without targets: any language.
-	e, err := h.bus.State.Get(context.Background(), subject.EngineKey("tr1"))
+	e, err := h.bus.State.Get(context.Background(), livestate.EngineKey("tr1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,9 +425,7 @@ func TestNoSpeakerNoSession(t *testing.T) {
 func TestLingerThenClose(t *testing.T) {
 	h := newHarness(t)
 	eng := newFakeEngine("fake")
-	h.createRoom("talk", room.Language{Code: "es"})
-	h.speaker("talk", true)
-	h.listeners("talk", "es", "fan1", 1)
+	h.liveTalk("es")
 	const linger = time.Second
 	h.start(eng, "tr1", func(o *Options) { o.Linger = linger })
 
@@ -401,7 +445,7 @@ func TestLingerThenClose(t *testing.T) {
 	s = eng.waitOpen(t, "es")
 	h.waitActive("talk", "es")
 	gone = time.Now()
-	if err := h.bus.State.Delete(context.Background(), subject.ListenersKey("talk", "es", "fan1")); err != nil {
+	if err := h.bus.State.Delete(context.Background(), livestate.ListenersKey("talk", "es", "fan1")); err != nil {
 		t.Fatal(err)
 	}
 	s.waitClosed(t)
@@ -417,10 +461,7 @@ func TestLingerThenClose(t *testing.T) {
 func TestLanguageRemovedAndChanged(t *testing.T) {
 	h := newHarness(t)
 	eng := newFakeEngine("fake")
-	h.createRoom("talk", room.Language{Code: "es"}, room.Language{Code: "de"})
-	h.speaker("talk", true)
-	h.listeners("talk", "es", "fan1", 1)
-	h.listeners("talk", "de", "fan1", 1)
+	h.liveTalk("es", "de")
 	w := h.start(eng, "tr1", func(o *Options) { o.Linger = time.Hour })
 
 	es, de := eng.waitOpen(t, "es"), eng.waitOpen(t, "de")
@@ -485,12 +526,10 @@ func TestPermanentErrorNotRetried(t *testing.T) {
 	h := newHarness(t)
 	eng := newFakeEngine("fake")
 	eng.openErr["es"] = []error{&engine.Error{Code: "invalid_api_key", Message: "the API key was refused", Permanent: true}}
-	h.createRoom("talk", room.Language{Code: "es"})
-	h.speaker("talk", true)
-	h.listeners("talk", "es", "fan1", 1)
+	h.liveTalk("es")
 	h.start(eng, "tr1", nil)
 
-	st := h.waitState("talk", "es", "error", isState(subject.StateError))
+	st := h.waitState("talk", "es", "error", isState(livestate.StateError))
 	if st.Error != "the API key was refused" {
 		t.Errorf("error = %q", st.Error)
 	}
@@ -501,7 +540,7 @@ func TestPermanentErrorNotRetried(t *testing.T) {
 	s := eng.waitOpen(t, "es")
 	h.waitActive("talk", "es")
 	s.fail(&engine.Error{Code: "insufficient_quota", Message: "no quota left", Permanent: true})
-	st = h.waitState("talk", "es", "error", isState(subject.StateError))
+	st = h.waitState("talk", "es", "error", isState(livestate.StateError))
 	if st.Error != "no quota left" {
 		t.Errorf("error = %q", st.Error)
 	}
@@ -511,7 +550,7 @@ func TestPermanentErrorNotRetried(t *testing.T) {
 	h.speaker("talk", false)
 	h.waitState("talk", "es", "released", absent)
 	h.speaker("talk", true)
-	h.waitState("talk", "es", "error again", isState(subject.StateError))
+	h.waitState("talk", "es", "error again", isState(livestate.StateError))
 	if eng.openCount("es") != 2 {
 		t.Errorf("reopened after a permanent error: %d opens", eng.openCount("es"))
 	}
@@ -525,9 +564,7 @@ func TestTransientErrorRetried(t *testing.T) {
 	h := newHarness(t)
 	eng := newFakeEngine("fake")
 	eng.openErr["es"] = []error{errors.New("dial tcp: connection refused")}
-	h.createRoom("talk", room.Language{Code: "es"})
-	h.speaker("talk", true)
-	h.listeners("talk", "es", "fan1", 1)
+	h.liveTalk("es")
 	h.start(eng, "tr1", nil)
 
 	s := eng.waitOpen(t, "es") // after the failed first attempt
@@ -537,7 +574,7 @@ func TestTransientErrorRetried(t *testing.T) {
 	h.waitActive("talk", "es")
 
 	s.fail(&engine.Error{Code: "server_error", Message: "the server had a hiccup"})
-	st := h.waitState("talk", "es", "starting", isState(subject.StateStarting))
+	st := h.waitState("talk", "es", "starting", isState(livestate.StateStarting))
 	if st.Error != "the server had a hiccup" {
 		t.Errorf("error while retrying = %q", st.Error)
 	}
@@ -553,10 +590,7 @@ func TestTransientErrorRetried(t *testing.T) {
 
 func TestTwoWorkersOneOwnerAndFailover(t *testing.T) {
 	h := newHarness(t)
-	h.createRoom("talk", room.Language{Code: "es"}, room.Language{Code: "de"})
-	h.speaker("talk", true)
-	h.listeners("talk", "es", "fan1", 1)
-	h.listeners("talk", "de", "fan1", 1)
+	h.liveTalk("es", "de")
 	engines := map[string]*fakeEngine{"tr1": newFakeEngine("fake"), "tr2": newFakeEngine("fake")}
 	workers := map[string]*worker{
 		"tr1": h.start(engines["tr1"], "tr1", nil),
@@ -585,24 +619,23 @@ func TestTwoWorkersOneOwnerAndFailover(t *testing.T) {
 		}
 	}
 
-	// Kill the owner of es: the other node takes it over within 5 s.
+	// The owner of es dies: the other node takes it over within 5 s.
 	dead := owner["es"]
 	other := map[string]string{"tr1": "tr2", "tr2": "tr1"}[dead]
 	outES := h.subscribe(subject.Out("talk", "es"))
 	killed := time.Now()
-	workers[dead].killNow(t)
-	st := h.waitState("talk", "es", "active on "+other, func(st *subject.ChannelState) bool {
-		return st != nil && st.State == subject.StateActive && st.Node == other
+	workers[dead].die()
+	// Its lease is left behind: the takeover cannot lean on a release.
+	if e, err := h.bus.Leases.Get(context.Background(), subject.LeaseKey("talk", "es")); err != nil || string(e.Value()) != dead {
+		t.Fatalf("es lease just after %s died: %v, %v", dead, e, err)
+	}
+	st := h.waitState("talk", "es", "active on "+other, func(st *livestate.Channel) bool {
+		return st != nil && st.State == livestate.StateActive && st.Node == other
 	})
 	took := time.Since(killed)
 	t.Logf("failover took %v", took)
 	if took > 5*time.Second {
 		t.Errorf("failover took %v, want at most 5s", took)
-	}
-	for _, s := range engines[dead].sessions {
-		if s.closeCalls.Load() != 0 {
-			t.Errorf("killed node closed its %s session", s.ch.Target)
-		}
 	}
 	if engines[other].openCount("es") != 1 {
 		t.Errorf("%s opened es %d times", other, engines[other].openCount("es"))
@@ -621,10 +654,7 @@ func TestTwoWorkersOneOwnerAndFailover(t *testing.T) {
 func TestMaxSessions(t *testing.T) {
 	h := newHarness(t)
 	eng := newFakeEngine("fake")
-	h.createRoom("talk", room.Language{Code: "es"}, room.Language{Code: "de"})
-	h.speaker("talk", true)
-	h.listeners("talk", "es", "fan1", 1)
-	h.listeners("talk", "de", "fan1", 1)
+	h.liveTalk("es", "de")
 	h.start(eng, "tr1", func(o *Options) { o.MaxSessions = 1 })
 
 	var first, second string
@@ -636,7 +666,7 @@ func TestMaxSessions(t *testing.T) {
 	}
 	second = map[string]string{"es": "de", "de": "es"}[first]
 	h.waitActive("talk", first)
-	st := h.waitState("talk", second, "capped", isState(subject.StateError))
+	st := h.waitState("talk", second, "capped", isState(livestate.StateError))
 	if st.Error != "session cap of 1 reached" {
 		t.Errorf("capped channel error = %q", st.Error)
 	}
@@ -648,7 +678,7 @@ func TestMaxSessions(t *testing.T) {
 	}
 
 	// The first channel's listeners leave: the second gets its turn.
-	if err := h.bus.State.Delete(context.Background(), subject.ListenersKey("talk", first, "fan1")); err != nil {
+	if err := h.bus.State.Delete(context.Background(), livestate.ListenersKey("talk", first, "fan1")); err != nil {
 		t.Fatal(err)
 	}
 	eng.waitOpen(t, second)
@@ -660,10 +690,7 @@ func TestSlowSessionDoesNotHoldUpOthers(t *testing.T) {
 	eng := newFakeEngine("fake")
 	release := make(chan struct{})
 	eng.block["es"] = release
-	h.createRoom("talk", room.Language{Code: "es"}, room.Language{Code: "de"})
-	h.speaker("talk", true)
-	h.listeners("talk", "es", "fan1", 1)
-	h.listeners("talk", "de", "fan1", 1)
+	h.liveTalk("es", "de")
 	h.start(eng, "tr1", nil)
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
@@ -705,9 +732,7 @@ func TestSlowSessionDoesNotHoldUpOthers(t *testing.T) {
 func TestRunClosesSessionsOnShutdown(t *testing.T) {
 	h := newHarness(t)
 	eng := newFakeEngine("fake")
-	h.createRoom("talk", room.Language{Code: "es"})
-	h.speaker("talk", true)
-	h.listeners("talk", "es", "fan1", 1)
+	h.liveTalk("es")
 	w := h.start(eng, "tr1", nil)
 	s := eng.waitOpen(t, "es")
 	h.waitActive("talk", "es")
@@ -724,7 +749,7 @@ func TestRunClosesSessionsOnShutdown(t *testing.T) {
 	if _, err := h.bus.Leases.Get(ctx, subject.LeaseKey("talk", "es")); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Errorf("lease after shutdown: %v", err)
 	}
-	for _, key := range []string{subject.ChannelKey("talk", "es"), subject.EngineKey("tr1")} {
+	for _, key := range []string{livestate.ChannelKey("talk", "es"), livestate.EngineKey("tr1")} {
 		if _, err := h.bus.State.Get(ctx, key); !errors.Is(err, jetstream.ErrKeyNotFound) {
 			t.Errorf("%s after shutdown: %v", key, err)
 		}
@@ -740,11 +765,11 @@ func TestEngineTargetsLimitChannels(t *testing.T) {
 	h.start(eng, "tr1", nil)
 	eng.waitOpen(t, "pt-BR")
 	h.waitActive("talk", "pt-BR")
-	e, err := h.bus.State.Get(context.Background(), subject.EngineKey("tr1"))
+	e, err := h.bus.State.Get(context.Background(), livestate.EngineKey("tr1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var info subject.EngineInfo
+	var info livestate.Engine
 	if err := json.Unmarshal(e.Value(), &info); err != nil || len(info.Targets) != 2 {
 		t.Errorf("engine info = %s", e.Value())
 	}
@@ -809,20 +834,20 @@ func TestSessionSecondsAccumulate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newChannel(w, chanConfig{ch: engine.Channel{Room: "talk", Source: "en", Target: "es"}})
+	c := w.newChannel(chanConfig{ch: engine.Channel{Room: "talk", Source: "en", Target: "es"}}).report
 	c.seconds = 10 // from an earlier session or owner
-	c.stMu.Lock()
+	c.mu.Lock()
 	c.sessStart = time.Now().Add(-3 * time.Second)
 	c.lastAcct = c.sessStart
-	c.st.State = subject.StateActive
+	c.st.State = livestate.StateActive
 	c.putLocked()
-	c.stMu.Unlock()
+	c.mu.Unlock()
 	c.endSession()
-	e, err := h.bus.State.Get(context.Background(), subject.ChannelKey("talk", "es"))
+	e, err := h.bus.State.Get(context.Background(), livestate.ChannelKey("talk", "es"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st subject.ChannelState
+	var st livestate.Channel
 	if err := json.Unmarshal(e.Value(), &st); err != nil {
 		t.Fatal(err)
 	}

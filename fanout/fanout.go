@@ -27,6 +27,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/babelcast/babelcast/internal/httperr"
+	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
 )
 
@@ -59,7 +60,7 @@ const (
 type Options struct {
 	NC    *nats.Conn
 	Rooms *room.Store
-	// State is the subject.BucketState bucket: channel and speaker state is
+	// State is the livestate.Bucket bucket: channel and speaker state is
 	// read from it, listener presence written to it.
 	State jetstream.KeyValue
 	// Node names this process in presence keys.
@@ -185,28 +186,13 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-// watchRooms follows room changes until ctx ends, restarting the watch
-// after NATS trouble.
+// watchRooms follows room changes until ctx ends.
 func (s *Server) watchRooms(ctx context.Context) {
-	backoff := 500 * time.Millisecond
-	for ctx.Err() == nil {
-		events, err := s.o.Rooms.Watch(ctx)
-		if err != nil {
-			s.log.Warn("room watch failed; retrying", "err", err, "in", backoff)
+	for ev := range livestate.WatchRooms(ctx, s.o.Rooms, s.log) {
+		if ev.Room == nil {
+			s.hub.roomDeleted(ev.ID)
 		} else {
-			for ev := range events {
-				backoff = 500 * time.Millisecond
-				if ev.Room == nil {
-					s.hub.roomDeleted(ev.ID)
-				} else {
-					s.hub.roomChanged(ev.Room, ev.Revision)
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-			backoff = min(backoff*2, 10*time.Second)
+			s.hub.roomChanged(ev.Room, ev.Revision)
 		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/babelcast/babelcast/internal/bus"
+	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
 )
@@ -409,20 +410,20 @@ func TestStateAtConnectAndOnChange(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	put(subject.ChannelKey("keynote", "es"), subject.ChannelState{State: subject.StateStarting, Since: time.Now()})
+	put(livestate.ChannelKey("keynote", "es"), livestate.Channel{State: livestate.StateStarting, Since: time.Now()})
 	es := e.dial("keynote", "es")
 	m := es.nextText(t, "state")
 	if m["state"] != "starting" || m["speaker"] != false || m["lang"] != "es" {
 		t.Errorf("initial state = %v", m)
 	}
 	// A refresh with the same visible state says nothing; a change does.
-	put(subject.ChannelKey("keynote", "es"), subject.ChannelState{State: subject.StateStarting, SessionSeconds: 3, Since: time.Now()})
-	put(subject.SpeakerKey("keynote"), subject.SpeakerState{Node: "n", Since: time.Now(), SampleRate: 48000})
+	put(livestate.ChannelKey("keynote", "es"), livestate.Channel{State: livestate.StateStarting, SessionSeconds: 3, Since: time.Now()})
+	put(livestate.SpeakerKey("keynote"), livestate.Speaker{Node: "n", Since: time.Now(), SampleRate: 48000})
 	m = es.nextText(t, "state")
 	if m["state"] != "starting" || m["speaker"] != true {
 		t.Errorf("after speaker joined = %v", m)
 	}
-	put(subject.ChannelKey("keynote", "es"), subject.ChannelState{State: subject.StateError, Error: "quota exceeded", Since: time.Now()})
+	put(livestate.ChannelKey("keynote", "es"), livestate.Channel{State: livestate.StateError, Error: "quota exceeded", Since: time.Now()})
 	m = es.nextText(t, "state")
 	if m["state"] != "error" || m["message"] != "quota exceeded" {
 		t.Errorf("after error = %v", m)
@@ -437,7 +438,7 @@ func TestStateAtConnectAndOnChange(t *testing.T) {
 	if m := floor.nextText(t, "state"); m["state"] != "active" || m["speaker"] != true {
 		t.Errorf("floor state = %v", m)
 	}
-	if err := e.bus.State.Delete(ctx, subject.SpeakerKey("keynote")); err != nil {
+	if err := e.bus.State.Delete(ctx, livestate.SpeakerKey("keynote")); err != nil {
 		t.Fatal(err)
 	}
 	if m := floor.nextText(t, "state"); m["state"] != "idle" || m["speaker"] != false {
@@ -619,7 +620,7 @@ func listenerCount(t *testing.T, kv jetstream.KeyValue, key string) (int, bool) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var lc subject.ListenerCount
+	var lc livestate.Listeners
 	if err := json.Unmarshal(en.Value(), &lc); err != nil {
 		t.Fatal(err)
 	}
@@ -628,7 +629,7 @@ func listenerCount(t *testing.T, kv jetstream.KeyValue, key string) (int, bool) 
 
 func TestPresence(t *testing.T) {
 	e := newEnv(t, nil)
-	key := subject.ListenersKey("keynote", "es", "node1")
+	key := livestate.ListenersKey("keynote", "es", "node1")
 	a, b, c := e.dial("keynote", "es"), e.dial("keynote", "es"), e.dial("keynote", "es")
 	waitFor(t, "presence count 3", func() bool { n, ok := listenerCount(t, e.bus.State, key); return ok && n == 3 })
 	a.conn.Close()
@@ -640,7 +641,7 @@ func TestPresence(t *testing.T) {
 
 func TestShutdownClosesListenersAndPresence(t *testing.T) {
 	e := newEnv(t, nil)
-	key := subject.ListenersKey("keynote", "nl", "node1")
+	key := livestate.ListenersKey("keynote", "nl", "node1")
 	nl := e.dial("keynote", "nl")
 	go func() {
 		// A WAV listener too: its stream must end.
@@ -837,7 +838,7 @@ func TestConnectStormLeavesNothingBehind(t *testing.T) {
 	warm.conn.Close()
 	waitFor(t, "warm-up listener gone", func() bool { return e.srv.hub.subscriptions() == 0 })
 	waitFor(t, "presence idle", func() bool {
-		_, ok := listenerCount(t, e.bus.State, subject.ListenersKey("keynote", "es", "node1"))
+		_, ok := listenerCount(t, e.bus.State, livestate.ListenersKey("keynote", "es", "node1"))
 		return !ok
 	})
 	baseSubs := e.bus.Conn.NumSubscriptions()
@@ -898,7 +899,7 @@ func TestConnectStormLeavesNothingBehind(t *testing.T) {
 	}
 	waitFor(t, "presence keys gone", func() bool {
 		for _, lang := range langs {
-			if _, ok := listenerCount(t, e.bus.State, subject.ListenersKey("keynote", lang, "node1")); ok {
+			if _, ok := listenerCount(t, e.bus.State, livestate.ListenersKey("keynote", lang, "node1")); ok {
 				return false
 			}
 		}

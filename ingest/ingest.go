@@ -12,7 +12,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,9 +27,10 @@ import (
 
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/httperr"
+	"github.com/babelcast/babelcast/internal/kvlease"
+	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/metrics"
 	"github.com/babelcast/babelcast/internal/room"
-	"github.com/babelcast/babelcast/internal/subject"
 )
 
 // Close codes of the speaker WebSocket beyond the standard ones.
@@ -62,7 +62,7 @@ const (
 type Options struct {
 	NC    *nats.Conn
 	Rooms *room.Store
-	// State is the subject.BucketState bucket.
+	// State is the livestate.Bucket bucket.
 	State jetstream.KeyValue
 	// Node names this process in speaker.<room> entries.
 	Node string
@@ -77,7 +77,7 @@ type Options struct {
 	LevelInterval  time.Duration
 	StatusInterval time.Duration
 	// Refresh is how often speaker.<room> is rewritten and the room
-	// re-checked (default subject.StateRefresh).
+	// re-checked (default livestate.Refresh).
 	Refresh time.Duration
 }
 
@@ -122,7 +122,7 @@ func New(o Options) (*Server, error) {
 		o.StatusInterval = DefaultStatusInterval
 	}
 	if o.Refresh <= 0 {
-		o.Refresh = subject.StateRefresh
+		o.Refresh = livestate.Refresh
 	}
 	base, cancel := context.WithCancel(context.Background())
 	s := &Server{
@@ -285,12 +285,10 @@ func (s *Server) takeOver(sp *speaker) {
 	// a node whose connection we replace) from newer ones.
 	ctx, cancel := context.WithTimeout(s.base, writeWait)
 	defer cancel()
-	rev, err := s.o.State.Put(ctx, subject.SpeakerKey(sp.roomID), sp.stateValue())
-	if err != nil {
+	if err := sp.slot.Take(ctx, sp.stateValue()); err != nil {
 		metrics.Errors.WithLabelValues(roleName, "state").Inc()
 		sp.log.Warn("speaker state not written; will retry", "err", err)
 	}
-	sp.setRev(rev)
 	s.mu.Lock()
 	old := s.speakers[sp.roomID]
 	s.speakers[sp.roomID] = sp
@@ -315,97 +313,71 @@ func (s *Server) release(sp *speaker) {
 	if !mine {
 		return
 	}
-	rev := sp.getRev()
-	if rev == 0 {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeWait)
 	defer cancel()
-	err := s.o.State.Delete(ctx, subject.SpeakerKey(sp.roomID), jetstream.LastRevision(rev))
-	if err != nil && !isRevisionMismatch(err) {
+	if err := sp.slot.Release(ctx); err != nil {
 		metrics.Errors.WithLabelValues(roleName, "state").Inc()
 		sp.log.Warn("speaker state not deleted; it expires by itself", "err", err)
 	}
 }
 
-func isRevisionMismatch(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyNotFound) ||
-		(errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence)
-}
-
-// refresh rewrites sp's state entry, only if it is still the one sp wrote.
-// If another node's connection wrote it since, sp has been replaced.
-func (s *Server) refresh(ctx context.Context, sp *speaker) {
-	key := subject.SpeakerKey(sp.roomID)
-	ctx, cancel := context.WithTimeout(ctx, writeWait)
-	defer cancel()
-	val := sp.stateValue()
-	rev := sp.getRev()
-	var err error
-	var nrev uint64
-	if rev == 0 {
-		nrev, err = s.o.State.Put(ctx, key, val) // the first write failed
-	} else {
-		nrev, err = s.o.State.Update(ctx, key, val, rev)
-	}
-	if err == nil {
-		sp.setRev(nrev)
-		return
-	}
-	if !isRevisionMismatch(err) {
-		metrics.Errors.WithLabelValues(roleName, "state").Inc()
-		sp.log.Warn("speaker state not refreshed", "err", err)
-		return
-	}
-	e, gerr := s.o.State.Get(ctx, key)
-	switch {
-	case errors.Is(gerr, jetstream.ErrKeyNotFound):
-		// Expired (we were cut off from NATS for a while): claim it again,
-		// unless someone else does first (the next refresh sees who).
-		nrev, err := s.o.State.Create(ctx, key, val)
+// holdSlot keeps sp's entry in the room's speaker slot (speaker.<room>)
+// while sp is connected, until ctx ends. An entry lost without anyone
+// taking it (NATS away for longer than the TTL) is claimed again; one that
+// another connection holds means sp was replaced.
+func (s *Server) holdSlot(ctx context.Context, sp *speaker) {
+	// Until a first write goes through, sp takes the slot over whatever
+	// holds it, as a new connection does.
+	written := sp.slot.Revision() != 0
+	for ctx.Err() == nil {
+		var err error
 		switch {
-		case err == nil:
-			sp.setRev(nrev)
-		case !errors.Is(err, jetstream.ErrKeyExists):
-			metrics.Errors.WithLabelValues(roleName, "state").Inc()
-			sp.log.Warn("speaker state not re-created", "err", err)
+		case sp.slot.Revision() != 0:
+			err = sp.slot.Keep(ctx)
+		case written:
+			err = sp.slot.Claim(ctx, sp.stateValue())
+		default:
+			err = sp.slot.Take(ctx, sp.stateValue())
+			written = err == nil
 		}
-	case gerr != nil:
-		sp.log.Warn("speaker state not readable", "err", gerr)
-	default:
-		var st subject.SpeakerState
-		if json.Unmarshal(e.Value(), &st) == nil && st.Node != s.o.Node {
-			sp.close(CloseReplaced, "replaced", "a newer connection of this room's speaker took over on another node")
-			return
-		}
-		// Written by this node: two connections raced and sp, the one
-		// registered last, is the speaker. Make the entry say so.
-		if s.speakerOf(sp.roomID) == sp {
-			nrev, err := s.o.State.Put(ctx, key, val)
-			if err != nil {
-				metrics.Errors.WithLabelValues(roleName, "state").Inc()
-				sp.log.Warn("speaker state not refreshed", "err", err)
+		var held *kvlease.HeldError
+		switch {
+		case ctx.Err() != nil || err == nil:
+		case errors.As(err, &held):
+			if !s.mayRetake(sp, held.Value) {
 				return
 			}
-			sp.setRev(nrev)
+			written = false
+		case errors.Is(err, kvlease.ErrGone), errors.Is(err, kvlease.ErrExpired):
+			// Claim it again at once, unless someone else does first.
+		default:
+			metrics.Errors.WithLabelValues(roleName, "state").Inc()
+			sp.log.Warn("speaker state not written; will retry", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(s.o.Refresh):
+			}
 		}
 	}
 }
 
-// heartbeat refreshes the speakers' state entries and re-checks their
-// rooms (the room watch may miss a deletion that raced a connect).
+// mayRetake decides, when the speaker slot holds value rather than sp's
+// entry, whether sp may write it again. Another node's connection has
+// replaced sp, which closes. One of this node's: two connections raced and
+// the one registered last is the speaker.
+func (s *Server) mayRetake(sp *speaker, value []byte) bool {
+	if st, ok := livestate.Decode[livestate.Speaker](value); ok && st.Node != s.o.Node {
+		sp.close(CloseReplaced, "replaced", "a newer connection of this room's speaker took over on another node")
+		return false
+	}
+	return s.speakerOf(sp.roomID) == sp
+}
+
+// heartbeat re-checks the speakers' rooms every Refresh (the room watch
+// may miss a deletion that raced a connect).
 func (s *Server) heartbeat(ctx context.Context) {
-	t := time.NewTicker(s.o.Refresh)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	livestate.Every(ctx, s.o.Refresh, func() {
 		for _, sp := range s.current() {
-			s.refresh(ctx, sp)
 			gctx, cancel := context.WithTimeout(ctx, writeWait)
 			rm, _, err := s.o.Rooms.Get(gctx, sp.roomID)
 			cancel()
@@ -419,7 +391,7 @@ func (s *Server) heartbeat(ctx context.Context) {
 				sp.log.Warn("speaker room not re-checked", "err", err)
 			}
 		}
-	}
+	})
 }
 
 // roomChanged applies a new version of a speaker's room.
@@ -433,74 +405,37 @@ func (s *Server) roomChanged(sp *speaker, rm *room.Room) {
 
 // watchRooms closes speakers whose room is deleted or whose key changes.
 func (s *Server) watchRooms(ctx context.Context) {
-	retry(ctx, s.log, "room watch", func() error {
-		events, err := s.o.Rooms.Watch(ctx)
-		if err != nil {
-			return err
+	for ev := range livestate.WatchRooms(ctx, s.o.Rooms, s.log) {
+		sp := s.speakerOf(ev.ID)
+		if sp == nil {
+			continue
 		}
-		for ev := range events {
-			sp := s.speakerOf(ev.ID)
-			if sp == nil {
-				continue
-			}
-			if ev.Room == nil {
-				sp.close(CloseRoomDeleted, "room_deleted", "the room was deleted")
-				continue
-			}
-			s.roomChanged(sp, ev.Room)
+		if ev.Room == nil {
+			sp.close(CloseRoomDeleted, "room_deleted", "the room was deleted")
+			continue
 		}
-		return ctx.Err()
-	})
+		s.roomChanged(sp, ev.Room)
+	}
 }
 
-// watchSpeakers notices when another ingest node takes a room's speaker.
+// watchSpeakers notices at once when another ingest node takes a room's
+// speaker (holdSlot would only at its next renewal).
 func (s *Server) watchSpeakers(ctx context.Context) {
-	retry(ctx, s.log, "speaker watch", func() error {
-		w, err := s.o.State.Watch(ctx, "speaker.*", jetstream.UpdatesOnly())
-		if err != nil {
-			return err
-		}
-		defer w.Stop()
-		for {
-			var e jetstream.KeyValueEntry
-			var ok bool
-			select {
-			case <-ctx.Done():
-				return nil
-			case e, ok = <-w.Updates():
-			}
-			if !ok {
-				return errors.New("watch ended")
-			}
-			if e == nil || e.Operation() != jetstream.KeyValuePut {
+	for u := range livestate.Watch(ctx, s.o.State, livestate.WatchOptions{
+		Keys: []string{livestate.Speakers()}, UpdatesOnly: true, Log: s.log, What: "speaker watch",
+	}) {
+		for _, e := range u.Entries {
+			k, ok := livestate.ParseKey(e.Key)
+			if !ok || !e.Present {
 				continue
 			}
-			sp := s.speakerOf(strings.TrimPrefix(e.Key(), "speaker."))
-			if sp == nil || e.Revision() <= sp.getRev() {
+			sp := s.speakerOf(k.Room)
+			if sp == nil || e.Revision <= sp.slot.Revision() {
 				continue
 			}
-			var st subject.SpeakerState
-			if json.Unmarshal(e.Value(), &st) == nil && st.Node != s.o.Node {
+			if st, ok := livestate.Decode[livestate.Speaker](e.Value); ok && st.Node != s.o.Node {
 				sp.close(CloseReplaced, "replaced", "a newer connection of this room's speaker took over on another node")
 			}
 		}
-	})
-}
-
-// retry runs f until ctx ends, waiting between failures.
-func retry(ctx context.Context, log *slog.Logger, what string, f func() error) {
-	wait := 200 * time.Millisecond
-	for ctx.Err() == nil {
-		err := f()
-		if ctx.Err() != nil {
-			return
-		}
-		log.Warn(what+" stopped; restarting", "err", err, "in", wait)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 5*time.Second)
 	}
 }

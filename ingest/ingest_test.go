@@ -21,6 +21,7 @@ import (
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/bus"
 	"github.com/babelcast/babelcast/internal/httperr"
+	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
 )
@@ -402,27 +403,27 @@ func TestTakeoverSameNodeAndAcrossNodes(t *testing.T) {
 	third.WriteMessage(websocket.BinaryMessage, make([]byte, 480))
 	next(t, third, "ready")
 	// The entry names the node holding the speaker now, and stays.
-	waitSpeakerState(t, e.bus.State, func(st *subject.SpeakerState) bool { return st != nil && st.Node == "n2" })
+	waitSpeakerState(t, e.bus.State, func(st *livestate.Speaker) bool { return st != nil && st.Node == "n2" })
 }
 
 // waitSpeakerState watches speaker.keynote until ok holds (nil = absent).
-func waitSpeakerState(t *testing.T, kv jetstream.KeyValue, ok func(*subject.SpeakerState) bool) {
+func waitSpeakerState(t *testing.T, kv jetstream.KeyValue, ok func(*livestate.Speaker) bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	w, err := kv.Watch(ctx, subject.SpeakerKey("keynote"))
+	w, err := kv.Watch(ctx, livestate.SpeakerKey("keynote"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	var cur *subject.SpeakerState
+	var cur *livestate.Speaker
 	for {
 		select {
 		case e := <-w.Updates():
 			if e != nil {
 				cur = nil
 				if e.Operation() == jetstream.KeyValuePut {
-					cur = &subject.SpeakerState{}
+					cur = &livestate.Speaker{}
 					json.Unmarshal(e.Value(), cur)
 				}
 			}
@@ -440,12 +441,12 @@ func TestSpeakerStateAppearsAndDisappears(t *testing.T) {
 	c := e.speak(e.http)
 	c.WriteMessage(websocket.TextMessage, []byte(`{"type":"start","sample_rate":44100}`))
 	next(t, c, "ready")
-	waitSpeakerState(t, e.bus.State, func(st *subject.SpeakerState) bool {
+	waitSpeakerState(t, e.bus.State, func(st *livestate.Speaker) bool {
 		return st != nil && st.Node == "n1" && st.SampleRate == 44100 && !st.Since.IsZero()
 	})
 	c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
 	readUntilClose(t, c)
-	waitSpeakerState(t, e.bus.State, func(st *subject.SpeakerState) bool { return st == nil })
+	waitSpeakerState(t, e.bus.State, func(st *livestate.Speaker) bool { return st == nil })
 }
 
 func TestStateRefreshedBeforeTTL(t *testing.T) {
@@ -454,7 +455,7 @@ func TestStateRefreshedBeforeTTL(t *testing.T) {
 	c.WriteMessage(websocket.BinaryMessage, make([]byte, 480))
 	next(t, c, "ready")
 	puts := 0
-	waitSpeakerState(t, e.bus.State, func(st *subject.SpeakerState) bool {
+	waitSpeakerState(t, e.bus.State, func(st *livestate.Speaker) bool {
 		if st != nil && st.Node == "n1" {
 			puts++
 		}
@@ -474,7 +475,7 @@ func TestRoomDeletedCloses4404(t *testing.T) {
 	if code != CloseRoomDeleted || lastError(msgs).Code != "room_deleted" {
 		t.Fatalf("close %d %+v, want 4404", code, msgs)
 	}
-	waitSpeakerState(t, e.bus.State, func(st *subject.SpeakerState) bool { return st == nil })
+	waitSpeakerState(t, e.bus.State, func(st *livestate.Speaker) bool { return st == nil })
 }
 
 func TestKeyRotationCloses(t *testing.T) {
@@ -520,12 +521,12 @@ func TestStatusReportsChannelsAndListeners(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	put(subject.ChannelKey("keynote", "es"), subject.ChannelState{State: subject.StateActive})
-	put(subject.ChannelKey("keynote", "de"), subject.ChannelState{State: subject.StateError, Error: "quota"})
-	put(subject.ListenersKey("keynote", "es", "f1"), subject.ListenerCount{Count: 2})
-	put(subject.ListenersKey("keynote", "es", "f2"), subject.ListenerCount{Count: 1})
-	put(subject.ListenersKey("keynote", "en", "f1"), subject.ListenerCount{Count: 4})
-	put(subject.ListenersKey("other", "es", "f1"), subject.ListenerCount{Count: 9})
+	put(livestate.ChannelKey("keynote", "es"), livestate.Channel{State: livestate.StateActive})
+	put(livestate.ChannelKey("keynote", "de"), livestate.Channel{State: livestate.StateError, Error: "quota"})
+	put(livestate.ListenersKey("keynote", "es", "f1"), livestate.Listeners{Count: 2})
+	put(livestate.ListenersKey("keynote", "es", "f2"), livestate.Listeners{Count: 1})
+	put(livestate.ListenersKey("keynote", "en", "f1"), livestate.Listeners{Count: 4})
+	put(livestate.ListenersKey("other", "es", "f1"), livestate.Listeners{Count: 9})
 	c := e.speak(e.http)
 	c.WriteMessage(websocket.TextMessage, []byte(`{"type":"start"}`))
 	next(t, c, "ready")
@@ -543,7 +544,7 @@ func TestStatusReportsChannelsAndListeners(t *testing.T) {
 		}
 	}
 	// A listener count going away is noticed.
-	e.bus.State.Delete(ctx, subject.ListenersKey("keynote", "es", "f2"))
+	e.bus.State.Delete(ctx, livestate.ListenersKey("keynote", "es", "f2"))
 	for {
 		m := next(t, c, "status")
 		if m.Languages[0].Listeners == 2 {
@@ -561,7 +562,7 @@ func TestShutdownClosesSpeakers1001(t *testing.T) {
 	c := e.speak(e.http)
 	c.WriteMessage(websocket.BinaryMessage, audio.Bytes(make([]int16, 1200))) // 50 ms: less than a frame
 	next(t, c, "ready")
-	waitSpeakerState(t, e.bus.State, func(st *subject.SpeakerState) bool { return st != nil })
+	waitSpeakerState(t, e.bus.State, func(st *livestate.Speaker) bool { return st != nil })
 	e.stop()
 	msgs, code := readUntilClose(t, c)
 	if code != websocket.CloseGoingAway || lastError(msgs).Code != "shutting_down" {
@@ -571,7 +572,7 @@ func TestShutdownClosesSpeakers1001(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.done <- nil // for the cleanup
-	waitSpeakerState(t, e.bus.State, func(st *subject.SpeakerState) bool { return st == nil })
+	waitSpeakerState(t, e.bus.State, func(st *livestate.Speaker) bool { return st == nil })
 	// The half frame held back went out.
 	select {
 	case m := <-sub:

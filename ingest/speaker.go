@@ -8,15 +8,15 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/babelcast/babelcast/internal/audio"
+	"github.com/babelcast/babelcast/internal/kvlease"
+	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/metrics"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
@@ -69,15 +69,15 @@ type speaker struct {
 	log    *slog.Logger
 	since  time.Time
 
-	mu        sync.Mutex
-	rm        *room.Room
-	rev       uint64 // revision of our speaker.<room> entry
-	rate      int
-	lvlSum    float64
-	lvlPeak   int
-	lvlN      int
-	channels  map[string]subject.ChannelState // lang → state
-	listeners map[string]int                  // "<lang>.<node>" → count
+	slot *kvlease.Lease // the room's speaker slot, speaker.<room>
+
+	mu      sync.Mutex
+	rm      *room.Room
+	rate    int
+	lvlSum  float64
+	lvlPeak int
+	lvlN    int
+	live    *livestate.RoomState // the room's channels and listeners
 
 	out        chan []byte   // text messages for the writer; full → dropped
 	closing    chan struct{} // closed by close: the writer ends the connection
@@ -104,23 +104,22 @@ type closeReq struct {
 func newSpeaker(s *Server, conn *websocket.Conn, rm *room.Room, key string, log *slog.Logger) *speaker {
 	return &speaker{
 		s: s, conn: conn, roomID: rm.ID, key: key, log: log, since: time.Now().UTC(),
-		rm: rm, rate: audio.Rate,
-		channels: map[string]subject.ChannelState{}, listeners: map[string]int{},
+		slot: kvlease.New(kvlease.Options{
+			KV: s.o.State, Key: livestate.SpeakerKey(rm.ID), TTL: livestate.TTL, Every: s.o.Refresh,
+			Timeout: writeWait, Log: log,
+		}),
+		rm: rm, rate: audio.Rate, live: livestate.NewRoomState(rm.ID),
 		out: make(chan []byte, sendQueue), closing: make(chan struct{}), readerDone: make(chan struct{}),
 	}
 }
-
-func (sp *speaker) setRev(rev uint64) { sp.mu.Lock(); sp.rev = rev; sp.mu.Unlock() }
-func (sp *speaker) getRev() uint64    { sp.mu.Lock(); defer sp.mu.Unlock(); return sp.rev }
 
 func (sp *speaker) setRoom(rm *room.Room) { sp.mu.Lock(); sp.rm = rm; sp.mu.Unlock() }
 
 func (sp *speaker) stateValue() []byte {
 	sp.mu.Lock()
-	st := subject.SpeakerState{Node: sp.s.o.Node, Since: sp.since, SampleRate: sp.rate}
+	st := livestate.Speaker{Node: sp.s.o.Node, Since: sp.since, SampleRate: sp.rate}
 	sp.mu.Unlock()
-	b, _ := json.Marshal(st)
-	return b
+	return livestate.Encode(st)
 }
 
 // close ends the connection: the writer sends an error message (unless
@@ -175,9 +174,10 @@ func (sp *speaker) serve() {
 	sp.s.takeOver(sp)
 	ctx, cancel := context.WithCancel(sp.s.base)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); sp.writeLoop() }()
 	go func() { defer wg.Done(); sp.watchStatus(ctx) }()
+	go func() { defer wg.Done(); sp.s.holdSlot(ctx, sp) }()
 
 	sp.readLoop()
 	close(sp.readerDone)
@@ -301,7 +301,18 @@ func (sp *speaker) start(rate int) {
 	sp.send(sp.status())
 	sp.ready.Store(true)
 	if rate != audio.Rate {
-		sp.s.refresh(sp.s.base, sp) // tell the cluster the rate now
+		sp.tellRate()
+	}
+}
+
+// tellRate writes the speaker's entry now that its sample rate is known.
+// While sp does not hold the slot, holdSlot writes the rate when it does.
+func (sp *speaker) tellRate() {
+	ctx, cancel := context.WithTimeout(sp.s.base, writeWait)
+	defer cancel()
+	if err := sp.slot.Set(ctx, sp.stateValue()); err != nil && !errors.Is(err, kvlease.ErrNotHeld) {
+		metrics.Errors.WithLabelValues(roleName, "state").Inc()
+		sp.log.Warn("speaker state not rewritten", "err", err)
 	}
 }
 
@@ -481,78 +492,27 @@ func (sp *speaker) finish(write func([]byte) bool) {
 	sp.conn.Close() // unblocks the reader if it still waits
 }
 
-// watchStatus follows the room's channel and listener entries in the state
-// bucket for the status messages.
+// watchStatus follows the room's entries in the state bucket for the
+// status messages.
 func (sp *speaker) watchStatus(ctx context.Context) {
-	chPrefix := "channel." + sp.roomID + "."
-	lsPrefix := subject.ListenersPrefix(sp.roomID)
-	retry(ctx, sp.log, "status watch", func() error {
-		w, err := sp.s.o.State.WatchFiltered(ctx, []string{chPrefix + "*", lsPrefix + ">"})
-		if err != nil {
-			return err
-		}
-		defer w.Stop()
+	for u := range livestate.Watch(ctx, sp.s.o.State, livestate.WatchOptions{
+		Keys: livestate.RoomKeys(sp.roomID), Log: sp.log, What: "status watch",
+	}) {
 		sp.mu.Lock()
-		clear(sp.channels)
-		clear(sp.listeners)
+		sp.live.Apply(u)
 		sp.mu.Unlock()
-		for {
-			var e jetstream.KeyValueEntry
-			var ok bool
-			select {
-			case <-ctx.Done():
-				return nil
-			case e, ok = <-w.Updates():
-			}
-			if !ok {
-				return errors.New("watch ended")
-			}
-			if e == nil {
-				continue // end of the current entries
-			}
-			put := e.Operation() == jetstream.KeyValuePut
-			sp.mu.Lock()
-			switch k := e.Key(); {
-			case strings.HasPrefix(k, chPrefix):
-				lang := strings.TrimPrefix(k, chPrefix)
-				var st subject.ChannelState
-				if put && json.Unmarshal(e.Value(), &st) == nil {
-					sp.channels[lang] = st
-				} else {
-					delete(sp.channels, lang)
-				}
-			case strings.HasPrefix(k, lsPrefix):
-				ln := strings.TrimPrefix(k, lsPrefix)
-				var lc subject.ListenerCount
-				if put && json.Unmarshal(e.Value(), &lc) == nil {
-					sp.listeners[ln] = lc.Count
-				} else {
-					delete(sp.listeners, ln)
-				}
-			}
-			sp.mu.Unlock()
-		}
-	})
+	}
 }
 
 // status is the status message: the room's channels as the state bucket
 // describes them.
 func (sp *speaker) status() statusMsg {
 	sp.mu.Lock()
-	defer sp.mu.Unlock()
-	count := map[string]int{}
-	for k, n := range sp.listeners {
-		lang, _, _ := strings.Cut(k, ".")
-		count[lang] += n
+	st := sp.live.Status(sp.rm)
+	sp.mu.Unlock()
+	m := statusMsg{Type: "status", Speaker: true, Languages: []langStatus{}, FloorListeners: st.Floor.Listeners}
+	for _, l := range st.Languages {
+		m.Languages = append(m.Languages, langStatus{Code: l.Code, State: l.State, Listeners: l.Listeners, Error: l.Error})
 	}
-	m := statusMsg{Type: "status", Speaker: true, Languages: []langStatus{}}
-	for _, l := range sp.rm.Languages {
-		ls := langStatus{Code: l.Code, State: subject.StateIdle, Listeners: count[l.Code]}
-		if st, ok := sp.channels[l.Code]; ok && st.State != "" {
-			ls.State, ls.Error = st.State, st.Error
-		}
-		m.Languages = append(m.Languages, ls)
-	}
-	m.FloorListeners = count[sp.rm.SourceLanguage]
 	return m
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/translate/engine"
 )
 
@@ -58,7 +59,7 @@ func (e *fakeEngine) Open(ctx context.Context, ch engine.Channel, sink engine.Si
 	}
 	s := &fakeSession{
 		ch: ch, sink: sink, echo: e.echo, block: e.block[ch.Target],
-		appends: make(chan frame, 1024),
+		appends: make(chan audio.Frame, 1024),
 		done:    make(chan struct{}),
 		closed:  make(chan struct{}),
 	}
@@ -128,12 +129,11 @@ type fakeSession struct {
 	sinkMu sync.Mutex // Sink calls are one at a time
 	sink   engine.Sink
 
-	appends    chan frame // every appended frame, if the test keeps up
+	appends    chan audio.Frame // every appended frame, if the test keeps up
 	appendN    atomic.Int64
 	done       chan struct{}
 	doneOnce   sync.Once
-	errMu      sync.Mutex
-	err        error
+	err        atomic.Pointer[error] // why it ended by itself
 	closed     chan struct{}
 	closeOnce  sync.Once
 	closeCalls atomic.Int32
@@ -150,7 +150,7 @@ func (s *fakeSession) Append(pcm []byte, captured time.Time) error {
 	}
 	s.appendN.Add(1)
 	select {
-	case s.appends <- frame{pcm: pcm, captured: captured}:
+	case s.appends <- audio.Frame{PCM: pcm, Captured: captured}:
 	default:
 	}
 	if s.echo {
@@ -177,18 +177,17 @@ func (s *fakeSession) Close(ctx context.Context) error {
 func (s *fakeSession) Done() <-chan struct{} { return s.done }
 
 func (s *fakeSession) Err() error {
-	s.errMu.Lock()
-	defer s.errMu.Unlock()
-	return s.err
+	if err := s.err.Load(); err != nil {
+		return *err
+	}
+	return nil
 }
 
 func (s *fakeSession) Kind() string { return "fake" }
 
 // fail ends the session by itself with err.
 func (s *fakeSession) fail(err error) {
-	s.errMu.Lock()
-	s.err = err
-	s.errMu.Unlock()
+	s.err.Store(&err)
 	s.doneOnce.Do(func() { close(s.done) })
 }
 
@@ -204,23 +203,9 @@ func (s *fakeSession) sourceCaption(seg uint64, text string, final bool) {
 	s.sink.SourceCaption(seg, text, final)
 }
 
-func (s *fakeSession) isClosed() bool {
-	select {
-	case <-s.closed:
-		return true
-	default:
-		return false
-	}
-}
+func (s *fakeSession) isClosed() bool { return isShut(s.closed) }
 
-func (s *fakeSession) isDone() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
-}
+func (s *fakeSession) isDone() bool { return isShut(s.done) }
 
 func (s *fakeSession) waitClosed(t *testing.T) {
 	t.Helper()

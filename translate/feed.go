@@ -3,10 +3,10 @@ package translate
 import (
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/metrics"
 	"github.com/babelcast/babelcast/internal/subject"
 )
@@ -16,38 +16,13 @@ import (
 // to ride out a hiccup without letting a stuck session pile up memory.
 const queueFrames = 128
 
-// frame is one message of speaker audio.
-type frame struct {
-	pcm      []byte
-	captured time.Time
-}
-
-// frameQueue is a session's bounded inbox of speaker audio. Policy: when
-// full, the oldest frame is dropped (and counted), so a slow session falls
+// frameQueue is a session's inbox of speaker audio: a slow session falls
 // behind by at most queueFrames and never blocks the room's other sessions.
-type frameQueue struct {
-	ch chan frame
-}
+type frameQueue = audio.Queue[audio.Frame]
 
-func newFrameQueue() *frameQueue { return &frameQueue{ch: make(chan frame, queueFrames)} }
+func newFrameQueue() *frameQueue { return audio.NewQueue[audio.Frame](queueFrames, nil, 0) }
 
-// push never blocks. It has a single caller (the room's subscription), so
-// after dropping one frame there is room for the new one unless the reader
-// raced us, in which case the loop simply tries again.
-func (q *frameQueue) push(f frame) {
-	for {
-		select {
-		case q.ch <- f:
-			return
-		default:
-		}
-		select {
-		case <-q.ch:
-			metrics.FramesDropped.WithLabelValues("translate", "session_queue_full").Inc()
-		default:
-		}
-	}
-}
+var sessionQueueDropped = metrics.FramesDropped.WithLabelValues("translate", "session_queue_full")
 
 // feeds shares one NATS subscription to a room's speaker audio among the
 // sessions of that room on this node.
@@ -111,12 +86,14 @@ func (fs *feeds) deliver(roomID string, m *nats.Msg) {
 	}
 	metrics.FramesIn.WithLabelValues("translate").Inc()
 	_, captured := subject.AudioMeta(m)
-	f := frame{pcm: m.Data, captured: captured}
+	f := audio.Frame{PCM: m.Data, Captured: captured}
 	fs.mu.RLock()
 	defer fs.mu.RUnlock()
 	if fd := fs.m[roomID]; fd != nil {
 		for q := range fd.queues {
-			q.push(f)
+			if n, _ := q.Push(f); n > 0 {
+				sessionQueueDropped.Add(float64(n))
+			}
 		}
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/babelcast/babelcast/internal/room"
+	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/subject"
 )
 
@@ -14,9 +14,7 @@ import (
 // answers keeps its channel.
 func TestGoneHolderLosesItsLeaseBeforeTheTTL(t *testing.T) {
 	h := newHarness(t)
-	h.createRoom("talk", room.Language{Code: "es"})
-	h.speaker("talk", true)
-	h.listeners("talk", "es", "fan1", 1)
+	h.liveTalk("es")
 	engines := map[string]*fakeEngine{"tr1": newFakeEngine("fake"), "tr2": newFakeEngine("fake")}
 	workers := map[string]*worker{
 		"tr1": h.start(engines["tr1"], "tr1", nil),
@@ -29,9 +27,9 @@ func TestGoneHolderLosesItsLeaseBeforeTheTTL(t *testing.T) {
 	absentFor(t, 2*time.Second, "the live holder robbed", func() bool { return engines[other].openCount("es") > 0 })
 
 	killed := time.Now()
-	workers[holder].killNow(t) // no lease released: only the probe can tell
-	h.waitState("talk", "es", "active on "+other, func(st *subject.ChannelState) bool {
-		return st != nil && st.State == subject.StateActive && st.Node == other
+	workers[holder].die() // no lease released: only the probe can tell
+	h.waitState("talk", "es", "active on "+other, func(st *livestate.Channel) bool {
+		return st != nil && st.State == livestate.StateActive && st.Node == other
 	})
 	took := time.Since(killed)
 	t.Logf("takeover %v after the holder died (lease TTL %v)", took.Round(time.Millisecond), subject.LeaseTTL)

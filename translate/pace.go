@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/metrics"
 )
 
@@ -36,20 +37,13 @@ type pacedMsg struct {
 	dur time.Duration
 }
 
+func newPaceQueue() *audio.Queue[pacedMsg] { return audio.NewQueue[pacedMsg](paceQueue, nil, 0) }
+
 // enqueue adds m to the pacing queue, dropping the oldest message if full.
 // Sinks call it from the session's goroutine; it never blocks.
 func (o *outlet) enqueue(m pacedMsg) {
-	for {
-		select {
-		case o.queue <- m:
-			return
-		default:
-		}
-		select {
-		case <-o.queue:
-			paceDropped.Inc()
-		default:
-		}
+	if n, _ := o.queue.Push(m); n > 0 {
+		paceDropped.Add(float64(n))
 	}
 }
 
@@ -60,12 +54,16 @@ func (o *outlet) pace(ctx context.Context) {
 	defer timer.Stop()
 	for {
 		if o.held == nil {
-			select {
-			case <-ctx.Done():
-				return
-			case m := <-o.queue:
-				o.held = &m
+			m, ok := o.queue.Pop()
+			if !ok {
+				select {
+				case <-ctx.Done():
+					return
+				case <-o.queue.Ready():
+				}
+				continue
 			}
+			o.held = &m
 		}
 		if o.held.dur > 0 {
 			now := time.Now()
@@ -94,13 +92,8 @@ func (o *outlet) drain() {
 		o.publish(o.held)
 		o.held = nil
 	}
-	for {
-		select {
-		case m := <-o.queue:
-			o.publish(&m)
-		default:
-			return
-		}
+	for _, m := range o.queue.PopAll() {
+		o.publish(&m)
 	}
 }
 
@@ -109,20 +102,20 @@ func (o *outlet) drain() {
 // comes back. Call it only after pace returned.
 func (o *outlet) discard() {
 	o.held = nil
-	for {
-		select {
-		case <-o.queue:
-		default:
-			return
-		}
-	}
+	o.queue.PopAll()
 }
 
 func (o *outlet) publish(m *pacedMsg) {
 	if !o.open.Load() {
 		return // the lease is gone: another node speaks for the channel now
 	}
-	if err := o.c.w.nc.PublishMsg(m.msg); err != nil {
+	if !o.nc.IsConnected() {
+		// NATS would buffer the message and send it on reconnecting, late,
+		// perhaps over the voice of a node that took the channel meanwhile.
+		publishErrs.Inc()
+		return
+	}
+	if err := o.nc.PublishMsg(m.msg); err != nil {
 		publishErrs.Inc()
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/babelcast/babelcast/internal/audio"
-	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
 )
 
@@ -15,9 +14,7 @@ func TestOutputPacedAtRealTime(t *testing.T) {
 	h := newHarness(t)
 	eng := newFakeEngine("fake")
 	eng.echo = false
-	h.createRoom("talk", room.Language{Code: "es"})
-	h.speaker("talk", true)
-	h.listeners("talk", "es", "fan1", 1)
+	h.liveTalk("es")
 	h.start(eng, "tr1", nil)
 	es := eng.waitOpen(t, "es")
 	h.waitActive("talk", "es")
@@ -53,17 +50,17 @@ func TestOutputPacedAtRealTime(t *testing.T) {
 // After a lost lease the backlog is dropped, so it cannot play if the lease
 // comes back; after a normal stop it is published at once.
 func TestOutletBacklogAfterStop(t *testing.T) {
-	o := &outlet{queue: make(chan pacedMsg, 4)}
+	o := &outlet{queue: audio.NewQueue[pacedMsg](4, nil, 0)}
 	o.enqueue(pacedMsg{dur: time.Second})
 	o.held = &pacedMsg{dur: time.Second}
 	o.discard()
-	if o.held != nil || len(o.queue) != 0 {
-		t.Fatalf("discard left held=%v queued=%d", o.held, len(o.queue))
+	if o.held != nil || o.queue.Len() != 0 {
+		t.Fatalf("discard left held=%v queued=%d", o.held, o.queue.Len())
 	}
 	for i := 0; i < 6; i++ { // two more than fit: the oldest go
 		o.enqueue(pacedMsg{dur: time.Duration(i)})
 	}
-	if len(o.queue) != 4 || (<-o.queue).dur != 2 {
+	if m, _ := o.queue.Pop(); o.queue.Len() != 3 || m.dur != 2 {
 		t.Fatal("a full queue should drop its oldest messages")
 	}
 }

@@ -14,11 +14,12 @@ import (
 
 // outlet publishes a channel's output on NATS. It outlives sessions, so the
 // audio sequence and caption segments keep increasing across session
-// restarts, and it is gated: once the channel's lease is lost (or the node is
-// killed) nothing more is published, so two nodes never speak at once.
+// restarts, and it is gated: once the channel's lease is lost nothing more is
+// published, so two nodes never speak at once.
 type outlet struct {
-	c    *channel
-	open atomic.Bool // publishing allowed: set while this node owns the channel
+	nc                        *nats.Conn
+	outSubj, capSubj, srcSubj string      // the channel's audio, captions, source captions
+	open                      atomic.Bool // publishing allowed: set while this node owns the channel
 
 	seq     atomic.Uint64 // last audio sequence number published
 	nextSeg atomic.Uint64 // one past the highest caption segment published
@@ -26,9 +27,17 @@ type outlet struct {
 
 	// Pacing (pace.go): queue is filled by the sinks; playhead and held
 	// belong to the pace goroutine, then to drain.
-	queue    chan pacedMsg
+	queue    *audio.Queue[pacedMsg]
 	playhead time.Time
 	held     *pacedMsg
+}
+
+func newOutlet(nc *nats.Conn, room, lang string) *outlet {
+	return &outlet{
+		nc:      nc,
+		outSubj: subject.Out(room, lang), capSubj: subject.Caption(room, lang), srcSubj: subject.SourceCaption(room, lang),
+		queue: newPaceQueue(),
+	}
 }
 
 // sessionSink is the Sink given to one session. It renumbers the session's
@@ -55,23 +64,23 @@ func (s *sessionSink) Audio(pcm []byte, captured time.Time) {
 	if len(pcm)%2 != 0 {
 		pcm = pcm[:len(pcm)-1] // never publish half a sample
 	}
-	m := subject.AudioMsg(subject.Out(o.c.room, o.c.lang), pcm, o.seq.Add(1), captured)
+	m := subject.AudioMsg(o.outSubj, pcm, o.seq.Add(1), captured)
 	if captured.IsZero() {
 		m.Header.Del(subject.HeaderCapture) // unknown: say nothing rather than a bogus time
 	}
-	o.enqueue(pacedMsg{msg: m, dur: time.Duration(len(pcm)/2) * time.Second / audio.Rate})
+	o.enqueue(pacedMsg{msg: m, dur: audio.BytesDuration(len(pcm))})
 }
 
 func (s *sessionSink) Caption(segment uint64, text string, final bool) {
 	seg := s.segOff + segment
-	s.o.publishCaption(subject.Caption(s.o.c.room, s.o.c.lang), subject.CaptionMsg{
+	s.o.publishCaption(s.o.capSubj, subject.CaptionMsg{
 		Type: "caption", Lang: s.target, Text: text, Final: final, Segment: seg,
 	}, &s.o.nextSeg)
 }
 
 func (s *sessionSink) SourceCaption(segment uint64, text string, final bool) {
 	seg := s.srcOff + segment
-	s.o.publishCaption(subject.SourceCaption(s.o.c.room, s.o.c.lang), subject.CaptionMsg{
+	s.o.publishCaption(s.o.srcSubj, subject.CaptionMsg{
 		Type: "caption", Lang: s.source, Text: text, Final: final, Segment: seg, Source: true,
 	}, &s.o.nextSrc)
 }

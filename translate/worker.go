@@ -2,19 +2,18 @@ package translate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/babelcast/babelcast/internal/kvlease"
+	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
 	"github.com/babelcast/babelcast/translate/engine"
@@ -24,7 +23,7 @@ import (
 type Options struct {
 	NC     *nats.Conn
 	Rooms  *room.Store
-	State  jetstream.KeyValue // subject.BucketState
+	State  jetstream.KeyValue // livestate.Bucket
 	Leases jetstream.KeyValue // subject.BucketLeases
 	Engine engine.Engine
 	// Node names this process among the translator nodes; it must be a
@@ -61,35 +60,23 @@ type Worker struct {
 	tick         time.Duration // reconcile period: linger timeouts, lease retries
 	renewEvery   time.Duration // lease renewal period
 
-	feeds *feeds
-	view  clusterView
-
-	failMu sync.Mutex
-	failed map[string]failure // permanent failures by lease key
-
-	// kill makes Run stop like a killed process: no session closed, no
-	// lease released, no state deleted. Tests use it to check failover.
-	kill atomic.Bool
+	feeds    *feeds
+	view     *clusterView
+	fails    *failures
+	registry *kvlease.Refresher // this node's engine.<node> entry
 
 	// Owned by Run's goroutine.
 	runCtx    context.Context
 	roomsByID map[string]*room.Room
-	speakers  map[string]bool
-	listeners map[string]map[string]int // lease key → fan-out node → listeners
-	lastWant  map[string]time.Time      // lease key → when the channel was last wanted outright
-	runners   map[string]*channel       // channels this node wants
-	stopping  map[string]*channel       // channels closing down
+	live      *livestate.RoomStates // speakers and listeners of every room
+	lastWant  map[string]time.Time  // lease key → when the channel was last wanted outright
+	runners   map[string]*channel   // channels this node wants
+	stopping  map[string]*channel   // channels closing down
 	exited    chan *channel
 	quit      chan struct{}
-	wg        sync.WaitGroup
+	wg        sync.WaitGroup // the channels' goroutines and the engine entry's refresh
 
-	ready chan struct{} // closed by Run once the node is registered and watching
-}
-
-// failure is a permanent session failure of a channel under a configuration.
-type failure struct {
-	cfg chanConfig
-	msg string
+	ready chan struct{} // closed by Run once the node is registered and knows the cluster
 }
 
 // New checks the options and makes a Worker; Run starts it.
@@ -112,10 +99,10 @@ func New(o Options) (*Worker, error) {
 		maxSessions: o.MaxSessions, closeTimeout: o.CloseTimeout,
 		tick: time.Second, renewEvery: time.Second,
 		feeds:     newFeeds(o.NC),
-		failed:    map[string]failure{},
+		view:      newClusterView(),
+		fails:     newFailures(),
 		roomsByID: map[string]*room.Room{},
-		speakers:  map[string]bool{},
-		listeners: map[string]map[string]int{},
+		live:      livestate.NewRoomStates(),
 		lastWant:  map[string]time.Time{},
 		runners:   map[string]*channel{},
 		stopping:  map[string]*channel{},
@@ -123,8 +110,9 @@ func New(o Options) (*Worker, error) {
 		quit:      make(chan struct{}),
 		ready:     make(chan struct{}),
 	}
-	w.view.leases = map[string]leaseInfo{}
-	w.view.channels = map[string]viewChannel{}
+	w.registry = kvlease.NewRefresher(kvlease.RefresherOptions{
+		KV: o.State, Every: livestate.Refresh, Log: o.Log, What: "engine info",
+	})
 	if err := w.check(); err != nil {
 		return nil, err
 	}
@@ -148,8 +136,8 @@ func (w *Worker) check() error {
 
 // Run does the role's work until ctx ends, then closes every session
 // (flushing translations in flight), releases its leases and deletes its
-// state, and returns. It returns an error only if it cannot start or its
-// KV watches fail.
+// state, and returns. It returns an error only if it cannot start: its
+// watches of the KV buckets ride out NATS trouble.
 func (w *Worker) Run(ctx context.Context) error {
 	if w.runCtx != nil {
 		return errors.New("translate: Run called twice")
@@ -160,7 +148,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		"max_sessions", w.maxSessions, "linger", w.linger)
 	// Answer "alive" probes while Run runs: a node waiting for one of
 	// our channels frees its lease at once when we are gone (see
-	// channel.holderGone). A killed process takes this with it.
+	// leaseOwner.holderGone). A killed process takes this with it.
 	alive, err := w.nc.Subscribe(subject.TranslatorAlive(w.node), func(m *nats.Msg) { _ = m.Respond(nil) })
 	if err != nil {
 		return fmt.Errorf("translate: subscribe to alive probes: %w", err)
@@ -169,75 +157,61 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.nc.Flush(); err != nil {
 		return fmt.Errorf("translate: subscribe to alive probes: %w", err)
 	}
-	w.putEngine(ctx)
+	info := livestate.Engine{Engine: w.engine.Name(), Sources: w.caps.Sources, Targets: w.caps.Targets}
+	if err := w.registry.Put(ctx, livestate.EngineKey(w.node), livestate.Encode(info)); err != nil && ctx.Err() == nil {
+		w.log.Warn("cannot publish engine info", "err", err)
+	}
+	w.wg.Add(1)
+	go func() { defer w.wg.Done(); w.registry.Run(ctx) }()
 
-	roomEv, err := w.rooms.Watch(ctx)
-	if err != nil {
-		return err
+	rooms := livestate.WatchRooms(ctx, w.rooms, w.log)
+	states := livestate.Watch(ctx, w.state, livestate.WatchOptions{Log: w.log, What: "state watch"})
+	leases := livestate.Watch(ctx, w.leases, livestate.WatchOptions{Log: w.log, What: "lease watch"})
+	unseen := 2 // watches yet to deliver what is there: ready after
+	seen := func(u livestate.Update) {
+		if u.Reset && unseen > 0 {
+			if unseen--; unseen == 0 {
+				close(w.ready)
+			}
+		}
 	}
-	stateW, err := w.state.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("translate: watch state: %w", err)
-	}
-	defer stateW.Stop()
-	leaseW, err := w.leases.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("translate: watch leases: %w", err)
-	}
-	defer leaseW.Stop()
-	close(w.ready)
-
 	tick := time.NewTicker(w.tick)
 	defer tick.Stop()
-	engineTick := time.NewTicker(subject.StateRefresh)
-	defer engineTick.Stop()
-
-	var runErr error
-loop:
 	for {
 		select {
 		case <-ctx.Done():
-			break loop
-		case ev, ok := <-roomEv:
-			if !ok {
-				runErr = errors.New("translate: room watch stopped")
-				break loop
+			w.shutdown()
+			return nil
+		case ev, ok := <-rooms:
+			if ok {
+				w.onRoom(ev)
 			}
-			w.onRoom(ev)
-		case e, ok := <-stateW.Updates():
-			if !ok {
-				runErr = errors.New("translate: state watch stopped")
-				break loop
+		case u, ok := <-states:
+			if ok {
+				w.onState(u)
+				seen(u)
 			}
-			if e != nil {
-				w.onState(e)
-			}
-		case e, ok := <-leaseW.Updates():
-			if !ok {
-				runErr = errors.New("translate: lease watch stopped")
-				break loop
-			}
-			if e != nil {
-				w.onLease(e)
+		case u, ok := <-leases:
+			if ok {
+				w.onLease(u)
+				seen(u)
 			}
 		case c := <-w.exited:
 			if w.stopping[c.key] == c {
 				delete(w.stopping, c.key)
 			}
 		case <-tick.C:
-		case <-engineTick.C:
-			w.putEngine(ctx)
 		}
-		w.reconcile(time.Now())
+		if ctx.Err() == nil {
+			w.reconcile(time.Now())
+		}
 	}
-	if ctx.Err() != nil {
-		runErr = nil
-	}
-	return w.shutdown(runErr)
 }
 
-// shutdown stops every channel and waits for them to close their sessions.
-func (w *Worker) shutdown(runErr error) error {
+// shutdown stops every channel, waits for them to close their sessions
+// (and the engine entry's refresh to stop), and deletes this node's engine
+// entry.
+func (w *Worker) shutdown() {
 	close(w.quit)
 	for _, c := range w.runners {
 		c.cancel()
@@ -246,110 +220,65 @@ func (w *Worker) shutdown(runErr error) error {
 		c.cancel()
 	}
 	w.wg.Wait()
-	if w.killed() {
-		return runErr
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), kvTimeout)
 	defer cancel()
-	if err := w.state.Delete(ctx, subject.EngineKey(w.node)); err != nil {
+	if err := w.registry.Clear(ctx); err != nil {
 		w.log.Debug("delete engine info", "err", err)
 	}
 	w.log.Info("translator stopped")
-	return runErr
 }
 
 // Ready is closed once Run has registered this node's engine in the State
-// bucket (so the API checks new rooms' languages against it) and watches
-// rooms, state and leases. It stays open if Run fails before that.
+// bucket (so the API checks new rooms' languages against it) and knows
+// the state and lease entries of the cluster.
 func (w *Worker) Ready() <-chan struct{} { return w.ready }
-
-func (w *Worker) killed() bool { return w.kill.Load() }
-
-// putEngine says in the State bucket what this node's engine can serve.
-func (w *Worker) putEngine(ctx context.Context) {
-	info := struct {
-		Engine  string   `json:"engine"`
-		Sources []string `json:"sources,omitempty"`
-		Targets []string `json:"targets,omitempty"` // absent: any language
-	}{w.engine.Name(), w.caps.Sources, w.caps.Targets}
-	b, _ := json.Marshal(info)
-	pctx, cancel := context.WithTimeout(ctx, kvTimeout)
-	defer cancel()
-	if _, err := w.state.Put(pctx, subject.EngineKey(w.node), b); err != nil && ctx.Err() == nil {
-		w.log.Warn("cannot publish engine info", "err", err)
-	}
-}
 
 func (w *Worker) onRoom(ev room.Event) {
 	w.markLive(time.Now())
 	if ev.Room == nil {
 		delete(w.roomsByID, ev.ID)
-		w.failMu.Lock()
-		for key := range w.failed {
-			if strings.HasPrefix(key, ev.ID+".") {
-				delete(w.failed, key)
-			}
-		}
-		w.failMu.Unlock()
+		w.fails.forgetRoom(ev.ID)
 		return
 	}
 	w.roomsByID[ev.ID] = ev.Room
 }
 
-func (w *Worker) onState(e jetstream.KeyValueEntry) {
+// onState takes an update of the State bucket: speakers and listeners of
+// every room (what decides which channels are wanted), and every
+// channel's state (what the session cap counts).
+func (w *Worker) onState(u livestate.Update) {
 	w.markLive(time.Now())
-	gone := e.Operation() != jetstream.KeyValuePut
-	kind, rest, _ := strings.Cut(e.Key(), ".")
-	switch kind {
-	case "speaker":
-		if gone {
-			delete(w.speakers, rest)
-		} else {
-			w.speakers[rest] = true
-		}
-	case "listeners":
-		parts := strings.Split(rest, ".")
-		if len(parts) != 3 {
-			return
-		}
-		key, node := subject.LeaseKey(parts[0], parts[1]), parts[2]
-		var lc subject.ListenerCount
-		if !gone && json.Unmarshal(e.Value(), &lc) != nil {
-			lc.Count = 0
-		}
-		byNode := w.listeners[key]
-		if gone || lc.Count <= 0 {
-			delete(byNode, node)
-			if len(byNode) == 0 {
-				delete(w.listeners, key)
-			}
-			return
-		}
-		if byNode == nil {
-			byNode = map[string]int{}
-			w.listeners[key] = byNode
-		}
-		byNode[node] = lc.Count
-	case "channel":
-		var st subject.ChannelState
-		if !gone && json.Unmarshal(e.Value(), &st) != nil {
-			gone = true
-		}
-		w.view.setChannel(rest, st, gone, e.Revision())
-		// Session counts changed: channels waiting under the cap or for a
-		// fair turn may go now.
-		for _, c := range w.runners {
-			c.poke()
-		}
+	w.live.Apply(u)
+	var present map[string]bool // after a restart: the channels that are there
+	if u.Reset {
+		present = map[string]bool{}
 	}
-	w.view.applied(e.Revision())
+	for _, e := range u.Entries {
+		if k, ok := livestate.ParseKey(e.Key); ok && k.Kind == livestate.KindChannel {
+			key := subject.LeaseKey(k.Room, k.Lang)
+			st, readable := livestate.Decode[livestate.Channel](e.Value)
+			w.view.setChannel(key, st, !readable, e.Revision)
+			if present != nil {
+				present[key] = true
+			}
+		}
+		w.view.applied(e.Revision)
+	}
+	if present != nil {
+		w.view.keepChannels(present)
+	}
+	// Session counts may have changed: channels waiting under the cap or
+	// for a fair turn may go now.
+	for _, c := range w.runners {
+		c.poke()
+	}
 }
 
-func (w *Worker) onLease(e jetstream.KeyValueEntry) {
-	gone := e.Operation() != jetstream.KeyValuePut
-	w.view.setLease(e.Key(), string(e.Value()), e.Revision(), gone)
-	if c := w.runners[e.Key()]; c != nil && gone {
-		c.poke()
+func (w *Worker) onLease(u livestate.Update) {
+	for _, key := range w.view.applyLeases(u) {
+		if c := w.runners[key]; c != nil {
+			c.poke()
+		}
 	}
 }
 
@@ -387,7 +316,7 @@ func (w *Worker) reconcile(now time.Time) {
 	}
 	for key, cfg := range wanted {
 		if c := w.runners[key]; c != nil {
-			c.setConfig(cfg)
+			c.settings.set(cfg)
 			continue
 		}
 		if w.stopping[key] != nil {
@@ -404,13 +333,13 @@ func (w *Worker) reconcile(now time.Time) {
 // reconcile before that.
 func (w *Worker) markLive(now time.Time) {
 	for id, r := range w.roomsByID {
-		if !w.speakers[id] {
+		live := w.live.Get(id)
+		if live.Speaker == nil {
 			continue
 		}
 		for _, l := range r.Languages {
-			key := subject.LeaseKey(id, l.Code)
-			if w.serves(r.SourceLanguage, l.Code) && (l.AlwaysOn || len(w.listeners[key]) > 0) {
-				w.lastWant[key] = now
+			if w.serves(r.SourceLanguage, l.Code) && (l.AlwaysOn || live.Listeners(l.Code) > 0) {
+				w.lastWant[subject.LeaseKey(id, l.Code)] = now
 			}
 		}
 	}
@@ -423,7 +352,7 @@ func (w *Worker) whyUnwanted(c *channel) string {
 		return "room deleted"
 	case !hasLang(r, c.lang):
 		return "language removed"
-	case !w.speakers[c.room]:
+	case w.live.Get(c.room).Speaker == nil:
 		return "speaker gone"
 	default:
 		return "no listeners"
@@ -431,7 +360,7 @@ func (w *Worker) whyUnwanted(c *channel) string {
 }
 
 func (w *Worker) start(cfg chanConfig) {
-	c := newChannel(w, cfg)
+	c := w.newChannel(cfg)
 	ctx, cancel := context.WithCancel(w.runCtx)
 	c.cancel = cancel
 	w.runners[c.key] = c
@@ -468,22 +397,7 @@ func configFor(r *room.Room, l room.Language) chanConfig {
 
 // serves reports whether this node's engine can interpret src into target.
 func (w *Worker) serves(src, target string) bool {
-	return langIn(w.caps.Sources, src) && langIn(w.caps.Targets, target)
-}
-
-// langIn reports whether code is in list (nil: any language), directly or
-// by its base language ("pt" serves "pt-BR").
-func langIn(list []string, code string) bool {
-	if list == nil {
-		return true
-	}
-	base := room.Base(code)
-	for _, l := range list {
-		if strings.EqualFold(l, code) || strings.EqualFold(l, base) {
-			return true
-		}
-	}
-	return false
+	return room.Covers(w.caps.Sources, src) && room.Covers(w.caps.Targets, target)
 }
 
 func langList(list []string) string {
@@ -493,185 +407,7 @@ func langList(list []string) string {
 	return strings.Join(list, ",")
 }
 
-func (w *Worker) failedWith(key string, cfg chanConfig) (string, bool) {
-	w.failMu.Lock()
-	defer w.failMu.Unlock()
-	f, ok := w.failed[key]
-	if !ok || !f.cfg.equal(cfg) {
-		return "", false
-	}
-	return f.msg, true
-}
-
-func (w *Worker) setFailed(key string, cfg chanConfig, msg string) {
-	w.failMu.Lock()
-	defer w.failMu.Unlock()
-	w.failed[key] = failure{cfg: cfg, msg: msg}
-}
-
-// overCap reports whether opening channel key would exceed MaxSessions.
-// It is a first look, to avoid needless leases; capTaken is the rule.
-func (w *Worker) overCap(key string) bool {
-	return w.maxSessions > 0 && w.view.running("", key) >= w.maxSessions
-}
-
-// capTaken reports whether channel key, which went to "starting" at State
-// revision rev, must give way under MaxSessions: whether MaxSessions other
-// channels started running before it. Every node orders channels by the
-// same revisions, so when several start at once the later ones give way
-// and the cap holds across the cluster.
-func (w *Worker) capTaken(ctx context.Context, key string, rev uint64) bool {
-	if w.maxSessions <= 0 {
-		return false
-	}
-	cctx, cancel := context.WithTimeout(ctx, kvTimeout)
-	defer cancel()
-	w.view.caughtUp(cctx, rev) // if the watch lags, judge on what we know
-	return w.view.runningBefore(key, w.view.entered(key, rev)) >= w.maxSessions
-}
-
-// fairDelay is how long to wait before competing for a free lease: nodes
-// already running sessions wait longer, so channels spread over nodes.
-func (w *Worker) fairDelay() time.Duration {
-	n := min(w.view.running(w.node, ""), 10)
-	return time.Duration(n)*50*time.Millisecond + rand.N(50*time.Millisecond)
-}
-
-// clusterView is what this node knows of every translator node: who holds
-// which lease and the state of every channel. Run's goroutine writes it
-// from KV watches; channels read it.
-type clusterView struct {
-	mu       sync.Mutex
-	leases   map[string]leaseInfo
-	channels map[string]viewChannel // by lease key
-	rev      uint64                 // last State bucket revision applied
-	moved    chan struct{}          // closed and replaced when rev moves
-}
-
-type leaseInfo struct {
-	owner string
-	rev   uint64
-}
-
-type viewChannel struct {
-	st subject.ChannelState
-	// entered is the State bucket revision at which the channel last went
-	// from not running to running (starting or active). Every node sees
-	// the same stream, so it orders channels the same way everywhere.
-	entered uint64
-}
-
-func running(state string) bool {
-	return state == subject.StateStarting || state == subject.StateActive
-}
-
-func (v *clusterView) setLease(key, owner string, rev uint64, gone bool) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if gone {
-		delete(v.leases, key)
-		return
-	}
-	v.leases[key] = leaseInfo{owner: owner, rev: rev}
-}
-
-func (v *clusterView) lease(key string) (owner string, rev uint64) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	l := v.leases[key]
-	return l.owner, l.rev
-}
-
-// setChannel records a channel's state (gone: deleted or expired), written
-// at State bucket revision rev.
-func (v *clusterView) setChannel(key string, st subject.ChannelState, gone bool, rev uint64) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if gone {
-		delete(v.channels, key)
-		return
-	}
-	vc := viewChannel{st: st}
-	if running(st.State) {
-		vc.entered = rev
-		if prev, ok := v.channels[key]; ok && running(prev.st.State) {
-			vc.entered = prev.entered
-		}
-	}
-	v.channels[key] = vc
-}
-
-// applied notes that every State bucket change up to rev is in the view.
-func (v *clusterView) applied(rev uint64) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if rev > v.rev {
-		v.rev = rev
-		if v.moved != nil {
-			close(v.moved)
-			v.moved = nil
-		}
-	}
-}
-
-// caughtUp waits until the view holds every State change up to rev.
-func (v *clusterView) caughtUp(ctx context.Context, rev uint64) bool {
-	for {
-		v.mu.Lock()
-		if v.rev >= rev {
-			v.mu.Unlock()
-			return true
-		}
-		if v.moved == nil {
-			v.moved = make(chan struct{})
-		}
-		moved := v.moved
-		v.mu.Unlock()
-		select {
-		case <-moved:
-		case <-ctx.Done():
-			return false
-		}
-	}
-}
-
-// running counts channels starting or active, on node (or any node if
-// node is ""), leaving out channel except.
-func (v *clusterView) running(node, except string) int {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	n := 0
-	for key, vc := range v.channels {
-		if key == except || (node != "" && vc.st.Node != node) {
-			continue
-		}
-		if running(vc.st.State) {
-			n++
-		}
-	}
-	return n
-}
-
-// entered is when channel key started running, or def if not known to run.
-func (v *clusterView) entered(key string, def uint64) uint64 {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if vc, ok := v.channels[key]; ok && running(vc.st.State) && vc.entered != 0 {
-		return vc.entered
-	}
-	return def
-}
-
-// runningBefore counts channels other than key that started running
-// before State bucket revision rev.
-func (v *clusterView) runningBefore(key string, rev uint64) int {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	n := 0
-	for k, vc := range v.channels {
-		if k != key && running(vc.st.State) && vc.entered < rev {
-			n++
-		}
-	}
-	return n
+// capacity is the session cap as this node applies it.
+func (w *Worker) capacity() capacity {
+	return capacity{view: w.view, node: w.node, max: w.maxSessions}
 }

@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -15,271 +12,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/babelcast/babelcast/internal/bus"
+	"github.com/babelcast/babelcast/internal/audio"
+	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
 	"github.com/babelcast/babelcast/translate/engine"
 )
-
-const waitFor = 10 * time.Second
-
-func testLogger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-// harness is one embedded NATS with the shared buckets, and what a test
-// needs to play the other roles (api, ingest, fanout).
-type harness struct {
-	t     *testing.T
-	bus   *bus.Bus
-	rooms *room.Store
-}
-
-func newHarness(t *testing.T) *harness {
-	t.Helper()
-	b, err := bus.Open(context.Background(), bus.Options{DataDir: t.TempDir(), Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	return &harness{t: t, bus: b, rooms: room.NewStore(b.Rooms)}
-}
-
-// conn is a NATS connection of its own, as another process would have.
-type conn struct {
-	nc                   *nats.Conn
-	rooms                *room.Store
-	state, leases, roomK jetstream.KeyValue
-}
-
-func (h *harness) newConn() conn {
-	h.t.Helper()
-	nc, err := nats.Connect(h.bus.ClientURL())
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	ctx := context.Background()
-	c := conn{nc: nc}
-	for name, kv := range map[string]*jetstream.KeyValue{
-		subject.BucketRooms: &c.roomK, subject.BucketState: &c.state, subject.BucketLeases: &c.leases,
-	} {
-		if *kv, err = js.KeyValue(ctx, name); err != nil {
-			h.t.Fatal(err)
-		}
-	}
-	c.rooms = room.NewStore(c.roomK)
-	return c
-}
-
-type worker struct {
-	*Worker
-	cancel context.CancelFunc
-	errc   chan error
-}
-
-// start runs a Worker on its own NATS connection until the test ends.
-func (h *harness) start(eng engine.Engine, node string, tune func(*Options)) *worker {
-	h.t.Helper()
-	c := h.newConn()
-	o := Options{
-		NC: c.nc, Rooms: c.rooms, State: c.state, Leases: c.leases, Engine: eng,
-		Node: node, Log: testLogger().With("node", node), Linger: -1,
-	}
-	if tune != nil {
-		tune(&o)
-	}
-	w, err := New(o)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	w.tick = 100 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	wk := &worker{Worker: w, cancel: cancel, errc: make(chan error, 1)}
-	go func() { wk.errc <- w.Run(ctx) }()
-	h.t.Cleanup(func() { wk.stop(h.t) })
-	return wk
-}
-
-// stop cancels Run and waits for it to return.
-func (w *worker) stop(t *testing.T) {
-	t.Helper()
-	w.cancel()
-	select {
-	case err := <-w.errc:
-		if err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		w.errc <- nil // a later stop returns at once
-	case <-time.After(waitFor + 5*time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
-}
-
-// killNow stops w like a killed process: nothing is closed or released.
-func (w *worker) killNow(t *testing.T) {
-	w.kill.Store(true)
-	w.stop(t)
-}
-
-func (h *harness) createRoom(id string, langs ...room.Language) {
-	h.t.Helper()
-	now := time.Now().UTC()
-	r := &room.Room{ID: id, SourceLanguage: "en", Languages: langs, SpeakerKey: room.NewSpeakerKey(), CreatedAt: now, UpdatedAt: now}
-	if err := r.Normalize(); err != nil {
-		h.t.Fatal(err)
-	}
-	if err := h.rooms.Create(context.Background(), r); err != nil {
-		h.t.Fatal(err)
-	}
-}
-
-func (h *harness) updateRoom(id string, change func(*room.Room)) {
-	h.t.Helper()
-	ctx := context.Background()
-	r, rev, err := h.rooms.Get(ctx, id)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	change(r)
-	if err := r.Normalize(); err != nil {
-		h.t.Fatal(err)
-	}
-	if err := h.rooms.Update(ctx, r, rev); err != nil {
-		h.t.Fatal(err)
-	}
-}
-
-func (h *harness) speaker(id string, on bool) {
-	h.t.Helper()
-	ctx := context.Background()
-	var err error
-	if on {
-		b, _ := json.Marshal(subject.SpeakerState{Node: "ingest1", Since: time.Now(), SampleRate: 24000})
-		_, err = h.bus.State.Put(ctx, subject.SpeakerKey(id), b)
-	} else {
-		err = h.bus.State.Delete(ctx, subject.SpeakerKey(id))
-	}
-	if err != nil {
-		h.t.Fatal(err)
-	}
-}
-
-func (h *harness) listeners(id, lang, node string, n int) {
-	h.t.Helper()
-	b, _ := json.Marshal(subject.ListenerCount{Count: n})
-	if _, err := h.bus.State.Put(context.Background(), subject.ListenersKey(id, lang, node), b); err != nil {
-		h.t.Fatal(err)
-	}
-}
-
-// waitState watches channel (id, lang)'s state until ok accepts it (nil
-// when the key is absent) and returns it.
-func (h *harness) waitState(id, lang string, what string, ok func(*subject.ChannelState) bool) *subject.ChannelState {
-	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	w, err := h.bus.State.Watch(ctx, subject.ChannelKey(id, lang))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer w.Stop()
-	var cur *subject.ChannelState
-	initial := true
-	for {
-		select {
-		case e := <-w.Updates():
-			if e == nil { // end of initial values: the key may be absent
-				initial = false
-			} else if e.Operation() != jetstream.KeyValuePut {
-				cur = nil
-			} else {
-				cur = &subject.ChannelState{}
-				if err := json.Unmarshal(e.Value(), cur); err != nil {
-					h.t.Fatal(err)
-				}
-			}
-			if !initial || e == nil {
-				if ok(cur) {
-					return cur
-				}
-			}
-		case <-ctx.Done():
-			h.t.Fatalf("channel %s/%s: never %s; last state %+v", id, lang, what, cur)
-			return nil
-		}
-	}
-}
-
-func isState(state string) func(*subject.ChannelState) bool {
-	return func(st *subject.ChannelState) bool { return st != nil && st.State == state }
-}
-
-func absent(st *subject.ChannelState) bool { return st == nil }
-
-func (h *harness) waitActive(id, lang string) *subject.ChannelState {
-	h.t.Helper()
-	return h.waitState(id, lang, "active", isState(subject.StateActive))
-}
-
-func (h *harness) subscribe(subj string) *nats.Subscription {
-	h.t.Helper()
-	sub, err := h.bus.Conn.SubscribeSync(subj)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if err := h.bus.Conn.Flush(); err != nil {
-		h.t.Fatal(err)
-	}
-	// Unread messages would hold up draining the bus's connection.
-	h.t.Cleanup(func() { _ = sub.Unsubscribe() })
-	return sub
-}
-
-func (h *harness) publishAudio(id string, seq uint64, pcm []byte, captured time.Time) {
-	h.t.Helper()
-	if err := h.bus.Conn.PublishMsg(subject.AudioMsg(subject.Source(id), pcm, seq, captured)); err != nil {
-		h.t.Fatal(err)
-	}
-}
-
-func next(t *testing.T, sub *nats.Subscription) *nats.Msg {
-	t.Helper()
-	m, err := sub.NextMsg(waitFor)
-	if err != nil {
-		t.Fatalf("no message on %s: %v", sub.Subject, err)
-	}
-	return m
-}
-
-func nextCaption(t *testing.T, sub *nats.Subscription) subject.CaptionMsg {
-	t.Helper()
-	var c subject.CaptionMsg
-	if err := json.Unmarshal(next(t, sub).Data, &c); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// absentFor checks that cond stays false for d: for things that must NOT
-// happen, where no event says "it will not".
-func absentFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			t.Fatalf("unexpected: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 func TestOneSessionPerLanguageAndAudioFlows(t *testing.T) {
 	h := newHarness(t)
@@ -320,8 +58,8 @@ func TestOneSessionPerLanguageAndAudioFlows(t *testing.T) {
 			}
 		}
 	}
-	if f := <-es.appends; !f.captured.Equal(captured) {
-		t.Errorf("append captured %v, want %v", f.captured, captured)
+	if f := <-es.appends; !f.Captured.Equal(captured) {
+		t.Errorf("append captured %v, want %v", f.Captured, captured)
 	}
 
 	es.caption(3, "hola", false)
@@ -337,7 +75,7 @@ func TestOneSessionPerLanguageAndAudioFlows(t *testing.T) {
 	}
 
 	// What this node serves is published, without targets: any language.
-	e, err := h.bus.State.Get(context.Background(), subject.EngineKey("tr1"))
+	e, err := h.bus.State.Get(context.Background(), livestate.EngineKey("tr1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,9 +116,7 @@ func TestNoSpeakerNoSession(t *testing.T) {
 func TestLingerThenClose(t *testing.T) {
 	h := newHarness(t)
 	eng := newFakeEngine("fake")
-	h.createRoom("talk", room.Language{Code: "es"})
-	h.speaker("talk", true)
-	h.listeners("talk", "es", "fan1", 1)
+	h.liveTalk("es")
 	const linger = time.Second
 	h.start(eng, "tr1", func(o *Options) { o.Linger = linger })
 
@@ -400,7 +136,7 @@ func TestLingerThenClose(t *testing.T) {
 	s = eng.waitOpen(t, "es")
 	h.waitActive("talk", "es")
 	gone = time.Now()
-	if err := h.bus.State.Delete(context.Background(), subject.ListenersKey("talk", "es", "fan1")); err != nil {
+	if err := h.bus.State.Delete(context.Background(), livestate.ListenersKey("talk", "es", "fan1")); err != nil {
 		t.Fatal(err)
 	}
 	s.waitClosed(t)
@@ -416,10 +152,7 @@ func TestLingerThenClose(t *testing.T) {
 func TestLanguageRemovedAndChanged(t *testing.T) {
 	h := newHarness(t)
 	eng := newFakeEngine("fake")
-	h.createRoom("talk", room.Language{Code: "es"}, room.Language{Code: "de"})
-	h.speaker("talk", true)
-	h.listeners("talk", "es", "fan1", 1)
-	h.listeners("talk", "de", "fan1", 1)
+	h.liveTalk("es", "de")
 	w := h.start(eng, "tr1", func(o *Options) { o.Linger = time.Hour })
 
 	es, de := eng.waitOpen(t, "es"), eng.waitOpen(t, "de")
@@ -484,12 +217,10 @@ func TestPermanentErrorNotRetried(t *testing.T) {
 	h := newHarness(t)
 	eng := newFakeEngine("fake")
 	eng.openErr["es"] = []error{&engine.Error{Code: "invalid_api_key", Message: "the API key was refused", Permanent: true}}
-	h.createRoom("talk", room.Language{Code: "es"})
-	h.speaker("talk", true)
-	h.listeners("talk", "es", "fan1", 1)
+	h.liveTalk("es")
 	h.start(eng, "tr1", nil)
 
-	st := h.waitState("talk", "es", "error", isState(subject.StateError))
+	st := h.waitState("talk", "es", "error", isState(livestate.StateError))
 	if st.Error != "the API key was refused" {
 		t.Errorf("error = %q", st.Error)
 	}
@@ -500,7 +231,7 @@ func TestPermanentErrorNotRetried(t *testing.T) {
 	s := eng.waitOpen(t, "es")
 	h.waitActive("talk", "es")
 	s.fail(&engine.Error{Code: "insufficient_quota", Message: "no quota left", Permanent: true})
-	st = h.waitState("talk", "es", "error", isState(subject.StateError))
+	st = h.waitState("talk", "es", "error", isState(livestate.StateError))
 	if st.Error != "no quota left" {
 		t.Errorf("error = %q", st.Error)
 	}
@@ -510,7 +241,7 @@ func TestPermanentErrorNotRetried(t *testing.T) {
 	h.speaker("talk", false)
 	h.waitState("talk", "es", "released", absent)
 	h.speaker("talk", true)
-	h.waitState("talk", "es", "error again", isState(subject.StateError))
+	h.waitState("talk", "es", "error again", isState(livestate.StateError))
 	if eng.openCount("es") != 2 {
 		t.Errorf("reopened after a permanent error: %d opens", eng.openCount("es"))
 	}
@@ -524,9 +255,7 @@ func TestTransientErrorRetried(t *testing.T) {
 	h := newHarness(t)
 	eng := newFakeEngine("fake")
 	eng.openErr["es"] = []error{errors.New("dial tcp: connection refused")}
-	h.createRoom("talk", room.Language{Code: "es"})
-	h.speaker("talk", true)
-	h.listeners("talk", "es", "fan1", 1)
+	h.liveTalk("es")
 	h.start(eng, "tr1", nil)
 
 	s := eng.waitOpen(t, "es") // after the failed first attempt
@@ -536,7 +265,7 @@ func TestTransientErrorRetried(t *testing.T) {
 	h.waitActive("talk", "es")
 
 	s.fail(&engine.Error{Code: "server_error", Message: "the server had a hiccup"})
-	st := h.waitState("talk", "es", "starting", isState(subject.StateStarting))
+	st := h.waitState("talk", "es", "starting", isState(livestate.StateStarting))
 	if st.Error != "the server had a hiccup" {
 		t.Errorf("error while retrying = %q", st.Error)
 	}
@@ -552,10 +281,7 @@ func TestTransientErrorRetried(t *testing.T) {
 
 func TestTwoWorkersOneOwnerAndFailover(t *testing.T) {
 	h := newHarness(t)
-	h.createRoom("talk", room.Language{Code: "es"}, room.Language{Code: "de"})
-	h.speaker("talk", true)
-	h.listeners("talk", "es", "fan1", 1)
-	h.listeners("talk", "de", "fan1", 1)
+	h.liveTalk("es", "de")
 	engines := map[string]*fakeEngine{"tr1": newFakeEngine("fake"), "tr2": newFakeEngine("fake")}
 	workers := map[string]*worker{
 		"tr1": h.start(engines["tr1"], "tr1", nil),
@@ -584,24 +310,23 @@ func TestTwoWorkersOneOwnerAndFailover(t *testing.T) {
 		}
 	}
 
-	// Kill the owner of es: the other node takes it over within 5 s.
+	// The owner of es dies: the other node takes it over within 5 s.
 	dead := owner["es"]
 	other := map[string]string{"tr1": "tr2", "tr2": "tr1"}[dead]
 	outES := h.subscribe(subject.Out("talk", "es"))
 	killed := time.Now()
-	workers[dead].killNow(t)
-	st := h.waitState("talk", "es", "active on "+other, func(st *subject.ChannelState) bool {
-		return st != nil && st.State == subject.StateActive && st.Node == other
+	workers[dead].die()
+	// Its lease is left behind: the takeover cannot lean on a release.
+	if e, err := h.bus.Leases.Get(context.Background(), subject.LeaseKey("talk", "es")); err != nil || string(e.Value()) != dead {
+		t.Fatalf("es lease just after %s died: %v, %v", dead, e, err)
+	}
+	st := h.waitState("talk", "es", "active on "+other, func(st *livestate.Channel) bool {
+		return st != nil && st.State == livestate.StateActive && st.Node == other
 	})
 	took := time.Since(killed)
 	t.Logf("failover took %v", took)
 	if took > 5*time.Second {
 		t.Errorf("failover took %v, want at most 5s", took)
-	}
-	for _, s := range engines[dead].sessions {
-		if s.closeCalls.Load() != 0 {
-			t.Errorf("killed node closed its %s session", s.ch.Target)
-		}
 	}
 	if engines[other].openCount("es") != 1 {
 		t.Errorf("%s opened es %d times", other, engines[other].openCount("es"))
@@ -620,10 +345,7 @@ func TestTwoWorkersOneOwnerAndFailover(t *testing.T) {
 func TestMaxSessions(t *testing.T) {
 	h := newHarness(t)
 	eng := newFakeEngine("fake")
-	h.createRoom("talk", room.Language{Code: "es"}, room.Language{Code: "de"})
-	h.speaker("talk", true)
-	h.listeners("talk", "es", "fan1", 1)
-	h.listeners("talk", "de", "fan1", 1)
+	h.liveTalk("es", "de")
 	h.start(eng, "tr1", func(o *Options) { o.MaxSessions = 1 })
 
 	var first, second string
@@ -635,7 +357,7 @@ func TestMaxSessions(t *testing.T) {
 	}
 	second = map[string]string{"es": "de", "de": "es"}[first]
 	h.waitActive("talk", first)
-	st := h.waitState("talk", second, "capped", isState(subject.StateError))
+	st := h.waitState("talk", second, "capped", isState(livestate.StateError))
 	if st.Error != "session cap of 1 reached" {
 		t.Errorf("capped channel error = %q", st.Error)
 	}
@@ -647,7 +369,7 @@ func TestMaxSessions(t *testing.T) {
 	}
 
 	// The first channel's listeners leave: the second gets its turn.
-	if err := h.bus.State.Delete(context.Background(), subject.ListenersKey("talk", first, "fan1")); err != nil {
+	if err := h.bus.State.Delete(context.Background(), livestate.ListenersKey("talk", first, "fan1")); err != nil {
 		t.Fatal(err)
 	}
 	eng.waitOpen(t, second)
@@ -659,10 +381,7 @@ func TestSlowSessionDoesNotHoldUpOthers(t *testing.T) {
 	eng := newFakeEngine("fake")
 	release := make(chan struct{})
 	eng.block["es"] = release
-	h.createRoom("talk", room.Language{Code: "es"}, room.Language{Code: "de"})
-	h.speaker("talk", true)
-	h.listeners("talk", "es", "fan1", 1)
-	h.listeners("talk", "de", "fan1", 1)
+	h.liveTalk("es", "de")
 	h.start(eng, "tr1", nil)
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
@@ -677,7 +396,7 @@ func TestSlowSessionDoesNotHoldUpOthers(t *testing.T) {
 		h.publishAudio("talk", uint64(i+1), []byte{byte(i), byte(i >> 8)}, time.Now())
 		select {
 		case f := <-de.appends:
-			if n := int(f.pcm[0]) | int(f.pcm[1])<<8; n != i {
+			if n := int(f.PCM[0]) | int(f.PCM[1])<<8; n != i {
 				t.Fatalf("de frame %d is %d", i, n)
 			}
 		case <-time.After(waitFor):
@@ -691,7 +410,7 @@ func TestSlowSessionDoesNotHoldUpOthers(t *testing.T) {
 	for last != frames-1 {
 		select {
 		case f := <-es.appends:
-			last = int(f.pcm[0]) | int(f.pcm[1])<<8
+			last = int(f.PCM[0]) | int(f.PCM[1])<<8
 		case <-deadline:
 			t.Fatalf("es never got the newest frame; last %d", last)
 		}
@@ -704,9 +423,7 @@ func TestSlowSessionDoesNotHoldUpOthers(t *testing.T) {
 func TestRunClosesSessionsOnShutdown(t *testing.T) {
 	h := newHarness(t)
 	eng := newFakeEngine("fake")
-	h.createRoom("talk", room.Language{Code: "es"})
-	h.speaker("talk", true)
-	h.listeners("talk", "es", "fan1", 1)
+	h.liveTalk("es")
 	w := h.start(eng, "tr1", nil)
 	s := eng.waitOpen(t, "es")
 	h.waitActive("talk", "es")
@@ -723,7 +440,7 @@ func TestRunClosesSessionsOnShutdown(t *testing.T) {
 	if _, err := h.bus.Leases.Get(ctx, subject.LeaseKey("talk", "es")); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Errorf("lease after shutdown: %v", err)
 	}
-	for _, key := range []string{subject.ChannelKey("talk", "es"), subject.EngineKey("tr1")} {
+	for _, key := range []string{livestate.ChannelKey("talk", "es"), livestate.EngineKey("tr1")} {
 		if _, err := h.bus.State.Get(ctx, key); !errors.Is(err, jetstream.ErrKeyNotFound) {
 			t.Errorf("%s after shutdown: %v", key, err)
 		}
@@ -739,11 +456,11 @@ func TestEngineTargetsLimitChannels(t *testing.T) {
 	h.start(eng, "tr1", nil)
 	eng.waitOpen(t, "pt-BR")
 	h.waitActive("talk", "pt-BR")
-	e, err := h.bus.State.Get(context.Background(), subject.EngineKey("tr1"))
+	e, err := h.bus.State.Get(context.Background(), livestate.EngineKey("tr1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var info subject.EngineInfo
+	var info livestate.Engine
 	if err := json.Unmarshal(e.Value(), &info); err != nil || len(info.Targets) != 2 {
 		t.Errorf("engine info = %s", e.Value())
 	}
@@ -774,13 +491,13 @@ func TestNewChecksOptions(t *testing.T) {
 func TestFrameQueueDropsOldest(t *testing.T) {
 	q := newFrameQueue()
 	for i := range queueFrames + 10 {
-		q.push(frame{pcm: []byte(strconv.Itoa(i))})
+		q.Push(audio.Frame{PCM: []byte(strconv.Itoa(i))})
 	}
-	if len(q.ch) != queueFrames {
-		t.Fatalf("queue holds %d", len(q.ch))
+	if q.Len() != queueFrames {
+		t.Fatalf("queue holds %d", q.Len())
 	}
-	if f := <-q.ch; string(f.pcm) != "10" {
-		t.Errorf("oldest kept = %s, want 10", f.pcm)
+	if f, _ := q.Pop(); string(f.PCM) != "10" {
+		t.Errorf("oldest kept = %s, want 10", f.PCM)
 	}
 }
 
@@ -808,20 +525,20 @@ func TestSessionSecondsAccumulate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newChannel(w, chanConfig{ch: engine.Channel{Room: "talk", Source: "en", Target: "es"}})
+	c := w.newChannel(chanConfig{ch: engine.Channel{Room: "talk", Source: "en", Target: "es"}}).report
 	c.seconds = 10 // from an earlier session or owner
-	c.stMu.Lock()
+	c.mu.Lock()
 	c.sessStart = time.Now().Add(-3 * time.Second)
 	c.lastAcct = c.sessStart
-	c.st.State = subject.StateActive
+	c.st.State = livestate.StateActive
 	c.putLocked()
-	c.stMu.Unlock()
+	c.mu.Unlock()
 	c.endSession()
-	e, err := h.bus.State.Get(context.Background(), subject.ChannelKey("talk", "es"))
+	e, err := h.bus.State.Get(context.Background(), livestate.ChannelKey("talk", "es"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st subject.ChannelState
+	var st livestate.Channel
 	if err := json.Unmarshal(e.Value(), &st); err != nil {
 		t.Fatal(err)
 	}

@@ -2,21 +2,18 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
 	"sort"
 	"strings"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/babelcast/babelcast/internal/httperr"
+	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
-	"github.com/babelcast/babelcast/internal/subject"
 )
 
-// liveEngine is one translator node's subject.EngineInfo, with its language
+// liveEngine is one translator node's livestate.Engine, with its language
 // codes canonicalized.
 type liveEngine struct {
 	Node    string
@@ -25,49 +22,20 @@ type liveEngine struct {
 	Targets []string // nil: any target
 }
 
-// stateEntries returns the current values of the State keys matching
-// filter (a NATS subject pattern), without deleted or expired ones.
-func (s *Server) stateEntries(ctx context.Context, filter string) (map[string][]byte, error) {
-	w, err := s.state.Watch(ctx, filter, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("watch %s: %w", filter, err)
-	}
-	defer w.Stop()
-	out := map[string][]byte{}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("read %s: %w", filter, ctx.Err())
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, fmt.Errorf("read %s: watch stopped", filter)
-			}
-			if e == nil { // all current values delivered
-				return out, nil
-			}
-			out[e.Key()] = e.Value()
-		}
-	}
-}
-
-// liveEngines reads what the translator nodes registered under engine.*.
+// liveEngines reads what the translator nodes registered in the state
+// bucket, by node.
 func (s *Server) liveEngines(ctx context.Context) ([]liveEngine, error) {
-	entries, err := s.stateEntries(ctx, subject.EngineKey("*"))
+	infos, err := livestate.ReadEngines(ctx, s.state)
 	if err != nil {
 		return nil, err
 	}
-	engines := make([]liveEngine, 0, len(entries))
-	for key, v := range entries {
-		var info subject.EngineInfo
-		if err := json.Unmarshal(v, &info); err != nil {
-			s.log.Warn("unreadable engine entry", "key", key, "err", err)
-			continue
-		}
+	engines := make([]liveEngine, 0, len(infos))
+	for node, info := range infos {
 		engines = append(engines, liveEngine{
-			Node:    strings.TrimPrefix(key, subject.EngineKey("")),
+			Node:    node,
 			Engine:  info.Engine,
-			Sources: s.canonical(key, info.Sources),
-			Targets: s.canonical(key, info.Targets),
+			Sources: s.canonical(node, info.Sources),
+			Targets: s.canonical(node, info.Targets),
 		})
 	}
 	sort.Slice(engines, func(i, j int) bool { return engines[i].Node < engines[j].Node })
@@ -76,7 +44,7 @@ func (s *Server) liveEngines(ctx context.Context) ([]liveEngine, error) {
 
 // canonical canonicalizes codes, dropping those we cannot read; nil stays
 // nil ("any").
-func (s *Server) canonical(key string, codes []string) []string {
+func (s *Server) canonical(node string, codes []string) []string {
 	if len(codes) == 0 {
 		return nil
 	}
@@ -84,7 +52,7 @@ func (s *Server) canonical(key string, codes []string) []string {
 	for _, c := range codes {
 		l, err := room.ParseLang(c)
 		if err != nil {
-			s.log.Warn("engine entry names an unknown language", "key", key, "lang", c)
+			s.log.Warn("engine entry names an unknown language", "node", node, "lang", c)
 			continue
 		}
 		if !slices.Contains(out, l.Code) {
@@ -94,28 +62,13 @@ func (s *Server) canonical(key string, codes []string) []string {
 	return out
 }
 
-// servesLang reports whether a list of codes (nil = any) covers code: the
-// code itself, or its base language ("pt" covers "pt-BR").
-func servesLang(list []string, code string) bool {
-	if list == nil {
-		return true
-	}
-	base := room.Base(code)
-	for _, c := range list {
-		if c == code || c == base {
-			return true
-		}
-	}
-	return false
-}
-
 // serves reports whether e can interpret src into every one of targets.
 func (e liveEngine) serves(src string, targets []string) bool {
-	if !servesLang(e.Sources, src) {
+	if !room.Covers(e.Sources, src) {
 		return false
 	}
 	for _, t := range targets {
-		if !servesLang(e.Targets, t) {
+		if !room.Covers(e.Targets, t) {
 			return false
 		}
 	}
@@ -226,11 +179,11 @@ func (s *Server) checkLanguages(ctx context.Context, rm *room.Room) (string, err
 	src, anySrc := union(engines, sources)
 	tgt, anyTgt := union(engines, targets)
 	var missing []string
-	if !anySrc && !servesLang(src, rm.SourceLanguage) {
+	if !anySrc && !room.Covers(src, rm.SourceLanguage) {
 		missing = append(missing, rm.SourceLanguage+" (source)")
 	}
 	for _, t := range tgts {
-		if !anyTgt && !servesLang(tgt, t) {
+		if !anyTgt && !room.Covers(tgt, t) {
 			missing = append(missing, t)
 		}
 	}

@@ -41,7 +41,7 @@ import (
 type Options struct {
 	// Rooms is where rooms are kept.
 	Rooms *room.Store
-	// State is the subject.BucketState bucket: speaker, channel, listener
+	// State is the livestate.Bucket bucket: speaker, channel, listener
 	// and engine entries written by the other roles.
 	State jetstream.KeyValue
 	// AdminToken guards the organizer API. Empty disables it (every admin

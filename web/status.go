@@ -1,16 +1,11 @@
 package web
 
 import (
-	"encoding/json"
-	"errors"
 	"net/http"
-	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/babelcast/babelcast/internal/httperr"
-	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/internal/livestate"
 )
 
 // Status is the body of GET /api/v1/rooms/{id}/status: the room's live
@@ -56,79 +51,29 @@ func (s *Server) roomStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := kvContext(r)
 	defer cancel()
-	st := Status{Room: rm.ID, Floor: FloorStatus{Code: rm.SourceLanguage}, Languages: []LanguageStatus{}}
-
-	if e, err := s.state.Get(ctx, subject.SpeakerKey(rm.ID)); err == nil {
-		var sp subject.SpeakerState
-		if err := json.Unmarshal(e.Value(), &sp); err != nil {
-			s.log.Warn("unreadable speaker state", "room", rm.ID, "err", err)
-		}
+	live, err := livestate.ReadRoom(ctx, s.state, rm.ID)
+	if err != nil {
+		s.log.Error("room status", "room", rm.ID, "err", err)
+		httperr.Internal(w)
+		return
+	}
+	ls := live.Status(rm)
+	st := Status{
+		Room:      rm.ID,
+		Floor:     FloorStatus{Code: ls.Floor.Code, Listeners: ls.Floor.Listeners},
+		Languages: make([]LanguageStatus, 0, len(ls.Languages)),
+	}
+	if sp := ls.Speaker; sp != nil {
 		st.Speaker = SpeakerStatus{Connected: true, Node: sp.Node, SampleRate: sp.SampleRate}
 		if !sp.Since.IsZero() {
 			st.Speaker.Since = &sp.Since
 		}
-	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		s.log.Error("room status: speaker", "room", rm.ID, "err", err)
-		httperr.Internal(w)
-		return
 	}
-
-	listeners, err := s.listenerCounts(r, rm.ID)
-	if err != nil {
-		s.log.Error("room status: listeners", "room", rm.ID, "err", err)
-		httperr.Internal(w)
-		return
-	}
-	st.Floor.Listeners = listeners[rm.SourceLanguage]
-
-	channels, err := s.stateEntries(ctx, subject.ChannelKey(rm.ID, "*"))
-	if err != nil {
-		s.log.Error("room status: channels", "room", rm.ID, "err", err)
-		httperr.Internal(w)
-		return
-	}
-	for _, l := range rm.Languages {
-		ls := LanguageStatus{Code: l.Code, Listeners: listeners[l.Code], State: subject.StateIdle}
-		if v, ok := channels[subject.ChannelKey(rm.ID, l.Code)]; ok {
-			var cs subject.ChannelState
-			if err := json.Unmarshal(v, &cs); err != nil {
-				s.log.Warn("unreadable channel state", "room", rm.ID, "lang", l.Code, "err", err)
-			} else {
-				if cs.State != "" {
-					ls.State = cs.State
-				}
-				ls.Error, ls.Kind, ls.Engine, ls.Node = cs.Error, cs.Kind, cs.Engine, cs.Node
-				ls.SessionSeconds = cs.SessionSeconds
-			}
-		}
-		st.Languages = append(st.Languages, ls)
+	for _, l := range ls.Languages {
+		st.Languages = append(st.Languages, LanguageStatus{
+			Code: l.Code, Listeners: l.Listeners, State: l.State, Error: l.Error,
+			Kind: l.Kind, Engine: l.Engine, Node: l.Node, SessionSeconds: l.SessionSeconds,
+		})
 	}
 	writeJSON(w, http.StatusOK, st)
-}
-
-// listenerCounts sums listeners.<room>.<lang>.<node> over nodes, per lang.
-func (s *Server) listenerCounts(r *http.Request, roomID string) (map[string]int, error) {
-	ctx, cancel := kvContext(r)
-	defer cancel()
-	prefix := subject.ListenersPrefix(roomID)
-	entries, err := s.stateEntries(ctx, prefix+"*.*")
-	if err != nil {
-		return nil, err
-	}
-	counts := map[string]int{}
-	for key, v := range entries {
-		lang, _, ok := strings.Cut(strings.TrimPrefix(key, prefix), ".")
-		if !ok {
-			continue
-		}
-		var c subject.ListenerCount
-		if err := json.Unmarshal(v, &c); err != nil {
-			s.log.Warn("unreadable listener count", "key", key, "err", err)
-			continue
-		}
-		if c.Count > 0 {
-			counts[lang] += c.Count
-		}
-	}
-	return counts, nil
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/makiuchi-d/gozxing"
 	"github.com/makiuchi-d/gozxing/qrcode"
 
+	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
-	"github.com/babelcast/babelcast/internal/subject"
 )
 
 func TestStatus(t *testing.T) {
@@ -31,28 +31,28 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("empty status %+v", st)
 	}
 	for _, l := range st.Languages {
-		if l.State != subject.StateIdle || l.Listeners != 0 {
+		if l.State != livestate.StateIdle || l.Listeners != 0 {
 			t.Fatalf("empty status language %+v", l)
 		}
 	}
 
 	since := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
-	f.putState(subject.SpeakerKey("keynote"), subject.SpeakerState{Node: "ingest-1", Since: since, SampleRate: 48000})
-	f.putState(subject.ListenersKey("keynote", "es", "fan-1"), subject.ListenerCount{Count: 3})
-	f.putState(subject.ListenersKey("keynote", "es", "fan-2"), subject.ListenerCount{Count: 2})
-	f.putState(subject.ListenersKey("keynote", "en", "fan-1"), subject.ListenerCount{Count: 1})
-	f.putState(subject.ListenersKey("keynote", "en", "fan-2"), subject.ListenerCount{Count: 1})
-	f.putState(subject.ListenersKey("keynote", "fr", "fan-2"), subject.ListenerCount{Count: 4})
-	f.putState(subject.ListenersKey("keynote", "it", "fan-1"), subject.ListenerCount{Count: 9}) // not a room language
-	f.putState(subject.ListenersKey("keynote-2", "es", "fan-1"), subject.ListenerCount{Count: 100})
-	f.putState(subject.ChannelKey("keynote", "es"), subject.ChannelState{
-		State: subject.StateActive, Kind: "translate", Engine: "openai", Node: "tr-1", Since: since, SessionSeconds: 12.5})
-	f.putState(subject.ChannelKey("keynote", "fr"), subject.ChannelState{
-		State: subject.StateError, Error: "invalid_api_key: the API key was refused", Node: "tr-2"})
-	f.putState(subject.ChannelKey("keynote-2", "es"), subject.ChannelState{State: subject.StateStarting})
+	f.putState(livestate.SpeakerKey("keynote"), livestate.Speaker{Node: "ingest-1", Since: since, SampleRate: 48000})
+	f.putState(livestate.ListenersKey("keynote", "es", "fan-1"), livestate.Listeners{Count: 3})
+	f.putState(livestate.ListenersKey("keynote", "es", "fan-2"), livestate.Listeners{Count: 2})
+	f.putState(livestate.ListenersKey("keynote", "en", "fan-1"), livestate.Listeners{Count: 1})
+	f.putState(livestate.ListenersKey("keynote", "en", "fan-2"), livestate.Listeners{Count: 1})
+	f.putState(livestate.ListenersKey("keynote", "fr", "fan-2"), livestate.Listeners{Count: 4})
+	f.putState(livestate.ListenersKey("keynote", "it", "fan-1"), livestate.Listeners{Count: 9}) // not a room language
+	f.putState(livestate.ListenersKey("keynote-2", "es", "fan-1"), livestate.Listeners{Count: 100})
+	f.putState(livestate.ChannelKey("keynote", "es"), livestate.Channel{
+		State: livestate.StateActive, Kind: "translate", Engine: "openai", Node: "tr-1", Since: since, SessionSeconds: 12.5})
+	f.putState(livestate.ChannelKey("keynote", "fr"), livestate.Channel{
+		State: livestate.StateError, Error: "invalid_api_key: the API key was refused", Node: "tr-2"})
+	f.putState(livestate.ChannelKey("keynote-2", "es"), livestate.Channel{State: livestate.StateStarting})
 	// A listener count that went away no longer counts.
-	f.putState(subject.ListenersKey("keynote", "es", "fan-3"), subject.ListenerCount{Count: 50})
-	if err := f.bus.State.Delete(t.Context(), subject.ListenersKey("keynote", "es", "fan-3")); err != nil {
+	f.putState(livestate.ListenersKey("keynote", "es", "fan-3"), livestate.Listeners{Count: 50})
+	if err := f.bus.State.Delete(t.Context(), livestate.ListenersKey("keynote", "es", "fan-3")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -106,14 +106,14 @@ func TestEngines(t *testing.T) {
 		t.Fatal("no warning for an unchecked room")
 	}
 
-	f.putState(subject.EngineKey("node-a"), subject.EngineInfo{Engine: "local", Sources: []string{"en"}, Targets: []string{"es", "fr"}})
+	f.putState(livestate.EngineKey("node-a"), livestate.Engine{Engine: "local", Sources: []string{"en"}, Targets: []string{"es", "fr"}})
 	r = f.admin("POST", "/api/v1/rooms", `{"id":"bad","source_language":"ja","languages":[{"code":"es"}]}`)
 	mustStatus(t, r, 400)
 	if e := r.errBody(t); e.Code != "unsupported_language" || !strings.Contains(e.Message, "cannot serve ja (source)") ||
 		!strings.Contains(e.Message, "sources: en; targets: es, fr") {
 		t.Fatalf("error %+v", e)
 	}
-	f.putState(subject.EngineKey("node-b"), subject.EngineInfo{Engine: "openai", Targets: []string{"de", "ES", "pt"}})
+	f.putState(livestate.EngineKey("node-b"), livestate.Engine{Engine: "openai", Targets: []string{"de", "ES", "pt"}})
 	eng = enginesJSON{}
 	r = f.request("GET", "/api/v1/engines", "", "")
 	mustStatus(t, r, 200)
@@ -174,7 +174,7 @@ func TestEngines(t *testing.T) {
 	}
 
 	// An engine with no target list takes any target.
-	f.putState(subject.EngineKey("node-c"), subject.EngineInfo{Engine: "openai", Sources: []string{"en"}})
+	f.putState(livestate.EngineKey("node-c"), livestate.Engine{Engine: "openai", Sources: []string{"en"}})
 	f.createRoom(`{"id":"ok3","source_language":"en","languages":[{"code":"ko"},{"code":"sw"}]}`)
 	eng = enginesJSON{}
 	f.request("GET", "/api/v1/engines", "", "").decode(t, &eng)

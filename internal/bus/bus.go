@@ -1,6 +1,6 @@
 // Package bus connects a babelcast process to NATS: it starts the embedded
 // server when no external one is named, and opens the JetStream KV buckets
-// that the roles share (see package subject).
+// that the roles share (see packages subject and livestate).
 package bus
 
 import (
@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/subject"
 )
 
@@ -130,8 +131,8 @@ func (b *Bus) openBuckets(ctx context.Context) error {
 		return err
 	}
 	if b.State, err = open(jetstream.KeyValueConfig{
-		Bucket: subject.BucketState, Description: "babelcast live state",
-		TTL: subject.StateTTL, Storage: jetstream.MemoryStorage, LimitMarkerTTL: subject.StateTTL,
+		Bucket: livestate.Bucket, Description: "babelcast live state",
+		TTL: livestate.TTL, Storage: jetstream.MemoryStorage, LimitMarkerTTL: livestate.TTL,
 	}); err != nil {
 		return err
 	}

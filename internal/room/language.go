@@ -2,6 +2,7 @@ package room
 
 import (
 	"fmt"
+	"strings"
 
 	"golang.org/x/text/cases"
 	"golang.org/x/text/language"
@@ -47,6 +48,22 @@ func MustLang(code string) Lang {
 		panic(err)
 	}
 	return l
+}
+
+// Covers reports whether a list of language codes (nil: any language)
+// covers code: the code itself or its base language ("pt" covers
+// "pt-BR"), in any letter case.
+func Covers(list []string, code string) bool {
+	if list == nil {
+		return true
+	}
+	base := Base(code)
+	for _, l := range list {
+		if strings.EqualFold(l, code) || strings.EqualFold(l, base) {
+			return true
+		}
+	}
+	return false
 }
 
 // Base returns the language part of a code without script or region:

@@ -1,6 +1,7 @@
 // Package subject names the NATS subjects, headers and KV buckets through which
 // babelcast's roles (api, ingest, translate, fanout) meet. No role talks to
-// another directly: everything one role needs from another goes through here.
+// another directly: everything one role needs from another goes through here,
+// or through the live-state bucket that package livestate owns.
 package subject
 
 import (
@@ -85,37 +86,18 @@ type CaptionMsg struct {
 	Source bool `json:"source,omitempty"`
 }
 
-// KV buckets shared by the roles.
+// KV buckets shared by the roles (the live-state bucket is
+// livestate.Bucket).
 const (
 	// BucketRooms holds room configuration, key = room id, value = JSON room.
 	BucketRooms = "babelcast_rooms"
-	// BucketState holds live state with a TTL; owners refresh their keys
-	// while alive, so a dead process's entries expire by themselves. Keys:
-	//   speaker.<room>                 ingest: the room's speaker is connected
-	//   channel.<room>.<lang>          translate: translator state of a channel
-	//   listeners.<room>.<lang>.<node> fanout: listeners of a channel on a node
-	//   engine.<node>                  translate: what a translator node serves
-	BucketState = "babelcast_state"
-	// BucketLeases holds channel ownership leases: key = <room>.<lang>,
-	// value = owner node id. Short TTL; the owner renews it.
+	// BucketLeases holds channel ownership leases: key = LeaseKey(room,
+	// lang), value = owner node id. Short TTL; the owner renews it.
 	BucketLeases = "babelcast_leases"
 )
-
-// StateTTL is how long a BucketState entry lives without being refreshed.
-const StateTTL = 15 * time.Second
-
-// StateRefresh is how often owners refresh their BucketState entries.
-const StateRefresh = 5 * time.Second
 
 // LeaseTTL is how long a lease lives without renewal: the failover time.
 const LeaseTTL = 4 * time.Second
 
-// Keys of BucketState.
-func SpeakerKey(room string) string       { return "speaker." + room }
-func ChannelKey(room, lang string) string { return "channel." + room + "." + lang }
-func ListenersKey(room, lang, node string) string {
-	return "listeners." + room + "." + lang + "." + node
-}
-func ListenersPrefix(room string) string { return "listeners." + room + "." }
-func EngineKey(node string) string       { return "engine." + node }
-func LeaseKey(room, lang string) string  { return room + "." + lang }
+// LeaseKey is a channel's key in BucketLeases.
+func LeaseKey(room, lang string) string { return room + "." + lang }

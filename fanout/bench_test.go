@@ -4,12 +4,11 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/babelcast/babelcast/internal/subject"
 )
 
-// BenchmarkBroadcast measures the hub's own cost of one audio frame for N
-// WebSocket listeners: preparing the frame once, queueing it to every
+// BenchmarkBroadcast measures the hub's own cost of one tick of a
+// channel's program (100 ms) for N WebSocket listeners: preparing the
+// frame once, queueing it to every
 // listener, and each writer popping it (the network write is not
 // included; test/bench/fanout measures the whole path).
 func BenchmarkBroadcast(b *testing.B) {
@@ -22,11 +21,11 @@ func BenchmarkBroadcast(b *testing.B) {
 				ls[i] = newListener(s, "bench", "es", false, transportWS)
 			}
 			c.listeners.Store(&ls)
-			m := subject.AudioMsg(subject.Out("bench", "es"), make([]byte, 960), 1, time.Now())
+			tick := programFrame{full: make([]byte, 4800), captured: time.Now()}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
-				c.onAudio(m)
+				c.deliver(tick)
 				for _, l := range ls {
 					<-l.wake
 					if f, _, _ := l.next(); f == nil {

@@ -202,9 +202,9 @@ func (s *Server) audioQueueBytes() int {
 	return int(s.o.QueueAudio.Seconds() * bytesPerSecond)
 }
 
-// fmtLangs lists a room's languages for error messages, the floor first.
+// fmtLangs lists a room's channels for error messages.
 func fmtLangs(r *room.Room) string {
-	out := r.SourceLanguage + " (floor)"
+	out := livestate.FloorLang + ", " + r.SourceLanguage + " (source)"
 	for _, l := range r.Languages {
 		out += ", " + l.Code
 	}

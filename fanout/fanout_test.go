@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/bus"
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
@@ -236,22 +239,60 @@ func (c *client) nextText(t *testing.T, typ string) map[string]any {
 	}
 }
 
-// frameFor makes a PCM frame of n bytes that carries seq in its first 8.
+// frameFor makes a PCM frame of n bytes whose every sample is seq, so a
+// listener can tell which frames it heard although the program re-cuts
+// them into its own ticks.
 func frameFor(seq uint64, n int) []byte {
-	b := make([]byte, n)
-	binary.LittleEndian.PutUint64(b, seq)
-	for i := 8; i < n; i++ {
-		b[i] = byte(seq + uint64(i))
+	s := make([]int16, n/2)
+	for i := range s {
+		s[i] = int16(seq)
 	}
-	return b
+	return audio.Bytes(s)
 }
 
-func seqOf(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }
+// seqOf is the frame a program tick starts with (0: silence).
+func seqOf(b []byte) uint64 {
+	for _, v := range audio.Samples(b) {
+		if v != 0 {
+			return uint64(v)
+		}
+	}
+	return 0
+}
 
+// publishAudio publishes frame seq of n bytes: on a mic subject as that
+// mic's speech in English, else as a channel's interpretation.
 func (e *env) publishAudio(subj string, seq uint64, n int) {
 	e.t.Helper()
-	if err := e.pub.PublishMsg(subject.AudioMsg(subj, frameFor(seq, n), seq, time.Now())); err != nil {
+	f := audio.Frame{PCM: frameFor(seq, n), Captured: time.Now(), Lang: "en", Speech: true, Voice: "ai"}
+	if err := e.pub.PublishMsg(subject.FrameMsg(subj, f, seq)); err != nil {
 		e.t.Fatal(err)
+	}
+}
+
+// heard reads c's audio until it has heard the frames want (by their
+// sample values, silence aside), and reports what it heard instead if it
+// does not, in order.
+func (c *client) heard(t *testing.T, want ...uint64) {
+	t.Helper()
+	var got []uint64
+	deadline := time.After(15 * time.Second)
+	for len(got) < len(want) {
+		select {
+		case b := <-c.audio:
+			for _, v := range audio.Samples(b) {
+				if v != 0 && (len(got) == 0 || got[len(got)-1] != uint64(v)) {
+					got = append(got, uint64(v))
+				}
+			}
+		case <-c.done:
+			t.Fatalf("connection ended after hearing %v: %v", got, c.err)
+		case <-deadline:
+			t.Fatalf("heard %v, want %v", got, want)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("heard %v, want %v", got, want)
 	}
 }
 
@@ -272,56 +313,54 @@ func TestChannelListenersGetEveryFrameInOrder(t *testing.T) {
 	e := newEnv(t, nil)
 	es := []*client{e.dial("keynote", "es"), e.dial("keynote", "es"), e.dial("keynote", "es")}
 	nl := e.dial("keynote", "nl")
-	floor := e.dial("keynote", "en")
-	if es[0].hello.Lang != "es" || es[0].hello.Floor || es[0].hello.SampleRate != 24000 || es[0].hello.Room != "keynote" {
+	src := e.dial("keynote", "en")
+	floor := e.dial("keynote", "floor")
+	if es[0].hello.Lang != "es" || es[0].hello.Floor || es[0].hello.SampleRate != 24000 || es[0].hello.Room != "keynote" || !es[0].hello.Passthrough {
 		t.Errorf("hello = %+v", es[0].hello)
 	}
-	if !floor.hello.Floor {
-		t.Errorf("floor hello = %+v", floor.hello)
+	if !src.hello.Floor || !floor.hello.Floor || floor.hello.Lang != "floor" {
+		t.Errorf("source hello = %+v, floor hello = %+v", src.hello, floor.hello)
 	}
 
-	const n = 100 // a burst within the queue (QueueFrames 150): nothing may be dropped
+	const n = 100 // a burst of 2 s: nothing may be dropped
+	var want []uint64
 	for seq := uint64(1); seq <= n; seq++ {
 		e.publishAudio(subject.Out("keynote", "es"), seq, 960)
+		want = append(want, seq)
 	}
-	e.publishAudio(subject.Out("keynote", "nl"), 9001, 960)
-	e.publishAudio(subject.Source("keynote"), 7001, 480)
+	e.publishAudio(subject.Out("keynote", "nl"), 901, 960)
+	e.publishAudio(subject.Mic("keynote", "main"), 701, 4800)
 
-	for i, c := range es {
-		for seq := uint64(1); seq <= n; seq++ {
-			b := c.nextAudio(t)
-			if got := seqOf(b); got != seq || len(b) != 960 {
-				t.Fatalf("es listener %d: frame %d has seq %d, %d bytes", i, seq, got, len(b))
-			}
-			if want := frameFor(seq, 960); string(b) != string(want) {
-				t.Fatalf("es listener %d: frame %d corrupted", i, seq)
-			}
-		}
-	}
-	// Frame sizes across the WebSocket length encodings (7, 16, 64 bits).
-	for i, size := range []int{10, 65534, 70000} {
-		e.publishAudio(subject.Out("keynote", "es"), uint64(n+1+i), size)
-	}
 	for _, c := range es {
-		for i, size := range []int{10, 65534, 70000} {
-			if b := c.nextAudio(t); len(b) != size || string(b) != string(frameFor(uint64(n+1+i), size)) {
-				t.Fatalf("frame of %d bytes arrived as %d bytes (or corrupted)", size, len(b))
-			}
-		}
+		c.heard(t, want...)
 	}
-	// The nl listener's first frame is nl's own: none of es's reached it.
-	if got := seqOf(nl.nextAudio(t)); got != 9001 {
-		t.Errorf("nl listener got seq %d, want only nl audio (9001)", got)
-	}
-	// The floor hears the speaker's own audio.
-	if got := seqOf(floor.nextAudio(t)); got != 7001 {
-		t.Errorf("floor listener got seq %d, want the source frame 7001", got)
-	}
-	for _, c := range append(es, nl, floor) {
+	// The nl listener hears nl's own: none of es's reached it.
+	nl.heard(t, 901)
+	// The source language's channel and the floor hear the mic.
+	src.heard(t, 701)
+	floor.heard(t, 701)
+	for _, c := range append(es, nl, src, floor) {
 		select {
 		case b := <-c.audio:
-			t.Errorf("listener %s got an extra frame seq %d", c.hello.Lang, seqOf(b))
+			t.Errorf("listener %s got an extra frame %d", c.hello.Lang, seqOf(b))
 		default:
+		}
+	}
+}
+
+// Frames of every size take the right WebSocket length encoding (7, 16
+// and 64 bits).
+func TestWSHeader(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		want []byte
+	}{
+		{10, []byte{0x82, 10}},
+		{65534, []byte{0x82, 126, 0xff, 0xfe}},
+		{70000, []byte{0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70}},
+	} {
+		if got := wsHeader(opBinary, c.n); !bytes.Equal(got, c.want) {
+			t.Errorf("header of %d bytes = %x, want %x", c.n, got, c.want)
 		}
 	}
 }
@@ -418,7 +457,7 @@ func TestStateAtConnectAndOnChange(t *testing.T) {
 	}
 	// A refresh with the same visible state says nothing; a change does.
 	put(livestate.ChannelKey("keynote", "es"), livestate.Channel{State: livestate.StateStarting, SessionSeconds: 3, Since: time.Now()})
-	put(livestate.SpeakerKey("keynote"), livestate.Speaker{Node: "n", Since: time.Now(), SampleRate: 48000})
+	put(livestate.MicKey("keynote", "main"), livestate.Mic{Node: "n", Since: time.Now(), SampleRate: 48000, Language: "en"})
 	m = es.nextText(t, "state")
 	if m["state"] != "starting" || m["speaker"] != true {
 		t.Errorf("after speaker joined = %v", m)
@@ -438,7 +477,7 @@ func TestStateAtConnectAndOnChange(t *testing.T) {
 	if m := floor.nextText(t, "state"); m["state"] != "active" || m["speaker"] != true {
 		t.Errorf("floor state = %v", m)
 	}
-	if err := e.bus.State.Delete(ctx, livestate.SpeakerKey("keynote")); err != nil {
+	if err := e.bus.State.Delete(ctx, livestate.MicKey("keynote", "main")); err != nil {
 		t.Fatal(err)
 	}
 	if m := floor.nextText(t, "state"); m["state"] != "idle" || m["speaker"] != false {
@@ -504,8 +543,8 @@ func TestSlowListenerLosesOldestThenIsClosed(t *testing.T) {
 	var published uint64
 	publish := func() {
 		published++
-		e.publishAudio(subject.Out("keynote", "es"), published, 960)
-		time.Sleep(5 * time.Millisecond) // pacing the publisher like a live source, at 4x real time
+		e.publishAudio(subject.Out("keynote", "es"), published, 4800)
+		time.Sleep(100 * time.Millisecond) // a live source's pace: the program plays at real time
 	}
 	slowState := func() (dropped uint64, closing bool) {
 		for _, l := range e.srv.hub.channelListeners("keynote", "es") {
@@ -518,7 +557,7 @@ func TestSlowListenerLosesOldestThenIsClosed(t *testing.T) {
 		}
 		return 0, false
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 
 	// 1. The slow listener stops reading: once its queue is full, its
 	// oldest frames go.
@@ -534,13 +573,18 @@ func TestSlowListenerLosesOldestThenIsClosed(t *testing.T) {
 	// It reads again: what was in the kernel buffers, a gap, then the
 	// newest frames up to the last one published.
 	var got []uint64
-	for got == nil || got[len(got)-1] != published {
-		_, b, err := slow.conn.ReadMessage()
+	for len(got) == 0 || got[len(got)-1] != published {
+		typ, b, err := slow.conn.ReadMessage()
 		if err != nil {
-			t.Fatalf("slow listener, catching up: %v", err)
+			t.Fatalf("slow listener, catching up (heard %v): %v", got, err)
 		}
-		if len(b) == 960 {
-			got = append(got, seqOf(b))
+		if typ != websocket.BinaryMessage {
+			continue
+		}
+		for _, v := range audio.Samples(b) {
+			if v != 0 && (len(got) == 0 || got[len(got)-1] != uint64(v)) {
+				got = append(got, uint64(v))
+			}
 		}
 	}
 	gap := false
@@ -568,11 +612,11 @@ func TestSlowListenerLosesOldestThenIsClosed(t *testing.T) {
 	}
 
 	// The fast listener on the same channel got every frame, in order.
+	var all []uint64
 	for seq := uint64(1); seq <= published; seq++ {
-		if got := seqOf(fast.nextAudio(t)); got != seq {
-			t.Fatalf("fast listener: frame %d has seq %d", seq, got)
-		}
+		all = append(all, seq)
 	}
+	fast.heard(t, all...)
 }
 
 func TestOneSubscriptionPerChannel(t *testing.T) {
@@ -583,8 +627,8 @@ func TestOneSubscriptionPerChannel(t *testing.T) {
 	// state message says it is in place, so the count below is settled.
 	first.nextText(t, "state")
 	one := e.bus.Conn.NumSubscriptions()
-	if e.srv.hub.subscriptions() != 2 {
-		t.Errorf("hub holds %d subscriptions for one channel, want 2 (audio, captions)", e.srv.hub.subscriptions())
+	if e.srv.hub.subscriptions() != 4 {
+		t.Errorf("hub holds %d subscriptions for one channel, want 4 (mics, interpretation, captions, source captions)", e.srv.hub.subscriptions())
 	}
 	var cs []*client
 	for range 30 {
@@ -593,8 +637,8 @@ func TestOneSubscriptionPerChannel(t *testing.T) {
 	if got := e.bus.Conn.NumSubscriptions(); got != one {
 		t.Errorf("31 listeners hold %d NATS subscriptions, 1 listener %d: want the same", got, one)
 	}
-	if e.srv.hub.subscriptions() != 2 {
-		t.Errorf("hub holds %d subscriptions, want 2", e.srv.hub.subscriptions())
+	if e.srv.hub.subscriptions() != 4 {
+		t.Errorf("hub holds %d subscriptions, want 4", e.srv.hub.subscriptions())
 	}
 	// Every one of them still gets the audio.
 	e.publishAudio(subject.Out("keynote", "es"), 1, 960)
@@ -758,12 +802,12 @@ func TestHandshakeErrors(t *testing.T) {
 		want   string
 	}{
 		{"/api/v1/rooms/nope/listen?lang=es", 404, "not_found"},
-		{"/api/v1/rooms/keynote/listen?lang=fr", 400, "en (floor), es, nl"},
-		{"/api/v1/rooms/keynote/listen", 400, "en (floor), es, nl"},
+		{"/api/v1/rooms/keynote/listen?lang=fr", 400, "floor, en (source), es, nl"},
+		{"/api/v1/rooms/keynote/listen", 400, "floor, en (source), es, nl"},
 		{"/api/v1/rooms/private/listen?lang=de", 403, "passcode"},
 		{"/api/v1/rooms/private/listen?lang=de&passcode=wrong", 403, "passcode"},
 		{"/api/v1/rooms/nope/audio/es.wav", 404, "not_found"},
-		{"/api/v1/rooms/keynote/audio/fr.wav", 400, "en (floor), es, nl"},
+		{"/api/v1/rooms/keynote/audio/fr.wav", 400, "floor, en (source), es, nl"},
 		{"/api/v1/rooms/private/audio/de.wav", 403, "passcode"},
 		{"/api/v1/rooms/keynote/audio/es.mp3", 404, "not_found"},
 		{"/api/v1/rooms/keynote/listen?lang=es", 400, "websocket"}, // a plain GET, no upgrade

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/metrics"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
@@ -45,7 +46,9 @@ const maxCaptionBytes = 64 << 10
 type chanKey struct{ room, lang string }
 
 // hub holds this node's channels: for each channel somebody listens to,
-// one subscription to its audio and one to its captions.
+// one subscription to the room's mics, one to the channel's interpretation
+// and its captions, one to what the translators heard (source captions),
+// and the program that composes them (program.go).
 type hub struct {
 	s *Server
 
@@ -66,20 +69,26 @@ func newHub(s *Server) *hub {
 		rooms: map[string]*room.Room{}, revs: map[string]uint64{}}
 }
 
-// channel is one (room, language) somebody listens to on this node.
+// channel is one (room, language) somebody listens to on this node; lang
+// livestate.FloorLang is the floor itself.
 type channel struct {
 	h     *hub
 	key   chanKey
 	floor bool
+	// unsaid is the room's source language: what a mic that does not say
+	// its language speaks.
+	unsaid string
 
 	// listeners is replaced (copy on write) under hub.mu and read
 	// lock-free by the NATS callbacks.
 	listeners atomic.Pointer[[]*listener]
 	counts    map[string]int // listeners by transport; under hub.mu
 
-	audioSub, capSub *nats.Subscription
-	ready            chan struct{} // closed once NATS has confirmed the subscriptions
-	stop             context.CancelFunc
+	prog    *program
+	subs    []*nats.Subscription
+	silence *frame        // a tick of silence, for continuous streams
+	ready   chan struct{} // closed once NATS has confirmed the subscriptions
+	stop    context.CancelFunc
 
 	stateMu    sync.Mutex
 	state      stateMsg
@@ -95,6 +104,8 @@ type channel struct {
 }
 
 // stateMsg is the listener protocol's "state" message.
+//
+// (Its fields are documented with the protocol.)
 type stateMsg struct {
 	Type    string `json:"type"`
 	Lang    string `json:"lang"`
@@ -134,7 +145,7 @@ func (h *hub) join(ctx context.Context, l *listener) error {
 	created := false
 	if c == nil {
 		var err error
-		if c, err = h.openChannel(k, l.floor); err != nil {
+		if c, err = h.openChannel(k, l.floor, l.unsaid); err != nil {
 			h.mu.Unlock()
 			return err
 		}
@@ -172,36 +183,53 @@ func (h *hub) join(ctx context.Context, l *listener) error {
 	return nil
 }
 
-// openChannel subscribes a new channel. Called with h.mu held.
-func (h *hub) openChannel(k chanKey, floor bool) (*channel, error) {
-	c := &channel{h: h, key: k, floor: floor, counts: map[string]int{}, ready: make(chan struct{})}
+// openChannel subscribes a new channel and starts its program. Called with
+// h.mu held.
+func (h *hub) openChannel(k chanKey, floor bool, unsaid string) (*channel, error) {
+	c := &channel{h: h, key: k, floor: floor, unsaid: unsaid, counts: map[string]int{}, ready: make(chan struct{}),
+		prog: newProgram(k.lang, floor)}
+	c.silence = &frame{data: make([]byte, audio.DurationBytes(c.prog.tick)), audio: true}
 	empty := []*listener{}
 	c.listeners.Store(&empty)
-	audioSubj, capSubj := subject.Out(k.room, k.lang), subject.Caption(k.room, k.lang)
-	if floor {
-		audioSubj, capSubj = subject.Source(k.room), subject.SourceCaptions(k.room)
-	}
-	var err error
-	if c.audioSub, err = h.s.o.NC.Subscribe(audioSubj, c.onAudio); err != nil {
-		return nil, fmt.Errorf("subscribe %s: %w", audioSubj, err)
-	}
-	if c.capSub, err = h.s.o.NC.Subscribe(capSubj, c.onCaption); err != nil {
-		_ = c.audioSub.Unsubscribe()
-		return nil, fmt.Errorf("subscribe %s: %w", capSubj, err)
-	}
-	for _, sub := range []*nats.Subscription{c.audioSub, c.capSub} {
-		// Audio is small and steady; let a burst wait rather than be dropped
-		// by the client library before the hub sees it.
+	subscribe := func(subj string, cb nats.MsgHandler) error {
+		sub, err := h.s.o.NC.Subscribe(subj, cb)
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", subj, err)
+		}
+		// Audio is small and steady; let a burst wait rather than be
+		// dropped by the client library before the hub sees it.
 		_ = sub.SetPendingLimits(8192, 64<<20)
+		c.subs = append(c.subs, sub)
+		return nil
 	}
-	h.subs.Add(2)
+	err := subscribe(subject.Mics(k.room), c.onMic)
+	if err == nil {
+		err = subscribe(subject.SourceCaptions(k.room), c.onSourceCaption)
+	}
+	if err == nil && !floor {
+		err = subscribe(subject.Out(k.room, k.lang), c.onInterp)
+		if err == nil {
+			err = subscribe(subject.Caption(k.room, k.lang), c.onCaption)
+		}
+	}
+	if err != nil {
+		for _, sub := range c.subs {
+			_ = sub.Unsubscribe()
+		}
+		return nil, err
+	}
+	h.subs.Add(int64(len(c.subs)))
 	ctx, cancel := context.WithCancel(context.Background())
 	c.stop = cancel
 	h.channels[k] = c
-	h.bg.Add(1)
+	h.bg.Add(2)
 	go func() {
 		defer h.bg.Done()
 		c.watchState(ctx)
+	}()
+	go func() {
+		defer h.bg.Done()
+		c.prog.run(ctx, c.deliver)
 	}()
 	h.s.log.Debug("channel subscribed", "room", k.room, "lang", k.lang)
 	return c, nil
@@ -245,11 +273,12 @@ func (h *hub) leave(l *listener) {
 	}
 }
 
-// close drops the channel's subscriptions and state watch.
+// close drops the channel's subscriptions, state watch and program.
 func (c *channel) close() {
-	_ = c.audioSub.Unsubscribe()
-	_ = c.capSub.Unsubscribe()
-	c.h.subs.Add(-2)
+	for _, sub := range c.subs {
+		_ = sub.Unsubscribe()
+	}
+	c.h.subs.Add(-int64(len(c.subs)))
 	c.stop()
 }
 
@@ -266,58 +295,113 @@ func (h *hub) listenerCount(roomID, lang string) int {
 	return 0
 }
 
-// onAudio passes a frame from NATS to every listener: prepared once, queued
-// everywhere, never waiting for anyone.
-func (c *channel) onAudio(m *nats.Msg) {
+// onMic takes a frame of one of the room's mics into the program.
+func (c *channel) onMic(m *nats.Msg) {
 	framesIn.Inc()
-	if len(m.Data) == 0 {
+	if len(m.Data) == 0 || len(m.Data)%2 != 0 {
+		oddAudio.Inc() // half a sample would shift every later one
 		return
 	}
-	if len(m.Data)%2 != 0 {
-		// Half a sample would shift every later sample of a WAV stream.
+	f, _ := subject.FrameOf(m)
+	if f.Lang == "" {
+		f.Lang = c.unsaid
+	}
+	c.prog.pushMic(f, time.Now())
+}
+
+// onInterp takes a frame of the channel's interpretation into the program.
+func (c *channel) onInterp(m *nats.Msg) {
+	framesIn.Inc()
+	if len(m.Data) == 0 || len(m.Data)%2 != 0 {
 		oddAudio.Inc()
 		return
 	}
+	f, _ := subject.FrameOf(m)
+	c.prog.pushInterp(f, time.Now())
+}
+
+// deliver hands one tick of the program to every listener: prepared once
+// per variant, queued everywhere, never waiting for anyone. A silent tick
+// goes to continuous streams only.
+func (c *channel) deliver(pf programFrame) {
 	ls := *c.listeners.Load()
 	if len(ls) == 0 {
 		return
 	}
-	_, captured := subject.AudioMeta(m)
-	f := &frame{hdr: wsHeader(opBinary, len(m.Data)), data: m.Data, audio: true, captured: captured}
+	var full, alone *frame
+	if pf.full != nil {
+		full = &frame{hdr: wsHeader(opBinary, len(pf.full)), data: pf.full, audio: true, captured: pf.captured}
+	}
 	now := time.Now()
 	for _, l := range ls {
+		f := full
+		if !l.passthrough {
+			if alone == nil && pf.alone != nil {
+				alone = &frame{hdr: wsHeader(opBinary, len(pf.alone)), data: pf.alone, audio: true, captured: pf.aloneAt}
+			}
+			f = alone
+		}
+		if f == nil {
+			if l.text { // the WebSocket: nothing to send in silence
+				continue
+			}
+			f = c.silence
+		}
 		l.pushAudio(f, now)
 	}
 }
 
-// onCaption passes a caption on, re-encoded so listeners only ever get
-// well-formed messages in their channel's language.
+// onCaption passes a line of the channel's interpretation on, re-encoded
+// so listeners only ever get well-formed messages in their channel's
+// language.
 func (c *channel) onCaption(m *nats.Msg) {
-	if len(m.Data) > maxCaptionBytes {
-		badCaption.Inc()
+	cm, ok := readCaption(m)
+	if !ok {
 		return
 	}
-	var cm subject.CaptionMsg
-	if err := json.Unmarshal(m.Data, &cm); err != nil {
-		badCaption.Inc()
-		return
-	}
-	if c.floor {
-		from := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
-		seg, ok := c.floorSegment(from, cm.Segment, cm.Final, time.Now())
-		if !ok {
-			return
-		}
-		cm.Segment, cm.Source = seg, true
-	}
-	cm.Type, cm.Lang = "caption", c.key.lang
+	cm.Type, cm.Lang, cm.Source = "caption", c.key.lang, false
 	c.broadcastText(textFrame(cm))
 }
 
-// floorSegment decides whether the floor passes on a source caption from
+// onSourceCaption passes on what the room's translators heard said, where
+// this channel carries it in the original: every language on the floor,
+// the channel's own language elsewhere. Several translators hear the same
+// speech; one of them at a time is followed (floorSegment).
+func (c *channel) onSourceCaption(m *nats.Msg) {
+	cm, ok := readCaption(m)
+	if !ok {
+		return
+	}
+	spoken := cm.SourceLanguage
+	if spoken == "" {
+		spoken = c.unsaid
+	}
+	if !c.prog.plays(spoken) {
+		return
+	}
+	from := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	seg, ok := c.floorSegment(from, cm.Segment, cm.Final, time.Now())
+	if !ok {
+		return
+	}
+	cm.Type, cm.Lang, cm.Segment, cm.Source, cm.SourceLanguage = "caption", spoken, seg, true, spoken
+	c.broadcastText(textFrame(cm))
+}
+
+// readCaption decodes a caption from NATS, counting what it cannot read.
+func readCaption(m *nats.Msg) (subject.CaptionMsg, bool) {
+	var cm subject.CaptionMsg
+	if len(m.Data) > maxCaptionBytes || json.Unmarshal(m.Data, &cm) != nil {
+		badCaption.Inc()
+		return cm, false
+	}
+	return cm, true
+}
+
+// floorSegment decides whether the channel passes on a source caption from
 // channel from's translator: it sticks to the first one heard, and switches
 // when that one has been silent for captionSwitchAfter. It maps the
-// translator's segment numbers to the floor's own.
+// translator's segment numbers to the channel's own.
 func (c *channel) floorSegment(from string, seg uint64, final bool, now time.Time) (uint64, bool) {
 	c.capMu.Lock()
 	defer c.capMu.Unlock()
@@ -423,15 +507,10 @@ func (h *hub) roomChanged(r *room.Room, rev uint64) {
 	}
 }
 
-// serves reports whether room r still has channel lang, as the floor or as
-// a translated language (a floor that became a target, or the reverse, is a
-// different channel).
+// serves reports whether room r still has channel lang: the floor always,
+// a language while the room has it.
 func serves(r *room.Room, lang string, floor bool) bool {
-	if floor {
-		return lang == r.SourceLanguage
-	}
-	_, ok := r.Language(lang)
-	return ok && lang != r.SourceLanguage
+	return floor || r.Serves(lang)
 }
 
 // shutdown refuses new listeners, closes every listener with 1001 and waits

@@ -37,9 +37,13 @@ type frame struct {
 type listener struct {
 	room, lang, transport string
 	floor                 bool
-	passcode              string // as given at the handshake: checked again when the room changes
-	admittedAt            uint64 // revision of the room the handshake checked
-	text                  bool   // wants text messages (WebSocket)
+	// passthrough: the listener hears the original when the floor speaks
+	// the channel's language; without it, only interpretations.
+	passthrough bool
+	unsaid      string // the room's source language when admitted
+	passcode    string // as given at the handshake: checked again when the room changes
+	admittedAt  uint64 // revision of the room the handshake checked
+	text        bool   // wants text messages (WebSocket)
 
 	maxFrames, maxBytes int
 	slowAfter           time.Duration
@@ -66,7 +70,7 @@ type listener struct {
 
 func newListener(s *Server, roomID, lang string, floor bool, transport string) *listener {
 	return &listener{
-		room: roomID, lang: lang, floor: floor, transport: transport,
+		room: roomID, lang: lang, floor: floor, transport: transport, passthrough: true,
 		text:      transport == transportWS,
 		maxFrames: s.o.QueueFrames,
 		maxBytes:  s.audioQueueBytes(),

@@ -6,11 +6,11 @@ import (
 	"github.com/babelcast/babelcast/internal/livestate"
 )
 
-// watchState follows the channel's translator state and the room's speaker
+// watchState follows the channel's translator state and the room's mics
 // in the state bucket, and tells listeners when what they see changes. It
 // runs while the channel has listeners.
 func (c *channel) watchState(ctx context.Context) {
-	keys := []string{livestate.SpeakerKey(c.key.room)}
+	keys := []string{livestate.RoomMics(c.key.room)}
 	if !c.floor {
 		keys = append(keys, livestate.ChannelKey(c.key.room, c.key.lang))
 	}
@@ -23,22 +23,39 @@ func (c *channel) watchState(ctx context.Context) {
 	}
 }
 
-// viewState is what listeners of the channel are told: for the floor, live
-// when the speaker is connected; for a translated channel, its translator's
-// state (idle when no translator has written one).
+// viewState is what listeners of the channel are told: for the floor,
+// active while a mic is connected; for a language, active while a mic
+// speaks it (they hear the original), else its translator's state (idle
+// when no translator has written one).
 func (c *channel) viewState(rs *livestate.RoomState) stateMsg {
-	speaker := rs.Speaker != nil
-	m := stateMsg{Type: "state", Lang: c.key.lang, State: livestate.StateIdle, Speaker: speaker}
+	m := stateMsg{Type: "state", Lang: c.key.lang, State: livestate.StateIdle, Speaker: rs.Speaking()}
+	ls := rs.Language(c.key.lang)
 	switch {
 	case c.floor:
-		if speaker {
+		if rs.Speaking() {
 			m.State = livestate.StateActive
 		}
+	case c.speaksOwn(rs) && ls.State != livestate.StateActive:
+		m.State, m.Message = livestate.StateActive, ls.Error
 	default:
-		ls := rs.Language(c.key.lang)
 		m.State, m.Message = ls.State, ls.Error
 	}
 	return m
+}
+
+// speaksOwn reports whether a mic of the room speaks the channel's
+// language.
+func (c *channel) speaksOwn(rs *livestate.RoomState) bool {
+	for _, m := range rs.Mics {
+		spoken := m.Language
+		if spoken == "" {
+			spoken = c.unsaid
+		}
+		if spoken == c.key.lang {
+			return true
+		}
+	}
+	return false
 }
 
 // setState records the state and sends it to listeners if it changed (the

@@ -29,7 +29,7 @@ func (s *Server) handleWAV(w http.ResponseWriter, r *http.Request) {
 		httperr.NotFound(w, "no such stream; use /api/v1/rooms/{id}/audio/{lang}.wav")
 		return
 	}
-	l, err := s.admit(r.Context(), roomID, lang, r.URL.Query().Get("passcode"), transportWAV)
+	l, err := s.admitRequest(r, lang, transportWAV)
 	if err != nil {
 		writeAdmitError(w, err)
 		return

@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/babelcast/babelcast/internal/httperr"
+	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
 )
 
@@ -27,7 +28,10 @@ type helloMsg struct {
 	Room       string `json:"room"`
 	Lang       string `json:"lang"`
 	SampleRate int    `json:"sample_rate"`
-	Floor      bool   `json:"floor"`
+	// Floor is true for the floor itself, and for the room's source
+	// language (whose channel carries the floor while it speaks it).
+	Floor       bool `json:"floor"`
+	Passthrough bool `json:"passthrough"`
 }
 
 type delayMsg struct {
@@ -35,9 +39,27 @@ type delayMsg struct {
 	MS   int64  `json:"ms"`
 }
 
-// admit checks a listener's request: the room exists, serves lang, and the
-// passcode (if any) matches. It returns the listener to join, on the
-// canonical language code.
+// admitRequest admits the listener r asks to be, to channel lang.
+func (s *Server) admitRequest(r *http.Request, lang, transport string) (*listener, error) {
+	q := r.URL.Query()
+	passthrough := true
+	switch v := q.Get("passthrough"); v {
+	case "", "true", "1":
+	case "false", "0":
+		passthrough = false
+	default:
+		return nil, &admitError{http.StatusBadRequest, "invalid_request", "passthrough must be true or false, not " + quote(v)}
+	}
+	l, err := s.admit(r.Context(), chi.URLParam(r, "id"), lang, q.Get("passcode"), transport)
+	if err == nil {
+		l.passthrough = passthrough
+	}
+	return l, err
+}
+
+// admit checks a listener's request: the room exists, serves lang (or lang
+// is the floor), and the passcode (if any) matches. It returns the
+// listener to join, on the canonical language code.
 func (s *Server) admit(ctx context.Context, roomID, lang, passcode, transport string) (*listener, error) {
 	r, rev, err := s.o.Rooms.Get(ctx, roomID)
 	if errors.Is(err, room.ErrNotFound) {
@@ -47,10 +69,10 @@ func (s *Server) admit(ctx context.Context, roomID, lang, passcode, transport st
 		s.log.Error("room lookup failed", "room", roomID, "err", err)
 		return nil, &admitError{http.StatusServiceUnavailable, "unavailable", "room store unavailable; try again"}
 	}
-	if pl, err := room.ParseLang(lang); err == nil {
+	if pl, err := room.ParseLang(lang); err == nil && lang != livestate.FloorLang {
 		lang = pl.Code
 	}
-	if lang == "" || !r.Serves(lang) {
+	if lang == "" || (lang != livestate.FloorLang && !r.Serves(lang)) {
 		what := "lang is required"
 		if lang != "" {
 			what = "room " + quote(r.ID) + " has no language " + quote(lang)
@@ -60,8 +82,8 @@ func (s *Server) admit(ctx context.Context, roomID, lang, passcode, transport st
 	if !r.CheckPasscode(passcode) {
 		return nil, &admitError{http.StatusForbidden, "forbidden", "wrong or missing passcode"}
 	}
-	l := newListener(s, roomID, lang, lang == r.SourceLanguage, transport)
-	l.passcode, l.admittedAt = passcode, rev
+	l := newListener(s, roomID, lang, lang == livestate.FloorLang, transport)
+	l.passcode, l.admittedAt, l.unsaid = passcode, rev, r.SourceLanguage
 	return l, nil
 }
 
@@ -84,13 +106,13 @@ func writeAdmitError(w http.ResponseWriter, err error) {
 // handleListen serves the listener WebSocket.
 func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 	roomID := chi.URLParam(r, "id")
-	q := r.URL.Query()
-	l, err := s.admit(r.Context(), roomID, q.Get("lang"), q.Get("passcode"), transportWS)
+	l, err := s.admitRequest(r, r.URL.Query().Get("lang"), transportWS)
 	if err != nil {
 		writeAdmitError(w, err)
 		return
 	}
-	l.pushText(textFrame(helloMsg{Type: "hello", Room: roomID, Lang: l.lang, SampleRate: SampleRate, Floor: l.floor}))
+	l.pushText(textFrame(helloMsg{Type: "hello", Room: roomID, Lang: l.lang, SampleRate: SampleRate,
+		Floor: l.floor || l.lang == l.unsaid, Passthrough: l.passthrough}))
 	if err := s.hub.join(r.Context(), l); err != nil {
 		s.joinFailed(w, err, roomID, l.lang)
 		return

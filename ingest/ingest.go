@@ -92,10 +92,10 @@ type Server struct {
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
-	speakers map[string]*speaker // current speaker per room on this node
-	active   int                 // connections being served
-	stopping bool                // Run is shutting down: refuse new ones
-	idle     chan struct{}       // closed when active drops to 0 while stopping
+	speakers map[micID]*speaker // the current connection of each mic on this node
+	active   int                // connections being served
+	stopping bool               // Run is shutting down: refuse new ones
+	idle     chan struct{}      // closed when active drops to 0 while stopping
 }
 
 // New builds the ingest role.
@@ -140,7 +140,7 @@ func New(o Options) (*Server, error) {
 		frame:    max(1, int(int64(audio.Rate)*int64(o.FrameDuration)/int64(time.Second))),
 		base:     base,
 		cancel:   cancel,
-		speakers: map[string]*speaker{},
+		speakers: map[micID]*speaker{},
 	}
 	return s, nil
 }
@@ -183,6 +183,13 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
+// micID names a mic: its room and its id within the room.
+type micID struct{ room, mic string }
+
+// questionMicPrefix starts the id of the mic an accepted audience
+// question speaks through: "q-<question id>".
+const questionMicPrefix = "q-"
+
 func (s *Server) current() []*speaker {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -193,10 +200,48 @@ func (s *Server) current() []*speaker {
 	return out
 }
 
-func (s *Server) speakerOf(roomID string) *speaker {
+func (s *Server) speakerOf(id micID) *speaker {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.speakers[roomID]
+	return s.speakers[id]
+}
+
+// roomSpeakers are the connections of a room's mics on this node.
+func (s *Server) roomSpeakers(roomID string) []*speaker {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*speaker
+	for id, sp := range s.speakers {
+		if id.room == roomID {
+			out = append(out, sp)
+		}
+	}
+	return out
+}
+
+// roomForMic checks that mic may join rm's live mics: it is one of them
+// already (a takeover), or the room has fewer than max_mics.
+func (s *Server) roomForMic(ctx context.Context, rm *room.Room, mic string) error {
+	rctx, cancel := context.WithTimeout(ctx, writeWait)
+	defer cancel()
+	live, err := livestate.ReadRoom(rctx, s.o.State, rm.ID)
+	if err != nil {
+		// Cannot count: let the mic in rather than refuse a speaker over
+		// a hiccup of the state bucket.
+		s.log.Warn("mics not counted", "room", rm.ID, "err", err)
+		return nil
+	}
+	if _, ok := live.Mics[mic]; ok {
+		return nil
+	}
+	max := rm.MaxMics
+	if max <= 0 {
+		max = room.DefaultMaxMics
+	}
+	if n := len(live.Mics); n >= max {
+		return fmt.Errorf("the room has %d mics live, its maximum (max_mics); a mic must hang up first, or the organizers raise max_mics", n)
+	}
+	return nil
 }
 
 // speakerKey takes the key from "Authorization: Bearer …" or ?key=.
@@ -290,11 +335,11 @@ func (s *Server) takeOver(sp *speaker) {
 		sp.log.Warn("speaker state not written; will retry", "err", err)
 	}
 	s.mu.Lock()
-	old := s.speakers[sp.roomID]
-	s.speakers[sp.roomID] = sp
+	old := s.speakers[sp.id()]
+	s.speakers[sp.id()] = sp
 	s.mu.Unlock()
 	if old != nil {
-		old.close(CloseReplaced, "replaced", "a newer connection of this room's speaker took over")
+		old.close(CloseReplaced, "replaced", "a newer connection of this mic took over")
 	}
 	if s.base.Err() != nil { // Run's shutdown sweep may have missed sp
 		sp.close(websocket.CloseGoingAway, "shutting_down", "the server is shutting down; reconnect in a moment")
@@ -305,9 +350,9 @@ func (s *Server) takeOver(sp *speaker) {
 // unless a newer connection (here or elsewhere) already replaced it.
 func (s *Server) release(sp *speaker) {
 	s.mu.Lock()
-	mine := s.speakers[sp.roomID] == sp
+	mine := s.speakers[sp.id()] == sp
 	if mine {
-		delete(s.speakers, sp.roomID)
+		delete(s.speakers, sp.id())
 	}
 	s.mu.Unlock()
 	if !mine {
@@ -366,11 +411,11 @@ func (s *Server) holdSlot(ctx context.Context, sp *speaker) {
 // replaced sp, which closes. One of this node's: two connections raced and
 // the one registered last is the speaker.
 func (s *Server) mayRetake(sp *speaker, value []byte) bool {
-	if st, ok := livestate.Decode[livestate.Speaker](value); ok && st.Node != s.o.Node {
-		sp.close(CloseReplaced, "replaced", "a newer connection of this room's speaker took over on another node")
+	if st, ok := livestate.Decode[livestate.Mic](value); ok && st.Node != s.o.Node {
+		sp.close(CloseReplaced, "replaced", "a newer connection of this mic took over on another node")
 		return false
 	}
-	return s.speakerOf(sp.roomID) == sp
+	return s.speakerOf(sp.id()) == sp
 }
 
 // heartbeat re-checks the speakers' rooms every Refresh (the room watch
@@ -406,35 +451,33 @@ func (s *Server) roomChanged(sp *speaker, rm *room.Room) {
 // watchRooms closes speakers whose room is deleted or whose key changes.
 func (s *Server) watchRooms(ctx context.Context) {
 	for ev := range livestate.WatchRooms(ctx, s.o.Rooms, s.log) {
-		sp := s.speakerOf(ev.ID)
-		if sp == nil {
-			continue
+		for _, sp := range s.roomSpeakers(ev.ID) {
+			if ev.Room == nil {
+				sp.close(CloseRoomDeleted, "room_deleted", "the room was deleted")
+				continue
+			}
+			s.roomChanged(sp, ev.Room)
 		}
-		if ev.Room == nil {
-			sp.close(CloseRoomDeleted, "room_deleted", "the room was deleted")
-			continue
-		}
-		s.roomChanged(sp, ev.Room)
 	}
 }
 
-// watchSpeakers notices at once when another ingest node takes a room's
-// speaker (holdSlot would only at its next renewal).
+// watchSpeakers notices at once when another ingest node takes one of
+// this node's mics (holdSlot would only at its next renewal).
 func (s *Server) watchSpeakers(ctx context.Context) {
 	for u := range livestate.Watch(ctx, s.o.State, livestate.WatchOptions{
-		Keys: []string{livestate.Speakers()}, UpdatesOnly: true, Log: s.log, What: "speaker watch",
+		Keys: []string{livestate.Mics()}, UpdatesOnly: true, Log: s.log, What: "mic watch",
 	}) {
 		for _, e := range u.Entries {
 			k, ok := livestate.ParseKey(e.Key)
 			if !ok || !e.Present {
 				continue
 			}
-			sp := s.speakerOf(k.Room)
+			sp := s.speakerOf(micID{k.Room, k.Mic})
 			if sp == nil || e.Revision <= sp.slot.Revision() {
 				continue
 			}
-			if st, ok := livestate.Decode[livestate.Speaker](e.Value); ok && st.Node != s.o.Node {
-				sp.close(CloseReplaced, "replaced", "a newer connection of this room's speaker took over on another node")
+			if st, ok := livestate.Decode[livestate.Mic](e.Value); ok && st.Node != s.o.Node {
+				sp.close(CloseReplaced, "replaced", "a newer connection of this mic took over on another node")
 			}
 		}
 	}

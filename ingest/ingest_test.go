@@ -108,7 +108,7 @@ func (e *env) speak(hs *httptest.Server) *websocket.Conn {
 
 func (e *env) subscribe() chan *nats.Msg {
 	ch := make(chan *nats.Msg, 1024)
-	sub, err := e.bus.Conn.ChanSubscribe(subject.Source("keynote"), ch)
+	sub, err := e.bus.Conn.ChanSubscribe(subject.Mic("keynote", "main"), ch)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func (e *env) subscribe() chan *nats.Msg {
 // on the same connection (NATS keeps a connection's order).
 func (e *env) expectNothingPublished(ch chan *nats.Msg) {
 	e.t.Helper()
-	if err := e.bus.Conn.Publish(subject.Source("keynote"), []byte("sentinel")); err != nil {
+	if err := e.bus.Conn.Publish(subject.Mic("keynote", "main"), []byte("sentinel")); err != nil {
 		e.t.Fatal(err)
 	}
 	select {
@@ -145,7 +145,10 @@ type serverMsg struct {
 	RMSDB      float64 `json:"rms_db"`
 	PeakDB     float64 `json:"peak_db"`
 	Speaker    bool    `json:"speaker"`
-	Languages  []struct {
+	Mics       []struct {
+		Mic, Name, Language string
+	} `json:"mics"`
+	Languages []struct {
 		Code      string `json:"code"`
 		State     string `json:"state"`
 		Listeners int    `json:"listeners"`
@@ -385,6 +388,8 @@ func TestTakeoverSameNodeAndAcrossNodes(t *testing.T) {
 	first.WriteMessage(websocket.BinaryMessage, make([]byte, 480))
 	next(t, first, "ready")
 
+	// A connection takes the mic over when it starts, or having said
+	// nothing for a second.
 	second := e.speak(e.http)
 	msgs, code := readUntilClose(t, first)
 	if code != CloseReplaced || lastError(msgs).Code != "replaced" {
@@ -393,7 +398,7 @@ func TestTakeoverSameNodeAndAcrossNodes(t *testing.T) {
 	second.WriteMessage(websocket.BinaryMessage, make([]byte, 480))
 	next(t, second, "ready")
 
-	// A third connection on another ingest node takes the room over too.
+	// A third connection on another ingest node takes the mic over too.
 	_, hs2, _, _ := e.node("n2", nil)
 	third := e.speak(hs2)
 	msgs, code = readUntilClose(t, second)
@@ -403,27 +408,27 @@ func TestTakeoverSameNodeAndAcrossNodes(t *testing.T) {
 	third.WriteMessage(websocket.BinaryMessage, make([]byte, 480))
 	next(t, third, "ready")
 	// The entry names the node holding the speaker now, and stays.
-	waitSpeakerState(t, e.bus.State, func(st *livestate.Speaker) bool { return st != nil && st.Node == "n2" })
+	waitSpeakerState(t, e.bus.State, func(st *livestate.Mic) bool { return st != nil && st.Node == "n2" })
 }
 
 // waitSpeakerState watches speaker.keynote until ok holds (nil = absent).
-func waitSpeakerState(t *testing.T, kv jetstream.KeyValue, ok func(*livestate.Speaker) bool) {
+func waitSpeakerState(t *testing.T, kv jetstream.KeyValue, ok func(*livestate.Mic) bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	w, err := kv.Watch(ctx, livestate.SpeakerKey("keynote"))
+	w, err := kv.Watch(ctx, livestate.MicKey("keynote", "main"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	var cur *livestate.Speaker
+	var cur *livestate.Mic
 	for {
 		select {
 		case e := <-w.Updates():
 			if e != nil {
 				cur = nil
 				if e.Operation() == jetstream.KeyValuePut {
-					cur = &livestate.Speaker{}
+					cur = &livestate.Mic{}
 					json.Unmarshal(e.Value(), cur)
 				}
 			}
@@ -441,12 +446,12 @@ func TestSpeakerStateAppearsAndDisappears(t *testing.T) {
 	c := e.speak(e.http)
 	c.WriteMessage(websocket.TextMessage, []byte(`{"type":"start","sample_rate":44100}`))
 	next(t, c, "ready")
-	waitSpeakerState(t, e.bus.State, func(st *livestate.Speaker) bool {
+	waitSpeakerState(t, e.bus.State, func(st *livestate.Mic) bool {
 		return st != nil && st.Node == "n1" && st.SampleRate == 44100 && !st.Since.IsZero()
 	})
 	c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
 	readUntilClose(t, c)
-	waitSpeakerState(t, e.bus.State, func(st *livestate.Speaker) bool { return st == nil })
+	waitSpeakerState(t, e.bus.State, func(st *livestate.Mic) bool { return st == nil })
 }
 
 func TestStateRefreshedBeforeTTL(t *testing.T) {
@@ -455,7 +460,7 @@ func TestStateRefreshedBeforeTTL(t *testing.T) {
 	c.WriteMessage(websocket.BinaryMessage, make([]byte, 480))
 	next(t, c, "ready")
 	puts := 0
-	waitSpeakerState(t, e.bus.State, func(st *livestate.Speaker) bool {
+	waitSpeakerState(t, e.bus.State, func(st *livestate.Mic) bool {
 		if st != nil && st.Node == "n1" {
 			puts++
 		}
@@ -475,7 +480,7 @@ func TestRoomDeletedCloses4404(t *testing.T) {
 	if code != CloseRoomDeleted || lastError(msgs).Code != "room_deleted" {
 		t.Fatalf("close %d %+v, want 4404", code, msgs)
 	}
-	waitSpeakerState(t, e.bus.State, func(st *livestate.Speaker) bool { return st == nil })
+	waitSpeakerState(t, e.bus.State, func(st *livestate.Mic) bool { return st == nil })
 }
 
 func TestKeyRotationCloses(t *testing.T) {
@@ -562,7 +567,7 @@ func TestShutdownClosesSpeakers1001(t *testing.T) {
 	c := e.speak(e.http)
 	c.WriteMessage(websocket.BinaryMessage, audio.Bytes(make([]int16, 1200))) // 50 ms: less than a frame
 	next(t, c, "ready")
-	waitSpeakerState(t, e.bus.State, func(st *livestate.Speaker) bool { return st != nil })
+	waitSpeakerState(t, e.bus.State, func(st *livestate.Mic) bool { return st != nil })
 	e.stop()
 	msgs, code := readUntilClose(t, c)
 	if code != websocket.CloseGoingAway || lastError(msgs).Code != "shutting_down" {
@@ -572,7 +577,7 @@ func TestShutdownClosesSpeakers1001(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.done <- nil // for the cleanup
-	waitSpeakerState(t, e.bus.State, func(st *livestate.Speaker) bool { return st == nil })
+	waitSpeakerState(t, e.bus.State, func(st *livestate.Mic) bool { return st == nil })
 	// The half frame held back went out.
 	select {
 	case m := <-sub:

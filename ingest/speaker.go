@@ -8,9 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
@@ -28,6 +31,9 @@ type (
 		Type       string `json:"type"` // "ready"
 		Room       string `json:"room"`
 		SampleRate int    `json:"sample_rate"`
+		Mic        string `json:"mic"`
+		Name       string `json:"name,omitempty"`
+		Language   string `json:"language"`
 	}
 	levelMsg struct {
 		Type   string  `json:"type"` // "level"
@@ -39,6 +45,12 @@ type (
 		Speaker        bool         `json:"speaker"`
 		Languages      []langStatus `json:"languages"`
 		FloorListeners int          `json:"floor_listeners"`
+		Mics           []micStatus  `json:"mics"`
+	}
+	micStatus struct {
+		Mic      string `json:"mic"`
+		Name     string `json:"name,omitempty"`
+		Language string `json:"language"`
 	}
 	langStatus struct {
 		Code      string `json:"code"`
@@ -53,14 +65,23 @@ type (
 	}
 )
 
-// startMsg is the optional first message from the speaker.
+// startMsg is the optional first message from the speaker, and the
+// language switch ({"type":"language","language":"fr"}) after it.
 type startMsg struct {
-	Type       string `json:"type"`
-	SampleRate *int   `json:"sample_rate"`
+	Type       string  `json:"type"`
+	SampleRate *int    `json:"sample_rate"`
+	Mic        *string `json:"mic"`
+	Name       string  `json:"name"`
+	Language   string  `json:"language"`
 }
 
-// speaker is one speaker connection. Its reader (serve's goroutine) turns
-// audio into frames; its writer owns every write except control frames.
+// maxNameLen bounds the name a mic gives.
+const maxNameLen = 64
+
+// speaker is one speaker connection: one mic of the room, once its start
+// message (or its first audio) says which. Its reader (serve's goroutine)
+// turns audio into frames; its writer owns every write except control
+// frames.
 type speaker struct {
 	s      *Server
 	conn   *websocket.Conn
@@ -68,16 +89,28 @@ type speaker struct {
 	key    string // what it authenticated with, to notice rotation
 	log    *slog.Logger
 	since  time.Time
+	ctx    context.Context // ends when the connection does
+	held   sync.WaitGroup  // holdSlot, once started
 
-	slot *kvlease.Lease // the room's speaker slot, speaker.<room>
+	// The mic the connection is, once claimed (start, its first audio, or
+	// idleClaim); under claimMu until then, read-only after.
+	claimMu sync.Mutex
+	mic     string
+	slot    *kvlease.Lease // the mic's slot, mic.<room>.<mic>
 
 	mu      sync.Mutex
 	rm      *room.Room
 	rate    int
+	name    string
+	lang    string // what the mic speaks now
 	lvlSum  float64
 	lvlPeak int
 	lvlN    int
-	live    *livestate.RoomState // the room's channels and listeners
+	live    *livestate.RoomState // the room's mics, channels and listeners
+	// For the mic's entry: its level and whether it spoke, over the last
+	// second (acc…) and as the entry shows them (shown…).
+	accLevel, shownLevel   float64
+	accSpeech, shownSpeech bool
 
 	out        chan []byte   // text messages for the writer; full → dropped
 	closing    chan struct{} // closed by close: the writer ends the connection
@@ -89,6 +122,7 @@ type speaker struct {
 	// Reader goroutine only.
 	started bool
 	rs      *audio.Resampler
+	vad     *audio.VoiceDetector
 	acc     []int16 // 24 kHz samples not yet published
 	seq     uint64
 	frames  uint64
@@ -104,20 +138,23 @@ type closeReq struct {
 func newSpeaker(s *Server, conn *websocket.Conn, rm *room.Room, key string, log *slog.Logger) *speaker {
 	return &speaker{
 		s: s, conn: conn, roomID: rm.ID, key: key, log: log, since: time.Now().UTC(),
-		slot: kvlease.New(kvlease.Options{
-			KV: s.o.State, Key: livestate.SpeakerKey(rm.ID), TTL: livestate.TTL, Every: s.o.Refresh,
-			Timeout: writeWait, Log: log,
-		}),
-		rm: rm, rate: audio.Rate, live: livestate.NewRoomState(rm.ID),
+		rm: rm, rate: audio.Rate, lang: rm.SourceLanguage, live: livestate.NewRoomState(rm.ID),
+		accLevel: audio.SilenceDB, shownLevel: audio.SilenceDB, vad: audio.NewVoiceDetector(0),
 		out: make(chan []byte, sendQueue), closing: make(chan struct{}), readerDone: make(chan struct{}),
 	}
 }
 
 func (sp *speaker) setRoom(rm *room.Room) { sp.mu.Lock(); sp.rm = rm; sp.mu.Unlock() }
 
+func (sp *speaker) room() *room.Room { sp.mu.Lock(); defer sp.mu.Unlock(); return sp.rm }
+
+// id is the mic's place in the server's table: its room and mic.
+func (sp *speaker) id() micID { return micID{sp.roomID, sp.mic} }
+
 func (sp *speaker) stateValue() []byte {
 	sp.mu.Lock()
-	st := livestate.Speaker{Node: sp.s.o.Node, Since: sp.since, SampleRate: sp.rate}
+	st := livestate.Mic{Node: sp.s.o.Node, Since: sp.since, SampleRate: sp.rate, Name: sp.name, Language: sp.lang,
+		Codec: "pcm", LevelDB: sp.shownLevel, Voice: sp.shownSpeech}
 	sp.mu.Unlock()
 	return livestate.Encode(st)
 }
@@ -168,18 +205,20 @@ func (sp *speaker) send(v any) {
 	}
 }
 
-// serve runs the connection until it ends.
+// serve runs the connection until it ends. The connection becomes a mic of
+// the room at its start message, or at its first audio (mic "main").
 func (sp *speaker) serve() {
 	sp.log.Info("speaker connected", "remote", sp.conn.RemoteAddr().String())
-	sp.s.takeOver(sp)
 	ctx, cancel := context.WithCancel(sp.s.base)
+	sp.ctx = ctx
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(2)
 	go func() { defer wg.Done(); sp.writeLoop() }()
 	go func() { defer wg.Done(); sp.watchStatus(ctx) }()
-	go func() { defer wg.Done(); sp.s.holdSlot(ctx, sp) }()
+	idle := time.AfterFunc(idleClaim, sp.claimIdle)
 
 	sp.readLoop()
+	idle.Stop()
 	close(sp.readerDone)
 	sp.shut(closeReq{code: websocket.CloseAbnormalClosure, quiet: true}) // in case the reader ended first
 	if c := sp.closeReq(); c.code == websocket.CloseNormalClosure || c.code == websocket.CloseGoingAway {
@@ -187,10 +226,15 @@ func (sp *speaker) serve() {
 	}
 	cancel()
 	wg.Wait()
+	sp.claimMu.Lock() // an idle claim under way finishes first
+	sp.held.Wait()
+	sp.claimMu.Unlock()
 	sp.conn.Close()
-	sp.s.release(sp)
+	if sp.slot != nil {
+		sp.s.release(sp)
+	}
 	c := sp.closeReq()
-	sp.log.Info("speaker disconnected", "code", c.code, "reason", c.errCode,
+	sp.log.Info("speaker disconnected", "mic", sp.mic, "code", c.code, "reason", c.errCode,
 		"frames", sp.frames, "duration", time.Since(sp.since).Round(time.Second))
 }
 
@@ -279,40 +323,149 @@ func (sp *speaker) handleText(data []byte) {
 			sp.badInput(websocket.ClosePolicyViolation, "bad_sample_rate", err.Error())
 			return
 		}
-		sp.start(rate)
+		mic := livestate.DefaultMic
+		if m.Mic != nil {
+			mic = *m.Mic
+		}
+		sp.start(rate, mic, m.Name, m.Language)
+	case "language":
+		if !sp.started {
+			sp.badInput(websocket.ClosePolicyViolation, "bad_message", "switch language after the start message")
+			return
+		}
+		sp.switchLanguage(m.Language)
 	case "":
 		sp.badInput(websocket.ClosePolicyViolation, "bad_message", `text message has no "type"`)
 	default:
 		sp.badInput(websocket.ClosePolicyViolation, "bad_message",
-			fmt.Sprintf("unknown message type %.40q; the speaker sends only {\"type\":\"start\"} and binary PCM", m.Type))
+			fmt.Sprintf("unknown message type %.40q; a speaker sends {\"type\":\"start\"}, {\"type\":\"language\"} and binary PCM", m.Type))
 	}
 }
 
-// start fixes the input rate: from the start message, or 24 kHz when audio
-// comes first.
-func (sp *speaker) start(rate int) {
+// start fixes how the connection speaks: from the start message, or 24 kHz
+// as mic "main" in the room's source language when audio comes first. It
+// runs on the reader goroutine.
+func (sp *speaker) start(rate int, mic, name, lang string) {
 	sp.started = true
+	if code, msg := sp.claim(mic, name, lang, rate); code != "" {
+		sp.badInput(websocket.ClosePolicyViolation, code, msg)
+		return
+	}
 	sp.rs = audio.NewResampler(rate, audio.Rate)
 	sp.mu.Lock()
-	sp.rate = rate
+	name, lang = sp.name, sp.lang
 	sp.mu.Unlock()
-	sp.log.Info("speaker started", "sample_rate", rate)
-	sp.send(readyMsg{Type: "ready", Room: sp.roomID, SampleRate: rate})
+	sp.send(readyMsg{Type: "ready", Room: sp.roomID, SampleRate: rate, Mic: sp.mic, Name: name, Language: lang})
 	sp.send(sp.status())
 	sp.ready.Store(true)
-	if rate != audio.Rate {
-		sp.tellRate()
+}
+
+// idleClaim is how long a connection may say nothing before it takes over
+// mic "main" anyway: a speaker connection always took the room's speaker
+// over as it connected, and clients that connect and wait still expect
+// it. One that starts within this names its mic first.
+const idleClaim = time.Second
+
+// claimIdle is the idle timer's: the connection said nothing, so it
+// becomes mic "main", as it would with its first audio.
+func (sp *speaker) claimIdle() {
+	if code, _ := sp.claim(livestate.DefaultMic, "", "", audio.Rate); code != "" {
+		sp.log.Debug("idle connection not made the main mic", "why", code) // its start or audio will say why
 	}
 }
 
-// tellRate writes the speaker's entry now that its sample rate is known.
-// While sp does not hold the slot, holdSlot writes the rate when it does.
-func (sp *speaker) tellRate() {
+// claim makes the connection mic of the room, speaking lang (the room's
+// source language when empty), with the given name and input rate. A mic
+// id that is live takes it over; any other joins the room's live mics, up
+// to the room's max_mics. Once claimed, the mic is the connection's for
+// good: a later start may change its name, language and rate, not its id.
+// It returns an error code and message when it refuses.
+func (sp *speaker) claim(mic, name, lang string, rate int) (code, msg string) {
+	if err := room.ValidMic(mic); err != nil {
+		return "bad_mic", err.Error()
+	}
+	if strings.HasPrefix(mic, questionMicPrefix) {
+		return "bad_mic", "mic ids starting with " + questionMicPrefix + " are for audience questions"
+	}
+	name = cleanName(name)
+	rm := sp.room()
+	if lang == "" {
+		lang = rm.SourceLanguage
+	}
+	lang, err := rm.SpeakerLanguage(lang)
+	if err != nil {
+		return "bad_language", err.Error()
+	}
+	sp.claimMu.Lock()
+	defer sp.claimMu.Unlock()
+	if sp.ctx.Err() != nil {
+		return "shutting_down", "the connection is closing" // an idle claim that came too late
+	}
+	if sp.mic != "" {
+		if mic != sp.mic {
+			return "bad_mic", fmt.Sprintf("this connection is mic %q already (it waited over %v without a start message); reconnect and start first", sp.mic, idleClaim)
+		}
+		sp.mu.Lock()
+		sp.rate, sp.name, sp.lang = rate, name, lang
+		sp.mu.Unlock()
+		sp.rewriteEntry()
+		return "", ""
+	}
+	if err := sp.s.roomForMic(sp.ctx, rm, mic); err != nil {
+		return "too_many_mics", err.Error()
+	}
+	sp.mu.Lock()
+	sp.rate, sp.name, sp.lang = rate, name, lang
+	sp.mu.Unlock()
+	sp.mic = mic
+	sp.slot = kvlease.New(kvlease.Options{
+		KV: sp.s.o.State, Key: livestate.MicKey(sp.roomID, mic), TTL: livestate.TTL, Every: sp.s.o.Refresh,
+		Timeout: writeWait, Log: sp.log.With("mic", mic),
+	})
+	sp.s.takeOver(sp)
+	sp.held.Add(2)
+	go func() { defer sp.held.Done(); sp.s.holdSlot(sp.ctx, sp) }()
+	go func() { defer sp.held.Done(); sp.showLevel(sp.ctx) }()
+	sp.log.Info("mic live", "mic", mic, "sample_rate", rate, "language", lang, "name", name)
+	return "", ""
+}
+
+// switchLanguage changes what the mic speaks from now on.
+func (sp *speaker) switchLanguage(lang string) {
+	lang, err := sp.room().SpeakerLanguage(lang)
+	if err != nil {
+		sp.badInput(websocket.ClosePolicyViolation, "bad_language", err.Error())
+		return
+	}
+	sp.mu.Lock()
+	was := sp.lang
+	sp.lang = lang
+	sp.mu.Unlock()
+	if was != lang {
+		sp.log.Info("mic switched language", "from", was, "to", lang)
+		sp.rewriteEntry()
+		sp.send(sp.status())
+	}
+}
+
+// cleanName keeps a mic's name to one printable line of maxNameLen runes.
+func cleanName(s string) string {
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }), " ")
+	if utf8.RuneCountInString(s) > maxNameLen {
+		s = string([]rune(s)[:maxNameLen])
+	}
+	return s
+}
+
+// rewriteEntry writes the mic's entry now (its language or level
+// changed). While sp does not hold the slot, holdSlot writes it when it
+// does.
+func (sp *speaker) rewriteEntry() {
 	ctx, cancel := context.WithTimeout(sp.s.base, writeWait)
 	defer cancel()
 	if err := sp.slot.Set(ctx, sp.stateValue()); err != nil && !errors.Is(err, kvlease.ErrNotHeld) {
 		metrics.Errors.WithLabelValues(roleName, "state").Inc()
-		sp.log.Warn("speaker state not rewritten", "err", err)
+		sp.log.Warn("mic state not rewritten", "err", err)
 	}
 }
 
@@ -326,7 +479,10 @@ func (sp *speaker) handleAudio(data []byte, now time.Time) {
 		return
 	}
 	if !sp.started {
-		sp.start(audio.Rate)
+		sp.start(audio.Rate, livestate.DefaultMic, "", "")
+		if sp.isClosing() {
+			return
+		}
 	}
 	metrics.FramesIn.WithLabelValues(roleName).Inc()
 	in := audio.Samples(data)
@@ -342,11 +498,17 @@ func (sp *speaker) publish(now time.Time, final bool) {
 	frame := sp.s.frame
 	n := len(sp.acc)
 	off := 0
+	sp.mu.Lock()
+	lang, name := sp.lang, sp.name
+	sp.mu.Unlock()
 	for n-off >= frame || (final && n > off) {
 		k := min(frame, n-off)
 		behind := time.Duration(n-off) * time.Second / audio.Rate
 		sp.seq++
-		msg := subject.AudioMsg(subject.Source(sp.roomID), audio.Bytes(sp.acc[off:off+k]), sp.seq, now.Add(-behind))
+		samples := sp.acc[off : off+k]
+		f := audio.Frame{PCM: audio.Bytes(samples), Captured: now.Add(-behind), Lang: lang, Speaker: name, Speech: sp.vad.Voice(samples)}
+		sp.noteSpeech(f.Speech)
+		msg := subject.FrameMsg(subject.Mic(sp.roomID, sp.mic), f, sp.seq)
 		if err := sp.s.o.NC.PublishMsg(msg); err != nil {
 			metrics.Errors.WithLabelValues(roleName, "publish").Inc()
 			if sp.seq%50 == 1 { // don't flood the log while NATS is away
@@ -359,6 +521,37 @@ func (sp *speaker) publish(now time.Time, final bool) {
 		off += k
 	}
 	sp.acc = sp.acc[:copy(sp.acc, sp.acc[off:])]
+}
+
+// noteSpeech remembers that the mic spoke, for its entry.
+func (sp *speaker) noteSpeech(speech bool) {
+	if speech {
+		sp.mu.Lock()
+		sp.accSpeech = true
+		sp.mu.Unlock()
+	}
+}
+
+// entryLevelStep is how far the level must move for the entry to be
+// rewritten before its next renewal.
+const entryLevelStep = 6.0
+
+// showLevel keeps the mic's entry telling how loud it is and whether it
+// speaks (the console shows it): every second, when that changed.
+func (sp *speaker) showLevel(ctx context.Context) {
+	livestate.Every(ctx, time.Second, func() {
+		sp.mu.Lock()
+		level, speech := sp.accLevel, sp.accSpeech
+		sp.accLevel, sp.accSpeech = audio.SilenceDB, false
+		changed := speech != sp.shownSpeech || math.Abs(level-sp.shownLevel) >= entryLevelStep
+		if changed {
+			sp.shownLevel, sp.shownSpeech = level, speech
+		}
+		sp.mu.Unlock()
+		if changed {
+			sp.rewriteEntry()
+		}
+	})
 }
 
 // flush publishes what the resampler and the frame buffer still hold.
@@ -398,6 +591,7 @@ func (sp *speaker) takeLevel() (levelMsg, bool) {
 	}
 	rms := math.Sqrt(sp.lvlSum / float64(sp.lvlN))
 	m := levelMsg{Type: "level", RMSDB: dbfs(rms), PeakDB: dbfs(float64(sp.lvlPeak))}
+	sp.accLevel = max(sp.accLevel, m.RMSDB)
 	sp.lvlSum, sp.lvlN, sp.lvlPeak = 0, 0, 0
 	return m, true
 }
@@ -510,9 +704,12 @@ func (sp *speaker) status() statusMsg {
 	sp.mu.Lock()
 	st := sp.live.Status(sp.rm)
 	sp.mu.Unlock()
-	m := statusMsg{Type: "status", Speaker: true, Languages: []langStatus{}, FloorListeners: st.Floor.Listeners}
+	m := statusMsg{Type: "status", Speaker: true, Languages: []langStatus{}, FloorListeners: st.Floor.Listeners, Mics: []micStatus{}}
 	for _, l := range st.Languages {
 		m.Languages = append(m.Languages, langStatus{Code: l.Code, State: l.State, Listeners: l.Listeners, Error: l.Error})
+	}
+	for _, mic := range st.Mics {
+		m.Mics = append(m.Mics, micStatus{Mic: mic.ID, Name: mic.Name, Language: mic.Language})
 	}
 	return m
 }

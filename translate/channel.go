@@ -34,10 +34,13 @@ const (
 type chanConfig struct {
 	ch      engine.Channel
 	created time.Time // the room's creation: a recreated room is a new configuration
+	// roomSource is the room's source language: what a mic speaks unless
+	// it says otherwise.
+	roomSource string
 }
 
 func (a chanConfig) equal(b chanConfig) bool {
-	return a.created.Equal(b.created) && reflect.DeepEqual(a.ch, b.ch)
+	return a.created.Equal(b.created) && a.roomSource == b.roomSource && reflect.DeepEqual(a.ch, b.ch)
 }
 
 // settings hold a channel's latest configuration, set by the worker and

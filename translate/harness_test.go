@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/bus"
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
@@ -209,10 +210,10 @@ func (h *harness) speaker(id string, on bool) {
 	ctx := context.Background()
 	var err error
 	if on {
-		b, _ := json.Marshal(livestate.Speaker{Node: "ingest1", Since: time.Now(), SampleRate: 24000})
-		_, err = h.bus.State.Put(ctx, livestate.SpeakerKey(id), b)
+		b, _ := json.Marshal(livestate.Mic{Node: "ingest1", Since: time.Now(), SampleRate: 24000, Language: "en"})
+		_, err = h.bus.State.Put(ctx, livestate.MicKey(id, "main"), b)
 	} else {
-		err = h.bus.State.Delete(ctx, livestate.SpeakerKey(id))
+		err = h.bus.State.Delete(ctx, livestate.MicKey(id, "main"))
 	}
 	if err != nil {
 		h.t.Fatal(err)
@@ -290,9 +291,30 @@ func (h *harness) subscribe(subj string) *nats.Subscription {
 	return sub
 }
 
+// tone is d of speech as the fake engine hears it: every sample v.
+func tone(v int16, d time.Duration) []byte {
+	s := make([]int16, audio.DurationBytes(d)/2)
+	for i := range s {
+		s[i] = v
+	}
+	return audio.Bytes(s)
+}
+
+// samplesOf collects the distinct sample values of pcm, in order, each
+// once per run.
+func samplesOf(pcm []byte, into []int16) []int16 {
+	for _, v := range audio.Samples(pcm) {
+		if len(into) == 0 || into[len(into)-1] != v {
+			into = append(into, v)
+		}
+	}
+	return into
+}
+
 func (h *harness) publishAudio(id string, seq uint64, pcm []byte, captured time.Time) {
 	h.t.Helper()
-	if err := h.bus.Conn.PublishMsg(subject.AudioMsg(subject.Source(id), pcm, seq, captured)); err != nil {
+	f := audio.Frame{PCM: pcm, Captured: captured, Lang: "en", Speech: true}
+	if err := h.bus.Conn.PublishMsg(subject.FrameMsg(subject.Mic(id, "main"), f, seq)); err != nil {
 		h.t.Fatal(err)
 	}
 }

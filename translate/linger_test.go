@@ -22,8 +22,8 @@ func TestLingerCountsFromTheLeave(t *testing.T) {
 	}
 	w.roomsByID["talk"] = &room.Room{ID: "talk", SourceLanguage: "en", Languages: []room.Language{{Code: "es"}}}
 	key := subject.LeaseKey("talk", "es")
-	speaker := livestate.Entry{Key: livestate.SpeakerKey("talk"), Revision: 1, Present: true,
-		Value: livestate.Encode(livestate.Speaker{Node: "ingest1"})}
+	speaker := livestate.Entry{Key: livestate.MicKey("talk", "main"), Revision: 1, Present: true,
+		Value: livestate.Encode(livestate.Mic{Node: "ingest1", Language: "en"})}
 	listener := livestate.Entry{Key: livestate.ListenersKey("talk", "es", "fan1"), Revision: 2, Present: true,
 		Value: livestate.Encode(livestate.Listeners{Count: 1})}
 	for _, leave := range []livestate.Entry{
@@ -35,7 +35,7 @@ func TestLingerCountsFromTheLeave(t *testing.T) {
 		w.lastWant[key] = stale
 		left := time.Now()
 		w.onState(livestate.Update{Entries: []livestate.Entry{leave}})
-		if live := w.live.Get("talk"); live.Listeners("es") > 0 && live.Speaker != nil {
+		if live := w.live.Get("talk"); live.Listeners("es") > 0 && live.Speaking() {
 			t.Fatalf("%s: the change was not applied", leave.Key)
 		}
 		if got := w.lastWant[key]; got.Before(left) {

@@ -25,6 +25,9 @@ type outlet struct {
 	nextSeg atomic.Uint64 // one past the highest caption segment published
 	nextSrc atomic.Uint64 // one past the highest source caption segment published
 
+	// attr says who spoke what the sessions are sent, to label their output.
+	attr *attribution
+
 	// Pacing (pace.go): queue is filled by the sinks; playhead and held
 	// belong to the pace goroutine, then to drain.
 	queue    *audio.Queue[pacedMsg]
@@ -36,17 +39,21 @@ func newOutlet(nc *nats.Conn, room, lang string) *outlet {
 	return &outlet{
 		nc:      nc,
 		outSubj: subject.Out(room, lang), capSubj: subject.Caption(room, lang), srcSubj: subject.SourceCaption(room, lang),
-		queue: newPaceQueue(),
+		queue: newPaceQueue(), attr: &attribution{},
 	}
 }
 
 // sessionSink is the Sink given to one session. It renumbers the session's
 // caption segments after those of earlier sessions of the channel, so a
-// listener never sees a new line replace an old one.
+// listener never sees a new line replace an old one, and labels what the
+// session says with who spoke it and in what language (from the outlet's
+// attribution): the session's own goroutine calls it, one call at a time.
 type sessionSink struct {
 	o              *outlet
 	segOff, srcOff uint64
 	target, source string
+	// The speech the latest audio interprets: its captions are of it.
+	lang, speaker string
 }
 
 func (o *outlet) sink(ch engine.Channel) *sessionSink {
@@ -64,24 +71,38 @@ func (s *sessionSink) Audio(pcm []byte, captured time.Time) {
 	if len(pcm)%2 != 0 {
 		pcm = pcm[:len(pcm)-1] // never publish half a sample
 	}
-	m := subject.AudioMsg(o.outSubj, pcm, o.seq.Add(1), captured)
-	if captured.IsZero() {
-		m.Header.Del(subject.HeaderCapture) // unknown: say nothing rather than a bogus time
-	}
-	o.enqueue(pacedMsg{msg: m, dur: audio.BytesDuration(len(pcm))})
+	s.lang, s.speaker = o.attr.at(captured)
+	f := audio.Frame{PCM: pcm, Captured: captured, Lang: s.lang, Speaker: s.speaker, Speech: true, Voice: VoiceAI}
+	o.enqueue(pacedMsg{msg: subject.FrameMsg(o.outSubj, f, o.seq.Add(1)), dur: audio.BytesDuration(len(pcm))})
 }
+
+// Voices of a channel's interpretation.
+const (
+	VoiceAI    = "ai"
+	VoiceHuman = "human"
+)
 
 func (s *sessionSink) Caption(segment uint64, text string, final bool) {
 	seg := s.segOff + segment
+	lang, speaker := s.lang, s.speaker
+	if lang == "" { // a caption before any audio: of the speech heard last
+		lang, speaker = s.o.attr.latest()
+	}
 	s.o.publishCaption(s.o.capSubj, subject.CaptionMsg{
 		Type: "caption", Lang: s.target, Text: text, Final: final, Segment: seg,
+		Speaker: speaker, SourceLanguage: lang,
 	}, &s.o.nextSeg)
 }
 
 func (s *sessionSink) SourceCaption(segment uint64, text string, final bool) {
 	seg := s.srcOff + segment
+	lang, speaker := s.o.attr.latest()
+	if lang == "" {
+		lang = s.source
+	}
 	s.o.publishCaption(s.o.srcSubj, subject.CaptionMsg{
-		Type: "caption", Lang: s.source, Text: text, Final: final, Segment: seg, Source: true,
+		Type: "caption", Lang: lang, Text: text, Final: final, Segment: seg, Source: true,
+		Speaker: speaker, SourceLanguage: lang,
 	}, &s.o.nextSrc)
 }
 

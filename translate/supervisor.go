@@ -91,8 +91,8 @@ func (s *supervisor) session(ctx context.Context, lost <-chan struct{}, cfg chan
 	}
 	// Subscribe before saying "active": whoever sees the state can count
 	// on the audio it then publishes reaching the session.
-	q := newFrameQueue()
-	if err := s.feeds.add(s.room, q); err != nil {
+	in := newInput(cfg.ch.Target, cfg.roomSource, s.engine.Capabilities().Sources, s.out.attr)
+	if err := s.feeds.add(s.room, in); err != nil {
 		s.closeSession(sess, lostCloseTimeout)
 		return reasonEnded, 0, err
 	}
@@ -101,7 +101,10 @@ func (s *supervisor) session(ctx context.Context, lost <-chan struct{}, cfg chan
 	s.log.Info("session open", "kind", sess.Kind(), "engine", s.engine.Name())
 	pumpCtx, stopPump := context.WithCancel(ctx)
 	pumpDone := make(chan struct{})
-	go s.pump(pumpCtx, q, sess, pumpDone)
+	go func() {
+		defer close(pumpDone)
+		in.run(pumpCtx, sess, s.appendFailed())
+	}()
 
 	select {
 	case <-sess.Done():
@@ -114,7 +117,7 @@ func (s *supervisor) session(ctx context.Context, lost <-chan struct{}, cfg chan
 	case <-ctx.Done():
 		reason = reasonFor(lost)
 	}
-	s.feeds.remove(s.room, q)
+	s.feeds.remove(s.room, in)
 	stopPump()
 	select {
 	case <-pumpDone:
@@ -133,33 +136,20 @@ func (s *supervisor) session(ctx context.Context, lost <-chan struct{}, cfg chan
 	return reason, time.Since(started), err
 }
 
-// pump feeds the session from its queue, so a slow Append holds up only
-// this session.
-func (s *supervisor) pump(ctx context.Context, q *frameQueue, sess engine.Session, done chan<- struct{}) {
-	defer close(done)
+// appendFailed returns what the input calls with every Append's error:
+// failures are counted, and logged once per streak.
+func (s *supervisor) appendFailed() func(error) {
 	failing := false
-	for {
-		f, ok := q.Pop()
-		if !ok {
-			select {
-			case <-ctx.Done():
-				return
-			case <-q.Ready():
-			}
-			continue
-		}
-		if ctx.Err() != nil {
+	return func(err error) {
+		if err == nil {
+			failing = false
 			return
 		}
-		if err := sess.Append(f.PCM, f.Captured); err != nil {
-			metrics.Errors.WithLabelValues("translate", "append").Inc()
-			if !failing {
-				s.log.Warn("session refuses audio", "err", err)
-			}
-			failing = true
-		} else {
-			failing = false
+		metrics.Errors.WithLabelValues("translate", "append").Inc()
+		if !failing {
+			s.log.Warn("session refuses audio", "err", err)
 		}
+		failing = true
 	}
 }
 

@@ -284,19 +284,20 @@ func (w *Worker) onLease(u livestate.Update) {
 
 // reconcile starts channels that are wanted and stops those no longer
 // wanted. A channel is wanted while its room has the language, this node's
-// engine serves it, and it was "live" (speaker connected, and listeners or
-// always_on) within the last Linger.
+// engine serves it, and it was "live" (a mic speaks a language the channel
+// must interpret, and the channel has listeners or is always_on) within the
+// last Linger.
 func (w *Worker) reconcile(now time.Time) {
 	w.markLive(now)
 	wanted := map[string]chanConfig{}
 	for id, r := range w.roomsByID {
-		for _, l := range r.Languages {
-			if !w.serves(r.SourceLanguage, l.Code) {
+		for _, l := range channels(r) {
+			if !room.Covers(w.caps.Targets, l.Code) {
 				continue
 			}
 			key := subject.LeaseKey(id, l.Code)
 			if t, ok := w.lastWant[key]; ok && now.Sub(t) <= w.linger {
-				wanted[key] = configFor(r, l)
+				wanted[key] = w.configFor(r, l)
 			}
 		}
 	}
@@ -334,15 +335,48 @@ func (w *Worker) reconcile(now time.Time) {
 func (w *Worker) markLive(now time.Time) {
 	for id, r := range w.roomsByID {
 		live := w.live.Get(id)
-		if live.Speaker == nil {
-			continue
-		}
-		for _, l := range r.Languages {
-			if w.serves(r.SourceLanguage, l.Code) && (l.AlwaysOn || live.Listeners(l.Code) > 0) {
+		for _, l := range channels(r) {
+			if room.Covers(w.caps.Targets, l.Code) && w.mustInterpret(r, live, l.Code) &&
+				(l.AlwaysOn || live.Listeners(l.Code) > 0) {
 				w.lastWant[subject.LeaseKey(id, l.Code)] = now
 			}
 		}
 	}
+}
+
+// mustInterpret reports whether a mic of the room speaks a language other
+// than lang that this node's engine understands: speech channel lang's
+// listeners cannot hear in the original.
+func (w *Worker) mustInterpret(r *room.Room, live *livestate.RoomState, lang string) bool {
+	for _, m := range live.Mics {
+		spoken := m.Language
+		if spoken == "" {
+			spoken = r.SourceLanguage
+		}
+		if spoken != lang && room.Covers(w.caps.Sources, spoken) {
+			return true
+		}
+	}
+	return false
+}
+
+// channels are the room's languages that are channels: every language,
+// the source language first (its channel interprets whatever the floor
+// says in the others).
+func channels(r *room.Room) []room.Language {
+	src := room.Language{Code: r.SourceLanguage}
+	for _, l := range r.Languages {
+		if l.Code == r.SourceLanguage {
+			src = l
+		}
+	}
+	out := []room.Language{src}
+	for _, l := range r.Languages {
+		if l.Code != r.SourceLanguage {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func (w *Worker) whyUnwanted(c *channel) string {
@@ -352,8 +386,10 @@ func (w *Worker) whyUnwanted(c *channel) string {
 		return "room deleted"
 	case !hasLang(r, c.lang):
 		return "language removed"
-	case w.live.Get(c.room).Speaker == nil:
+	case !w.live.Get(c.room).Speaking():
 		return "speaker gone"
+	case !w.mustInterpret(r, w.live.Get(c.room), c.lang):
+		return "nothing to interpret: every mic speaks the channel's language"
 	default:
 		return "no listeners"
 	}
@@ -377,27 +413,34 @@ func (w *Worker) start(cfg chanConfig) {
 }
 
 func hasLang(r *room.Room, code string) bool {
-	_, ok := r.Language(code)
-	return ok
+	return r.Serves(code)
 }
 
-func configFor(r *room.Room, l room.Language) chanConfig {
+// configFor is the configuration of channel l of room r: it interprets
+// into l what is said in the room's other languages (those the engine
+// understands), the source language above all.
+func (w *Worker) configFor(r *room.Room, l room.Language) chanConfig {
 	mode := l.Mode
 	if mode == "" {
 		mode = room.ModeAuto
 	}
+	src := r.SourceLanguage
+	if src == l.Code {
+		for _, c := range channels(r) {
+			if c.Code != l.Code && room.Covers(w.caps.Sources, c.Code) {
+				src = c.Code
+				break
+			}
+		}
+	}
 	return chanConfig{
 		ch: engine.Channel{
-			Room: r.ID, RoomName: r.Name, Source: r.SourceLanguage, Target: l.Code,
+			Room: r.ID, RoomName: r.Name, Source: src, Target: l.Code,
 			Voice: l.Voice, Mode: mode, Glossary: r.Glossary, Notes: r.Notes,
 		},
-		created: r.CreatedAt,
+		created:    r.CreatedAt,
+		roomSource: r.SourceLanguage,
 	}
-}
-
-// serves reports whether this node's engine can interpret src into target.
-func (w *Worker) serves(src, target string) bool {
-	return room.Covers(w.caps.Sources, src) && room.Covers(w.caps.Targets, target)
 }
 
 func langList(list []string) string {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -40,22 +39,27 @@ func TestOneSessionPerLanguageAndAudioFlows(t *testing.T) {
 
 	outES, outDE := h.subscribe(subject.Out("talk", "es")), h.subscribe(subject.Out("talk", "de"))
 	capES, srcES := h.subscribe(subject.Caption("talk", "es")), h.subscribe(subject.SourceCaption("talk", "es"))
+	// Two frames of speech: each session hears them mixed on its clock,
+	// and its interpretation (the fake echoes) carries their capture time
+	// and who spoke them.
 	captured := time.Now().Add(-300 * time.Millisecond)
-	pcm := []byte{1, 2, 3, 4, 5, 6}
-	h.publishAudio("talk", 1, pcm, captured)
-	h.publishAudio("talk", 2, pcm, captured.Add(100*time.Millisecond))
-
+	h.publishAudio("talk", 1, tone(1000, 100*time.Millisecond), captured)
+	h.publishAudio("talk", 2, tone(2000, 100*time.Millisecond), captured.Add(100*time.Millisecond))
 	for _, sub := range []*nats.Subscription{outES, outDE} {
-		for want := uint64(1); want <= 2; want++ {
+		var heard []int16
+		for want := uint64(1); len(heard) < 2 || heard[len(heard)-1] != 2000; want++ {
 			m := next(t, sub)
-			seq, capt := subject.AudioMeta(m)
-			if string(m.Data) != string(pcm) || seq != want {
-				t.Errorf("%s: got %v seq %d, want %v seq %d", sub.Subject, m.Data, seq, pcm, want)
+			f, seq := subject.FrameOf(m)
+			if seq != want || f.Lang != "en" || f.Voice != VoiceAI {
+				t.Fatalf("%s: message %d: seq %d, lang %q, voice %q", sub.Subject, want, seq, f.Lang, f.Voice)
 			}
-			wantCapt := captured.Add(time.Duration(want-1) * 100 * time.Millisecond)
-			if !capt.Equal(wantCapt) {
-				t.Errorf("%s: capture %v, want %v", sub.Subject, capt, wantCapt)
+			if want == 1 && !f.Captured.Equal(captured) {
+				t.Errorf("%s: capture %v, want %v", sub.Subject, f.Captured, captured)
 			}
+			heard = samplesOf(m.Data, heard)
+		}
+		if len(heard) != 2 || heard[0] != 1000 {
+			t.Errorf("%s: heard %v, want the two frames in order", sub.Subject, heard)
 		}
 	}
 	if f := <-es.appends; !f.Captured.Equal(captured) {
@@ -63,11 +67,11 @@ func TestOneSessionPerLanguageAndAudioFlows(t *testing.T) {
 	}
 
 	es.caption(3, "hola", false)
-	if c := nextCaption(t, capES); c != (subject.CaptionMsg{Type: "caption", Lang: "es", Text: "hola", Segment: 3}) {
+	if c := nextCaption(t, capES); c != (subject.CaptionMsg{Type: "caption", Lang: "es", Text: "hola", Segment: 3, SourceLanguage: "en"}) {
 		t.Errorf("caption = %+v", c)
 	}
 	es.sourceCaption(4, "hello", true)
-	if c := nextCaption(t, srcES); c != (subject.CaptionMsg{Type: "caption", Lang: "en", Text: "hello", Final: true, Segment: 4, Source: true}) {
+	if c := nextCaption(t, srcES); c != (subject.CaptionMsg{Type: "caption", Lang: "en", Text: "hello", Final: true, Segment: 4, Source: true, SourceLanguage: "en"}) {
 		t.Errorf("source caption = %+v", c)
 	}
 	if n := eng.openCount("es") + eng.openCount("de"); n != 2 {
@@ -332,12 +336,24 @@ func TestTwoWorkersOneOwnerAndFailover(t *testing.T) {
 		t.Errorf("%s opened es %d times", other, engines[other].openCount("es"))
 	}
 	// Audio flows from the new owner; the dead one says nothing.
-	h.publishAudio("talk", 1, []byte{7, 7}, time.Now())
-	if m := next(t, outES); string(m.Data) != string([]byte{7, 7}) {
-		t.Errorf("audio after failover = %v", m.Data)
+	h.publishAudio("talk", 1, tone(7, 200*time.Millisecond), time.Now())
+	m := next(t, outES)
+	if len(m.Data) < 2 || audio.Samples(m.Data)[0] != 7 {
+		t.Errorf("audio after failover starts %v, want the frame sent", m.Data[:min(8, len(m.Data))])
 	}
-	if _, err := outES.NextMsg(200 * time.Millisecond); err == nil {
-		t.Error("two nodes published es audio")
+	// One voice: every message that follows continues the same
+	// publisher's sequence.
+	_, last := subject.FrameOf(m)
+	for {
+		m, err := outES.NextMsg(300 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		if _, seq := subject.FrameOf(m); seq != last+1 {
+			t.Fatalf("es audio sequence %d after %d: two nodes publish", seq, last)
+		} else {
+			last = seq
+		}
 	}
 	_ = st
 }
@@ -390,33 +406,46 @@ func TestSlowSessionDoesNotHoldUpOthers(t *testing.T) {
 	h.waitActive("talk", "es")
 	h.waitActive("talk", "de")
 
-	// Frames go out one by one, each reaching de while es is stuck.
-	const frames = 3 * queueFrames
+	// Speech goes out 100 ms at a time, each frame a constant value; de
+	// hears every one, in order, while es is stuck in Append.
+	const frames = 30
+	pcm := func(v int) []byte {
+		s := make([]int16, audio.DurationBytes(100*time.Millisecond)/2)
+		for k := range s {
+			s[k] = int16(1000 + v)
+		}
+		return audio.Bytes(s)
+	}
+	start := time.Now()
 	for i := range frames {
-		h.publishAudio("talk", uint64(i+1), []byte{byte(i), byte(i >> 8)}, time.Now())
+		h.publishAudio("talk", uint64(i+1), pcm(i), start.Add(time.Duration(i)*100*time.Millisecond))
+		time.Sleep(100 * time.Millisecond) // a speaker's pace, not synchronization
+	}
+	var heard []int // the frame values de heard, each once
+	deadline := time.After(waitFor)
+	for len(heard) == 0 || heard[len(heard)-1] != frames-1 {
 		select {
 		case f := <-de.appends:
-			if n := int(f.PCM[0]) | int(f.PCM[1])<<8; n != i {
-				t.Fatalf("de frame %d is %d", i, n)
+			for _, v := range audio.Samples(f.PCM) {
+				if got := int(v) - 1000; got >= 0 && (len(heard) == 0 || heard[len(heard)-1] != got) {
+					heard = append(heard, got)
+				}
 			}
-		case <-time.After(waitFor):
-			t.Fatalf("de got %d of %d frames", i, frames)
+		case <-deadline:
+			t.Fatalf("de heard %v of %d frames while es was stuck", heard, frames)
+		}
+	}
+	for i, v := range heard {
+		if v != i {
+			t.Fatalf("de heard frames %v: not every one, in order", heard)
 		}
 	}
 	unblock()
-	// es kept at most its queue (plus the frame it was stuck on), newest last.
-	last := -1
-	deadline := time.After(waitFor)
-	for last != frames-1 {
-		select {
-		case f := <-es.appends:
-			last = int(f.PCM[0]) | int(f.PCM[1])<<8
-		case <-deadline:
-			t.Fatalf("es never got the newest frame; last %d", last)
-		}
-	}
-	if n := es.appendN.Load(); n > queueFrames+1 {
-		t.Errorf("es got %d frames, more than its queue of %d", n, queueFrames)
+	// es still hears the speech once it is unstuck.
+	select {
+	case <-es.appends:
+	case <-time.After(waitFor):
+		t.Fatal("es never heard anything once unstuck")
 	}
 }
 
@@ -485,19 +514,6 @@ func TestNewChecksOptions(t *testing.T) {
 		if _, err := New(o); err == nil {
 			t.Errorf("%s: no error", name)
 		}
-	}
-}
-
-func TestFrameQueueDropsOldest(t *testing.T) {
-	q := newFrameQueue()
-	for i := range queueFrames + 10 {
-		q.Push(audio.Frame{PCM: []byte(strconv.Itoa(i))})
-	}
-	if q.Len() != queueFrames {
-		t.Fatalf("queue holds %d", q.Len())
-	}
-	if f, _ := q.Pop(); string(f.PCM) != "10" {
-		t.Errorf("oldest kept = %s, want 10", f.PCM)
 	}
 }
 

@@ -43,7 +43,7 @@ func (s *Server) baseURL(r *http.Request) string {
 // browsers never send, so it stays out of access logs.
 func (s *Server) links(r *http.Request, rm *room.Room) Links {
 	base := s.baseURL(r) + "/rooms/" + rm.ID
-	return Links{Listen: base, Speak: base + "/speak#key=" + rm.SpeakerKey}
+	return Links{Listen: base, Speak: base + "/speak#key=" + rm.SpeakerKey, Talk: base + "/talk#key=" + rm.SpeakerKey}
 }
 
 func (s *Server) roomLinks(w http.ResponseWriter, r *http.Request) {
@@ -58,8 +58,8 @@ func (s *Server) roomQR(w http.ResponseWriter, r *http.Request) {
 	if which == "" {
 		which = "listen"
 	}
-	if which != "listen" && which != "speak" {
-		httperr.BadRequest(w, `"for" must be listen or speak`)
+	if which != "listen" && which != "speak" && which != "talk" {
+		httperr.BadRequest(w, `"for" must be listen, speak or talk`)
 		return
 	}
 	size := qrDefaultSize
@@ -77,10 +77,7 @@ func (s *Server) roomQR(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := s.links(r, rm)
-	link := l.Listen
-	if which == "speak" {
-		link = l.Speak
-	}
+	link := map[string]string{"listen": l.Listen, "speak": l.Speak, "talk": l.Talk}[which]
 	png, err := qrcode.Encode(link, qrcode.Medium, size)
 	if err != nil {
 		s.log.Error("QR code", "room", rm.ID, "err", err)

@@ -28,6 +28,8 @@ type createRequest struct {
 	Glossary       []room.GlossaryEntry `json:"glossary"`
 	Notes          string               `json:"notes"`
 	Passcode       string               `json:"passcode"`
+	MaxMics        int                  `json:"max_mics"`
+	Questions      bool                 `json:"questions"`
 	SpeakerKey     *string              `json:"speaker_key"`
 }
 
@@ -42,6 +44,8 @@ type patchRequest struct {
 	Glossary         *[]room.GlossaryEntry `json:"glossary"`
 	Notes            *string               `json:"notes"`
 	Passcode         *string               `json:"passcode"`
+	MaxMics          *int                  `json:"max_mics"`
+	Questions        *bool                 `json:"questions"`
 	SpeakerKey       *string               `json:"speaker_key"`
 	RotateSpeakerKey bool                  `json:"rotate_speaker_key"`
 }
@@ -53,6 +57,9 @@ type Links struct {
 	// Speak is the speaker's page, with the speaker key in the fragment so
 	// it never reaches a server log.
 	Speak string `json:"speak"`
+	// Talk is the conversation page: each person picks a language, talks,
+	// and hears the others interpreted. It holds the speaker key too.
+	Talk string `json:"talk"`
 }
 
 // adminRoom is a room as the organizer sees it: everything, plus links.
@@ -90,6 +97,8 @@ func (s *Server) createRoom(w http.ResponseWriter, r *http.Request) {
 		Glossary:       req.Glossary,
 		Notes:          req.Notes,
 		Passcode:       req.Passcode,
+		MaxMics:        req.MaxMics,
+		Questions:      req.Questions,
 		SpeakerKey:     room.NewSpeakerKey(),
 		CreatedAt:      now,
 		UpdatedAt:      now,
@@ -294,6 +303,12 @@ func applyPatch(cur *room.Room, req *patchRequest) (*room.Room, string) {
 	}
 	if req.Passcode != nil {
 		n.Passcode = *req.Passcode
+	}
+	if req.MaxMics != nil {
+		n.MaxMics = *req.MaxMics
+	}
+	if req.Questions != nil {
+		n.Questions = *req.Questions
 	}
 	if req.Languages != nil {
 		n.Languages = *req.Languages

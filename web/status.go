@@ -11,13 +11,17 @@ import (
 // Status is the body of GET /api/v1/rooms/{id}/status: the room's live
 // state as the other roles report it in the State bucket.
 type Status struct {
-	Room      string           `json:"room"`
-	Speaker   SpeakerStatus    `json:"speaker"`
+	Room    string        `json:"room"`
+	Speaker SpeakerStatus `json:"speaker"`
+	// Mics are every connected mic, the longest connected first.
+	Mics      []MicStatus      `json:"mics"`
 	Floor     FloorStatus      `json:"floor"`
 	Languages []LanguageStatus `json:"languages"`
 }
 
-// SpeakerStatus says whether the room's speaker is connected.
+// SpeakerStatus says whether the room has a speaker (a connected mic), and
+// of the mic that stands for it (mic "main", else the longest connected)
+// since when, on which node, at which rate.
 type SpeakerStatus struct {
 	Connected  bool       `json:"connected"`
 	Since      *time.Time `json:"since,omitempty"`
@@ -25,10 +29,32 @@ type SpeakerStatus struct {
 	SampleRate int        `json:"sample_rate,omitempty"`
 }
 
-// FloorStatus counts the listeners of the untranslated source language.
+// MicStatus is one connected mic: who speaks into it, in which language,
+// how loud it was over the last second or so, and whether it spoke.
+type MicStatus struct {
+	Mic        string    `json:"mic"`
+	Name       string    `json:"name,omitempty"`
+	Language   string    `json:"language"`
+	Since      time.Time `json:"since"`
+	Node       string    `json:"node"`
+	SampleRate int       `json:"sample_rate"`
+	LevelDB    float64   `json:"level_db"`
+	Speaking   bool      `json:"speaking"`
+	Question   string    `json:"question,omitempty"`
+}
+
+// FloorStatus is the source language's channel: its listeners (who hear
+// the floor while it speaks the source language) and its translator, which
+// interprets what is said in the room's other languages. MixListeners
+// listen to the floor itself (lang=floor).
 type FloorStatus struct {
-	Code      string `json:"code"`
-	Listeners int    `json:"listeners"`
+	Code           string  `json:"code"`
+	Listeners      int     `json:"listeners"`
+	MixListeners   int     `json:"mix_listeners"`
+	State          string  `json:"state"`
+	Error          string  `json:"error"`
+	Kind           string  `json:"kind,omitempty"`
+	SessionSeconds float64 `json:"session_seconds"`
 }
 
 // LanguageStatus is one channel: its listeners over all fan-out nodes and
@@ -59,9 +85,15 @@ func (s *Server) roomStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	ls := live.Status(rm)
 	st := Status{
-		Room:      rm.ID,
-		Floor:     FloorStatus{Code: ls.Floor.Code, Listeners: ls.Floor.Listeners},
+		Room: rm.ID,
+		Mics: make([]MicStatus, 0, len(ls.Mics)),
+		Floor: FloorStatus{Code: ls.Floor.Code, Listeners: ls.Floor.Listeners, MixListeners: ls.MixListeners,
+			State: ls.Floor.State, Error: ls.Floor.Error, Kind: ls.Floor.Kind, SessionSeconds: ls.Floor.SessionSeconds},
 		Languages: make([]LanguageStatus, 0, len(ls.Languages)),
+	}
+	for _, m := range ls.Mics {
+		st.Mics = append(st.Mics, MicStatus{Mic: m.ID, Name: m.Name, Language: m.Language, Since: m.Since, Node: m.Node,
+			SampleRate: m.SampleRate, LevelDB: m.LevelDB, Speaking: m.Voice, Question: m.Question})
 	}
 	if sp := ls.Speaker; sp != nil {
 		st.Speaker = SpeakerStatus{Connected: true, Node: sp.Node, SampleRate: sp.SampleRate}

@@ -37,7 +37,7 @@ func TestStatus(t *testing.T) {
 	}
 
 	since := time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
-	f.putState(livestate.SpeakerKey("keynote"), livestate.Speaker{Node: "ingest-1", Since: since, SampleRate: 48000})
+	f.putState(livestate.MicKey("keynote", "main"), livestate.Mic{Node: "ingest-1", Since: since, SampleRate: 48000, Language: "en"})
 	f.putState(livestate.ListenersKey("keynote", "es", "fan-1"), livestate.Listeners{Count: 3})
 	f.putState(livestate.ListenersKey("keynote", "es", "fan-2"), livestate.Listeners{Count: 2})
 	f.putState(livestate.ListenersKey("keynote", "en", "fan-1"), livestate.Listeners{Count: 1})

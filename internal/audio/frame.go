@@ -12,10 +12,12 @@ type Frame struct {
 
 	// Who and what, where known. Mic is the mic the audio came from (a
 	// room may have several live at once); Lang the language spoken in it
-	// (BCP-47); Speaker the name the mic gave; Voice reports that the frame
+	// (BCP-47); Speaker the name the mic gave; Speech reports that the frame
 	// holds speech rather than silence or room noise.
 	Mic, Lang, Speaker string
-	Voice              bool
+	Speech             bool
+	// Voice, on an interpretation, says whose it is: "ai" or "human".
+	Voice string
 }
 
 // Duration is how long f plays.

@@ -53,7 +53,7 @@ type span struct {
 	captured time.Time
 	lang     string
 	speaker  string
-	voice    bool
+	speech   bool
 }
 
 // Mix is one stretch of mixed audio.
@@ -71,9 +71,9 @@ type Mix struct {
 // MicPart says what one mic put into a Mix.
 type MicPart struct {
 	Mic, Lang, Speaker string
-	// Voice reports that some of the mic's audio in the mix was speech
-	// (as the frames said; see Frame.Voice).
-	Voice bool
+	// Speech reports that some of the mic's audio in the mix was speech
+	// (as the frames said; see Frame.Speech).
+	Speech bool
 	// Samples is how many of the mix's samples came from the mic.
 	Samples int
 }
@@ -81,10 +81,10 @@ type MicPart struct {
 // Live reports whether any mic played in m.
 func (m Mix) Live() bool { return len(m.Mics) > 0 }
 
-// Voice reports whether any mic spoke in m.
-func (m Mix) Voice() bool {
+// Speech reports whether any mic spoke in m.
+func (m Mix) Speech() bool {
 	for _, p := range m.Mics {
-		if p.Voice {
+		if p.Speech {
 			return true
 		}
 	}
@@ -121,7 +121,7 @@ func (m *Mixer) Push(f Frame, now time.Time) {
 		m.mics[f.Mic] = b
 	}
 	b.samples = append(b.samples, s...)
-	b.spans = append(b.spans, span{n: len(s), captured: f.Captured, lang: f.Lang, speaker: f.Speaker, voice: f.Voice})
+	b.spans = append(b.spans, span{n: len(s), captured: f.Captured, lang: f.Lang, speaker: f.Speaker, speech: f.Speech})
 	b.last = now
 	if len(b.samples) > m.maxDelay {
 		// Fell too far behind: keep Prefill, so the mic plays on at once.
@@ -173,7 +173,7 @@ func (m *Mixer) Mix(n int, now time.Time) Mix {
 				sum[i] += int32(b.samples[i])
 			}
 			part.Lang, part.Speaker = sp.lang, sp.speaker
-			part.Voice = part.Voice || sp.voice
+			part.Speech = part.Speech || sp.speech
 			if !sp.captured.IsZero() && (out.Captured.IsZero() || sp.captured.Before(out.Captured)) {
 				out.Captured = sp.captured
 			}

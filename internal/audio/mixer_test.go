@@ -6,12 +6,12 @@ import (
 )
 
 // constFrame is d of a constant sample value v from mic.
-func constFrame(mic string, v int16, d time.Duration, voice bool) Frame {
+func constFrame(mic string, v int16, d time.Duration, speech bool) Frame {
 	s := make([]int16, DurationBytes(d)/2)
 	for i := range s {
 		s[i] = v
 	}
-	return Frame{PCM: Bytes(s), Mic: mic, Lang: "en", Speaker: mic, Voice: voice}
+	return Frame{PCM: Bytes(s), Mic: mic, Lang: "en", Speaker: mic, Speech: speech}
 }
 
 func TestMixerWaitsForPrefillThenPlays(t *testing.T) {
@@ -23,7 +23,7 @@ func TestMixerWaitsForPrefillThenPlays(t *testing.T) {
 	}
 	m.Push(constFrame("a", 100, 100*time.Millisecond, true), t0.Add(100*time.Millisecond))
 	mix := m.Mix(2400, t0.Add(100*time.Millisecond))
-	if !mix.Live() || !mix.Voice() || len(mix.Mics) != 1 || mix.Mics[0].Samples != 2400 {
+	if !mix.Live() || !mix.Speech() || len(mix.Mics) != 1 || mix.Mics[0].Samples != 2400 {
 		t.Fatalf("after prefill: %+v", mix.Mics)
 	}
 	if s := Samples(mix.PCM); len(s) != 2400 || s[0] != 100 || s[2399] != 100 {
@@ -98,7 +98,7 @@ func TestMixerCaptureTimeAndWho(t *testing.T) {
 	m.Push(f, now)
 	first := m.Mix(1200, now)  // 50 ms
 	second := m.Mix(1200, now) // the next 50 ms of the same frame
-	if p := first.Mics[0]; p.Lang != "es" || p.Speaker != "Ana" || p.Mic != "guest" || !p.Voice {
+	if p := first.Mics[0]; p.Lang != "es" || p.Speaker != "Ana" || p.Mic != "guest" || !p.Speech {
 		t.Fatalf("part %+v", p)
 	}
 	if !first.Captured.Equal(f.Captured) || second.Captured.Sub(first.Captured) != 50*time.Millisecond {

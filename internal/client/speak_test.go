@@ -60,7 +60,7 @@ func newIngest(t *testing.T) *ingestEnv {
 	go func() { s.Run(rctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; hs.Close() })
 	sub := make(chan *nats.Msg, 4096)
-	if _, err := b.Conn.ChanSubscribe(subject.Source("keynote"), sub); err != nil {
+	if _, err := b.Conn.ChanSubscribe(subject.Mic("keynote", "main"), sub); err != nil {
 		t.Fatal(err)
 	}
 	b.Conn.Flush()

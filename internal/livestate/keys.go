@@ -45,7 +45,7 @@ type Kind string
 
 // The kinds of key in the bucket; layout says what follows each.
 const (
-	KindSpeaker   Kind = "speaker"   // speaker.<room>: Speaker, by ingest
+	KindMic       Kind = "mic"       // mic.<room>.<mic>: Mic, by ingest
 	KindChannel   Kind = "channel"   // channel.<room>.<lang>: Channel, by translate
 	KindListeners Kind = "listeners" // listeners.<room>.<lang>.<node>: Listeners, by fanout
 	KindEngine    Kind = "engine"    // engine.<node>: Engine, by translate
@@ -56,6 +56,7 @@ const (
 type Key struct {
 	Kind Kind
 	Room string
+	Mic  string
 	Lang string
 	Node string
 }
@@ -65,6 +66,7 @@ type field int
 
 const (
 	fRoom field = iota
+	fMic
 	fLang
 	fNode
 )
@@ -73,7 +75,7 @@ const (
 // key is a line here, a builder below, and a field of Key if it names
 // something new.
 var layout = map[Kind][]field{
-	KindSpeaker:   {fRoom},
+	KindMic:       {fRoom, fMic},
 	KindChannel:   {fRoom, fLang},
 	KindListeners: {fRoom, fLang, fNode},
 	KindEngine:    {fNode},
@@ -83,6 +85,8 @@ func (k *Key) field(f field) *string {
 	switch f {
 	case fRoom:
 		return &k.Room
+	case fMic:
+		return &k.Mic
 	case fLang:
 		return &k.Lang
 	default:
@@ -121,7 +125,7 @@ func ParseKey(s string) (k Key, ok bool) {
 
 // Keys of the bucket. Any argument may be "*" to make a watch pattern.
 
-func SpeakerKey(room string) string { return Key{Kind: KindSpeaker, Room: room}.String() }
+func MicKey(room, mic string) string { return Key{Kind: KindMic, Room: room, Mic: mic}.String() }
 
 func ChannelKey(room, lang string) string {
 	return Key{Kind: KindChannel, Room: room, Lang: lang}.String()
@@ -136,14 +140,17 @@ func EngineKey(node string) string { return Key{Kind: KindEngine, Node: node}.St
 // anyToken matches one token in a watch pattern.
 const anyToken = "*"
 
-// Speakers matches the speaker entry of every room.
-func Speakers() string { return SpeakerKey(anyToken) }
+// Mics matches the entry of every mic of every room.
+func Mics() string { return MicKey(anyToken, anyToken) }
+
+// RoomMics matches the entries of every mic of one room.
+func RoomMics(room string) string { return MicKey(room, anyToken) }
 
 // Engines matches the entry of every translator node.
 func Engines() string { return EngineKey(anyToken) }
 
-// RoomKeys match every entry about one room: its speaker, its channels and
+// RoomKeys match every entry about one room: its mics, its channels and
 // their listeners.
 func RoomKeys(room string) []string {
-	return []string{SpeakerKey(room), ChannelKey(room, anyToken), ListenersKey(room, anyToken, anyToken)}
+	return []string{RoomMics(room), ChannelKey(room, anyToken), ListenersKey(room, anyToken, anyToken)}
 }

@@ -33,7 +33,8 @@ func TestKeys(t *testing.T) {
 		key  string
 		want livestate.Key
 	}{
-		{livestate.SpeakerKey("talk"), livestate.Key{Kind: livestate.KindSpeaker, Room: "talk"}},
+		{livestate.MicKey("talk", "main"), livestate.Key{Kind: livestate.KindMic, Room: "talk", Mic: "main"}},
+		{livestate.MicKey("talk", "q-7"), livestate.Key{Kind: livestate.KindMic, Room: "talk", Mic: "q-7"}},
 		{livestate.ChannelKey("talk", "pt-BR"), livestate.Key{Kind: livestate.KindChannel, Room: "talk", Lang: "pt-BR"}},
 		{livestate.ListenersKey("talk", "es", "fan-1"), livestate.Key{Kind: livestate.KindListeners, Room: "talk", Lang: "es", Node: "fan-1"}},
 		{livestate.EngineKey("tr-1"), livestate.Key{Kind: livestate.KindEngine, Node: "tr-1"}},
@@ -43,13 +44,13 @@ func TestKeys(t *testing.T) {
 			t.Errorf("ParseKey(%q) = %+v, %v; want %+v", c.key, got, ok, c.want)
 		}
 	}
-	for _, bad := range []string{"", "speaker", "speaker.a.b", "channel.talk", "listeners.talk.es", "engine.", "other.talk", "talk.es"} {
+	for _, bad := range []string{"", "speaker", "speaker.a", "mic.talk", "mic.a.b.c", "channel.talk", "listeners.talk.es", "engine.", "other.talk", "talk.es"} {
 		if k, ok := livestate.ParseKey(bad); ok {
 			t.Errorf("ParseKey(%q) = %+v, want not a key", bad, k)
 		}
 	}
-	if got := livestate.Speakers(); got != "speaker.*" {
-		t.Errorf("Speakers() = %q", got)
+	if got := livestate.Mics(); got != "mic.*.*" {
+		t.Errorf("Mics() = %q", got)
 	}
 }
 
@@ -60,7 +61,8 @@ func TestRoomStateSumsARoom(t *testing.T) {
 	}
 	rs := livestate.NewRoomState("talk")
 	rs.Apply(livestate.Update{Reset: true, Entries: []livestate.Entry{
-		put(livestate.SpeakerKey("talk"), livestate.Speaker{Node: "in-1", SampleRate: 48000}),
+		put(livestate.MicKey("talk", "guest"), livestate.Mic{Node: "in-2", Language: "es", Name: "Ana", Since: time.Unix(100, 0)}),
+		put(livestate.MicKey("talk", "main"), livestate.Mic{Node: "in-1", SampleRate: 48000, Language: "en", Since: time.Unix(200, 0)}),
 		put(livestate.ChannelKey("talk", "es"), livestate.Channel{State: livestate.StateActive, Kind: "translate"}),
 		put(livestate.ChannelKey("talk", "fr"), livestate.Channel{Error: "no state said"}),
 		put(livestate.ListenersKey("talk", "es", "f1"), livestate.Listeners{Count: 2}),
@@ -71,8 +73,14 @@ func TestRoomStateSumsARoom(t *testing.T) {
 	}})
 	rm := &room.Room{ID: "talk", SourceLanguage: "en", Languages: []room.Language{{Code: "es"}, {Code: "fr"}, {Code: "de"}}}
 	st := rs.Status(rm)
-	if st.Speaker == nil || st.Speaker.Node != "in-1" || st.Floor.Listeners != 4 {
+	if st.Speaker == nil || st.Speaker.ID != "main" || st.Speaker.Node != "in-1" || st.Floor.Listeners != 4 {
 		t.Errorf("speaker %+v, floor %+v", st.Speaker, st.Floor)
+	}
+	if len(st.Mics) != 2 || st.Mics[0].ID != "guest" || st.Mics[0].Name != "Ana" || st.Mics[1].ID != "main" {
+		t.Errorf("mics %+v, want guest (connected first) then main", st.Mics)
+	}
+	if !rs.Speaks("es") || rs.Speaks("fr") || !rs.SpeaksOtherThan("en") || !rs.SpeaksOtherThan("es") {
+		t.Errorf("languages spoken wrong: %+v", rs.Mics)
 	}
 	want := []struct {
 		code, state string
@@ -84,13 +92,18 @@ func TestRoomStateSumsARoom(t *testing.T) {
 			t.Errorf("language %d = %+v, want %+v", i, l, w)
 		}
 	}
-	// Changes: a node's listeners leave, the speaker goes.
+	// Changes: a node's listeners leave, main goes: guest stands for the
+	// speaker; then guest goes too.
 	rs.Apply(livestate.Update{Entries: []livestate.Entry{
 		{Key: livestate.ListenersKey("talk", "es", "f2")},
-		{Key: livestate.SpeakerKey("talk")},
+		{Key: livestate.MicKey("talk", "main")},
 	}})
-	if rs.Listeners("es") != 2 || rs.Speaker != nil {
-		t.Errorf("after the changes: es %d listeners, speaker %+v", rs.Listeners("es"), rs.Speaker)
+	if rs.Listeners("es") != 2 || rs.Speaker() == nil || rs.Speaker().ID != "guest" {
+		t.Errorf("after the changes: es %d listeners, speaker %+v", rs.Listeners("es"), rs.Speaker())
+	}
+	rs.Apply(livestate.Update{Entries: []livestate.Entry{{Key: livestate.MicKey("talk", "guest")}}})
+	if rs.Speaking() || rs.Speaker() != nil {
+		t.Errorf("a room with no mic still speaks: %+v", rs.Mics)
 	}
 	// A restarted watch says what is there now: the rest is gone.
 	rs.Apply(livestate.Update{Reset: true})
@@ -109,10 +122,10 @@ func TestWatchAndRead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	put(livestate.SpeakerKey("talk"), livestate.Speaker{Node: "in-1"})
+	put(livestate.MicKey("talk", "main"), livestate.Mic{Node: "in-1"})
 	put(livestate.ListenersKey("talk", "es", "f1"), livestate.Listeners{Count: 2})
 	put(livestate.EngineKey("tr-1"), livestate.Engine{Engine: "fake"})
-	if err := kv.Delete(context.Background(), livestate.SpeakerKey("talk")); err != nil {
+	if err := kv.Delete(context.Background(), livestate.MicKey("talk", "main")); err != nil {
 		t.Fatal(err)
 	}
 	updates := livestate.Watch(ctx, kv, livestate.WatchOptions{Keys: livestate.RoomKeys("talk"), Log: quiet()})
@@ -136,7 +149,7 @@ func TestWatchAndRead(t *testing.T) {
 		t.Fatalf("change %+v", u)
 	}
 	rs, err := livestate.ReadRoom(context.Background(), kv, "talk")
-	if err != nil || rs.Language("es").State != livestate.StateStarting || rs.Listeners("es") != 2 || rs.Speaker != nil {
+	if err != nil || rs.Language("es").State != livestate.StateStarting || rs.Listeners("es") != 2 || rs.Speaking() {
 		t.Fatalf("ReadRoom: %+v, %v", rs, err)
 	}
 	engines, err := livestate.ReadEngines(context.Background(), kv)

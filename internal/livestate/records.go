@@ -5,12 +5,26 @@ import (
 	"time"
 )
 
-// Speaker is the entry at SpeakerKey(room): present while the room's
-// speaker is connected to some ingest node.
-type Speaker struct {
+// Mic is the entry at MicKey(room, mic): present while that mic of the
+// room is connected to some ingest node. A room has a speaker while it has
+// a mic.
+type Mic struct {
 	Node       string    `json:"node"`
 	Since      time.Time `json:"since"`
 	SampleRate int       `json:"sample_rate"`
+	// Name is who speaks into it, as the mic said ("" when it did not).
+	Name string `json:"name,omitempty"`
+	// Language is what it speaks now: the room's source language or one
+	// of its languages.
+	Language string `json:"language"`
+	// Codec is the audio the mic sends: "pcm" or "opus".
+	Codec string `json:"codec,omitempty"`
+	// Question is the audience question this mic asks, if it is one.
+	Question string `json:"question,omitempty"`
+	// LevelDB (dBFS) and Voice are how loud the mic was, and whether it
+	// carried speech, since its entry was last written (about a second).
+	LevelDB float64 `json:"level_db"`
+	Voice   bool    `json:"voice"`
 }
 
 // Translator states of a channel, as shown by the status API and to

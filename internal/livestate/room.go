@@ -2,21 +2,22 @@ package livestate
 
 import (
 	"context"
+	"sort"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/babelcast/babelcast/internal/room"
 )
 
-// RoomState is what the bucket says of one room: whether its speaker is
-// connected, its channels' translator states and its listeners per
-// language summed over the fan-out nodes. It follows a Watch of RoomKeys
+// RoomState is what the bucket says of one room: its connected mics, its
+// channels' translator states and its listeners per language summed over
+// the fan-out nodes. It follows a Watch of RoomKeys
 // (or of some of them) through Apply, or is read once with ReadRoom. It is
 // not safe for concurrent use.
 type RoomState struct {
 	room string
-	// Speaker is the room's speaker entry; nil while none is connected.
-	Speaker *Speaker
+	// Mics are the room's connected mics, by mic id.
+	Mics map[string]Mic
 	// Channels are the translator states reported, by language.
 	Channels  map[string]Channel
 	listeners map[string]map[string]int // language → fan-out node → listeners
@@ -24,7 +25,7 @@ type RoomState struct {
 
 // NewRoomState is the state of room id before anything is known.
 func NewRoomState(id string) *RoomState {
-	return &RoomState{room: id, Channels: map[string]Channel{}, listeners: map[string]map[string]int{}}
+	return &RoomState{room: id, Mics: map[string]Mic{}, Channels: map[string]Channel{}, listeners: map[string]map[string]int{}}
 }
 
 // ReadRoom reads the room's entries once.
@@ -42,7 +43,7 @@ func ReadRoom(ctx context.Context, kv jetstream.KeyValue, id string) (*RoomState
 // rooms or kinds are ignored.
 func (r *RoomState) Apply(u Update) {
 	if u.Reset {
-		r.Speaker = nil
+		clear(r.Mics)
 		clear(r.Channels)
 		clear(r.listeners)
 	}
@@ -52,12 +53,12 @@ func (r *RoomState) Apply(u Update) {
 			continue
 		}
 		switch k.Kind {
-		case KindSpeaker:
-			r.Speaker = nil
+		case KindMic:
+			delete(r.Mics, k.Mic)
 			if e.Present {
 				// Connected even if the entry is unreadable: someone wrote it.
-				sp, _ := Decode[Speaker](e.Value)
-				r.Speaker = &sp
+				m, _ := Decode[Mic](e.Value)
+				r.Mics[k.Mic] = m
 			}
 		case KindChannel:
 			if ch, ok := Decode[Channel](e.Value); ok {
@@ -88,6 +89,67 @@ func (r *RoomState) setListeners(lang, node string, e Entry) {
 	byNode[node] = l.Count
 }
 
+// Speaking reports whether the room has a speaker: a connected mic.
+func (r *RoomState) Speaking() bool { return len(r.Mics) > 0 }
+
+// Speaks reports whether a connected mic speaks lang.
+func (r *RoomState) Speaks(lang string) bool {
+	for _, m := range r.Mics {
+		if m.Language == lang {
+			return true
+		}
+	}
+	return false
+}
+
+// SpeaksOtherThan reports whether a connected mic speaks a language other
+// than lang: speech a channel in lang must interpret.
+func (r *RoomState) SpeaksOtherThan(lang string) bool {
+	for _, m := range r.Mics {
+		if m.Language != lang {
+			return true
+		}
+	}
+	return false
+}
+
+// MicStatus is one connected mic.
+type MicStatus struct {
+	ID string
+	Mic
+}
+
+// MicList is the room's connected mics, the longest connected first.
+func (r *RoomState) MicList() []MicStatus {
+	out := make([]MicStatus, 0, len(r.Mics))
+	for id, m := range r.Mics {
+		out = append(out, MicStatus{ID: id, Mic: m})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Since.Equal(out[j].Since) {
+			return out[i].Since.Before(out[j].Since)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// Speaker is the mic that stands for "the speaker" where one is shown:
+// mic "main" when connected, else the one connected longest; nil when the
+// room has none.
+func (r *RoomState) Speaker() *MicStatus {
+	if m, ok := r.Mics[DefaultMic]; ok {
+		return &MicStatus{ID: DefaultMic, Mic: m}
+	}
+	if l := r.MicList(); len(l) > 0 {
+		return &l[0]
+	}
+	return nil
+}
+
+// DefaultMic is the id of a speaker connection that names no mic.
+const DefaultMic = "main"
+
 // Listeners is how many listen to lang, over every fan-out node.
 func (r *RoomState) Listeners(lang string) int {
 	n := 0
@@ -116,19 +178,33 @@ func (r *RoomState) Language(code string) LanguageStatus {
 
 // Status is a room's status as the organizer API and the speaker see it.
 type Status struct {
-	Speaker *Speaker
-	// Floor is the source language: its listeners hear the speaker.
+	// Speaker is the mic that stands for the speaker (see
+	// RoomState.Speaker); nil while the room has none.
+	Speaker *MicStatus
+	// Mics are every connected mic, the longest connected first.
+	Mics []MicStatus
+	// Floor is the source language's channel: while the floor speaks it,
+	// its listeners hear the speaker; else the interpretation into it.
 	Floor LanguageStatus
-	// Languages are the room's languages, in the room's order.
+	// MixListeners listen to the floor itself: every mic, untranslated.
+	MixListeners int
+	// Languages are the room's other languages, in the room's order.
 	Languages []LanguageStatus
 }
+
+// FloorLang is the language code of the floor itself (the mix of every
+// live mic, untranslated) wherever a channel is named: listener requests
+// and presence keys.
+const FloorLang = "floor"
 
 // Status is the status of rm, the room this state is about.
 func (r *RoomState) Status(rm *room.Room) Status {
 	st := Status{
-		Speaker:   r.Speaker,
-		Floor:     LanguageStatus{Code: rm.SourceLanguage, Listeners: r.Listeners(rm.SourceLanguage)},
-		Languages: make([]LanguageStatus, 0, len(rm.Languages)),
+		Speaker:      r.Speaker(),
+		Mics:         r.MicList(),
+		Floor:        r.Language(rm.SourceLanguage),
+		MixListeners: r.Listeners(FloorLang),
+		Languages:    make([]LanguageStatus, 0, len(rm.Languages)),
 	}
 	for _, l := range rm.Languages {
 		st.Languages = append(st.Languages, r.Language(l.Code))
@@ -161,7 +237,7 @@ func (rs *RoomStates) Apply(u Update) {
 			rs.rooms[k.Room] = r
 		}
 		r.Apply(Update{Entries: []Entry{e}})
-		if r.Speaker == nil && len(r.Channels) == 0 && len(r.listeners) == 0 {
+		if len(r.Mics) == 0 && len(r.Channels) == 0 && len(r.listeners) == 0 {
 			delete(rs.rooms, k.Room)
 		}
 	}

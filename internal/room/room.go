@@ -24,7 +24,12 @@ type Room struct {
 	// Notes tell interpreters about the talk (topic, speaker names).
 	Notes string `json:"notes,omitempty"`
 	// Passcode, when set, is required of listeners (?passcode=).
-	Passcode   string    `json:"passcode,omitempty"`
+	Passcode string `json:"passcode,omitempty"`
+	// MaxMics bounds the mics live at once (DefaultMaxMics when zero).
+	MaxMics int `json:"max_mics"`
+	// Questions lets the audience ask to speak: an attendee's phone
+	// becomes a mic once the organizers or the speaker accept.
+	Questions  bool      `json:"questions"`
 	SpeakerKey string    `json:"speaker_key"`
 	CreatedAt  time.Time `json:"created_at"`
 	UpdatedAt  time.Time `json:"updated_at"`
@@ -71,6 +76,9 @@ const (
 	MaxPasscodeLen  = 64
 	MaxIDLen        = 48
 	speakerKeyBytes = 24
+	// DefaultMaxMics and MaxMaxMics bound a room's live mics.
+	DefaultMaxMics = 8
+	MaxMaxMics     = 32
 )
 
 var idPattern = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$`)
@@ -188,7 +196,45 @@ func (r *Room) Normalize() error {
 	if len(r.Passcode) > MaxPasscodeLen {
 		return invalid("passcode", "longer than %d characters", MaxPasscodeLen)
 	}
+	if r.MaxMics == 0 {
+		r.MaxMics = DefaultMaxMics
+	}
+	if r.MaxMics < 1 || r.MaxMics > MaxMaxMics {
+		return invalid("max_mics", "must be 1 to %d", MaxMaxMics)
+	}
 	return nil
+}
+
+// micPattern is what a mic id may be: it names a NATS subject token.
+var micPattern = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
+
+// ValidMic checks a mic id.
+func ValidMic(id string) error {
+	if !micPattern.MatchString(id) {
+		return fmt.Errorf("mic %q must be 1-32 of a-z, 0-9 and -", truncate(id, 40))
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// SpeakerLanguage checks a language a mic says it speaks: the room's
+// source language or one of its languages. It returns the canonical code.
+func (r *Room) SpeakerLanguage(code string) (string, error) {
+	l, err := ParseLang(code)
+	if err != nil || !r.Serves(l.Code) {
+		langs := []string{r.SourceLanguage}
+		for _, x := range r.Languages {
+			langs = append(langs, x.Code)
+		}
+		return "", fmt.Errorf("room %q has no language %q; a mic may speak %s", r.ID, truncate(code, 40), strings.Join(langs, ", "))
+	}
+	return l.Code, nil
 }
 
 func isVoice(v string) bool {

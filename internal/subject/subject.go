@@ -5,18 +5,33 @@
 package subject
 
 import (
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/babelcast/babelcast/internal/audio"
 )
 
 const prefix = "babelcast."
 
-// Source is the subject of a room's speaker audio: PCM16LE mono 24 kHz.
-func Source(room string) string { return prefix + room + ".src" }
+// Mic is the subject of one mic's audio in a room: PCM16LE mono 24 kHz in
+// messages of about 100 ms, built by FrameMsg (what language it speaks,
+// who, whether the frame holds speech). A room may have several mics live
+// at once; whoever needs the floor mixes them (audio.Mixer).
+func Mic(room, mic string) string { return prefix + room + ".src." + mic }
 
-// Out is the subject of a channel's translated audio: PCM16LE mono 24 kHz.
+// Mics matches Mic for every mic of a room.
+func Mics(room string) string { return prefix + room + ".src.*" }
+
+// MicOf is the mic id of a subject built by Mic.
+func MicOf(subj string) string { return subj[strings.LastIndexByte(subj, '.')+1:] }
+
+// Out is the subject of a channel's interpretation: PCM16LE mono 24 kHz,
+// built by FrameMsg (the language and speaker interpreted, and whose voice
+// it is: the AI's or a human interpreter's).
 func Out(room, lang string) string { return prefix + room + ".out." + lang }
 
 // Caption is the subject of a channel's captions in its own language, JSON
@@ -24,8 +39,9 @@ func Out(room, lang string) string { return prefix + room + ".out." + lang }
 func Caption(room, lang string) string { return prefix + room + ".cap." + lang }
 
 // SourceCaption is the subject on which the translator of channel lang
-// publishes what it heard the speaker say (input transcription), in the
-// room's source language. The fan-out of the floor channel picks one of them.
+// publishes what it heard said (input transcription), each line in the
+// language it was spoken in (CaptionMsg.SourceLanguage). Channels that
+// carry that speech in the original pick one translator's lines from these.
 func SourceCaption(room, lang string) string { return prefix + room + ".srccap." + lang }
 
 // SourceCaptions matches SourceCaption for every channel of a room.
@@ -39,14 +55,71 @@ func SourceCaptions(room string) string { return prefix + room + ".srccap.*" }
 // subjects.
 func TranslatorAlive(node string) string { return prefix + "_translator." + node + ".alive" }
 
-// Headers carried by audio messages so lag can be measured end to end.
+// Headers carried by audio messages: so lag can be measured end to end,
+// and so every consumer knows who speaks what without asking anyone.
 const (
 	// HeaderSeq is a per-publisher sequence number, starting at 1.
 	HeaderSeq = "Babelcast-Seq"
 	// HeaderCapture is when the speaker audio (that this message is, or is
 	// the translation of) was captured, in Unix nanoseconds.
 	HeaderCapture = "Babelcast-Capture"
+	// HeaderLang is the language spoken (the language interpreted, on an
+	// interpretation).
+	HeaderLang = "Babelcast-Lang"
+	// HeaderSpeaker is who speaks, URL-escaped.
+	HeaderSpeaker = "Babelcast-Speaker"
+	// HeaderSpeech is "0" on a mic's frame that holds no speech (silence,
+	// room noise); absent means speech.
+	HeaderSpeech = "Babelcast-Speech"
+	// HeaderVoice says whose voice an interpretation is: "ai" or "human".
+	HeaderVoice = "Babelcast-Voice"
 )
+
+// FrameMsg builds an audio message on subj from f, with sequence number
+// seq; f's capture time and who/what go in headers (the mic is the
+// subject's, see Mic).
+func FrameMsg(subj string, f audio.Frame, seq uint64) *nats.Msg {
+	m := AudioMsg(subj, f.PCM, seq, f.Captured)
+	if f.Captured.IsZero() {
+		m.Header.Del(HeaderCapture) // unknown: say nothing rather than a bogus time
+	}
+	if f.Lang != "" {
+		m.Header.Set(HeaderLang, f.Lang)
+	}
+	if f.Speaker != "" {
+		m.Header.Set(HeaderSpeaker, url.QueryEscape(f.Speaker))
+	}
+	if !f.Speech {
+		m.Header.Set(HeaderSpeech, "0")
+	}
+	if f.Voice != "" {
+		m.Header.Set(HeaderVoice, f.Voice)
+	}
+	return m
+}
+
+// FrameOf reads a message built by FrameMsg: the frame (sharing m's data)
+// and its sequence number. Mic is set from the subject when it is a Mic
+// subject. Missing headers give zero values, but speech when unsaid.
+func FrameOf(m *nats.Msg) (audio.Frame, uint64) {
+	seq, captured := AudioMeta(m)
+	f := audio.Frame{PCM: m.Data, Captured: captured, Speech: true}
+	if strings.Contains(m.Subject, ".src.") {
+		f.Mic = MicOf(m.Subject)
+	}
+	if m.Header == nil {
+		return f, seq
+	}
+	f.Lang = m.Header.Get(HeaderLang)
+	if sp := m.Header.Get(HeaderSpeaker); sp != "" {
+		if name, err := url.QueryUnescape(sp); err == nil {
+			f.Speaker = name
+		}
+	}
+	f.Speech = m.Header.Get(HeaderSpeech) != "0"
+	f.Voice = m.Header.Get(HeaderVoice)
+	return f, seq
+}
 
 // AudioMsg builds an audio message with sequence and capture-time headers.
 func AudioMsg(subj string, pcm []byte, seq uint64, captured time.Time) *nats.Msg {
@@ -84,6 +157,10 @@ type CaptionMsg struct {
 	Segment uint64 `json:"segment"`
 	// Source is true for what the speaker said (the floor's captions).
 	Source bool `json:"source,omitempty"`
+	// Speaker and SourceLanguage say who spoke and in what language, when
+	// known: on an interpretation, who and what it interprets.
+	Speaker        string `json:"speaker,omitempty"`
+	SourceLanguage string `json:"source_language,omitempty"`
 }
 
 // KV buckets shared by the roles (the live-state bucket is

@@ -18,7 +18,11 @@ import (
 type Channel struct {
 	Room     string
 	RoomName string
-	Source   string // source language code, e.g. "en"
+	Source   string // the language it mostly hears, e.g. "en"
+	// Sources are every language it may hear (Source among them): a room
+	// may have mics in several languages, and a channel hears those that
+	// are not its own. Empty means Source alone.
+	Sources  []string
 	Target   string // target language code, e.g. "es"
 	Voice    string // may be empty: the engine chooses
 	Mode     string // room.ModeAuto, ModeTranslate or ModeInterpret

@@ -86,7 +86,7 @@ type channel struct {
 
 	prog    *program
 	subs    []*nats.Subscription
-	silence *frame        // a tick of silence, for continuous streams
+	silence *frame        // a tick of silence: the length of a continuous stream's frames
 	ready   chan struct{} // closed once NATS has confirmed the subscriptions
 	stop    context.CancelFunc
 
@@ -321,34 +321,49 @@ func (c *channel) onInterp(m *nats.Msg) {
 }
 
 // deliver hands one tick of the program to every listener: prepared once
-// per variant, queued everywhere, never waiting for anyone. A silent tick
-// goes to continuous streams only.
+// per variant and transport, queued everywhere, never waiting for anyone.
+// The WebSocket gets the audio there is; a continuous stream (WAV) gets a
+// whole tick, silence where there is no audio.
 func (c *channel) deliver(pf programFrame) {
 	ls := *c.listeners.Load()
 	if len(ls) == 0 {
 		return
 	}
-	var full, alone *frame
-	if pf.full != nil {
-		full = &frame{hdr: wsHeader(opBinary, len(pf.full)), data: pf.full, audio: true, captured: pf.captured}
+	var prepared [2][2]*frame // [passthrough][continuous]
+	get := func(passthrough, continuous bool) *frame {
+		i, j := b2i(passthrough), b2i(continuous)
+		if f := prepared[i][j]; f != nil {
+			return f
+		}
+		pcm, captured := pf.full, pf.captured
+		if !passthrough {
+			pcm, captured = pf.alone, pf.aloneAt
+		}
+		var f *frame
+		switch {
+		case continuous && len(pcm) < len(c.silence.data):
+			padded := make([]byte, len(c.silence.data))
+			copy(padded, pcm)
+			f = &frame{data: padded, audio: true, captured: captured}
+		case len(pcm) > 0:
+			f = &frame{hdr: wsHeader(opBinary, len(pcm)), data: pcm, audio: true, captured: captured}
+		}
+		prepared[i][j] = f
+		return f
 	}
 	now := time.Now()
 	for _, l := range ls {
-		f := full
-		if !l.passthrough {
-			if alone == nil && pf.alone != nil {
-				alone = &frame{hdr: wsHeader(opBinary, len(pf.alone)), data: pf.alone, audio: true, captured: pf.aloneAt}
-			}
-			f = alone
+		if f := get(l.passthrough, !l.text); f != nil {
+			l.pushAudio(f, now)
 		}
-		if f == nil {
-			if l.text { // the WebSocket: nothing to send in silence
-				continue
-			}
-			f = c.silence
-		}
-		l.pushAudio(f, now)
 	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // onCaption passes a line of the channel's interpretation on, re-encoded

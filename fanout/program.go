@@ -22,8 +22,10 @@ import (
 //   - the variant without passthrough (for a participant who must not hear
 //     themselves) is the interpretation alone.
 //
-// Every tick yields one frame per variant, silent when there is nothing to
-// play: continuous streams (WAV) play silence, the WebSocket skips it.
+// Every tick yields one frame per variant, as long as the audio it holds
+// (a voice that ends mid-tick is not padded), or nothing when there is
+// nothing to play: the WebSocket sends what there is, continuous streams
+// (WAV) fill the tick with silence.
 const (
 	// programTick is the program's clock: the length of the frames sent.
 	programTick = 100 * time.Millisecond
@@ -84,9 +86,20 @@ func (p *program) pushInterp(f audio.Frame, now time.Time) {
 
 // programFrame is one tick of the program, in both variants.
 type programFrame struct {
-	full, alone []byte    // PCM; nil when silent
+	full, alone []byte    // PCM, at most a tick; nil when silent
 	captured    time.Time // of the speech in full (or alone), zero when unknown
 	aloneAt     time.Time
+}
+
+// played is the part of m's PCM some voice filled: a voice starts at the
+// start of the tick (the mixer takes from every mic's front), so it is a
+// prefix.
+func played(m audio.Mix) []byte {
+	n := 0
+	for _, p := range m.Mics {
+		n = max(n, p.Samples)
+	}
+	return m.PCM[:2*n]
 }
 
 // compose takes one tick of every source and composes the variants.
@@ -99,26 +112,28 @@ func (p *program) compose(now time.Time) programFrame {
 	}
 	var f programFrame
 	if i.Live() {
-		f.alone, f.aloneAt = i.PCM, i.Captured
+		f.alone, f.aloneAt = played(i), i.Captured
 	}
 	switch {
 	case o.Speech() && i.Live():
-		f.full, f.captured = duckUnder(o.PCM, i.PCM), o.Captured
+		f.full, f.captured = duckUnder(played(o), played(i)), o.Captured
 	case o.Speech():
-		f.full, f.captured = o.PCM, o.Captured
+		f.full, f.captured = played(o), o.Captured
 	case i.Live():
-		f.full, f.captured = i.PCM, i.Captured
+		f.full, f.captured = played(i), i.Captured
 	case o.Live():
-		f.full, f.captured = o.PCM, o.Captured
+		f.full, f.captured = played(o), o.Captured
 	}
 	return f
 }
 
-// duckUnder mixes under into over at duckGain, in place of a copy of over.
+// duckUnder mixes under into over at duckGain, into a new slice as long as
+// the longer of the two.
 func duckUnder(over, under []byte) []byte {
-	out := make([]byte, len(over))
-	for k := 0; k+1 < len(over) && k+1 < len(under); k += 2 {
-		a := int32(int16(uint16(over[k]) | uint16(over[k+1])<<8))
+	out := make([]byte, max(len(over), len(under)))
+	copy(out, over)
+	for k := 0; k+1 < len(under); k += 2 {
+		a := int32(int16(uint16(out[k]) | uint16(out[k+1])<<8))
 		b := int32(int16(uint16(under[k]) | uint16(under[k+1])<<8))
 		v := a + int32(float32(b)*duckGain)
 		v = max(-32768, min(32767, v))

@@ -347,7 +347,10 @@ func (sp *speaker) handleText(data []byte) {
 // runs on the reader goroutine.
 func (sp *speaker) start(rate int, mic, name, lang string) {
 	sp.started = true
-	if code, msg := sp.claim(mic, name, lang, rate); code != "" {
+	if code, msg := sp.claim(mic, name, lang, rate); code == "shutting_down" {
+		sp.close(websocket.CloseGoingAway, "shutting_down", "the server is shutting down; reconnect in a moment")
+		return
+	} else if code != "" {
 		sp.badInput(websocket.ClosePolicyViolation, code, msg)
 		return
 	}

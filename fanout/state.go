@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // watchState follows the channel's translator state and the room's speaker
@@ -85,8 +86,8 @@ func (c *channel) followState(ctx context.Context, w jetstream.KeyWatcher) {
 // viewState is what listeners of the channel are told: for the floor, live
 // when the speaker is connected; for a translated channel, its translator's
 // state (idle when no translator has written one).
-func (c *channel) viewState(speaker bool, ch *subject.ChannelState) stateMsg {
-	m := stateMsg{Type: "state", Lang: c.key.lang, State: subject.StateIdle, Speaker: speaker}
+func (c *channel) viewState(speaker bool, ch *subject.ChannelState) wire.State {
+	m := wire.State{Type: wire.TypeState, Lang: c.key.lang, State: subject.StateIdle, Speaker: speaker}
 	switch {
 	case c.floor:
 		if speaker {
@@ -103,7 +104,7 @@ func (c *channel) viewState(speaker bool, ch *subject.ChannelState) stateMsg {
 
 // setState records the state and sends it to listeners if it changed (the
 // translator rewrites its key every few seconds with the same state).
-func (c *channel) setState(m stateMsg) {
+func (c *channel) setState(m wire.State) {
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
 	if c.stateKnown && c.state == m {
@@ -119,7 +120,7 @@ func (c *channel) setState(m stateMsg) {
 // sendState pushes state m (encoded as f) to l unless l has it already: a
 // listener joining while the watch starts must not be told twice. Called
 // with c.stateMu held.
-func (c *channel) sendState(l *listener, m stateMsg, f *frame) {
+func (c *channel) sendState(l *listener, m wire.State, f *frame) {
 	if l.stateSent && l.state == m {
 		return
 	}

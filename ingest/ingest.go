@@ -31,14 +31,7 @@ import (
 	"github.com/babelcast/babelcast/internal/metrics"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
-)
-
-// Close codes of the speaker WebSocket beyond the standard ones.
-const (
-	// CloseReplaced: a newer connection of the room's speaker took over.
-	CloseReplaced = 4001
-	// CloseRoomDeleted: the room no longer exists.
-	CloseRoomDeleted = 4404
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // Defaults of Options.
@@ -172,7 +165,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	s.cancel()
 	for _, sp := range s.current() {
-		sp.close(websocket.CloseGoingAway, "shutting_down", "the server is shutting down; reconnect in a moment")
+		sp.close(wire.CloseShutdown, wire.CodeShuttingDown, "the server is shutting down; reconnect in a moment")
 	}
 	select {
 	case <-idle:
@@ -296,10 +289,10 @@ func (s *Server) takeOver(sp *speaker) {
 	s.speakers[sp.roomID] = sp
 	s.mu.Unlock()
 	if old != nil {
-		old.close(CloseReplaced, "replaced", "a newer connection of this room's speaker took over")
+		old.close(wire.CloseReplaced, wire.CodeReplaced, "a newer connection of this room's speaker took over")
 	}
 	if s.base.Err() != nil { // Run's shutdown sweep may have missed sp
-		sp.close(websocket.CloseGoingAway, "shutting_down", "the server is shutting down; reconnect in a moment")
+		sp.close(wire.CloseShutdown, wire.CodeShuttingDown, "the server is shutting down; reconnect in a moment")
 	}
 }
 
@@ -376,7 +369,7 @@ func (s *Server) refresh(ctx context.Context, sp *speaker) {
 	default:
 		var st subject.SpeakerState
 		if json.Unmarshal(e.Value(), &st) == nil && st.Node != s.o.Node {
-			sp.close(CloseReplaced, "replaced", "a newer connection of this room's speaker took over on another node")
+			sp.close(wire.CloseReplaced, wire.CodeReplaced, "a newer connection of this room's speaker took over on another node")
 			return
 		}
 		// Written by this node: two connections raced and sp, the one
@@ -411,7 +404,7 @@ func (s *Server) heartbeat(ctx context.Context) {
 			cancel()
 			switch {
 			case errors.Is(err, room.ErrNotFound):
-				sp.close(CloseRoomDeleted, "room_deleted", "the room was deleted")
+				sp.close(wire.CloseRoomGone, wire.CodeRoomDeleted, "the room was deleted")
 			case err == nil:
 				s.roomChanged(sp, rm)
 			case ctx.Err() == nil:
@@ -425,7 +418,7 @@ func (s *Server) heartbeat(ctx context.Context) {
 // roomChanged applies a new version of a speaker's room.
 func (s *Server) roomChanged(sp *speaker, rm *room.Room) {
 	if !rm.CheckSpeakerKey(sp.key) {
-		sp.close(websocket.ClosePolicyViolation, "key_rotated", "the room's speaker key was changed; reconnect with the new key")
+		sp.close(wire.CloseBadMessage, wire.CodeKeyRotated, "the room's speaker key was changed; reconnect with the new key")
 		return
 	}
 	sp.setRoom(rm)
@@ -444,7 +437,7 @@ func (s *Server) watchRooms(ctx context.Context) {
 				continue
 			}
 			if ev.Room == nil {
-				sp.close(CloseRoomDeleted, "room_deleted", "the room was deleted")
+				sp.close(wire.CloseRoomGone, wire.CodeRoomDeleted, "the room was deleted")
 				continue
 			}
 			s.roomChanged(sp, ev.Room)
@@ -481,7 +474,7 @@ func (s *Server) watchSpeakers(ctx context.Context) {
 			}
 			var st subject.SpeakerState
 			if json.Unmarshal(e.Value(), &st) == nil && st.Node != s.o.Node {
-				sp.close(CloseReplaced, "replaced", "a newer connection of this room's speaker took over on another node")
+				sp.close(wire.CloseReplaced, wire.CodeReplaced, "a newer connection of this room's speaker took over on another node")
 			}
 		}
 	})

@@ -125,14 +125,22 @@ func TestRealtimeSessionUpdateIsGAAndStrict(t *testing.T) {
 	}
 }
 
-func TestRealtimeTurnDuringResponseGetsNoResponseWithoutInterrupt(t *testing.T) {
+// turnDuringResponse opens an instructed session whose model answers 300 ms
+// after a turn (then at once), speaks a turn and, as soon as its response
+// is created, a second one, which ends while that response is still
+// active. It returns the first response.created.
+func turnDuringResponse(t *testing.T, instructions string, interrupt bool) (*fr.Server, *client, event) {
+	t.Helper()
 	s := newServer(t, fr.Options{ResponseDelay: 300 * time.Millisecond, ResponseSpeed: math.Inf(1)})
-	c := openRealtime(t, s, "Interpret everything the speaker says into Spanish.", vad(true, false))
-
+	c := openRealtime(t, s, instructions, vad(true, interrupt))
 	c.appendAudio("input_audio_buffer.append", turn("en", 600*time.Millisecond))
 	first := c.next("response.created")
-	// The second turn ends while the first response is still active.
 	c.appendAudio("input_audio_buffer.append", turn("en", 600*time.Millisecond))
+	return s, c, first
+}
+
+func TestRealtimeTurnDuringResponseGetsNoResponseWithoutInterrupt(t *testing.T) {
+	s, c, first := turnDuringResponse(t, "Interpret everything the speaker says into Spanish.", false)
 	seen := c.barrier()
 	if n := len(ofType(seen, "input_audio_buffer.committed")); n != 1 {
 		t.Fatalf("second turn: %d commits in %v", n, typesOf(seen))
@@ -155,12 +163,7 @@ func TestRealtimeTurnDuringResponseGetsNoResponseWithoutInterrupt(t *testing.T) 
 }
 
 func TestRealtimeSpeechCancelsResponseWithInterrupt(t *testing.T) {
-	s := newServer(t, fr.Options{ResponseDelay: 300 * time.Millisecond, ResponseSpeed: math.Inf(1)})
-	c := openRealtime(t, s, "Translate into German.", vad(true, true))
-
-	c.appendAudio("input_audio_buffer.append", turn("en", 600*time.Millisecond))
-	first := c.next("response.created")
-	c.appendAudio("input_audio_buffer.append", turn("en", 600*time.Millisecond))
+	s, c, first := turnDuringResponse(t, "Translate into German.", true)
 	done := c.next("response.done")
 	if done.str("response", "id") != first.str("response", "id") || done.str("response", "status") != "cancelled" ||
 		done.str("response", "status_details", "reason") != "turn_detected" {

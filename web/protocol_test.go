@@ -117,6 +117,7 @@ func jsLiteral(v any) string {
 // The pages' protocol constants are internal/wire's: every one is there,
 // with the same value, and none of wire's is missing.
 func TestProtocolJSMatchesWire(t *testing.T) {
+	t.Parallel()
 	b, err := fs.ReadFile(staticFS, "static/js/protocol.js")
 	if err != nil {
 		t.Fatal(err)

@@ -75,6 +75,7 @@ func rawTone(t *testing.T, rate int, seconds float64) *audio.Source {
 }
 
 func TestSpeakStreamsWholeSource(t *testing.T) {
+	t.Parallel()
 	e := newIngest(t)
 	var log harness.Logs
 	var mu sync.Mutex
@@ -103,6 +104,7 @@ func TestSpeakStreamsWholeSource(t *testing.T) {
 }
 
 func TestSpeakRealtimePacing(t *testing.T) {
+	t.Parallel()
 	e := newIngest(t)
 	began := time.Now()
 	var log harness.Logs
@@ -124,6 +126,7 @@ func TestSpeakRealtimePacing(t *testing.T) {
 }
 
 func TestSpeakHandshakeErrorCarriesMessage(t *testing.T) {
+	t.Parallel()
 	e := newIngest(t)
 	err := Speak(context.Background(), SpeakOptions{Server: e.url, Room: "keynote", Key: "spk_wrong", Source: rawTone(t, 24000, 0.1)})
 	var he *HandshakeError
@@ -140,6 +143,7 @@ func TestSpeakHandshakeErrorCarriesMessage(t *testing.T) {
 }
 
 func TestSpeakReportsTakeover(t *testing.T) {
+	t.Parallel()
 	e := newIngest(t)
 	ready := make(chan struct{})
 	var once sync.Once
@@ -177,6 +181,7 @@ func TestSpeakReportsTakeover(t *testing.T) {
 }
 
 func TestSpeakCancel(t *testing.T) {
+	t.Parallel()
 	e := newIngest(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var once sync.Once
@@ -194,6 +199,7 @@ func TestSpeakCancel(t *testing.T) {
 }
 
 func TestEndpoint(t *testing.T) {
+	t.Parallel()
 	cases := map[string]string{
 		"http://h:8080":      "ws://h:8080/api/v1/rooms/r/speak",
 		"https://h/base/":    "wss://h/base/api/v1/rooms/r/speak",

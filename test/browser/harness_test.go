@@ -6,6 +6,11 @@
 // The tests click through the pages as people do, fail on any script error
 // a page throws, and save screenshots of every page at a phone and a desktop
 // size into test/output/screenshots/ for a person to look at.
+//
+// They run one at a time (no t.Parallel): a Chromium playing and capturing
+// audio takes most of a core, and two at once on this project's 2-core
+// machines starve the packages tested beside this one (the offline
+// engine's decoders then fall behind real time) for a gain of seconds.
 package browser
 
 import (

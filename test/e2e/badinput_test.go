@@ -35,6 +35,7 @@ func closeCode(t *testing.T, c *websocket.Conn) int {
 // Bad input of every kind gets a clear refusal, and a room whose speaker
 // and listener behave keeps working throughout.
 func TestBadInputChangesNothingElse(t *testing.T) {
+	t.Parallel()
 	s := service.Start(t, service.Options{Fake: &fakerealtime.Options{}})
 	good := s.API.CreateRoom(`{"id":"good","source_language":"en","languages":[{"code":"es"}]}`)
 	other := s.API.CreateRoom(`{"id":"other","source_language":"en","languages":[{"code":"fr"}]}`)
@@ -137,6 +138,7 @@ func TestBadInputChangesNothingElse(t *testing.T) {
 
 // On shutdown, listeners and speakers are told why they are disconnected.
 func TestShutdownClosesWithReason(t *testing.T) {
+	t.Parallel()
 	s := service.Start(t, service.Options{Fake: &fakerealtime.Options{}})
 	room := s.API.CreateRoom(`{"id":"bye","source_language":"en","languages":[{"code":"es"}]}`)
 	listener, _, err := websocket.DefaultDialer.Dial(s.WS("/api/v1/rooms/bye/listen?lang=es"), nil)

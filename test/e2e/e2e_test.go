@@ -24,6 +24,7 @@ import (
 // (an instructed realtime session), a speaker streaming a file, and
 // listeners of each channel and of the floor.
 func TestSpeakerToListenersThroughBothSessionKinds(t *testing.T) {
+	t.Parallel()
 	s := service.Start(t, service.Options{Fake: &fakerealtime.Options{}})
 	room := s.API.CreateRoom(`{"id":"keynote","name":"Keynote","source_language":"en",
 		"languages":[{"code":"es"},{"code":"nl","voice":"marin"}]}`)

@@ -82,6 +82,7 @@ func (p *translatorProcess) kill() {
 // owns Spanish silences the Spanish listener for less than 5 s, and then
 // exactly one session serves Spanish.
 func TestKilledTranslatorCostsOneChannelUnderFiveSeconds(t *testing.T) {
+	t.Parallel()
 	bin := buildBinary(t)
 	s := service.Start(t, service.Options{Fake: &fakerealtime.Options{}, Config: func(c *app.Config) {
 		c.Roles = []string{app.RoleAPI, app.RoleIngest, app.RoleFanout}

@@ -94,6 +94,7 @@ var (
 // another scale, such as the issue's own 10m and 2m; docs/translator.md has
 // the figures of both.
 func TestSoakTalkThroughRotationsAndADrop(t *testing.T) {
+	t.Parallel()
 	const rotateBefore = 8 * time.Second
 	talkLength := envDuration(t, "BABELCAST_SOAK_TALK", 150*time.Second)
 	sessionLife := envDuration(t, "BABELCAST_SOAK_SESSION", 30*time.Second)
@@ -416,6 +417,7 @@ func openNow(f *fakerealtime.Server, lang string) int {
 // MaxTurn, 8 s): without the cut its first audio would come after the
 // speech ends, 30 s in. It logs first-audio and steady lag of both kinds.
 func TestLongStretchHeardWithinSeconds(t *testing.T) {
+	t.Parallel()
 	const stretch = 30 * time.Second
 	s := service.Start(t, service.Options{Fake: &fakerealtime.Options{}})
 	room := s.API.CreateRoom(`{"id":"lag","name":"Lag","source_language":"en","languages":[{"code":"es"},{"code":"nl"}]}`)
@@ -485,6 +487,7 @@ func TestLongStretchHeardWithinSeconds(t *testing.T) {
 // listeners, and a session closes once its last listener has been gone for
 // the linger.
 func TestSessionsOnlyForLanguagesListenedTo(t *testing.T) {
+	t.Parallel()
 	const linger = 3 * time.Second // startService's
 	s := service.Start(t, service.Options{Fake: &fakerealtime.Options{}})
 	room := s.API.CreateRoom(`{"id":"presence","name":"Presence","source_language":"en",
@@ -539,6 +542,7 @@ func TestSessionsOnlyForLanguagesListenedTo(t *testing.T) {
 // channel in state error with a message an organizer can act on, after one
 // connection attempt and none for several seconds after.
 func TestInvalidKeyIsAReadableErrorWithoutRetries(t *testing.T) {
+	t.Parallel()
 	const wrongKey = "sk-wrong-key-for-the-test-0123"
 	s := service.Start(t, service.Options{Fake: &fakerealtime.Options{APIKey: "sk-the-right-key-4567"}, Config: func(c *app.Config) { c.OpenAIKey = wrongKey }})
 	room := s.API.CreateRoom(`{"id":"badkey","name":"Bad key","source_language":"en","languages":[{"code":"es"}]}`)
@@ -575,6 +579,7 @@ func TestInvalidKeyIsAReadableErrorWithoutRetries(t *testing.T) {
 // 429, the channel says starting (with the reason), retries with backoff,
 // and becomes active once the limit lifts.
 func TestRateLimitedThenActive(t *testing.T) {
+	t.Parallel()
 	const refuse = 6 * time.Second
 	s := service.Start(t, service.Options{Fake: &fakerealtime.Options{}})
 	room := s.API.CreateRoom(`{"id":"limited","name":"Limited","source_language":"en","languages":[{"code":"es"}]}`)

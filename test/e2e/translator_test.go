@@ -419,7 +419,12 @@ func openNow(f *fakerealtime.Server, lang string) int {
 func TestLongStretchHeardWithinSeconds(t *testing.T) {
 	t.Parallel()
 	const stretch = 30 * time.Second
-	s := service.Start(t, service.Options{Fake: &fakerealtime.Options{}})
+	// The instructed channel runs about 9.5 s behind the speaker here (8 s
+	// turns). The default linger keeps the channels open until the whole
+	// stretch is heard: with the short one, the channel closes 3 s after
+	// the speaker leaves and its flush (bounded to 10 s) has little slack,
+	// so on a busy machine the last turn's audio was cut.
+	s := service.Start(t, service.Options{Fake: &fakerealtime.Options{}, Config: func(c *app.Config) { c.Linger = 30 * time.Second }})
 	room := s.API.CreateRoom(`{"id":"lag","name":"Lag","source_language":"en","languages":[{"code":"es"},{"code":"nl"}]}`)
 	aud := newAudience(t, s, room.ID)
 	es, nl := aud.listen("es", ""), aud.listen("nl", "")

@@ -163,6 +163,9 @@ func TestTranslationLagsInModelTimeAndCloseFlushes(t *testing.T) {
 	if code := c.closed(); code != websocket.CloseNormalClosure {
 		t.Fatalf("close code %d after session.closed", code)
 	}
+	// The server notes the session's end once it has the reply to its
+	// close, which may come after the client has seen the close.
+	s.WaitUntil(5*time.Second, func() bool { return s.OpenNow("") == 0 })
 	si := s.Sessions()[0]
 	if si.Open || si.OutputMs != 1000 || si.InputMs != 1000 {
 		t.Fatalf("session info %+v", si)

@@ -15,6 +15,7 @@ import (
 	"github.com/babelcast/babelcast/internal/metrics"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // Counters of this role, resolved once (label lookups cost more than the
@@ -82,7 +83,7 @@ type channel struct {
 	stop             context.CancelFunc
 
 	stateMu    sync.Mutex
-	state      stateMsg
+	state      wire.State
 	stateKnown bool
 
 	// Floor captions: which translator's source captions we pass on, and
@@ -92,15 +93,6 @@ type channel struct {
 	capLast   time.Time
 	capSegs   map[uint64]uint64
 	capNext   uint64
-}
-
-// stateMsg is the listener protocol's "state" message.
-type stateMsg struct {
-	Type    string `json:"type"`
-	Lang    string `json:"lang"`
-	State   string `json:"state"`
-	Message string `json:"message"`
-	Speaker bool   `json:"speaker"`
 }
 
 // join adds l to its channel, subscribing the channel if l is its first
@@ -297,7 +289,7 @@ func (c *channel) onCaption(m *nats.Msg) {
 		badCaption.Inc()
 		return
 	}
-	var cm subject.CaptionMsg
+	var cm wire.Caption
 	if err := json.Unmarshal(m.Data, &cm); err != nil {
 		badCaption.Inc()
 		return
@@ -310,7 +302,7 @@ func (c *channel) onCaption(m *nats.Msg) {
 		}
 		cm.Segment, cm.Source = seg, true
 	}
-	cm.Type, cm.Lang = "caption", c.key.lang
+	cm.Type, cm.Lang = wire.TypeCaption, c.key.lang
 	c.broadcastText(textFrame(cm))
 }
 
@@ -378,7 +370,7 @@ func (h *hub) roomDeleted(id string) {
 	}
 	h.mu.Unlock()
 	for _, l := range victims {
-		l.close(CloseRoomGone, "room deleted")
+		l.close(wire.CloseRoomGone, "room deleted")
 	}
 	if len(victims) > 0 {
 		h.s.log.Info("room deleted; listeners closed", "room", id, "listeners", len(victims))
@@ -410,10 +402,10 @@ func (h *hub) roomChanged(r *room.Room, rev uint64) {
 	}
 	h.mu.Unlock()
 	for _, l := range langGone {
-		l.close(CloseRoomGone, "language removed")
+		l.close(wire.CloseRoomGone, "language removed")
 	}
 	for _, l := range locked {
-		l.close(ClosePasscode, "passcode changed")
+		l.close(wire.ClosePasscodeChanged, "passcode changed")
 	}
 	if len(langGone) > 0 {
 		h.s.log.Info("languages removed; listeners closed", "room", r.ID, "listeners", len(langGone))
@@ -445,7 +437,7 @@ func (h *hub) shutdown(grace time.Duration) {
 	}
 	h.mu.Unlock()
 	for _, l := range all {
-		l.close(CloseShutdown, "server shutting down")
+		l.close(wire.CloseShutdown, "server shutting down")
 	}
 	done := make(chan struct{})
 	go func() {

@@ -3,6 +3,8 @@ package fanout
 import (
 	"sync"
 	"time"
+
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // Transports, as in the babelcast_listeners metric.
@@ -60,7 +62,7 @@ type listener struct {
 	joined bool // in its channel's listener list; guarded by hub.mu
 
 	// The last state message queued; guarded by channel.stateMu.
-	state     stateMsg
+	state     wire.State
 	stateSent bool
 }
 
@@ -111,7 +113,7 @@ func (l *listener) pushAudio(f *frame, now time.Time) {
 		if l.dropStart.IsZero() {
 			l.dropStart = now
 		} else if now.Sub(l.dropStart) >= l.slowAfter {
-			l.closeLocked(CloseTooSlow, "too slow")
+			l.closeLocked(wire.CloseTooSlow, "too slow")
 		}
 	}
 	if !l.closing {
@@ -134,7 +136,7 @@ func (l *listener) pushText(f *frame) {
 	l.mu.Lock()
 	if !l.closing {
 		if len(l.control) >= maxControl {
-			l.closeLocked(CloseTooSlow, "too slow")
+			l.closeLocked(wire.CloseTooSlow, "too slow")
 		} else {
 			l.control = append(l.control, f)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/babelcast/babelcast/internal/livestate"
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // watchState follows the channel's translator state and the room's speaker
@@ -26,9 +27,9 @@ func (c *channel) watchState(ctx context.Context) {
 // viewState is what listeners of the channel are told: for the floor, live
 // when the speaker is connected; for a translated channel, its translator's
 // state (idle when no translator has written one).
-func (c *channel) viewState(rs *livestate.RoomState) stateMsg {
+func (c *channel) viewState(rs *livestate.RoomState) wire.State {
 	speaker := rs.Speaker != nil
-	m := stateMsg{Type: "state", Lang: c.key.lang, State: livestate.StateIdle, Speaker: speaker}
+	m := wire.State{Type: wire.TypeState, Lang: c.key.lang, State: livestate.StateIdle, Speaker: speaker}
 	switch {
 	case c.floor:
 		if speaker {
@@ -43,7 +44,7 @@ func (c *channel) viewState(rs *livestate.RoomState) stateMsg {
 
 // setState records the state and sends it to listeners if it changed (the
 // translator rewrites its key every few seconds with the same state).
-func (c *channel) setState(m stateMsg) {
+func (c *channel) setState(m wire.State) {
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
 	if c.stateKnown && c.state == m {
@@ -59,7 +60,7 @@ func (c *channel) setState(m stateMsg) {
 // sendState pushes state m (encoded as f) to l unless l has it already: a
 // listener joining while the watch starts must not be told twice. Called
 // with c.stateMu held.
-func (c *channel) sendState(l *listener, m stateMsg, f *frame) {
+func (c *channel) sendState(l *listener, m wire.State, f *frame) {
 	if l.stateSent && l.state == m {
 		return
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/babelcast/babelcast/internal/httperr"
 	"github.com/babelcast/babelcast/internal/room"
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // maxClientMessage bounds what a listener may send us: we read nothing but
@@ -20,20 +21,6 @@ const maxClientMessage = 4096
 
 // delayEvery is how often a WebSocket listener is told its delay.
 const delayEvery = time.Second
-
-// helloMsg is the first message of a listener WebSocket.
-type helloMsg struct {
-	Type       string `json:"type"`
-	Room       string `json:"room"`
-	Lang       string `json:"lang"`
-	SampleRate int    `json:"sample_rate"`
-	Floor      bool   `json:"floor"`
-}
-
-type delayMsg struct {
-	Type string `json:"type"`
-	MS   int64  `json:"ms"`
-}
 
 // admit checks a listener's request: the room exists, serves lang, and the
 // passcode (if any) matches. It returns the listener to join, on the
@@ -90,7 +77,7 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 		writeAdmitError(w, err)
 		return
 	}
-	l.pushText(textFrame(helloMsg{Type: "hello", Room: roomID, Lang: l.lang, SampleRate: SampleRate, Floor: l.floor}))
+	l.pushText(textFrame(wire.Hello{Type: wire.TypeHello, Room: roomID, Lang: l.lang, SampleRate: wire.SampleRate, Floor: l.floor}))
 	if err := s.hub.join(r.Context(), l); err != nil {
 		s.joinFailed(w, err, roomID, l.lang)
 		return

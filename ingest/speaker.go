@@ -20,44 +20,8 @@ import (
 	"github.com/babelcast/babelcast/internal/metrics"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/internal/wire"
 )
-
-// Messages sent to the speaker.
-type (
-	readyMsg struct {
-		Type       string `json:"type"` // "ready"
-		Room       string `json:"room"`
-		SampleRate int    `json:"sample_rate"`
-	}
-	levelMsg struct {
-		Type   string  `json:"type"` // "level"
-		RMSDB  float64 `json:"rms_db"`
-		PeakDB float64 `json:"peak_db"`
-	}
-	statusMsg struct {
-		Type           string       `json:"type"` // "status"
-		Speaker        bool         `json:"speaker"`
-		Languages      []langStatus `json:"languages"`
-		FloorListeners int          `json:"floor_listeners"`
-	}
-	langStatus struct {
-		Code      string `json:"code"`
-		State     string `json:"state"`
-		Listeners int    `json:"listeners"`
-		Error     string `json:"error"`
-	}
-	errorMsg struct {
-		Type    string `json:"type"` // "error"
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
-)
-
-// startMsg is the optional first message from the speaker.
-type startMsg struct {
-	Type       string `json:"type"`
-	SampleRate *int   `json:"sample_rate"`
-}
 
 // speaker is one speaker connection. Its reader (serve's goroutine) turns
 // audio into frames; its writer owns every write except control frames.
@@ -224,7 +188,7 @@ func (sp *speaker) readLoop() {
 		}
 		if len(data) > limit {
 			metrics.Errors.WithLabelValues(roleName, "bad_input").Inc()
-			sp.close(websocket.CloseMessageTooBig, "frame_too_large",
+			sp.close(wire.CloseTooLarge, wire.CodeFrameTooLarge,
 				fmt.Sprintf("message larger than %d bytes; send audio in smaller frames (100 ms is ideal)", limit))
 			continue
 		}
@@ -247,7 +211,7 @@ func (sp *speaker) readEnded(err error) {
 		sp.shut(closeReq{code: ce.Code, quiet: true})
 	case errors.Is(err, websocket.ErrReadLimit):
 		metrics.Errors.WithLabelValues(roleName, "bad_input").Inc()
-		sp.shut(closeReq{code: websocket.CloseMessageTooBig, errCode: "frame_too_large", quiet: true})
+		sp.shut(closeReq{code: wire.CloseTooLarge, errCode: wire.CodeFrameTooLarge, quiet: true})
 	default:
 		sp.shut(closeReq{code: websocket.CloseAbnormalClosure, quiet: true})
 	}
@@ -260,15 +224,15 @@ func (sp *speaker) badInput(code int, errCode, message string) {
 }
 
 func (sp *speaker) handleText(data []byte) {
-	var m startMsg
+	var m wire.Start
 	if err := json.Unmarshal(data, &m); err != nil {
-		sp.badInput(websocket.ClosePolicyViolation, "bad_message", "text messages must be JSON: "+err.Error())
+		sp.badInput(wire.CloseBadMessage, wire.CodeBadMessage, "text messages must be JSON: "+err.Error())
 		return
 	}
 	switch m.Type {
-	case "start":
+	case wire.TypeStart:
 		if sp.started {
-			sp.badInput(websocket.ClosePolicyViolation, "bad_message", "the start message must come first, before any audio")
+			sp.badInput(wire.CloseBadMessage, wire.CodeBadMessage, "the start message must come first, before any audio")
 			return
 		}
 		rate := audio.Rate
@@ -276,14 +240,14 @@ func (sp *speaker) handleText(data []byte) {
 			rate = *m.SampleRate
 		}
 		if err := audio.CheckRate(rate); err != nil {
-			sp.badInput(websocket.ClosePolicyViolation, "bad_sample_rate", err.Error())
+			sp.badInput(wire.CloseBadMessage, wire.CodeBadSampleRate, err.Error())
 			return
 		}
 		sp.start(rate)
 	case "":
-		sp.badInput(websocket.ClosePolicyViolation, "bad_message", `text message has no "type"`)
+		sp.badInput(wire.CloseBadMessage, wire.CodeBadMessage, `text message has no "type"`)
 	default:
-		sp.badInput(websocket.ClosePolicyViolation, "bad_message",
+		sp.badInput(wire.CloseBadMessage, wire.CodeBadMessage,
 			fmt.Sprintf("unknown message type %.40q; the speaker sends only {\"type\":\"start\"} and binary PCM", m.Type))
 	}
 }
@@ -297,7 +261,7 @@ func (sp *speaker) start(rate int) {
 	sp.rate = rate
 	sp.mu.Unlock()
 	sp.log.Info("speaker started", "sample_rate", rate)
-	sp.send(readyMsg{Type: "ready", Room: sp.roomID, SampleRate: rate})
+	sp.send(wire.Ready{Type: wire.TypeReady, Room: sp.roomID, SampleRate: rate})
 	sp.send(sp.status())
 	sp.ready.Store(true)
 	if rate != audio.Rate {
@@ -318,7 +282,7 @@ func (sp *speaker) tellRate() {
 
 func (sp *speaker) handleAudio(data []byte, now time.Time) {
 	if len(data)%2 == 1 {
-		sp.badInput(websocket.CloseInvalidFramePayloadData, "bad_audio",
+		sp.badInput(wire.CloseBadAudio, wire.CodeBadAudio,
 			fmt.Sprintf("binary message of %d bytes: PCM16LE needs an even number of bytes", len(data)))
 		return
 	}
@@ -390,14 +354,14 @@ func (sp *speaker) addLevel(s []int16) {
 
 // takeLevel returns the level of the audio since the last call, if any
 // arrived.
-func (sp *speaker) takeLevel() (levelMsg, bool) {
+func (sp *speaker) takeLevel() (wire.Level, bool) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	if sp.lvlN == 0 {
-		return levelMsg{}, false
+		return wire.Level{}, false
 	}
 	rms := math.Sqrt(sp.lvlSum / float64(sp.lvlN))
-	m := levelMsg{Type: "level", RMSDB: dbfs(rms), PeakDB: dbfs(float64(sp.lvlPeak))}
+	m := wire.Level{Type: wire.TypeLevel, RMSDB: dbfs(rms), PeakDB: dbfs(float64(sp.lvlPeak))}
 	sp.lvlSum, sp.lvlN, sp.lvlPeak = 0, 0, 0
 	return m, true
 }
@@ -474,7 +438,7 @@ func (sp *speaker) finish(write func([]byte) bool) {
 	if !c.quiet {
 		ok := true
 		if c.code != websocket.CloseNormalClosure && c.errCode != "" {
-			b, _ := json.Marshal(errorMsg{Type: "error", Code: c.errCode, Message: c.message})
+			b, _ := json.Marshal(wire.Error{Type: wire.TypeError, Code: c.errCode, Message: c.message})
 			ok = write(b)
 		}
 		if ok {
@@ -506,13 +470,13 @@ func (sp *speaker) watchStatus(ctx context.Context) {
 
 // status is the status message: the room's channels as the state bucket
 // describes them.
-func (sp *speaker) status() statusMsg {
+func (sp *speaker) status() wire.Status {
 	sp.mu.Lock()
 	st := sp.live.Status(sp.rm)
 	sp.mu.Unlock()
-	m := statusMsg{Type: "status", Speaker: true, Languages: []langStatus{}, FloorListeners: st.Floor.Listeners}
+	m := wire.Status{Type: wire.TypeStatus, Speaker: true, Languages: []wire.LangStatus{}, FloorListeners: st.Floor.Listeners}
 	for _, l := range st.Languages {
-		m.Languages = append(m.Languages, langStatus{Code: l.Code, State: l.State, Listeners: l.Listeners, Error: l.Error})
+		m.Languages = append(m.Languages, wire.LangStatus{Code: l.Code, State: l.State, Listeners: l.Listeners, Error: l.Error})
 	}
 	return m
 }

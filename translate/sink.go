@@ -9,6 +9,7 @@ import (
 
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/internal/wire"
 	"github.com/babelcast/babelcast/translate/engine"
 )
 
@@ -73,19 +74,19 @@ func (s *sessionSink) Audio(pcm []byte, captured time.Time) {
 
 func (s *sessionSink) Caption(segment uint64, text string, final bool) {
 	seg := s.segOff + segment
-	s.o.publishCaption(s.o.capSubj, subject.CaptionMsg{
-		Type: "caption", Lang: s.target, Text: text, Final: final, Segment: seg,
+	s.o.publishCaption(s.o.capSubj, wire.Caption{
+		Type: wire.TypeCaption, Lang: s.target, Text: text, Final: final, Segment: seg,
 	}, &s.o.nextSeg)
 }
 
 func (s *sessionSink) SourceCaption(segment uint64, text string, final bool) {
 	seg := s.srcOff + segment
-	s.o.publishCaption(s.o.srcSubj, subject.CaptionMsg{
-		Type: "caption", Lang: s.source, Text: text, Final: final, Segment: seg, Source: true,
+	s.o.publishCaption(s.o.srcSubj, wire.Caption{
+		Type: wire.TypeCaption, Lang: s.source, Text: text, Final: final, Segment: seg, Source: true,
 	}, &s.o.nextSrc)
 }
 
-func (o *outlet) publishCaption(subj string, c subject.CaptionMsg, next *atomic.Uint64) {
+func (o *outlet) publishCaption(subj string, c wire.Caption, next *atomic.Uint64) {
 	if !o.open.Load() {
 		return
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/internal/wire"
 	"github.com/babelcast/babelcast/translate/engine"
 )
 
@@ -63,11 +64,11 @@ func TestOneSessionPerLanguageAndAudioFlows(t *testing.T) {
 	}
 
 	es.caption(3, "hola", false)
-	if c := nextCaption(t, capES); c != (subject.CaptionMsg{Type: "caption", Lang: "es", Text: "hola", Segment: 3}) {
+	if c := nextCaption(t, capES); c != (wire.Caption{Type: "caption", Lang: "es", Text: "hola", Segment: 3}) {
 		t.Errorf("caption = %+v", c)
 	}
 	es.sourceCaption(4, "hello", true)
-	if c := nextCaption(t, srcES); c != (subject.CaptionMsg{Type: "caption", Lang: "en", Text: "hello", Final: true, Segment: 4, Source: true}) {
+	if c := nextCaption(t, srcES); c != (wire.Caption{Type: "caption", Lang: "en", Text: "hello", Final: true, Segment: 4, Source: true}) {
 		t.Errorf("source caption = %+v", c)
 	}
 	if n := eng.openCount("es") + eng.openCount("de"); n != 2 {

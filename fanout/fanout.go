@@ -29,21 +29,11 @@ import (
 	"github.com/babelcast/babelcast/internal/httperr"
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
-// Close codes sent to listeners (see the listener protocol).
-const (
-	CloseShutdown = websocket.CloseGoingAway // 1001 server shutting down
-	ClosePasscode = 4403                     // the room's passcode changed
-	CloseRoomGone = 4404                     // room deleted or language removed
-	CloseTooSlow  = 4408                     // fell behind for seconds
-)
-
-// SampleRate of every channel's audio: PCM16LE mono.
-const SampleRate = 24000
-
-// bytesPerSecond of channel audio.
-const bytesPerSecond = SampleRate * 2
+// bytesPerSecond of channel audio (PCM16LE mono).
+const bytesPerSecond = wire.SampleRate * 2
 
 // Defaults of Options.
 const (

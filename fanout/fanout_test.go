@@ -28,6 +28,7 @@ import (
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // env is a fan-out node on a real embedded NATS, served by httptest.
@@ -131,7 +132,7 @@ func (e *env) wsURL(path string) string {
 // client is a listener WebSocket with its messages sorted by kind.
 type client struct {
 	conn  *websocket.Conn
-	hello helloMsg
+	hello wire.Hello
 	audio chan []byte
 	text  chan map[string]any
 	done  chan struct{}
@@ -369,16 +370,16 @@ func TestCaptionsAsJSON(t *testing.T) {
 	e := newEnv(t, nil)
 	es := e.dial("keynote", "es")
 	nl := e.dial("keynote", "nl")
-	cm := subject.CaptionMsg{Type: "caption", Lang: "es", Text: "Hola a todos", Final: true, Segment: 7}
+	cm := wire.Caption{Type: "caption", Lang: "es", Text: "Hola a todos", Final: true, Segment: 7}
 	b, _ := json.Marshal(cm)
 	if err := e.pub.Publish(subject.Caption("keynote", "es"), b); err != nil {
 		t.Fatal(err)
 	}
 	// Garbage on the subject never reaches listeners.
 	_ = e.pub.Publish(subject.Caption("keynote", "es"), []byte("{not json"))
-	b2, _ := json.Marshal(subject.CaptionMsg{Type: "caption", Lang: "es", Text: "Bienvenidos", Segment: 8})
+	b2, _ := json.Marshal(wire.Caption{Type: "caption", Lang: "es", Text: "Bienvenidos", Segment: 8})
 	_ = e.pub.Publish(subject.Caption("keynote", "es"), b2)
-	bnl, _ := json.Marshal(subject.CaptionMsg{Type: "caption", Lang: "nl", Text: "Hallo", Segment: 1})
+	bnl, _ := json.Marshal(wire.Caption{Type: "caption", Lang: "nl", Text: "Hallo", Segment: 1})
 	_ = e.pub.Publish(subject.Caption("keynote", "nl"), bnl)
 
 	m := es.nextText(t, "caption")
@@ -398,7 +399,7 @@ func TestFloorCaptionsStickToOneTranslator(t *testing.T) {
 	e := newEnv(t, nil)
 	floor := e.dial("keynote", "en")
 	pubCap := func(from string, seg uint64, text string) {
-		b, _ := json.Marshal(subject.CaptionMsg{Type: "caption", Lang: "en", Text: text, Segment: seg, Source: true})
+		b, _ := json.Marshal(wire.Caption{Type: "caption", Lang: "en", Text: text, Segment: seg, Source: true})
 		if err := e.pub.Publish(subject.SourceCaption("keynote", from), b); err != nil {
 			t.Fatal(err)
 		}
@@ -549,7 +550,7 @@ func TestSlowListenerLosesOldestThenIsClosed(t *testing.T) {
 	slowState := func() (dropped uint64, closing bool) {
 		for _, l := range e.srv.hub.channelListeners("keynote", "es") {
 			l.mu.Lock()
-			d, c := l.dropped, l.closing && l.code == CloseTooSlow
+			d, c := l.dropped, l.closing && l.code == wire.CloseTooSlow
 			l.mu.Unlock()
 			if d > 0 || c {
 				return d, c
@@ -607,7 +608,7 @@ func TestSlowListenerLosesOldestThenIsClosed(t *testing.T) {
 		publish()
 	}
 	go slow.readLoop()
-	if code := slow.closeCode(t); code != CloseTooSlow {
+	if code := slow.closeCode(t); code != wire.CloseTooSlow {
 		t.Fatalf("slow listener closed with %d, want 4408", code)
 	}
 
@@ -698,7 +699,7 @@ func TestShutdownClosesListenersAndPresence(t *testing.T) {
 	waitFor(t, "presence written", func() bool { _, ok := listenerCount(t, e.bus.State, key); return ok })
 	waitFor(t, "WAV listener joined", func() bool { return e.srv.hub.listenerCount("keynote", "es") == 1 })
 	e.stop()
-	if code := nl.closeCode(t); code != CloseShutdown {
+	if code := nl.closeCode(t); code != wire.CloseShutdown {
 		t.Errorf("close code %d, want 1001", code)
 	}
 	if _, ok := listenerCount(t, e.bus.State, key); ok {
@@ -721,10 +722,10 @@ func TestRoomDeletedCloses4404(t *testing.T) {
 	if err := e.rooms.Delete(context.Background(), "keynote"); err != nil {
 		t.Fatal(err)
 	}
-	if code := es.closeCode(t); code != CloseRoomGone {
+	if code := es.closeCode(t); code != wire.CloseRoomGone {
 		t.Errorf("es closed with %d, want 4404", code)
 	}
-	if code := floor.closeCode(t); code != CloseRoomGone {
+	if code := floor.closeCode(t); code != wire.CloseRoomGone {
 		t.Errorf("floor closed with %d, want 4404", code)
 	}
 }
@@ -742,7 +743,7 @@ func TestLanguageRemovedCloses4404(t *testing.T) {
 	if err := e.rooms.Update(ctx, r, rev); err != nil {
 		t.Fatal(err)
 	}
-	if code := es.closeCode(t); code != CloseRoomGone {
+	if code := es.closeCode(t); code != wire.CloseRoomGone {
 		t.Errorf("es closed with %d, want 4404", code)
 	}
 	// nl stays: it still gets audio.
@@ -775,8 +776,8 @@ func TestPasscodeChangeClosesThoseWithoutIt(t *testing.T) {
 
 	setPasscode("n3w")
 	for name, c := range map[string]*client{"de": de, "floor": floor} {
-		if code := c.closeCode(t); code != ClosePasscode {
-			t.Errorf("%s listener with the old passcode closed with %d, want %d", name, code, ClosePasscode)
+		if code := c.closeCode(t); code != wire.ClosePasscodeChanged {
+			t.Errorf("%s listener with the old passcode closed with %d, want %d", name, code, wire.ClosePasscodeChanged)
 		}
 	}
 	// The new passcode gets in at once, even if this node's room watch

@@ -16,6 +16,7 @@ import (
 	"github.com/babelcast/babelcast/internal/metrics"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // Counters of this role, resolved once (label lookups cost more than the
@@ -91,7 +92,7 @@ type channel struct {
 	stop    context.CancelFunc
 
 	stateMu    sync.Mutex
-	state      stateMsg
+	state      wire.State
 	stateKnown bool
 
 	// Floor captions: which translator's source captions we pass on, and
@@ -101,17 +102,6 @@ type channel struct {
 	capLast   time.Time
 	capSegs   map[uint64]uint64
 	capNext   uint64
-}
-
-// stateMsg is the listener protocol's "state" message.
-//
-// (Its fields are documented with the protocol.)
-type stateMsg struct {
-	Type    string `json:"type"`
-	Lang    string `json:"lang"`
-	State   string `json:"state"`
-	Message string `json:"message"`
-	Speaker bool   `json:"speaker"`
 }
 
 // join adds l to its channel, subscribing the channel if l is its first
@@ -374,7 +364,7 @@ func (c *channel) onCaption(m *nats.Msg) {
 	if !ok {
 		return
 	}
-	cm.Type, cm.Lang, cm.Source = "caption", c.key.lang, false
+	cm.Type, cm.Lang, cm.Source = wire.TypeCaption, c.key.lang, false
 	c.broadcastText(textFrame(cm))
 }
 
@@ -399,13 +389,13 @@ func (c *channel) onSourceCaption(m *nats.Msg) {
 	if !ok {
 		return
 	}
-	cm.Type, cm.Lang, cm.Segment, cm.Source, cm.SourceLanguage = "caption", spoken, seg, true, spoken
+	cm.Type, cm.Lang, cm.Segment, cm.Source, cm.SourceLanguage = wire.TypeCaption, spoken, seg, true, spoken
 	c.broadcastText(textFrame(cm))
 }
 
 // readCaption decodes a caption from NATS, counting what it cannot read.
-func readCaption(m *nats.Msg) (subject.CaptionMsg, bool) {
-	var cm subject.CaptionMsg
+func readCaption(m *nats.Msg) (wire.Caption, bool) {
+	var cm wire.Caption
 	if len(m.Data) > maxCaptionBytes || json.Unmarshal(m.Data, &cm) != nil {
 		badCaption.Inc()
 		return cm, false
@@ -477,7 +467,7 @@ func (h *hub) roomDeleted(id string) {
 	}
 	h.mu.Unlock()
 	for _, l := range victims {
-		l.close(CloseRoomGone, "room deleted")
+		l.close(wire.CloseRoomGone, "room deleted")
 	}
 	if len(victims) > 0 {
 		h.s.log.Info("room deleted; listeners closed", "room", id, "listeners", len(victims))
@@ -509,10 +499,10 @@ func (h *hub) roomChanged(r *room.Room, rev uint64) {
 	}
 	h.mu.Unlock()
 	for _, l := range langGone {
-		l.close(CloseRoomGone, "language removed")
+		l.close(wire.CloseRoomGone, "language removed")
 	}
 	for _, l := range locked {
-		l.close(ClosePasscode, "passcode changed")
+		l.close(wire.ClosePasscodeChanged, "passcode changed")
 	}
 	if len(langGone) > 0 {
 		h.s.log.Info("languages removed; listeners closed", "room", r.ID, "listeners", len(langGone))
@@ -539,7 +529,7 @@ func (h *hub) shutdown(grace time.Duration) {
 	}
 	h.mu.Unlock()
 	for _, l := range all {
-		l.close(CloseShutdown, "server shutting down")
+		l.close(wire.CloseShutdown, "server shutting down")
 	}
 	done := make(chan struct{})
 	go func() {

@@ -3,6 +3,8 @@ package fanout
 import (
 	"sync"
 	"time"
+
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // Transports, as in the babelcast_listeners metric.
@@ -64,7 +66,7 @@ type listener struct {
 	joined bool // in its channel's listener list; guarded by hub.mu
 
 	// The last state message queued; guarded by channel.stateMu.
-	state     stateMsg
+	state     wire.State
 	stateSent bool
 }
 
@@ -115,7 +117,7 @@ func (l *listener) pushAudio(f *frame, now time.Time) {
 		if l.dropStart.IsZero() {
 			l.dropStart = now
 		} else if now.Sub(l.dropStart) >= l.slowAfter {
-			l.closeLocked(CloseTooSlow, "too slow")
+			l.closeLocked(wire.CloseTooSlow, "too slow")
 		}
 	}
 	if !l.closing {
@@ -138,7 +140,7 @@ func (l *listener) pushText(f *frame) {
 	l.mu.Lock()
 	if !l.closing {
 		if len(l.control) >= maxControl {
-			l.closeLocked(CloseTooSlow, "too slow")
+			l.closeLocked(wire.CloseTooSlow, "too slow")
 		} else {
 			l.control = append(l.control, f)
 		}

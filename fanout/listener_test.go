@@ -3,6 +3,8 @@ package fanout
 import (
 	"testing"
 	"time"
+
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 func testListener(frames int, audio, slowAfter time.Duration) *listener {
@@ -61,7 +63,7 @@ func TestQueueTextFirstAndNeverDroppedForAudio(t *testing.T) {
 	l := testListener(2, time.Hour, time.Hour)
 	now := time.Now()
 	l.pushAudio(audioFrame(1, 2), now)
-	l.pushText(textFrame(stateMsg{Type: "state"}))
+	l.pushText(textFrame(wire.State{Type: "state"}))
 	for i := 2; i < 10; i++ {
 		l.pushAudio(audioFrame(byte(i), 2), now)
 	}
@@ -95,7 +97,7 @@ func TestQueueSlowStreak(t *testing.T) {
 	}
 	push(2100 * time.Millisecond)
 	push(2100 * time.Millisecond)
-	if _, code, reason := l.next(); code != CloseTooSlow || reason != "too slow" {
+	if _, code, reason := l.next(); code != wire.CloseTooSlow || reason != "too slow" {
 		t.Fatalf("after dropping for SlowAfter: code %d %q, want 4408", code, reason)
 	}
 }
@@ -103,9 +105,9 @@ func TestQueueSlowStreak(t *testing.T) {
 func TestQueueTooManyTextCloses(t *testing.T) {
 	l := testListener(2, time.Hour, time.Hour)
 	for range maxControl + 1 {
-		l.pushText(textFrame(stateMsg{Type: "state"}))
+		l.pushText(textFrame(wire.State{Type: "state"}))
 	}
-	if _, code, _ := l.next(); code != CloseTooSlow {
+	if _, code, _ := l.next(); code != wire.CloseTooSlow {
 		t.Fatalf("code %d, want 4408 once text piles up", code)
 	}
 }

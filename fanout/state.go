@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/babelcast/babelcast/internal/livestate"
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // watchState follows the channel's translator state and the room's mics
@@ -27,8 +28,8 @@ func (c *channel) watchState(ctx context.Context) {
 // active while a mic is connected; for a language, active while a mic
 // speaks it (they hear the original), else its translator's state (idle
 // when no translator has written one).
-func (c *channel) viewState(rs *livestate.RoomState) stateMsg {
-	m := stateMsg{Type: "state", Lang: c.key.lang, State: livestate.StateIdle, Speaker: rs.Speaking()}
+func (c *channel) viewState(rs *livestate.RoomState) wire.State {
+	m := wire.State{Type: wire.TypeState, Lang: c.key.lang, State: livestate.StateIdle, Speaker: rs.Speaking()}
 	ls := rs.Language(c.key.lang)
 	switch {
 	case c.floor:
@@ -60,7 +61,7 @@ func (c *channel) speaksOwn(rs *livestate.RoomState) bool {
 
 // setState records the state and sends it to listeners if it changed (the
 // translator rewrites its key every few seconds with the same state).
-func (c *channel) setState(m stateMsg) {
+func (c *channel) setState(m wire.State) {
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
 	if c.stateKnown && c.state == m {
@@ -76,7 +77,7 @@ func (c *channel) setState(m stateMsg) {
 // sendState pushes state m (encoded as f) to l unless l has it already: a
 // listener joining while the watch starts must not be told twice. Called
 // with c.stateMu held.
-func (c *channel) sendState(l *listener, m stateMsg, f *frame) {
+func (c *channel) sendState(l *listener, m wire.State, f *frame) {
 	if l.stateSent && l.state == m {
 		return
 	}

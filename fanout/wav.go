@@ -11,6 +11,7 @@ import (
 
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/httperr"
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // maxWAVClientBytes is how much a WAV client may send after its request
@@ -65,7 +66,7 @@ func (s *Server) handleWAV(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	bw := &batchWriter{w: w, deadline: rc.SetWriteDeadline, flush: rc.Flush, timeout: s.o.WriteTimeout}
-	bw.add(&frame{data: audio.StreamHeader(SampleRate, 1)})
+	bw.add(&frame{data: audio.StreamHeader(wire.SampleRate, 1)})
 	if err := bw.write(); err != nil {
 		return
 	}
@@ -89,7 +90,7 @@ func (s *Server) serveWAVConn(nc net.Conn, brw *bufio.ReadWriter, proto, head st
 	}
 	bw := newBatchWriter(nc, false, s.o.WriteTimeout)
 	bw.add(&frame{data: []byte(proto + " 200 OK\r\n" + head + "Connection: close\r\n\r\n")})
-	bw.add(&frame{data: audio.StreamHeader(SampleRate, 1)})
+	bw.add(&frame{data: audio.StreamHeader(wire.SampleRate, 1)})
 	if err := bw.write(); err != nil {
 		close(readDone)
 		return

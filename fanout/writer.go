@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // A writer takes at most this much from a listener's queue at once: frames
@@ -145,7 +147,7 @@ func (s *Server) pump(bw *batchWriter, ws *websocket.Conn, l *listener, readDone
 			for !bw.full() {
 				f, code, reason := l.next()
 				if code != 0 {
-					if code == CloseTooSlow {
+					if code == wire.CloseTooSlow {
 						log.Info("listener closed: too slow", "dropped_frames", l.droppedFrames())
 					}
 					if ws != nil {
@@ -179,7 +181,7 @@ func (s *Server) pump(bw *batchWriter, ws *websocket.Conn, l *listener, readDone
 		}
 		if now := time.Now(); ws != nil && lagKnown && now.Sub(lastDelay) >= delayEvery {
 			lastDelay, lagKnown = now, false // nothing more to say until more audio
-			bw.add(textFrame(delayMsg{Type: "delay", MS: lag.Milliseconds()}))
+			bw.add(textFrame(wire.Delay{Type: wire.TypeDelay, MS: lag.Milliseconds()}))
 			if err := bw.write(); err != nil {
 				return
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/babelcast/babelcast/internal/httperr"
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // maxClientMessage bounds what a listener may send us: we read nothing but
@@ -21,23 +22,6 @@ const maxClientMessage = 4096
 
 // delayEvery is how often a WebSocket listener is told its delay.
 const delayEvery = time.Second
-
-// helloMsg is the first message of a listener WebSocket.
-type helloMsg struct {
-	Type       string `json:"type"`
-	Room       string `json:"room"`
-	Lang       string `json:"lang"`
-	SampleRate int    `json:"sample_rate"`
-	// Floor is true for the floor itself, and for the room's source
-	// language (whose channel carries the floor while it speaks it).
-	Floor       bool `json:"floor"`
-	Passthrough bool `json:"passthrough"`
-}
-
-type delayMsg struct {
-	Type string `json:"type"`
-	MS   int64  `json:"ms"`
-}
 
 // admitRequest admits the listener r asks to be, to channel lang.
 func (s *Server) admitRequest(r *http.Request, lang, transport string) (*listener, error) {
@@ -111,7 +95,7 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 		writeAdmitError(w, err)
 		return
 	}
-	l.pushText(textFrame(helloMsg{Type: "hello", Room: roomID, Lang: l.lang, SampleRate: SampleRate,
+	l.pushText(textFrame(wire.Hello{Type: wire.TypeHello, Room: roomID, Lang: l.lang, SampleRate: wire.SampleRate,
 		Floor: l.floor || l.lang == l.unsaid, Passthrough: l.passthrough}))
 	if err := s.hub.join(r.Context(), l); err != nil {
 		s.joinFailed(w, err, roomID, l.lang)

@@ -31,14 +31,7 @@ import (
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/metrics"
 	"github.com/babelcast/babelcast/internal/room"
-)
-
-// Close codes of the speaker WebSocket beyond the standard ones.
-const (
-	// CloseReplaced: a newer connection of the room's speaker took over.
-	CloseReplaced = 4001
-	// CloseRoomDeleted: the room no longer exists.
-	CloseRoomDeleted = 4404
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // Defaults of Options.
@@ -172,7 +165,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	s.cancel()
 	for _, sp := range s.current() {
-		sp.close(websocket.CloseGoingAway, "shutting_down", "the server is shutting down; reconnect in a moment")
+		sp.close(wire.CloseShutdown, wire.CodeShuttingDown, "the server is shutting down; reconnect in a moment")
 	}
 	select {
 	case <-idle:
@@ -339,10 +332,10 @@ func (s *Server) takeOver(sp *speaker) {
 	s.speakers[sp.id()] = sp
 	s.mu.Unlock()
 	if old != nil {
-		old.close(CloseReplaced, "replaced", "a newer connection of this mic took over")
+		old.close(wire.CloseReplaced, wire.CodeReplaced, "a newer connection of this mic took over")
 	}
 	if s.base.Err() != nil { // Run's shutdown sweep may have missed sp
-		sp.close(websocket.CloseGoingAway, "shutting_down", "the server is shutting down; reconnect in a moment")
+		sp.close(wire.CloseShutdown, wire.CodeShuttingDown, "the server is shutting down; reconnect in a moment")
 	}
 }
 
@@ -412,7 +405,7 @@ func (s *Server) holdSlot(ctx context.Context, sp *speaker) {
 // the one registered last is the speaker.
 func (s *Server) mayRetake(sp *speaker, value []byte) bool {
 	if st, ok := livestate.Decode[livestate.Mic](value); ok && st.Node != s.o.Node {
-		sp.close(CloseReplaced, "replaced", "a newer connection of this mic took over on another node")
+		sp.close(wire.CloseReplaced, wire.CodeReplaced, "a newer connection of this mic took over on another node")
 		return false
 	}
 	return s.speakerOf(sp.id()) == sp
@@ -428,7 +421,7 @@ func (s *Server) heartbeat(ctx context.Context) {
 			cancel()
 			switch {
 			case errors.Is(err, room.ErrNotFound):
-				sp.close(CloseRoomDeleted, "room_deleted", "the room was deleted")
+				sp.close(wire.CloseRoomGone, wire.CodeRoomDeleted, "the room was deleted")
 			case err == nil:
 				s.roomChanged(sp, rm)
 			case ctx.Err() == nil:
@@ -442,7 +435,7 @@ func (s *Server) heartbeat(ctx context.Context) {
 // roomChanged applies a new version of a speaker's room.
 func (s *Server) roomChanged(sp *speaker, rm *room.Room) {
 	if !rm.CheckSpeakerKey(sp.key) {
-		sp.close(websocket.ClosePolicyViolation, "key_rotated", "the room's speaker key was changed; reconnect with the new key")
+		sp.close(wire.CloseBadMessage, wire.CodeKeyRotated, "the room's speaker key was changed; reconnect with the new key")
 		return
 	}
 	sp.setRoom(rm)
@@ -453,7 +446,7 @@ func (s *Server) watchRooms(ctx context.Context) {
 	for ev := range livestate.WatchRooms(ctx, s.o.Rooms, s.log) {
 		for _, sp := range s.roomSpeakers(ev.ID) {
 			if ev.Room == nil {
-				sp.close(CloseRoomDeleted, "room_deleted", "the room was deleted")
+				sp.close(wire.CloseRoomGone, wire.CodeRoomDeleted, "the room was deleted")
 				continue
 			}
 			s.roomChanged(sp, ev.Room)
@@ -477,7 +470,7 @@ func (s *Server) watchSpeakers(ctx context.Context) {
 				continue
 			}
 			if st, ok := livestate.Decode[livestate.Mic](e.Value); ok && st.Node != s.o.Node {
-				sp.close(CloseReplaced, "replaced", "a newer connection of this mic took over on another node")
+				sp.close(wire.CloseReplaced, wire.CodeReplaced, "a newer connection of this mic took over on another node")
 			}
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 type env struct {
@@ -392,7 +393,7 @@ func TestTakeoverSameNodeAndAcrossNodes(t *testing.T) {
 	// nothing for a second.
 	second := e.speak(e.http)
 	msgs, code := readUntilClose(t, first)
-	if code != CloseReplaced || lastError(msgs).Code != "replaced" {
+	if code != wire.CloseReplaced || lastError(msgs).Code != "replaced" {
 		t.Fatalf("first: close %d, %+v; want 4001 replaced", code, msgs)
 	}
 	second.WriteMessage(websocket.BinaryMessage, make([]byte, 480))
@@ -402,7 +403,7 @@ func TestTakeoverSameNodeAndAcrossNodes(t *testing.T) {
 	_, hs2, _, _ := e.node("n2", nil)
 	third := e.speak(hs2)
 	msgs, code = readUntilClose(t, second)
-	if code != CloseReplaced || lastError(msgs).Code != "replaced" {
+	if code != wire.CloseReplaced || lastError(msgs).Code != "replaced" {
 		t.Fatalf("second: close %d, %+v; want 4001 replaced", code, msgs)
 	}
 	third.WriteMessage(websocket.BinaryMessage, make([]byte, 480))
@@ -477,7 +478,7 @@ func TestRoomDeletedCloses4404(t *testing.T) {
 		t.Fatal(err)
 	}
 	msgs, code := readUntilClose(t, c)
-	if code != CloseRoomDeleted || lastError(msgs).Code != "room_deleted" {
+	if code != wire.CloseRoomGone || lastError(msgs).Code != "room_deleted" {
 		t.Fatalf("close %d %+v, want 4404", code, msgs)
 	}
 	waitSpeakerState(t, e.bus.State, func(st *livestate.Mic) bool { return st == nil })

@@ -23,57 +23,8 @@ import (
 	"github.com/babelcast/babelcast/internal/metrics"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/internal/wire"
 )
-
-// Messages sent to the speaker.
-type (
-	readyMsg struct {
-		Type       string `json:"type"` // "ready"
-		Room       string `json:"room"`
-		SampleRate int    `json:"sample_rate"`
-		Mic        string `json:"mic"`
-		Name       string `json:"name,omitempty"`
-		Language   string `json:"language"`
-	}
-	levelMsg struct {
-		Type   string  `json:"type"` // "level"
-		RMSDB  float64 `json:"rms_db"`
-		PeakDB float64 `json:"peak_db"`
-	}
-	statusMsg struct {
-		Type           string       `json:"type"` // "status"
-		Speaker        bool         `json:"speaker"`
-		Languages      []langStatus `json:"languages"`
-		FloorListeners int          `json:"floor_listeners"`
-		Mics           []micStatus  `json:"mics"`
-	}
-	micStatus struct {
-		Mic      string `json:"mic"`
-		Name     string `json:"name,omitempty"`
-		Language string `json:"language"`
-	}
-	langStatus struct {
-		Code      string `json:"code"`
-		State     string `json:"state"`
-		Listeners int    `json:"listeners"`
-		Error     string `json:"error"`
-	}
-	errorMsg struct {
-		Type    string `json:"type"` // "error"
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	}
-)
-
-// startMsg is the optional first message from the speaker, and the
-// language switch ({"type":"language","language":"fr"}) after it.
-type startMsg struct {
-	Type       string  `json:"type"`
-	SampleRate *int    `json:"sample_rate"`
-	Mic        *string `json:"mic"`
-	Name       string  `json:"name"`
-	Language   string  `json:"language"`
-}
 
 // maxNameLen bounds the name a mic gives.
 const maxNameLen = 64
@@ -268,7 +219,7 @@ func (sp *speaker) readLoop() {
 		}
 		if len(data) > limit {
 			metrics.Errors.WithLabelValues(roleName, "bad_input").Inc()
-			sp.close(websocket.CloseMessageTooBig, "frame_too_large",
+			sp.close(wire.CloseTooLarge, wire.CodeFrameTooLarge,
 				fmt.Sprintf("message larger than %d bytes; send audio in smaller frames (100 ms is ideal)", limit))
 			continue
 		}
@@ -291,7 +242,7 @@ func (sp *speaker) readEnded(err error) {
 		sp.shut(closeReq{code: ce.Code, quiet: true})
 	case errors.Is(err, websocket.ErrReadLimit):
 		metrics.Errors.WithLabelValues(roleName, "bad_input").Inc()
-		sp.shut(closeReq{code: websocket.CloseMessageTooBig, errCode: "frame_too_large", quiet: true})
+		sp.shut(closeReq{code: wire.CloseTooLarge, errCode: wire.CodeFrameTooLarge, quiet: true})
 	default:
 		sp.shut(closeReq{code: websocket.CloseAbnormalClosure, quiet: true})
 	}
@@ -304,15 +255,15 @@ func (sp *speaker) badInput(code int, errCode, message string) {
 }
 
 func (sp *speaker) handleText(data []byte) {
-	var m startMsg
+	var m wire.Start
 	if err := json.Unmarshal(data, &m); err != nil {
-		sp.badInput(websocket.ClosePolicyViolation, "bad_message", "text messages must be JSON: "+err.Error())
+		sp.badInput(wire.CloseBadMessage, wire.CodeBadMessage, "text messages must be JSON: "+err.Error())
 		return
 	}
 	switch m.Type {
-	case "start":
+	case wire.TypeStart:
 		if sp.started {
-			sp.badInput(websocket.ClosePolicyViolation, "bad_message", "the start message must come first, before any audio")
+			sp.badInput(wire.CloseBadMessage, wire.CodeBadMessage, "the start message must come first, before any audio")
 			return
 		}
 		rate := audio.Rate
@@ -320,24 +271,24 @@ func (sp *speaker) handleText(data []byte) {
 			rate = *m.SampleRate
 		}
 		if err := audio.CheckRate(rate); err != nil {
-			sp.badInput(websocket.ClosePolicyViolation, "bad_sample_rate", err.Error())
+			sp.badInput(wire.CloseBadMessage, wire.CodeBadSampleRate, err.Error())
 			return
 		}
-		mic := livestate.DefaultMic
+		mic := wire.DefaultMic
 		if m.Mic != nil {
 			mic = *m.Mic
 		}
 		sp.start(rate, mic, m.Name, m.Language)
-	case "language":
+	case wire.TypeLanguage:
 		if !sp.started {
-			sp.badInput(websocket.ClosePolicyViolation, "bad_message", "switch language after the start message")
+			sp.badInput(wire.CloseBadMessage, wire.CodeBadMessage, "switch language after the start message")
 			return
 		}
 		sp.switchLanguage(m.Language)
 	case "":
-		sp.badInput(websocket.ClosePolicyViolation, "bad_message", `text message has no "type"`)
+		sp.badInput(wire.CloseBadMessage, wire.CodeBadMessage, `text message has no "type"`)
 	default:
-		sp.badInput(websocket.ClosePolicyViolation, "bad_message",
+		sp.badInput(wire.CloseBadMessage, wire.CodeBadMessage,
 			fmt.Sprintf("unknown message type %.40q; a speaker sends {\"type\":\"start\"}, {\"type\":\"language\"} and binary PCM", m.Type))
 	}
 }
@@ -347,18 +298,18 @@ func (sp *speaker) handleText(data []byte) {
 // runs on the reader goroutine.
 func (sp *speaker) start(rate int, mic, name, lang string) {
 	sp.started = true
-	if code, msg := sp.claim(mic, name, lang, rate); code == "shutting_down" {
-		sp.close(websocket.CloseGoingAway, "shutting_down", "the server is shutting down; reconnect in a moment")
+	if code, msg := sp.claim(mic, name, lang, rate); code == wire.CodeShuttingDown {
+		sp.close(wire.CloseShutdown, wire.CodeShuttingDown, "the server is shutting down; reconnect in a moment")
 		return
 	} else if code != "" {
-		sp.badInput(websocket.ClosePolicyViolation, code, msg)
+		sp.badInput(wire.CloseBadMessage, code, msg)
 		return
 	}
 	sp.rs = audio.NewResampler(rate, audio.Rate)
 	sp.mu.Lock()
 	name, lang = sp.name, sp.lang
 	sp.mu.Unlock()
-	sp.send(readyMsg{Type: "ready", Room: sp.roomID, SampleRate: rate, Mic: sp.mic, Name: name, Language: lang})
+	sp.send(wire.Ready{Type: wire.TypeReady, Room: sp.roomID, SampleRate: rate, Mic: sp.mic, Name: name, Language: lang})
 	sp.send(sp.status())
 	sp.ready.Store(true)
 }
@@ -385,10 +336,10 @@ func (sp *speaker) claimIdle() {
 // It returns an error code and message when it refuses.
 func (sp *speaker) claim(mic, name, lang string, rate int) (code, msg string) {
 	if err := room.ValidMic(mic); err != nil {
-		return "bad_mic", err.Error()
+		return wire.CodeBadMic, err.Error()
 	}
 	if strings.HasPrefix(mic, questionMicPrefix) {
-		return "bad_mic", "mic ids starting with " + questionMicPrefix + " are for audience questions"
+		return wire.CodeBadMic, "mic ids starting with " + questionMicPrefix + " are for audience questions"
 	}
 	name = cleanName(name)
 	rm := sp.room()
@@ -397,16 +348,16 @@ func (sp *speaker) claim(mic, name, lang string, rate int) (code, msg string) {
 	}
 	lang, err := rm.SpeakerLanguage(lang)
 	if err != nil {
-		return "bad_language", err.Error()
+		return wire.CodeBadLanguage, err.Error()
 	}
 	sp.claimMu.Lock()
 	defer sp.claimMu.Unlock()
 	if sp.ctx.Err() != nil {
-		return "shutting_down", "the connection is closing" // an idle claim that came too late
+		return wire.CodeShuttingDown, "the connection is closing" // an idle claim that came too late
 	}
 	if sp.mic != "" {
 		if mic != sp.mic {
-			return "bad_mic", fmt.Sprintf("this connection is mic %q already (it waited over %v without a start message); reconnect and start first", sp.mic, idleClaim)
+			return wire.CodeBadMic, fmt.Sprintf("this connection is mic %q already (it waited over %v without a start message); reconnect and start first", sp.mic, idleClaim)
 		}
 		sp.mu.Lock()
 		sp.rate, sp.name, sp.lang = rate, name, lang
@@ -415,7 +366,7 @@ func (sp *speaker) claim(mic, name, lang string, rate int) (code, msg string) {
 		return "", ""
 	}
 	if err := sp.s.roomForMic(sp.ctx, rm, mic); err != nil {
-		return "too_many_mics", err.Error()
+		return wire.CodeTooManyMics, err.Error()
 	}
 	sp.mu.Lock()
 	sp.rate, sp.name, sp.lang = rate, name, lang
@@ -437,7 +388,7 @@ func (sp *speaker) claim(mic, name, lang string, rate int) (code, msg string) {
 func (sp *speaker) switchLanguage(lang string) {
 	lang, err := sp.room().SpeakerLanguage(lang)
 	if err != nil {
-		sp.badInput(websocket.ClosePolicyViolation, "bad_language", err.Error())
+		sp.badInput(wire.CloseBadMessage, wire.CodeBadLanguage, err.Error())
 		return
 	}
 	sp.mu.Lock()
@@ -474,7 +425,7 @@ func (sp *speaker) rewriteEntry() {
 
 func (sp *speaker) handleAudio(data []byte, now time.Time) {
 	if len(data)%2 == 1 {
-		sp.badInput(websocket.CloseInvalidFramePayloadData, "bad_audio",
+		sp.badInput(wire.CloseBadAudio, wire.CodeBadAudio,
 			fmt.Sprintf("binary message of %d bytes: PCM16LE needs an even number of bytes", len(data)))
 		return
 	}
@@ -586,14 +537,14 @@ func (sp *speaker) addLevel(s []int16) {
 
 // takeLevel returns the level of the audio since the last call, if any
 // arrived.
-func (sp *speaker) takeLevel() (levelMsg, bool) {
+func (sp *speaker) takeLevel() (wire.Level, bool) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	if sp.lvlN == 0 {
-		return levelMsg{}, false
+		return wire.Level{}, false
 	}
 	rms := math.Sqrt(sp.lvlSum / float64(sp.lvlN))
-	m := levelMsg{Type: "level", RMSDB: dbfs(rms), PeakDB: dbfs(float64(sp.lvlPeak))}
+	m := wire.Level{Type: wire.TypeLevel, RMSDB: dbfs(rms), PeakDB: dbfs(float64(sp.lvlPeak))}
 	sp.accLevel = max(sp.accLevel, m.RMSDB)
 	sp.lvlSum, sp.lvlN, sp.lvlPeak = 0, 0, 0
 	return m, true
@@ -671,7 +622,7 @@ func (sp *speaker) finish(write func([]byte) bool) {
 	if !c.quiet {
 		ok := true
 		if c.code != websocket.CloseNormalClosure && c.errCode != "" {
-			b, _ := json.Marshal(errorMsg{Type: "error", Code: c.errCode, Message: c.message})
+			b, _ := json.Marshal(wire.Error{Type: wire.TypeError, Code: c.errCode, Message: c.message})
 			ok = write(b)
 		}
 		if ok {
@@ -703,16 +654,16 @@ func (sp *speaker) watchStatus(ctx context.Context) {
 
 // status is the status message: the room's channels as the state bucket
 // describes them.
-func (sp *speaker) status() statusMsg {
+func (sp *speaker) status() wire.Status {
 	sp.mu.Lock()
 	st := sp.live.Status(sp.rm)
 	sp.mu.Unlock()
-	m := statusMsg{Type: "status", Speaker: true, Languages: []langStatus{}, FloorListeners: st.Floor.Listeners, Mics: []micStatus{}}
+	m := wire.Status{Type: wire.TypeStatus, Speaker: true, Languages: []wire.LangStatus{}, FloorListeners: st.Floor.Listeners, Mics: []wire.MicStatus{}}
 	for _, l := range st.Languages {
-		m.Languages = append(m.Languages, langStatus{Code: l.Code, State: l.State, Listeners: l.Listeners, Error: l.Error})
+		m.Languages = append(m.Languages, wire.LangStatus{Code: l.Code, State: l.State, Listeners: l.Listeners, Error: l.Error})
 	}
 	for _, mic := range st.Mics {
-		m.Mics = append(m.Mics, micStatus{Mic: mic.ID, Name: mic.Name, Language: mic.Language})
+		m.Mics = append(m.Mics, wire.MicStatus{Mic: mic.ID, Name: mic.Name, Language: mic.Language})
 	}
 	return m
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/internal/wire"
 	"github.com/babelcast/babelcast/translate/engine"
 )
 
@@ -328,9 +329,9 @@ func next(t *testing.T, sub *nats.Subscription) *nats.Msg {
 	return m
 }
 
-func nextCaption(t *testing.T, sub *nats.Subscription) subject.CaptionMsg {
+func nextCaption(t *testing.T, sub *nats.Subscription) wire.Caption {
 	t.Helper()
-	var c subject.CaptionMsg
+	var c wire.Caption
 	if err := json.Unmarshal(next(t, sub).Data, &c); err != nil {
 		t.Fatal(err)
 	}

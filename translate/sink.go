@@ -9,6 +9,7 @@ import (
 
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/internal/wire"
 	"github.com/babelcast/babelcast/translate/engine"
 )
 
@@ -88,8 +89,8 @@ func (s *sessionSink) Caption(segment uint64, text string, final bool) {
 	if lang == "" { // a caption before any audio: of the speech heard last
 		lang, speaker = s.o.attr.latest()
 	}
-	s.o.publishCaption(s.o.capSubj, subject.CaptionMsg{
-		Type: "caption", Lang: s.target, Text: text, Final: final, Segment: seg,
+	s.o.publishCaption(s.o.capSubj, wire.Caption{
+		Type: wire.TypeCaption, Lang: s.target, Text: text, Final: final, Segment: seg,
 		Speaker: speaker, SourceLanguage: lang,
 	}, &s.o.nextSeg)
 }
@@ -100,13 +101,13 @@ func (s *sessionSink) SourceCaption(segment uint64, text string, final bool) {
 	if lang == "" {
 		lang = s.source
 	}
-	s.o.publishCaption(s.o.srcSubj, subject.CaptionMsg{
-		Type: "caption", Lang: lang, Text: text, Final: final, Segment: seg, Source: true,
+	s.o.publishCaption(s.o.srcSubj, wire.Caption{
+		Type: wire.TypeCaption, Lang: lang, Text: text, Final: final, Segment: seg, Source: true,
 		Speaker: speaker, SourceLanguage: lang,
 	}, &s.o.nextSrc)
 }
 
-func (o *outlet) publishCaption(subj string, c subject.CaptionMsg, next *atomic.Uint64) {
+func (o *outlet) publishCaption(subj string, c wire.Caption, next *atomic.Uint64) {
 	if !o.open.Load() {
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/internal/wire"
 	"github.com/babelcast/babelcast/translate/engine"
 )
 
@@ -67,11 +68,11 @@ func TestOneSessionPerLanguageAndAudioFlows(t *testing.T) {
 	}
 
 	es.caption(3, "hola", false)
-	if c := nextCaption(t, capES); c != (subject.CaptionMsg{Type: "caption", Lang: "es", Text: "hola", Segment: 3, SourceLanguage: "en"}) {
+	if c := nextCaption(t, capES); c != (wire.Caption{Type: "caption", Lang: "es", Text: "hola", Segment: 3, SourceLanguage: "en"}) {
 		t.Errorf("caption = %+v", c)
 	}
 	es.sourceCaption(4, "hello", true)
-	if c := nextCaption(t, srcES); c != (subject.CaptionMsg{Type: "caption", Lang: "en", Text: "hello", Final: true, Segment: 4, Source: true, SourceLanguage: "en"}) {
+	if c := nextCaption(t, srcES); c != (wire.Caption{Type: "caption", Lang: "en", Text: "hello", Final: true, Segment: 4, Source: true, SourceLanguage: "en"}) {
 		t.Errorf("source caption = %+v", c)
 	}
 	if n := eng.openCount("es") + eng.openCount("de"); n != 2 {

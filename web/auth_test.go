@@ -10,6 +10,7 @@ import (
 )
 
 func TestAdminAuth(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, "")
 	f.createRoom(keynote)
 	adminRoutes := []struct{ method, path, body string }{
@@ -63,6 +64,7 @@ func TestAdminAuth(t *testing.T) {
 }
 
 func TestAdminAuthDisabledWithoutToken(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, "")
 	f.server.adminToken = nil
 	r := f.request("GET", "/api/v1/rooms", "anything", "")
@@ -83,6 +85,7 @@ func serve(f *fixture, remote, token string) *httptest.ResponseRecorder {
 }
 
 func TestBruteForceLimit(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, "")
 	const attacker = "203.0.113.7:4000"
 	for i := range authFailBurst {
@@ -122,6 +125,7 @@ func TestBruteForceLimit(t *testing.T) {
 }
 
 func TestFailLimiterRefillsAndForgets(t *testing.T) {
+	t.Parallel()
 	l := newFailLimiter()
 	now := time.Unix(1_700_000_000, 0)
 	for range authFailBurst {
@@ -147,6 +151,7 @@ func TestFailLimiterRefillsAndForgets(t *testing.T) {
 }
 
 func TestFailLimiterBounded(t *testing.T) {
+	t.Parallel()
 	l := newFailLimiter()
 	now := time.Unix(1_700_000_000, 0)
 	for i := range authFailMaxClients + 10 {

@@ -1,15 +1,11 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/go-chi/chi/v5"
@@ -17,6 +13,7 @@ import (
 	"github.com/babelcast/babelcast/internal/bus"
 	"github.com/babelcast/babelcast/internal/httperr"
 	"github.com/babelcast/babelcast/internal/room"
+	"github.com/babelcast/babelcast/test/harness"
 )
 
 const testToken = "adm_test-token-0123456789"
@@ -29,44 +26,22 @@ type fixture struct {
 	server *Server
 	router chi.Router
 	http   *httptest.Server
-	logs   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	api    *harness.API
+	logs   *harness.Logs
 }
 
 func newFixture(t *testing.T, publicURL string) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	b, err := bus.Open(ctx, bus.Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	logs := &syncBuffer{}
-	f := &fixture{t: t, bus: b, rooms: room.NewStore(b.Rooms), logs: logs}
+	b := harness.Bus(t)
+	f := &fixture{t: t, bus: b, rooms: room.NewStore(b.Rooms), logs: &harness.Logs{}}
+	var err error
 	f.server, err = New(Options{
-		Rooms: f.rooms, State: b.State, AdminToken: testToken, PublicURL: publicURL,
-		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Rooms: f.rooms, State: b.State, AdminToken: testToken, PublicURL: publicURL, Log: f.logs.Logger(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
+	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.server.Run(runCtx) }()
 	t.Cleanup(func() {
@@ -80,6 +55,7 @@ func newFixture(t *testing.T, publicURL string) *fixture {
 	f.router = r
 	f.http = httptest.NewServer(r)
 	t.Cleanup(f.http.Close)
+	f.api = &harness.API{T: t, URL: f.http.URL}
 	return f
 }
 
@@ -109,36 +85,11 @@ func (r resp) errBody(t *testing.T) httperr.Detail {
 // says otherwise) and the admin token when token is non-empty.
 func (f *fixture) request(method, path, token, body string, hdr ...string) resp {
 	f.t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
+	r := f.api.As(token).Do(method, path, body, hdr...)
+	if strings.Contains(string(r.Body), testToken) {
+		f.t.Fatalf("%s %s: response holds the admin token: %s", method, path, r.Body)
 	}
-	req, err := http.NewRequest(method, f.http.URL+path, rd)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if strings.Contains(string(b), testToken) {
-		f.t.Fatalf("%s %s: response holds the admin token: %s", method, path, b)
-	}
-	return resp{status: res.StatusCode, header: res.Header, body: b}
+	return resp{status: r.Status, header: r.Header, body: r.Body}
 }
 
 // admin sends an authorized request.

@@ -6,6 +6,7 @@ import (
 	"embed"
 	"encoding/hex"
 	"fmt"
+	"html/template"
 	"io/fs"
 	"net/http"
 	"path"
@@ -19,13 +20,19 @@ import (
 
 // The pages are plain HTML, CSS and JavaScript modules with no build step,
 // embedded so the one binary serves everything an attendee, speaker or
-// organizer needs.
+// organizer needs. static/ is served as it is; pages/ holds each page's
+// body and the layout they share (the <head> and frame), put together once
+// at start.
 //
 //go:embed static
 var staticFS embed.FS
 
-// Page files under static/, by route.
+//go:embed pages
+var pagesFS embed.FS
+
+// Pages under pages/, by route; pageLayout is the frame they share.
 const (
+	pageLayout = "layout.html"
 	pageJoin   = "join.html"
 	pageListen = "listen.html"
 	pageSpeak  = "speak.html"
@@ -40,10 +47,12 @@ type staticAsset struct {
 	version     string // short hash used in ?v= to make a URL immutable
 }
 
-// siteAssets holds every embedded file by its path under static/, with page
-// HTML rewritten so its /static/ references carry ?v=<hash>.
+// siteAssets holds every embedded file by its path under static/, and the
+// pages by name, rendered, with their /static/ references carrying
+// ?v=<hash>.
 type siteAssets struct {
 	files map[string]*staticAsset
+	pages map[string]*staticAsset
 }
 
 // contentTypes maps extensions to the types browsers need: modules and
@@ -66,13 +75,13 @@ var contentTypes = map[string]string{
 // href="/static/…".
 var staticRef = regexp.MustCompile(`(?:src|href)="/static/([^"?#]+)"`)
 
-// loadAssets reads the embedded tree once at start.
+// loadAssets reads the embedded trees once at start.
 func loadAssets() (*siteAssets, error) {
 	sub, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		return nil, err
 	}
-	a := &siteAssets{files: map[string]*staticAsset{}}
+	a := &siteAssets{files: map[string]*staticAsset{}, pages: map[string]*staticAsset{}}
 	err = fs.WalkDir(sub, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -91,12 +100,14 @@ func loadAssets() (*siteAssets, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Version the pages' own references, now that every asset has a hash.
-	for name, f := range a.files {
-		if !strings.HasSuffix(name, ".html") {
-			continue
+	// Render the pages and version their references, now that every asset
+	// has a hash.
+	for _, name := range []string{pageJoin, pageListen, pageSpeak, pageAdmin} {
+		html, err := renderPage(name)
+		if err != nil {
+			return nil, err
 		}
-		body := staticRef.ReplaceAllFunc(f.body, func(m []byte) []byte {
+		html = staticRef.ReplaceAllFunc(html, func(m []byte) []byte {
 			ref := string(staticRef.FindSubmatch(m)[1])
 			target, ok := a.files[ref]
 			if !ok {
@@ -104,9 +115,22 @@ func loadAssets() (*siteAssets, error) {
 			}
 			return bytes.Replace(m, []byte(ref+`"`), []byte(ref+"?v="+target.version+`"`), 1)
 		})
-		a.files[name] = newStaticAsset(body, f.contentType)
+		a.pages[name] = newStaticAsset(html, contentTypes[".html"])
 	}
 	return a, nil
+}
+
+// renderPage puts a page's parts into the shared layout.
+func renderPage(name string) ([]byte, error) {
+	t, err := template.ParseFS(pagesFS, "pages/"+pageLayout, "pages/"+name)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	if err := t.ExecuteTemplate(&b, pageLayout, nil); err != nil {
+		return nil, fmt.Errorf("page %s: %w", name, err)
+	}
+	return b.Bytes(), nil
 }
 
 func newStaticAsset(b []byte, contentType string) *staticAsset {
@@ -154,7 +178,7 @@ func MountPages(r chi.Router) {
 // once.
 func servePage(name string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		f := pageAssets.files[name]
+		f := pageAssets.pages[name]
 		status := http.StatusOK
 		if id := chi.URLParam(r, "id"); id != "" && room.ValidID(id) != nil {
 			// The page still explains itself (the room does not exist), but
@@ -173,7 +197,7 @@ func servePage(name string) http.HandlerFunc {
 func serveStatic(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(chi.URLParam(r, "*"), "/")
 	f, ok := pageAssets.files[name]
-	if !ok || strings.HasSuffix(name, ".html") {
+	if !ok {
 		securityHeaders(w, r)
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusNotFound)

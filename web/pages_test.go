@@ -63,6 +63,7 @@ var pageRoutes = []struct {
 // script or inline handler (the CSP would block them), and every asset it
 // names, and every module those import, is in the embed with the right type.
 func TestPagesServeHTMLWithSecurityHeaders(t *testing.T) {
+	t.Parallel()
 	srv := pagesServer(t)
 	for _, p := range pageRoutes {
 		t.Run(p.path, func(t *testing.T) {
@@ -181,6 +182,7 @@ func checkAsset(t *testing.T, srv *httptest.Server, ref string, seen map[string]
 // The worklets are loaded by URL from scripts (audioWorklet.addModule), not
 // from the HTML, so they are checked by name: both must be JavaScript.
 func TestWorkletsAreJavaScript(t *testing.T) {
+	t.Parallel()
 	srv := pagesServer(t)
 	for _, p := range []string{"/static/player-worklet.js", "/static/capture-worklet.js"} {
 		res, body := pageGet(t, srv, p, nil)
@@ -207,6 +209,7 @@ func TestWorkletsAreJavaScript(t *testing.T) {
 }
 
 func TestStaticRevalidationAndMissing(t *testing.T) {
+	t.Parallel()
 	srv := pagesServer(t)
 	res, _ := pageGet(t, srv, "/static/js/api.js", nil)
 	etag := res.Header.Get("ETag")
@@ -231,6 +234,7 @@ func TestStaticRevalidationAndMissing(t *testing.T) {
 }
 
 func TestRoomPageWithMalformedIDIs404(t *testing.T) {
+	t.Parallel()
 	srv := pagesServer(t)
 	res, body := pageGet(t, srv, "/rooms/NOT_A_ROOM", nil)
 	if res.StatusCode != http.StatusNotFound {
@@ -242,6 +246,7 @@ func TestRoomPageWithMalformedIDIs404(t *testing.T) {
 }
 
 func TestHeadRequests(t *testing.T) {
+	t.Parallel()
 	srv := pagesServer(t)
 	for _, p := range []string{"/", "/admin", "/static/css/app.css"} {
 		res, err := srv.Client().Head(srv.URL + p)
@@ -257,6 +262,7 @@ func TestHeadRequests(t *testing.T) {
 
 // A Host header that could break out of the CSP is not echoed into it.
 func TestCSPIgnoresHostileHost(t *testing.T) {
+	t.Parallel()
 	rec := httptest.NewRecorder()
 	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	req.Host = "evil.example; script-src *"

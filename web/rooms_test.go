@@ -17,6 +17,7 @@ const keynote = `{"id":"keynote","name":"Keynote","source_language":"en",
   "glossary":[{"term":"NATS","note":"product name, keep"}]}`
 
 func TestRoomRoundTrip(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, "https://talks.example.org/")
 
 	rm := f.createRoom(keynote)
@@ -102,6 +103,7 @@ func TestRoomRoundTrip(t *testing.T) {
 }
 
 func TestCreateGeneratesID(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, "")
 	a := f.createRoom(`{"name":"Keynote: Día 1","source_language":"en"}`)
 	if a.ID != "keynote-dia-1" {
@@ -135,6 +137,7 @@ func TestCreateGeneratesID(t *testing.T) {
 }
 
 func TestValidation(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, "")
 	f.createRoom(`{"id":"taken","source_language":"en","languages":[{"code":"es"}]}`)
 
@@ -204,6 +207,7 @@ func TestValidation(t *testing.T) {
 }
 
 func TestRotateSpeakerKey(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, "")
 	old := f.createRoom(keynote)
 
@@ -239,6 +243,7 @@ func TestRotateSpeakerKey(t *testing.T) {
 // Concurrent PATCHes of different fields must both land: the loser of the
 // KV revision race re-reads and re-applies instead of overwriting.
 func TestPatchConcurrent(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, "")
 	f.createRoom(keynote)
 	const n = 2
@@ -265,6 +270,7 @@ func TestPatchConcurrent(t *testing.T) {
 }
 
 func TestPublicRoom(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, "")
 	rm := f.createRoom(`{"id":"secret","name":"Secret talk","source_language":"en","passcode":"letmein",
 	  "languages":[{"code":"es"},{"code":"pt-br"}],"glossary":[{"term":"Zanzibar","note":"codename"}],"notes":"internal"}`)

@@ -9,6 +9,7 @@ import (
 )
 
 func TestParseRoles(t *testing.T) {
+	t.Parallel()
 	got, err := ParseRoles("fanout, api,fanout")
 	if err != nil || !slices.Equal(got, []string{"fanout", "api"}) {
 		t.Fatalf("ParseRoles = %v, %v", got, err)
@@ -22,6 +23,7 @@ func TestParseRoles(t *testing.T) {
 }
 
 func TestEngineDefault(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		engine, key, want string
 		fails             bool
@@ -41,6 +43,7 @@ func TestEngineDefault(t *testing.T) {
 }
 
 func TestAdminTokenGeneratedOnceAndKept(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	tok, fresh, err := adminToken("", dir)
 	if err != nil || !fresh || !strings.HasPrefix(tok, "adm_") {

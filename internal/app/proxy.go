@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/go-chi/chi/v5/middleware"
 )
 
 // ParseTrustedProxies reads --trusted-proxies: comma-separated addresses or
@@ -32,42 +34,40 @@ func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
 }
 
 // clientAddress makes r.RemoteAddr the client's address when the request
-// came through trusted proxies: the X-Forwarded-For entries are read from
-// the right, past every trusted hop, and the first one that is not trusted
-// is the client. A request from any other peer keeps its RemoteAddr, so a
-// client cannot choose the address it is rate-limited and logged by.
+// came through trusted proxies. chi's ClientIPFromXFF finds the client: the
+// X-Forwarded-For entries read from the right, past every trusted hop, the
+// first one that is not trusted; garbage on the way, or no such entry,
+// finds none. A request from any other peer is its own client, so a client
+// cannot choose the address it is rate-limited and logged by.
+//
+// chi keeps what it found in the request's context; this writes it into
+// RemoteAddr (port 0) as well, because that is what the admin token's
+// brute-force limit and the logs of every role read.
 func clientAddress(trusted []netip.Prefix) func(http.Handler) http.Handler {
-	isTrusted := func(a netip.Addr) bool {
-		a = a.Unmap()
-		for _, p := range trusted {
-			if p.Contains(a) {
-				return true
-			}
-		}
-		return false
+	if len(trusted) == 0 {
+		return func(next http.Handler) http.Handler { return next }
 	}
+	cidrs := make([]string, len(trusted))
+	for i, p := range trusted {
+		cidrs[i] = p.String()
+	}
+	fromXFF := middleware.ClientIPFromXFF(cidrs...)
 	return func(next http.Handler) http.Handler {
-		if len(trusted) == 0 {
-			return next
-		}
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			peer, err := netip.ParseAddrPort(r.RemoteAddr)
-			if err != nil || !isTrusted(peer.Addr()) {
-				next.ServeHTTP(w, r)
-				return
-			}
-			hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
-			for i := len(hops) - 1; i >= 0; i-- {
-				a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-				if err != nil {
-					break // garbage: stop at the last hop we could trust
-				}
-				if !isTrusted(a) {
-					r.RemoteAddr = net.JoinHostPort(a.Unmap().String(), "0")
-					break
-				}
+		return fromXFF(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if client := middleware.GetClientIPAddr(r.Context()); client.IsValid() && client != peerAddr(r) {
+				r.RemoteAddr = net.JoinHostPort(client.String(), "0")
 			}
 			next.ServeHTTP(w, r)
-		})
+		}))
 	}
+}
+
+// peerAddr is the address of r's TCP peer, read as chi reads it.
+func peerAddr(r *http.Request) netip.Addr {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, _ := netip.ParseAddr(host)
+	return a.Unmap()
 }

@@ -7,6 +7,7 @@ import (
 )
 
 func TestClientAddressBehindTrustedProxies(t *testing.T) {
+	t.Parallel()
 	trusted, err := ParseTrustedProxies(" 10.0.0.0/8, 192.0.2.7 ,fd00::/8")
 	if err != nil {
 		t.Fatal(err)

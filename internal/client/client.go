@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/babelcast/babelcast/internal/httperr"
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // HandshakeError is a WebSocket upgrade the server refused with an HTTP
@@ -41,14 +42,17 @@ func (e *HandshakeError) Permanent() bool {
 // CloseError is the server ending a session with a close code other than
 // normal closure, and the error message it sent before, if any.
 type CloseError struct {
-	Code    int    // WebSocket close code, e.g. 4001, 4404
+	Code    int    // WebSocket close code, e.g. wire.CloseReplaced
 	Reason  string // close frame reason
 	Message string // from the server's last {"type":"error"} message
 }
 
 func (e *CloseError) Error() string {
-	what := closeMeaning[e.Code]
-	if what == "" {
+	what := wire.CloseMeaning(e.Code)
+	switch {
+	case e.Code == websocket.CloseAbnormalClosure: // never sent: the line dropped
+		what = "connection lost"
+	case what == "":
 		what = "connection closed"
 	}
 	s := fmt.Sprintf("%s (close %d)", what, e.Code)
@@ -58,18 +62,6 @@ func (e *CloseError) Error() string {
 		s += ": " + e.Reason
 	}
 	return s
-}
-
-var closeMeaning = map[int]string{
-	websocket.CloseGoingAway:               "server shutting down",
-	websocket.CloseInvalidFramePayloadData: "server rejected the audio",
-	websocket.ClosePolicyViolation:         "server rejected a message",
-	websocket.CloseMessageTooBig:           "message too large for the server",
-	websocket.CloseAbnormalClosure:         "connection lost",
-	4001:                                   "replaced by a newer speaker connection",
-	4403:                                   "the room's passcode changed",
-	4404:                                   "room deleted",
-	4408:                                   "too slow: fell behind the live stream",
 }
 
 // endpoint turns a server base URL (http, https, ws or wss; a bare host
@@ -128,6 +120,14 @@ func dialError(err error, resp *http.Response) error {
 		}
 	}
 	return he
+}
+
+// decode reads a text message of a known type. A message that does not
+// fit its type is passed over, as one of a type the client does not know.
+func decode[T any](b []byte) (T, bool) {
+	var m T
+	err := json.Unmarshal(b, &m)
+	return m, err == nil
 }
 
 // logf writes a line to w, if there is one.

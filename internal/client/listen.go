@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/babelcast/babelcast/internal/audio"
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // ListenOptions say which channel to record where.
@@ -129,7 +130,7 @@ func Listen(ctx context.Context, o ListenOptions) (err error) {
 		switch {
 		case errors.As(err, &he) && he.Permanent():
 			return err
-		case errors.As(err, &ce) && (ce.Code == 4403 || ce.Code == 4404 || ce.Code == websocket.ClosePolicyViolation):
+		case errors.As(err, &ce) && (ce.Code == wire.ClosePasscodeChanged || ce.Code == wire.CloseRoomGone || ce.Code == wire.CloseBadMessage):
 			return err
 		case errors.As(err, &f):
 			return f.error
@@ -168,7 +169,7 @@ func listenOnce(ctx context.Context, o ListenOptions, u string, wav *audio.WAVWr
 	// On ctx end: say goodbye, and don't wait long for the reply.
 	stop := context.AfterFunc(ctx, func() {
 		_ = conn.WriteControl(websocket.CloseMessage,
-			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+			websocket.FormatCloseMessage(wire.CloseNormal, ""), time.Now().Add(time.Second))
 		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
 	})
 	defer stop()
@@ -197,7 +198,7 @@ func listenOnce(ctx context.Context, o ListenOptions, u string, wav *audio.WAVWr
 			}
 			var ce *websocket.CloseError
 			if errors.As(err, &ce) {
-				if ce.Code == websocket.CloseNormalClosure {
+				if ce.Code == wire.CloseNormal {
 					return nil
 				}
 				return &CloseError{Code: ce.Code, Reason: ce.Text, Message: lastErr}
@@ -218,32 +219,39 @@ func listenOnce(ctx context.Context, o ListenOptions, u string, wav *audio.WAVWr
 				o.OnAudio(b)
 			}
 		case websocket.TextMessage:
-			var m serverMsg
-			if json.Unmarshal(b, &m) != nil {
+			var head wire.Envelope
+			if json.Unmarshal(b, &head) != nil {
 				continue
 			}
 			if o.OnMessage != nil {
-				o.OnMessage(m.Type, b)
+				o.OnMessage(head.Type, b)
 			}
-			switch m.Type {
-			case "hello":
-				logf(o.Log, "listening to room %s in %s", o.Room, m.Lang)
-			case "state":
-				if m.Message != "" {
+			switch head.Type {
+			case wire.TypeHello:
+				if m, ok := decode[wire.Hello](b); ok {
+					logf(o.Log, "listening to room %s in %s", o.Room, m.Lang)
+				}
+			case wire.TypeState:
+				m, ok := decode[wire.State](b)
+				switch {
+				case !ok:
+				case m.Message != "":
 					logf(o.Log, "channel %s: %s (%s)", m.Lang, m.State, m.Message)
-				} else {
+				default:
 					logf(o.Log, "channel %s: %s", m.Lang, m.State)
 				}
-			case "caption":
-				if m.Final && o.Captions != nil {
+			case wire.TypeCaption:
+				if m, ok := decode[wire.Caption](b); ok && m.Final && o.Captions != nil {
 					line := strings.Join(strings.Fields(m.Text), " ") // one line, whatever it holds
 					if _, err := fmt.Fprintln(o.Captions, line); err != nil {
 						return fatal{fmt.Errorf("write captions: %w", err)}
 					}
 				}
-			case "error":
-				lastErr = m.Message
-				logf(o.Log, "server error %s: %s", m.Code, m.Message)
+			case wire.TypeError:
+				if m, ok := decode[wire.Error](b); ok {
+					lastErr = m.Message
+					logf(o.Log, "server error %s: %s", m.Code, m.Message)
+				}
 			}
 		}
 	}

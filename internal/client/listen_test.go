@@ -116,6 +116,7 @@ func readWAV(t *testing.T, path string) []int16 {
 }
 
 func TestListenRecordsUntilServerCloses(t *testing.T) {
+	t.Parallel()
 	f := newFakeFanout(t, func(c *websocket.Conn, _ int, r *http.Request) {
 		if r.URL.Query().Get("passcode") != "s3cret" {
 			return
@@ -151,6 +152,7 @@ func TestListenRecordsUntilServerCloses(t *testing.T) {
 }
 
 func TestListenReconnectsAfterDrop(t *testing.T) {
+	t.Parallel()
 	f := newFakeFanout(t, func(c *websocket.Conn, attempt int, _ *http.Request) {
 		hello(c)
 		switch attempt {
@@ -187,6 +189,7 @@ func TestListenReconnectsAfterDrop(t *testing.T) {
 }
 
 func TestListenDoesNotRetryRefusals(t *testing.T) {
+	t.Parallel()
 	f := newFakeFanout(t, func(c *websocket.Conn, _ int, _ *http.Request) {
 		hello(c)
 		frames(c, 1, 5)
@@ -224,6 +227,7 @@ func TestListenDoesNotRetryRefusals(t *testing.T) {
 }
 
 func TestListenDurationAndCancel(t *testing.T) {
+	t.Parallel()
 	stopped := make(chan struct{}, 4)
 	f := newFakeFanout(t, func(c *websocket.Conn, _ int, _ *http.Request) {
 		hello(c)
@@ -274,6 +278,7 @@ func TestListenDurationAndCancel(t *testing.T) {
 }
 
 func TestListenStopsWhenThePasscodeChanges(t *testing.T) {
+	t.Parallel()
 	f := newFakeFanout(t, func(c *websocket.Conn, _ int, _ *http.Request) {
 		hello(c)
 		frames(c, 1, 5)

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/babelcast/babelcast/internal/audio"
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // SampleReader is a source of mono PCM samples, such as *audio.Source.
@@ -43,31 +44,6 @@ type SpeakOptions struct {
 	OnMessage func(typ string, raw []byte)
 	// Dialer overrides websocket.DefaultDialer.
 	Dialer *websocket.Dialer
-}
-
-// serverMsg is any text message from the server, decoded loosely.
-type serverMsg struct {
-	Type       string  `json:"type"`
-	Code       string  `json:"code"`
-	Message    string  `json:"message"`
-	Room       string  `json:"room"`
-	SampleRate int     `json:"sample_rate"`
-	RMSDB      float64 `json:"rms_db"`
-	PeakDB     float64 `json:"peak_db"`
-	Languages  []struct {
-		Code      string `json:"code"`
-		State     string `json:"state"`
-		Listeners int    `json:"listeners"`
-		Error     string `json:"error"`
-	} `json:"languages"`
-	FloorListeners int `json:"floor_listeners"`
-
-	// Listener messages.
-	Lang  string `json:"lang"`
-	Text  string `json:"text"`
-	Final bool   `json:"final"`
-	State string `json:"state"`
-	MS    int64  `json:"ms"`
 }
 
 const (
@@ -114,7 +90,7 @@ func Speak(ctx context.Context, o SpeakOptions) error {
 	}
 	defer conn.Close()
 
-	start, _ := json.Marshal(map[string]any{"type": "start", "sample_rate": o.SampleRate})
+	start, _ := json.Marshal(wire.Start{Type: wire.TypeStart, SampleRate: &o.SampleRate})
 	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if err := conn.WriteMessage(websocket.TextMessage, start); err != nil {
 		return fmt.Errorf("speak: send start: %w", err)
@@ -130,7 +106,7 @@ func Speak(ctx context.Context, o SpeakOptions) error {
 		closing.Do(func() {
 			close(closingCh)
 			_ = conn.WriteControl(websocket.CloseMessage,
-				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(writeTimeout))
+				websocket.FormatCloseMessage(wire.CloseNormal, ""), time.Now().Add(writeTimeout))
 		})
 	}
 	// awaitServer waits for the reader after hangUp.
@@ -259,7 +235,7 @@ func speakReader(conn *websocket.Conn, o SpeakOptions, closing <-chan struct{}, 
 		if err != nil {
 			var ce *websocket.CloseError
 			if errors.As(err, &ce) {
-				if ce.Code == websocket.CloseNormalClosure {
+				if ce.Code == wire.CloseNormal {
 					return nil
 				}
 				return &CloseError{Code: ce.Code, Reason: ce.Text, Message: lastErr}
@@ -274,26 +250,35 @@ func speakReader(conn *websocket.Conn, o SpeakOptions, closing <-chan struct{}, 
 		if mt != websocket.TextMessage {
 			continue
 		}
-		var m serverMsg
-		if json.Unmarshal(b, &m) != nil {
+		var head wire.Envelope
+		if json.Unmarshal(b, &head) != nil {
 			continue
 		}
 		if o.OnMessage != nil {
-			o.OnMessage(m.Type, b)
+			o.OnMessage(head.Type, b)
 		}
-		switch m.Type {
-		case "ready":
+		switch head.Type {
+		case wire.TypeReady:
+			m, ok := decode[wire.Ready](b)
+			if !ok {
+				continue
+			}
 			logf(o.Log, "ready: speaking in room %s (sending %d Hz)", m.Room, m.SampleRate)
 			if !isReady {
 				isReady = true
 				close(ready)
 			}
-		case "level":
-			if time.Since(lastLevel) >= levelEvery {
+		case wire.TypeLevel:
+			m, ok := decode[wire.Level](b)
+			if ok && time.Since(lastLevel) >= levelEvery {
 				lastLevel = time.Now()
 				logf(o.Log, "level: %.1f dBFS rms, %.1f dBFS peak", m.RMSDB, m.PeakDB)
 			}
-		case "status":
+		case wire.TypeStatus:
+			m, ok := decode[wire.Status](b)
+			if !ok {
+				continue
+			}
 			var parts []string
 			for _, l := range m.Languages {
 				p := fmt.Sprintf("%s %s (%d)", l.Code, l.State, l.Listeners)
@@ -307,9 +292,11 @@ func speakReader(conn *websocket.Conn, o SpeakOptions, closing <-chan struct{}, 
 				lastStatus = s
 				logf(o.Log, "%s", s)
 			}
-		case "error":
-			lastErr = m.Message
-			logf(o.Log, "server error %s: %s", m.Code, m.Message)
+		case wire.TypeError:
+			if m, ok := decode[wire.Error](b); ok {
+				lastErr = m.Message
+				logf(o.Log, "server error %s: %s", m.Code, m.Message)
+			}
 		}
 	}
 }

@@ -4,67 +4,47 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
 
-	"github.com/babelcast/babelcast/ingest"
+	"github.com/babelcast/babelcast/internal/app"
 	"github.com/babelcast/babelcast/internal/audio"
-	"github.com/babelcast/babelcast/internal/bus"
-	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/test/harness"
+	"github.com/babelcast/babelcast/test/harness/service"
 )
 
 type ingestEnv struct {
-	bus  *bus.Bus
-	room *room.Room
+	room harness.Room
 	url  string
 	sub  chan *nats.Msg
 }
 
-// newIngest runs a real ingest role on an embedded NATS with room keynote.
+// newIngest runs the ingest role (and the API, to create the room) with
+// room keynote, subscribed to the room's published audio.
 func newIngest(t *testing.T) *ingestEnv {
 	t.Helper()
-	ctx := context.Background()
-	b, err := bus.Open(ctx, bus.Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	s := service.Start(t, service.Options{Config: func(c *app.Config) { c.Roles = []string{app.RoleIngest, app.RoleAPI} }})
+	rm := s.API.CreateRoom(`{"id":"keynote","source_language":"en","languages":[{"code":"es"}]}`)
+	nc, err := nats.Connect(s.App().NATSURL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(b.Close)
-	rooms := room.NewStore(b.Rooms)
-	rm := &room.Room{ID: "keynote", SourceLanguage: "en", Languages: []room.Language{{Code: "es"}}, SpeakerKey: room.NewSpeakerKey()}
-	if err := rm.Normalize(); err != nil {
-		t.Fatal(err)
-	}
-	if err := rooms.Create(ctx, rm); err != nil {
-		t.Fatal(err)
-	}
-	s, err := ingest.New(ingest.Options{NC: b.Conn, Rooms: rooms, State: b.State, Node: "n1",
-		Log: slog.New(slog.DiscardHandler), StatusInterval: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := chi.NewRouter()
-	s.Mount(r)
-	hs := httptest.NewServer(r)
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { s.Run(rctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; hs.Close() })
+	t.Cleanup(nc.Close)
 	sub := make(chan *nats.Msg, 4096)
-	if _, err := b.Conn.ChanSubscribe(subject.Mic("keynote", "main"), sub); err != nil {
+	if _, err := nc.ChanSubscribe(subject.Mic("keynote", "main"), sub); err != nil {
 		t.Fatal(err)
 	}
-	b.Conn.Flush()
-	return &ingestEnv{bus: b, room: rm, url: hs.URL, sub: sub}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return &ingestEnv{room: rm, url: s.URL(), sub: sub}
 }
 
 // collect reads published audio until n samples arrived.
@@ -95,8 +75,9 @@ func rawTone(t *testing.T, rate int, seconds float64) *audio.Source {
 }
 
 func TestSpeakStreamsWholeSource(t *testing.T) {
+	t.Parallel()
 	e := newIngest(t)
-	var log syncBuffer
+	var log harness.Logs
 	var mu sync.Mutex
 	seen := map[string]bool{}
 	err := Speak(context.Background(), SpeakOptions{
@@ -123,9 +104,10 @@ func TestSpeakStreamsWholeSource(t *testing.T) {
 }
 
 func TestSpeakRealtimePacing(t *testing.T) {
+	t.Parallel()
 	e := newIngest(t)
 	began := time.Now()
-	var log syncBuffer
+	var log harness.Logs
 	err := Speak(context.Background(), SpeakOptions{
 		Server: e.url, Room: "keynote", Key: e.room.SpeakerKey, Source: rawTone(t, 24000, 0.6), Realtime: true, Log: &log,
 	})
@@ -137,13 +119,14 @@ func TestSpeakRealtimePacing(t *testing.T) {
 		t.Errorf("0.6 s of audio sent in %v: not paced", el)
 	}
 	e.collect(t, 14400)
-	// The server's status (every 50 ms here) reaches the log while talking.
+	// The server's status (sent with ready, then every 2 s) reaches the log.
 	if !strings.Contains(log.String(), "status: floor 0") {
 		t.Errorf("no status line in the log: %q", log.String())
 	}
 }
 
 func TestSpeakHandshakeErrorCarriesMessage(t *testing.T) {
+	t.Parallel()
 	e := newIngest(t)
 	err := Speak(context.Background(), SpeakOptions{Server: e.url, Room: "keynote", Key: "spk_wrong", Source: rawTone(t, 24000, 0.1)})
 	var he *HandshakeError
@@ -160,6 +143,7 @@ func TestSpeakHandshakeErrorCarriesMessage(t *testing.T) {
 }
 
 func TestSpeakReportsTakeover(t *testing.T) {
+	t.Parallel()
 	e := newIngest(t)
 	ready := make(chan struct{})
 	var once sync.Once
@@ -197,6 +181,7 @@ func TestSpeakReportsTakeover(t *testing.T) {
 }
 
 func TestSpeakCancel(t *testing.T) {
+	t.Parallel()
 	e := newIngest(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var once sync.Once
@@ -214,6 +199,7 @@ func TestSpeakCancel(t *testing.T) {
 }
 
 func TestEndpoint(t *testing.T) {
+	t.Parallel()
 	cases := map[string]string{
 		"http://h:8080":      "ws://h:8080/api/v1/rooms/r/speak",
 		"https://h/base/":    "wss://h/base/api/v1/rooms/r/speak",
@@ -227,22 +213,4 @@ func TestEndpoint(t *testing.T) {
 			t.Errorf("%s: %s %v, want %s", in, got, err, want)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the reader goroutine's log lines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -35,7 +35,7 @@ func MicOf(subj string) string { return subj[strings.LastIndexByte(subj, '.')+1:
 func Out(room, lang string) string { return prefix + room + ".out." + lang }
 
 // Caption is the subject of a channel's captions in its own language, JSON
-// [Caption] messages exactly as listeners receive them.
+// captions (internal/wire.Caption) exactly as listeners receive them.
 func Caption(room, lang string) string { return prefix + room + ".cap." + lang }
 
 // SourceCaption is the subject on which the translator of channel lang
@@ -141,26 +141,6 @@ func AudioMeta(m *nats.Msg) (seq uint64, captured time.Time) {
 		captured = time.Unix(0, ns)
 	}
 	return seq, captured
-}
-
-// Caption is a caption line as it travels on NATS and reaches listeners.
-// A segment is sent as it grows with Final false (Text is the whole segment
-// so far, so a client replaces the line it shows) and once more with Final
-// true when it is complete.
-type CaptionMsg struct {
-	Type  string `json:"type"` // always "caption"
-	Lang  string `json:"lang"`
-	Text  string `json:"text"`
-	Final bool   `json:"final"`
-	// Segment identifies the caption line within its channel, so partial
-	// updates replace the right line.
-	Segment uint64 `json:"segment"`
-	// Source is true for what the speaker said (the floor's captions).
-	Source bool `json:"source,omitempty"`
-	// Speaker and SourceLanguage say who spoke and in what language, when
-	// known: on an interpretation, who and what it interprets.
-	Speaker        string `json:"speaker,omitempty"`
-	SourceLanguage string `json:"source_language,omitempty"`
 }
 
 // KV buckets shared by the roles (the live-state bucket is

@@ -6,16 +6,17 @@
 // The tests click through the pages as people do, fail on any script error
 // a page throws, and save screenshots of every page at a phone and a desktop
 // size into test/output/screenshots/ for a person to look at.
+//
+// They run one at a time (no t.Parallel): a Chromium playing and capturing
+// audio takes most of a core, and two at once on this project's 2-core
+// machines starve the packages tested beside this one (the offline
+// engine's decoders then fall behind real time) for a gain of seconds.
 package browser
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -29,180 +30,28 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/babelcast/babelcast/internal/app"
-	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/test/fakerealtime"
-	"github.com/babelcast/babelcast/test/testlog"
+	"github.com/babelcast/babelcast/test/harness"
+	"github.com/babelcast/babelcast/test/harness/service"
 )
 
-const (
-	adminToken = "adm_browser_test_token"
-	// chromiumPath is Debian's Chromium, which scripts/test installs. The
-	// environment variable BABELCAST_CHROMIUM names another binary.
-	chromiumPath = "/usr/bin/chromium"
-)
+// chromiumPath is Debian's Chromium, which scripts/test installs. The
+// environment variable BABELCAST_CHROMIUM names another binary.
+const chromiumPath = "/usr/bin/chromium"
 
 // screenshotDir is where the pages' pictures go (gitignored test output).
 var screenshotDir = filepath.Join("..", "output", "screenshots")
 
 // ---------- the service ----------
 
-// service is a running babelcast with the fake Realtime server behind it.
-type service struct {
-	t    *testing.T
-	fake *fakerealtime.Server
-	cfg  app.Config
-	logs *testlog.Buffer
-
-	mu  sync.Mutex
-	app *app.App
-}
-
-func startService(t *testing.T) *service {
+// startService runs babelcast in-process with the fake Realtime server as
+// its engine.
+func startService(t *testing.T) *service.Service {
 	t.Helper()
-	fake := fakerealtime.New(t, fakerealtime.Options{})
-	logs := &testlog.Buffer{}
-	s := &service{t: t, fake: fake, logs: logs, cfg: app.Config{
-		Addr:        "127.0.0.1:0",
-		DataDir:     t.TempDir(),
-		Node:        "browser-test",
-		AdminToken:  adminToken,
-		Engine:      "openai",
-		OpenAIKey:   fake.APIKey(),
-		RealtimeURL: fake.URL(),
-		Linger:      3 * time.Second,
-		Log:         slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}}
-	a, err := app.Start(context.Background(), s.cfg)
-	if err != nil {
-		t.Fatalf("start babelcast: %v", err)
-	}
-	s.app = a
-	// The next start (a restart) must come back on the same address.
-	s.cfg.Addr = a.Addr()
-	t.Cleanup(func() {
-		s.stop()
-		out := logs.String()
-		if strings.Contains(out, fake.APIKey()) || strings.Contains(out, adminToken) {
-			t.Error("a secret reached the service log")
-		}
-		if t.Failed() {
-			t.Logf("service log (last lines):\n%s", testlog.Tail(out, 60))
-		}
+	return service.Start(t, service.Options{
+		Fake:   &fakerealtime.Options{},
+		Config: func(c *app.Config) { c.Node = "browser-test" },
 	})
-	return s
-}
-
-// URL is the service's base URL (the same across restarts).
-func (s *service) URL() string { return "http://" + s.cfg.Addr }
-
-func (s *service) stop() {
-	s.mu.Lock()
-	a := s.app
-	s.app = nil
-	s.mu.Unlock()
-	if a == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := a.Shutdown(ctx); err != nil {
-		s.t.Errorf("shutdown: %v", err)
-	}
-}
-
-// restart stops the process (listeners and the speaker are closed with
-// 1001) and starts a new one on the same address and data directory.
-func (s *service) restart() {
-	s.t.Helper()
-	s.stop()
-	a, err := app.Start(context.Background(), s.cfg)
-	if err != nil {
-		s.t.Fatalf("restart babelcast: %v", err)
-	}
-	s.mu.Lock()
-	s.app = a
-	s.mu.Unlock()
-}
-
-// api calls the organizer API with the admin token and decodes the JSON
-// answer into out; it returns the HTTP status.
-func (s *service) api(method, path, body string, out any) int {
-	s.t.Helper()
-	req, err := http.NewRequest(method, s.URL()+path, strings.NewReader(body))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil && len(b) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
-			s.t.Fatalf("%s %s: %v in %s", method, path, err, b)
-		}
-	}
-	return resp.StatusCode
-}
-
-// createdRoom is the part of the organizer API's room we use.
-type createdRoom struct {
-	ID         string `json:"id"`
-	Name       string `json:"name"`
-	SpeakerKey string `json:"speaker_key"`
-	Links      struct {
-		Listen string `json:"listen"`
-		Speak  string `json:"speak"`
-	} `json:"links"`
-}
-
-func (s *service) createRoom(body string) createdRoom {
-	s.t.Helper()
-	var r createdRoom
-	if code := s.api("POST", "/api/v1/rooms", body, &r); code != http.StatusCreated {
-		s.t.Fatalf("create room: HTTP %d", code)
-	}
-	return r
-}
-
-// roomStatus is the organizer API's status body.
-type roomStatus struct {
-	Speaker struct {
-		Connected bool `json:"connected"`
-	} `json:"speaker"`
-	Floor struct {
-		Code      string `json:"code"`
-		Listeners int    `json:"listeners"`
-	} `json:"floor"`
-	Languages []struct {
-		Code      string `json:"code"`
-		Listeners int    `json:"listeners"`
-		State     string `json:"state"`
-	} `json:"languages"`
-}
-
-func (st roomStatus) listeners(code string) int {
-	for _, l := range st.Languages {
-		if l.Code == code {
-			return l.Listeners
-		}
-	}
-	return -1
-}
-
-func (s *service) status(roomID string) roomStatus {
-	s.t.Helper()
-	var st roomStatus
-	if code := s.api("GET", "/api/v1/rooms/"+roomID+"/status", "", &st); code != http.StatusOK {
-		s.t.Fatalf("status of %s: HTTP %d", roomID, code)
-	}
-	return st
 }
 
 // ---------- the browser ----------
@@ -433,7 +282,7 @@ func (tb *tab) fail(format string, args ...any) {
 	ctx, cancel := context.WithTimeout(tb.ctx, 5*time.Second)
 	defer cancel()
 	if text, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ''`)); err == nil {
-		msg += "\n--- " + tb.name + " page text ---\n" + testlog.Tail(text, 40)
+		msg += "\n--- " + tb.name + " page text ---\n" + harness.Tail(text, 40)
 	}
 	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
 		name := "FAILED-" + sanitize(tb.t.Name()) + "-" + tb.name + ".png"
@@ -484,52 +333,7 @@ func sanitize(s string) string {
 	return regexp.MustCompile(`[^A-Za-z0-9_-]+`).ReplaceAllString(s, "_")
 }
 
-// ---------- audio ----------
-
-// speechWAV writes what the fake microphone plays: bursts of speech in lang
-// (the fake's tone for it) with pauses, so the fake ends sentences and
-// captions come line by line. 48 kHz mono, as a microphone gives.
-func speechWAV(t *testing.T, lang string) string {
-	t.Helper()
-	var mono []int16
-	for i := 0; i < 3; i++ {
-		mono = append(mono, audio.Samples(fakerealtime.Speech(lang, 1500*time.Millisecond))...)
-		mono = append(mono, audio.Samples(fakerealtime.Silence(900*time.Millisecond))...)
-	}
-	r := audio.NewResampler(fakerealtime.SampleRate, 48000)
-	up := append(r.Process(mono), r.Flush()...)
-	var buf bytes.Buffer
-	w, err := audio.NewWAVWriter(&buf, 48000, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.WriteSamples(up); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "speech-"+lang+".wav")
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // ---------- small helpers ----------
-
-// waitUntil polls cond (for state outside the browser, like the API's
-// status, which has no event to wait on) until it holds or fails the test.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 // testContext bounds a whole test, browser included.
 func testContext(t *testing.T, d time.Duration) context.Context {

@@ -15,6 +15,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/makiuchi-d/gozxing"
 	"github.com/makiuchi-d/gozxing/qrcode"
+
+	"github.com/babelcast/babelcast/test/harness"
+	"github.com/babelcast/babelcast/test/harness/service"
 )
 
 // Page state the tests read (the pages expose it for people debugging and
@@ -30,7 +33,7 @@ const (
 // the attendee page on another, starts the microphone, picks Spanish and
 // presses play, and waits until the attendee hears and reads the Spanish
 // translation. It returns the speaker and attendee tabs.
-func goLive(t *testing.T, s *service, bctx context.Context, r createdRoom, allow ...allowRule) (speaker, attendee *tab) {
+func goLive(t *testing.T, s *service.Service, bctx context.Context, r harness.Room, allow ...allowRule) (speaker, attendee *tab) {
 	t.Helper()
 	speaker = newTab(bctx, t, "speaker", allow...)
 	speaker.navigate(s.URL()+"/rooms/"+r.ID+"/speak#key="+r.SpeakerKey, "#start")
@@ -65,8 +68,8 @@ func TestSpeakerToAttendee(t *testing.T) {
 	requireChromium(t)
 	ctx := testContext(t, 120*time.Second)
 	s := startService(t)
-	r := s.createRoom(`{"id":"keynote","name":"Opening keynote","source_language":"en","languages":[{"code":"es"}]}`)
-	b := newBrowser(ctx, t, browserOptions{micWAV: speechWAV(t, "en")})
+	r := s.API.CreateRoom(`{"id":"keynote","name":"Opening keynote","source_language":"en","languages":[{"code":"es"}]}`)
+	b := newBrowser(ctx, t, browserOptions{micWAV: harness.SpeechWAV(t, "en", 3, 1)})
 	speaker, attendee := goLive(t, s, b, r)
 
 	// Audio keeps coming: the player's byte count grows.
@@ -83,11 +86,11 @@ func TestSpeakerToAttendee(t *testing.T) {
 		t.Errorf("speaker page shows the Spanish translator %q, want active", state)
 	}
 
-	st := s.status(r.ID)
+	st := s.API.Status(r.ID)
 	if !st.Speaker.Connected {
 		t.Error("the API's status says no speaker is connected")
 	}
-	if n := st.listeners("es"); n != 1 {
+	if n := st.Listeners("es"); n != 1 {
 		t.Errorf("the API's status counts %d Spanish listeners, want 1", n)
 	}
 	// The page plays the original quietly underneath (15% by default), on a
@@ -106,8 +109,8 @@ func TestPagesRecoverFromRestart(t *testing.T) {
 	requireChromium(t)
 	ctx := testContext(t, 120*time.Second)
 	s := startService(t)
-	r := s.createRoom(`{"id":"hall","name":"Hall","source_language":"en","languages":[{"code":"es"}]}`)
-	b := newBrowser(ctx, t, browserOptions{micWAV: speechWAV(t, "en")})
+	r := s.API.CreateRoom(`{"id":"hall","name":"Hall","source_language":"en","languages":[{"code":"es"}]}`)
+	b := newBrowser(ctx, t, browserOptions{micWAV: harness.SpeechWAV(t, "en", 3, 1)})
 	// While the server is down or stopping, the browser logs the refused
 	// connections and the 503 of a stopping server: expected here.
 	down := []allowRule{
@@ -127,7 +130,7 @@ func TestPagesRecoverFromRestart(t *testing.T) {
 		}).observe(pill, { attributes: true, attributeFilter: ['data-state'] });
 	})()`)
 
-	s.restart()
+	s.Restart()
 
 	attendee.waitFor("the attendee page to show it is reconnecting",
 		`window.__states.includes('reconnecting')`, 15*time.Second)
@@ -135,7 +138,7 @@ func TestPagesRecoverFromRestart(t *testing.T) {
 		`(() => { const s = window.__states; const i = s.lastIndexOf('reconnecting');
 		           return i >= 0 && s.slice(i).includes('live') && `+jsPill+` === 'live'; })()`, 20*time.Second)
 	speaker.waitFor("the speaker page to be on air again", jsPill+` === 'live'`, 15*time.Second)
-	waitUntil(t, 10*time.Second, "the API to see the speaker again", func() bool { return s.status(r.ID).Speaker.Connected })
+	harness.WaitFor(t, 10*time.Second, "the API to see the speaker again", func() bool { return s.API.Status(r.ID).Speaker.Connected })
 
 	// And the translation flows again.
 	before := eval[float64](attendee, jsMainBytes)
@@ -155,7 +158,7 @@ func TestConsole(t *testing.T) {
 
 	c.navigate(s.URL()+"/admin", "#admin-token")
 	c.do("sign in",
-		chromedp.SendKeys(chromedp.CSS("#admin-token"), adminToken),
+		chromedp.SendKeys(chromedp.CSS("#admin-token"), service.AdminToken),
 		chromedp.Click(chromedp.CSS("#signin-submit")),
 		chromedp.WaitVisible(chromedp.CSS("#app")),
 	)
@@ -177,8 +180,8 @@ func TestConsole(t *testing.T) {
 	c.click("#room-save")
 	c.waitFor("the new room in the list", `!!document.querySelector('#rooms-list [data-room="main-hall"]')`, 5*time.Second)
 
-	var rm createdRoom
-	if code := s.api("GET", "/api/v1/rooms/main-hall", "", &rm); code != http.StatusOK {
+	var rm harness.Room
+	if code := s.API.Call("GET", "/api/v1/rooms/main-hall", "", &rm); code != http.StatusOK {
 		t.Fatalf("the room made in the console is not in the API: HTTP %d", code)
 	}
 	if rm.Name != "Main hall" {
@@ -190,7 +193,7 @@ func TestConsole(t *testing.T) {
 			Code string `json:"code"`
 		} `json:"languages"`
 	}
-	s.api("GET", "/api/v1/rooms/main-hall", "", &full)
+	s.API.Call("GET", "/api/v1/rooms/main-hall", "", &full)
 	if full.SourceLanguage != "en" || len(full.Languages) != 1 || full.Languages[0].Code != "es" {
 		t.Errorf("room made in the console: source %q, languages %+v; want en → es", full.SourceLanguage, full.Languages)
 	}
@@ -213,8 +216,8 @@ func TestConsole(t *testing.T) {
 	c.waitFor("the confirmation dialog", `document.getElementById('confirm-dialog').open`, 5*time.Second)
 	c.click("#confirm-ok")
 	c.waitFor("a new speak link", `document.getElementById('link-speak').textContent !== `+jsString(speakURL), 5*time.Second)
-	var rotated createdRoom
-	s.api("GET", "/api/v1/rooms/main-hall", "", &rotated)
+	var rotated harness.Room
+	s.API.Call("GET", "/api/v1/rooms/main-hall", "", &rotated)
 	if rotated.SpeakerKey == rm.SpeakerKey || rotated.SpeakerKey == "" {
 		t.Fatal("rotating in the console did not change the speaker key")
 	}
@@ -226,7 +229,7 @@ func TestConsole(t *testing.T) {
 	c.click("#confirm-ok")
 	c.waitFor("the room gone from the list", `!document.querySelector('#rooms-list [data-room="main-hall"]') &&
 		document.getElementById('room-detail').hidden`, 5*time.Second)
-	if code := s.api("GET", "/api/v1/rooms/main-hall", "", nil); code != http.StatusNotFound {
+	if code := s.API.Call("GET", "/api/v1/rooms/main-hall", "", nil); code != http.StatusNotFound {
 		t.Errorf("deleted room: GET answers HTTP %d, want 404", code)
 	}
 }
@@ -291,7 +294,7 @@ func TestJoin(t *testing.T) {
 	requireChromium(t)
 	ctx := testContext(t, 90*time.Second)
 	s := startService(t)
-	r := s.createRoom(`{"id":"track-2","name":"Track 2","source_language":"en","languages":[{"code":"es"}]}`)
+	r := s.API.CreateRoom(`{"id":"track-2","name":"Track 2","source_language":"en","languages":[{"code":"es"}]}`)
 	b := newBrowser(ctx, t, browserOptions{})
 	// Asking about a code that is no room is a 404 the browser logs.
 	noRoom := allowRule{
@@ -340,7 +343,7 @@ func TestPasscode(t *testing.T) {
 	requireChromium(t)
 	ctx := testContext(t, 90*time.Second)
 	s := startService(t)
-	r := s.createRoom(`{"id":"board","name":"Board meeting","source_language":"en","languages":[{"code":"es"}],"passcode":"s3cret"}`)
+	r := s.API.CreateRoom(`{"id":"board","name":"Board meeting","source_language":"en","languages":[{"code":"es"}],"passcode":"s3cret"}`)
 	b := newBrowser(ctx, t, browserOptions{})
 	// The page checks a passcode with a plain GET of the listener endpoint:
 	// 403 for a wrong one, 400 (no WebSocket upgrade) for a right one.
@@ -370,9 +373,9 @@ func TestPasscode(t *testing.T) {
 	a.waitFor("the player", `!document.getElementById('player').hidden`, 5*time.Second)
 	a.click("#lang-es")
 	a.click("#play")
-	waitUntil(t, 10*time.Second, "the attendee to be counted", func() bool { return s.status(r.ID).listeners("es") == 1 })
+	harness.WaitFor(t, 10*time.Second, "the attendee to be counted", func() bool { return s.API.Status(r.ID).Listeners("es") == 1 })
 
-	if code := s.api("PATCH", "/api/v1/rooms/"+r.ID, `{"passcode":"n3w"}`, nil); code != http.StatusOK {
+	if code := s.API.Call("PATCH", "/api/v1/rooms/"+r.ID, `{"passcode":"n3w"}`, nil); code != http.StatusOK {
 		t.Fatalf("change the passcode: %d", code)
 	}
 	a.waitFor("the passcode form again, saying why", `!document.getElementById('passcode-form').hidden &&
@@ -382,11 +385,11 @@ func TestPasscode(t *testing.T) {
 	if pill := eval[string](a, `document.getElementById('state-pill').textContent`); pill != "Passcode needed" {
 		t.Errorf("state pill says %q once the passcode changed", pill)
 	}
-	waitUntil(t, 10*time.Second, "the attendee to be gone", func() bool { return s.status(r.ID).listeners("es") == 0 })
+	harness.WaitFor(t, 10*time.Second, "the attendee to be gone", func() bool { return s.API.Status(r.ID).Listeners("es") == 0 })
 	a.screenshots("attendee-passcode-changed")
 
 	enter("n3w")
 	a.waitFor("the player with the new passcode", `!document.getElementById('player').hidden`, 5*time.Second)
 	a.click("#play")
-	waitUntil(t, 10*time.Second, "the attendee back", func() bool { return s.status(r.ID).listeners("es") == 1 })
+	harness.WaitFor(t, 10*time.Second, "the attendee back", func() bool { return s.API.Status(r.ID).Listeners("es") == 1 })
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,11 +13,9 @@ import (
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/client"
 	"github.com/babelcast/babelcast/test/fakerealtime"
+	"github.com/babelcast/babelcast/test/harness"
+	"github.com/babelcast/babelcast/test/harness/service"
 )
-
-func wsURL(s *service, path string) string {
-	return "ws" + strings.TrimPrefix(s.app.URL(), "http") + path
-}
 
 // closeCode reads from c until it closes and returns the close code.
 func closeCode(t *testing.T, c *websocket.Conn) int {
@@ -38,23 +35,15 @@ func closeCode(t *testing.T, c *websocket.Conn) int {
 // Bad input of every kind gets a clear refusal, and a room whose speaker
 // and listener behave keeps working throughout.
 func TestBadInputChangesNothingElse(t *testing.T) {
-	s := startService(t, fakerealtime.Options{})
-	var good createdRoom
-	if code := s.api(t, "POST", "/api/v1/rooms", `{"id":"good","source_language":"en","languages":[{"code":"es"}]}`, &good); code != 201 {
-		t.Fatalf("create: %d", code)
-	}
-	var other createdRoom
-	s.api(t, "POST", "/api/v1/rooms", `{"id":"other","source_language":"en","languages":[{"code":"fr"}]}`, &other)
+	t.Parallel()
+	s := service.Start(t, service.Options{Fake: &fakerealtime.Options{}})
+	good := s.API.CreateRoom(`{"id":"good","source_language":"en","languages":[{"code":"es"}]}`)
+	other := s.API.CreateRoom(`{"id":"other","source_language":"en","languages":[{"code":"fr"}]}`)
 
 	// A floor listener of the good room records throughout.
-	ctx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	floor := listen(ctx, t, s, "good", "en", t.TempDir()+"/floor.wav", &wg)
-	waitFor(t, 10*time.Second, "floor listener", func() bool {
-		var st status
-		s.api(t, "GET", "/api/v1/rooms/good/status", "", &st)
-		return st.Floor.Listeners == 1
-	})
+	aud := newAudience(t, s, "good")
+	floor := aud.listen("en", t.TempDir()+"/floor.wav")
+	aud.await("en")
 
 	// Organizer API.
 	for _, tc := range []struct {
@@ -70,11 +59,11 @@ func TestBadInputChangesNothingElse(t *testing.T) {
 		{"GET", "/api/v1/rooms/nowhere", "", 404},
 		{"DELETE", "/api/v1/rooms/nowhere", "", 404},
 	} {
-		if code := s.api(t, tc.method, tc.path, tc.body, nil); code != tc.want {
+		if code := s.API.Call(tc.method, tc.path, tc.body, nil); code != tc.want {
 			t.Errorf("%s %s: %d, want %d", tc.method, tc.path, code, tc.want)
 		}
 	}
-	req, _ := http.NewRequest("GET", s.app.URL()+"/api/v1/rooms", nil)
+	req, _ := http.NewRequest("GET", s.URL()+"/api/v1/rooms", nil)
 	req.Header.Set("Authorization", "Bearer wrong")
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 403 {
 		t.Errorf("wrong admin token: %v %v", resp.StatusCode, err)
@@ -89,7 +78,7 @@ func TestBadInputChangesNothingElse(t *testing.T) {
 		{"/api/v1/rooms/good/speak", other.SpeakerKey, 401},
 		{"/api/v1/rooms/nowhere/speak", good.SpeakerKey, 404},
 	} {
-		_, resp, err := websocket.DefaultDialer.Dial(wsURL(s, tc.path), http.Header{"Authorization": {"Bearer " + tc.key}})
+		_, resp, err := websocket.DefaultDialer.Dial(s.WS(tc.path), http.Header{"Authorization": {"Bearer " + tc.key}})
 		if err == nil || resp == nil || resp.StatusCode != tc.want {
 			t.Errorf("speak %s: %v, want HTTP %d", tc.path, err, tc.want)
 		}
@@ -101,7 +90,7 @@ func TestBadInputChangesNothingElse(t *testing.T) {
 		{make([]byte, 4801), 1007},
 		{make([]byte, 200<<10), 1009},
 	} {
-		c, _, err := websocket.DefaultDialer.Dial(wsURL(s, "/api/v1/rooms/other/speak"), http.Header{"Authorization": {"Bearer " + other.SpeakerKey}})
+		c, _, err := websocket.DefaultDialer.Dial(s.WS("/api/v1/rooms/other/speak"), http.Header{"Authorization": {"Bearer " + other.SpeakerKey}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,13 +109,13 @@ func TestBadInputChangesNothingElse(t *testing.T) {
 		"/api/v1/rooms/good/audio/xx.wav":      400,
 	} {
 		if strings.HasSuffix(path, ".wav") {
-			resp, err := http.Get(s.app.URL() + path)
+			resp, err := http.Get(s.URL() + path)
 			if err != nil || resp.StatusCode != want {
 				t.Errorf("GET %s: %v %v, want %d", path, resp.StatusCode, err, want)
 			}
 			continue
 		}
-		_, resp, err := websocket.DefaultDialer.Dial(wsURL(s, path), nil)
+		_, resp, err := websocket.DefaultDialer.Dial(s.WS(path), nil)
 		if err == nil || resp == nil || resp.StatusCode != want {
 			t.Errorf("listen %s: %v, want HTTP %d", path, err, want)
 		}
@@ -137,28 +126,27 @@ func TestBadInputChangesNothingElse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := client.Speak(context.Background(), client.SpeakOptions{Server: s.app.URL(), Room: "good", Key: good.SpeakerKey, Source: src}); err != nil {
+	if err := client.Speak(context.Background(), client.SpeakOptions{Server: s.URL(), Room: "good", Key: good.SpeakerKey, Source: src}); err != nil {
 		t.Fatalf("good speaker: %v", err)
 	}
-	waitFor(t, 10*time.Second, "the good room's floor audio", func() bool { return duration(floor.audio(), "en") >= 900*time.Millisecond })
-	stop()
-	wg.Wait()
-	if resp, err := http.Get(s.app.URL() + "/readyz"); err != nil || resp.StatusCode != 200 {
+	harness.WaitFor(t, 10*time.Second, "the good room's floor audio", func() bool { return duration(floor.audio(), "en") >= 900*time.Millisecond })
+	aud.stop()
+	if resp, err := http.Get(s.URL() + "/readyz"); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("not ready after bad input: %v", err)
 	}
 }
 
 // On shutdown, listeners and speakers are told why they are disconnected.
 func TestShutdownClosesWithReason(t *testing.T) {
-	s := startService(t, fakerealtime.Options{})
-	var room createdRoom
-	s.api(t, "POST", "/api/v1/rooms", `{"id":"bye","source_language":"en","languages":[{"code":"es"}]}`, &room)
-	listener, _, err := websocket.DefaultDialer.Dial(wsURL(s, "/api/v1/rooms/bye/listen?lang=es"), nil)
+	t.Parallel()
+	s := service.Start(t, service.Options{Fake: &fakerealtime.Options{}})
+	room := s.API.CreateRoom(`{"id":"bye","source_language":"en","languages":[{"code":"es"}]}`)
+	listener, _, err := websocket.DefaultDialer.Dial(s.WS("/api/v1/rooms/bye/listen?lang=es"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer listener.Close()
-	speaker, _, err := websocket.DefaultDialer.Dial(wsURL(s, "/api/v1/rooms/bye/speak?key="+room.SpeakerKey), nil)
+	speaker, _, err := websocket.DefaultDialer.Dial(s.WS("/api/v1/rooms/bye/speak?key="+room.SpeakerKey), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,11 +154,10 @@ func TestShutdownClosesWithReason(t *testing.T) {
 	if err := speaker.WriteMessage(websocket.BinaryMessage, fakerealtime.Speech("en", 200*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
+	done := make(chan struct{})
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		done <- s.app.Shutdown(ctx)
+		defer close(done)
+		s.Stop() // fails the test unless the shutdown is clean
 	}()
 	if code := closeCode(t, listener); code != websocket.CloseGoingAway {
 		t.Errorf("listener closed with %d, want 1001", code)
@@ -178,7 +165,5 @@ func TestShutdownClosesWithReason(t *testing.T) {
 	if code := closeCode(t, speaker); code != websocket.CloseGoingAway {
 		t.Errorf("speaker closed with %d, want 1001", code)
 	}
-	if err := <-done; err != nil {
-		t.Errorf("shutdown: %v", err)
-	}
+	<-done
 }

@@ -6,17 +6,17 @@ package e2e
 
 import (
 	"context"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/client"
 	"github.com/babelcast/babelcast/test/fakerealtime"
+	"github.com/babelcast/babelcast/test/harness"
+	"github.com/babelcast/babelcast/test/harness/service"
 )
 
 // TestSpeakerToListenersThroughBothSessionKinds is issue 2's end-to-end
@@ -24,32 +24,25 @@ import (
 // (an instructed realtime session), a speaker streaming a file, and
 // listeners of each channel and of the floor.
 func TestSpeakerToListenersThroughBothSessionKinds(t *testing.T) {
-	s := startService(t, fakerealtime.Options{})
-	var room createdRoom
-	if code := s.api(t, "POST", "/api/v1/rooms", `{"id":"keynote","name":"Keynote","source_language":"en",
-		"languages":[{"code":"es"},{"code":"nl","voice":"marin"}]}`, &room); code != http.StatusCreated {
-		t.Fatalf("create room: %d", code)
-	}
+	t.Parallel()
+	s := service.Start(t, service.Options{Fake: &fakerealtime.Options{}})
+	room := s.API.CreateRoom(`{"id":"keynote","name":"Keynote","source_language":"en",
+		"languages":[{"code":"es"},{"code":"nl","voice":"marin"}]}`)
 
-	ctx, stopListening := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
 	dir := t.TempDir()
-	es := listen(ctx, t, s, room.ID, "es", filepath.Join(dir, "es.wav"), &wg)
-	nl := listen(ctx, t, s, room.ID, "nl", filepath.Join(dir, "nl.wav"), &wg)
-	floor := listen(ctx, t, s, room.ID, "en", filepath.Join(dir, "floor.wav"), &wg)
-	waitFor(t, 10*time.Second, "three listeners in the status", func() bool {
-		var st status
-		s.api(t, "GET", "/api/v1/rooms/keynote/status", "", &st)
-		return st.Floor.Listeners == 1 && st.listeners("es") == 1 && st.listeners("nl") == 1
-	})
+	aud := newAudience(t, s, room.ID)
+	es := aud.listen("es", filepath.Join(dir, "es.wav"))
+	nl := aud.listen("nl", filepath.Join(dir, "nl.wav"))
+	floor := aud.listen("en", filepath.Join(dir, "floor.wav"))
+	aud.await("en", "es", "nl")
 
-	src, err := audio.Open(speechFile(t, 3))
+	src, err := audio.Open(harness.SpeechWAV(t, "en", 3, 2))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer src.Close()
 	if err := client.Speak(context.Background(), client.SpeakOptions{
-		Server: s.app.URL(), Room: room.ID, Key: room.SpeakerKey, Source: src, Realtime: true,
+		Server: s.URL(), Room: room.ID, Key: room.SpeakerKey, Source: src, Realtime: true,
 	}); err != nil {
 		t.Fatalf("speak: %v", err)
 	}
@@ -57,14 +50,13 @@ func TestSpeakerToListenersThroughBothSessionKinds(t *testing.T) {
 	// Each channel must carry the translation of all three bursts (the fake
 	// speaks as long as it heard speech), and the floor the speech itself.
 	speech := 3 * 1500 * time.Millisecond
-	waitFor(t, 20*time.Second, "translations of every burst", func() bool {
+	harness.WaitFor(t, 20*time.Second, "translations of every burst", func() bool {
 		return duration(es.audio(), "es") >= speech*9/10 && duration(nl.audio(), "nl") >= speech*9/10 &&
 			len(es.finalCaptions()) >= 3 && len(nl.finalCaptions()) >= 3
 	})
-	waitFor(t, 10*time.Second, "floor audio", func() bool { return duration(floor.audio(), "en") >= speech*9/10 })
-	waitFor(t, 10*time.Second, "floor captions", func() bool { return len(floor.finalCaptions()) >= 1 })
-	stopListening()
-	wg.Wait()
+	harness.WaitFor(t, 10*time.Second, "floor audio", func() bool { return duration(floor.audio(), "en") >= speech*9/10 })
+	harness.WaitFor(t, 10*time.Second, "floor captions", func() bool { return len(floor.finalCaptions()) >= 1 })
+	aud.stop()
 
 	langs := []string{"en", "es", "nl"}
 	for lang, rec := range map[string]*recording{"es": es, "nl": nl, "en": floor} {
@@ -93,13 +85,13 @@ func TestSpeakerToListenersThroughBothSessionKinds(t *testing.T) {
 		t.Errorf("floor captions %q are not the speaker's words", c)
 	}
 	// One session per channel, of the right kind.
-	if n := s.fake.OpenedFor(fakerealtime.Translate, "es"); n != 1 {
+	if n := s.Fake.OpenedFor(fakerealtime.Translate, "es"); n != 1 {
 		t.Errorf("%d translation sessions for es, want 1", n)
 	}
-	if n := s.fake.Opened(fakerealtime.Realtime); n != 1 {
+	if n := s.Fake.Opened(fakerealtime.Realtime); n != 1 {
 		t.Errorf("%d realtime sessions, want 1 (nl)", n)
 	}
-	if n := s.fake.CancelledResponses(); n != 0 {
+	if n := s.Fake.CancelledResponses(); n != 0 {
 		t.Errorf("%d responses cancelled: a translation was cut off", n)
 	}
 	// The recordings are valid WAV files holding what was heard.

@@ -5,11 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"math/rand/v2"
-	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -17,162 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/babelcast/babelcast/internal/app"
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/client"
+	"github.com/babelcast/babelcast/internal/wire"
 	"github.com/babelcast/babelcast/test/fakerealtime"
-	"github.com/babelcast/babelcast/test/testlog"
+	"github.com/babelcast/babelcast/test/harness"
+	"github.com/babelcast/babelcast/test/harness/service"
 )
-
-const adminToken = "adm_test_token"
-
-// service is a running babelcast with the fake Realtime server behind it.
-type service struct {
-	app  *app.App
-	fake *fakerealtime.Server
-	logs *testlog.Buffer
-}
-
-func startService(t *testing.T, fopts fakerealtime.Options) *service {
-	return startServiceWith(t, fopts, nil)
-}
-
-// startServiceWith starts every role in-process (embedded NATS, openai
-// engine on the fake); configure may adjust the configuration first.
-func startServiceWith(t *testing.T, fopts fakerealtime.Options, configure func(*app.Config)) *service {
-	t.Helper()
-	fake := fakerealtime.New(t, fopts)
-	logs := &testlog.Buffer{}
-	cfg := app.Config{
-		Addr:        "127.0.0.1:0",
-		DataDir:     t.TempDir(),
-		AdminToken:  adminToken,
-		Engine:      "openai",
-		OpenAIKey:   fake.APIKey(),
-		RealtimeURL: fake.URL(),
-		Linger:      3 * time.Second,
-		Log:         slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
-	if configure != nil {
-		configure(&cfg)
-	}
-	a, err := app.Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := a.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		for _, secret := range []string{cfg.OpenAIKey, adminToken} {
-			if secret != "" && strings.Contains(logs.String(), secret) {
-				t.Error("a secret reached the log")
-			}
-		}
-		if t.Failed() {
-			t.Logf("service log:\n%s", testlog.Tail(logs.String(), 80))
-		}
-		// BABELCAST_E2E_LOGS=dir keeps every test's whole service log.
-		if dir := os.Getenv("BABELCAST_E2E_LOGS"); dir != "" {
-			name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + ".log"
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(logs.String()), 0o644); err != nil {
-				t.Logf("keep the service log: %v", err)
-			}
-		}
-	})
-	return &service{app: a, fake: fake, logs: logs}
-}
-
-// api calls the organizer API and decodes the JSON answer into out.
-func (s *service) api(t *testing.T, method, path, body string, out any) int {
-	t.Helper()
-	return callAPI(t, s.app.URL(), method, path, body, out)
-}
-
-func callAPI(t *testing.T, base, method, path, body string, out any) int {
-	t.Helper()
-	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+adminToken)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil && len(b) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: %v in %s", method, path, err, b)
-		}
-	}
-	return resp.StatusCode
-}
-
-// createRoom creates a room from its JSON and fails the test otherwise.
-func (s *service) createRoom(t *testing.T, body string) createdRoom {
-	t.Helper()
-	var room createdRoom
-	if code := s.api(t, "POST", "/api/v1/rooms", body, &room); code != http.StatusCreated {
-		t.Fatalf("create room: %d", code)
-	}
-	return room
-}
-
-// status reads a room's status.
-func (s *service) status(t *testing.T, roomID string) status {
-	t.Helper()
-	var st status
-	if code := s.api(t, "GET", "/api/v1/rooms/"+roomID+"/status", "", &st); code != http.StatusOK {
-		t.Fatalf("status of %s: %d", roomID, code)
-	}
-	return st
-}
-
-type createdRoom struct {
-	ID         string `json:"id"`
-	SpeakerKey string `json:"speaker_key"`
-}
-
-type status struct {
-	Speaker struct {
-		Connected bool `json:"connected"`
-	} `json:"speaker"`
-	Floor struct {
-		Listeners int `json:"listeners"`
-	} `json:"floor"`
-	Languages []langStatus `json:"languages"`
-}
-
-type langStatus struct {
-	Code           string  `json:"code"`
-	Listeners      int     `json:"listeners"`
-	State          string  `json:"state"`
-	Error          string  `json:"error"`
-	Kind           string  `json:"kind"`
-	Node           string  `json:"node"`
-	SessionSeconds float64 `json:"session_seconds"`
-}
-
-func (s status) listeners(lang string) int {
-	return s.lang(lang).Listeners
-}
-
-// lang is one language's status; Listeners is -1 when the room lacks it.
-func (s status) lang(code string) langStatus {
-	for _, l := range s.Languages {
-		if l.Code == code {
-			return l
-		}
-	}
-	return langStatus{Code: code, Listeners: -1}
-}
 
 // heard is one audio message as a listener received it.
 type heard struct {
@@ -198,16 +45,29 @@ type recording struct {
 	states   []string
 }
 
-func (r *recording) audio() []byte {
+// locked is f's result, computed under r's lock.
+func locked[T any](r *recording, f func() T) T {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return bytes.Clone(r.pcm)
+	return f()
 }
 
+func (r *recording) audio() []byte { return locked(r, func() []byte { return bytes.Clone(r.pcm) }) }
+
 func (r *recording) finalCaptions() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]string(nil), r.captions...)
+	return locked(r, func() []string { return slices.Clone(r.captions) })
+}
+
+func (r *recording) heardFrames() []heard {
+	return locked(r, func() []heard { return slices.Clone(r.frames) })
+}
+
+func (r *recording) delayFigures() []delayAt {
+	return locked(r, func() []delayAt { return slices.Clone(r.delays) })
+}
+
+func (r *recording) channelStates() []string {
+	return locked(r, func() []string { return slices.Clone(r.states) })
 }
 
 // lineTexts is the last text of every caption line that became final, in
@@ -229,18 +89,6 @@ func (r *recording) lineTexts() []string {
 	return out
 }
 
-func (r *recording) heardFrames() []heard {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.frames)
-}
-
-func (r *recording) delayFigures() []delayAt {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.delays)
-}
-
 // firstAudioAfter is when the first audio carrying lang's tone arrived
 // after t0 (zero if none did).
 func (r *recording) firstAudioAfter(t0 time.Time, lang string) time.Time {
@@ -257,18 +105,33 @@ func (r *recording) firstAudioAfter(t0 time.Time, lang string) time.Time {
 	return time.Time{}
 }
 
-func listen(ctx context.Context, t *testing.T, s *service, roomID, lang, out string, wg *sync.WaitGroup) *recording {
-	return listenTo(ctx, t, s.app.URL(), roomID, lang, out, wg)
+// audience is listen clients recording channels of one room, until stop
+// (or the end of the test).
+type audience struct {
+	t      *testing.T
+	s      *service.Service
+	room   string
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
-// listenTo records a channel with the listen client until ctx ends.
-func listenTo(ctx context.Context, t *testing.T, server, roomID, lang, out string, wg *sync.WaitGroup) *recording {
+func newAudience(t *testing.T, s *service.Service, roomID string) *audience {
+	ctx, cancel := context.WithCancel(context.Background())
+	a := &audience{t: t, s: s, room: roomID, ctx: ctx, cancel: cancel}
+	t.Cleanup(a.stop)
+	return a
+}
+
+// listen records channel lang with the listen client, and into the WAV
+// file out unless out is "".
+func (a *audience) listen(lang, out string) *recording {
 	rec := &recording{lines: map[uint64]string{}, final: map[uint64]bool{}}
-	wg.Add(1)
+	a.wg.Add(1)
 	go func() {
-		defer wg.Done()
-		err := client.Listen(ctx, client.ListenOptions{
-			Server: server, Room: roomID, Lang: lang, OutPath: out,
+		defer a.wg.Done()
+		err := client.Listen(a.ctx, client.ListenOptions{
+			Server: a.s.URL(), Room: a.room, Lang: lang, OutPath: out,
 			OnAudio: func(pcm []byte) {
 				now := time.Now()
 				rec.mu.Lock()
@@ -276,40 +139,62 @@ func listenTo(ctx context.Context, t *testing.T, server, roomID, lang, out strin
 				rec.frames = append(rec.frames, heard{at: now, bytes: len(pcm)})
 				rec.mu.Unlock()
 			},
-			OnMessage: func(typ string, raw []byte) {
-				now := time.Now()
-				var m struct {
-					Text    string `json:"text"`
-					Final   bool   `json:"final"`
-					Segment uint64 `json:"segment"`
-					MS      int64  `json:"ms"`
-					State   string `json:"state"`
-					Message string `json:"message"`
-				}
-				if json.Unmarshal(raw, &m) != nil {
-					return
-				}
-				rec.mu.Lock()
-				defer rec.mu.Unlock()
-				switch typ {
-				case "caption":
-					rec.lines[m.Segment] = m.Text
-					if m.Final {
-						rec.final[m.Segment] = true
-						rec.captions = append(rec.captions, m.Text)
-					}
-				case "delay":
-					rec.delays = append(rec.delays, delayAt{at: now, lag: time.Duration(m.MS) * time.Millisecond})
-				case "state":
-					rec.states = append(rec.states, m.State)
-				}
-			},
+			OnMessage: func(typ string, raw []byte) { rec.message(typ, raw, time.Now()) },
 		})
 		if err != nil {
-			t.Errorf("listen %s: %v", lang, err)
+			a.t.Errorf("listen %s: %v", lang, err)
 		}
 	}()
 	return rec
+}
+
+// await waits until the room's status counts one listener of each of
+// langs (the source language's are the floor's).
+func (a *audience) await(langs ...string) {
+	a.t.Helper()
+	harness.WaitFor(a.t, 10*time.Second, "listeners of "+strings.Join(langs, ", "), func() bool {
+		st := a.s.API.Status(a.room)
+		for _, l := range langs {
+			if st.Listeners(l) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// stop ends the recordings and waits for the clients to finish them.
+func (a *audience) stop() {
+	a.cancel()
+	a.wg.Wait()
+}
+
+// message notes a text message the listener received at now.
+func (r *recording) message(typ string, raw []byte, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch typ {
+	case wire.TypeCaption:
+		var m wire.Caption
+		if json.Unmarshal(raw, &m) != nil {
+			return
+		}
+		r.lines[m.Segment] = m.Text
+		if m.Final {
+			r.final[m.Segment] = true
+			r.captions = append(r.captions, m.Text)
+		}
+	case wire.TypeDelay:
+		var m wire.Delay
+		if json.Unmarshal(raw, &m) == nil {
+			r.delays = append(r.delays, delayAt{at: now, lag: time.Duration(m.MS) * time.Millisecond})
+		}
+	case wire.TypeState:
+		var m wire.State
+		if json.Unmarshal(raw, &m) == nil {
+			r.states = append(r.states, m.State)
+		}
+	}
 }
 
 // pcmSource is a SampleReader over samples in memory that notes when it
@@ -346,7 +231,7 @@ func (p *pcmSource) start() time.Time {
 
 // speakInBackground streams src to the room at real time until stop is
 // called (or src ends); stop waits for the speak client to hang up.
-func speakInBackground(t *testing.T, server string, room createdRoom, src client.SampleReader) (stop func()) {
+func speakInBackground(t *testing.T, server string, room harness.Room, src client.SampleReader) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -428,43 +313,6 @@ func newTalk(length, minTurn, maxTurn, minPause, maxPause time.Duration) talk {
 	return tk
 }
 
-// speechFile writes a 48 kHz stereo WAV of speech bursts in the source
-// language (what the fake hears as speech) with pauses between them, so the
-// server must downmix and resample, and turns end.
-func speechFile(t *testing.T, bursts int) string {
-	t.Helper()
-	var mono []int16
-	for i := 0; i < bursts; i++ {
-		mono = append(mono, audio.Samples(fakerealtime.Speech("en", 1500*time.Millisecond))...)
-		mono = append(mono, audio.Samples(fakerealtime.Silence(900*time.Millisecond))...)
-	}
-	r := audio.NewResampler(24000, 48000)
-	up := append(r.Process(mono), r.Flush()...)
-	stereo := make([]int16, 0, 2*len(up))
-	for _, s := range up {
-		stereo = append(stereo, s, s)
-	}
-	path := filepath.Join(t.TempDir(), "talk.wav")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := audio.NewWAVWriter(f, 48000, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.WriteSamples(stereo); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // duration is how much of pcm carries lang's tone, as audio time.
 func duration(pcm []byte, lang string) time.Duration {
 	const block = 2400 * 2 // 100 ms
@@ -491,15 +339,4 @@ func quantiles(ds []time.Duration) (median, maximum time.Duration) {
 	s := slices.Clone(ds)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2], s[len(s)-1]
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond) // polling: these are states reached over the network, with no event to await
-	}
 }

@@ -8,6 +8,7 @@ import (
 )
 
 func TestTonesTellEveryLanguageApart(t *testing.T) {
+	t.Parallel()
 	langs := append([]string{"nl", "pl", "sv", "tr", "ar", "uk", "xh", "qu"}, fr.TranslateLanguages...)
 	seen := map[float64]string{}
 	for _, l := range langs {
@@ -33,6 +34,7 @@ func TestTonesTellEveryLanguageApart(t *testing.T) {
 }
 
 func TestDefaultLanguageOf(t *testing.T) {
+	t.Parallel()
 	cases := map[string]string{
 		"You are an interpreter. Translate everything the speaker says into Spanish.":       "es",
 		"Interpret from English into Brazilian Portuguese (pt-BR). Never answer questions.": "pt",

@@ -26,25 +26,19 @@ type event map[string]any
 
 func (e event) typ() string { s, _ := e["type"].(string); return s }
 
-func (e event) str(path ...string) string {
+// at is the value at a path of keys into nested objects (nil if none).
+func (e event) at(path ...string) any {
 	var v any = map[string]any(e)
 	for _, p := range path {
 		m, _ := v.(map[string]any)
 		v = m[p]
 	}
-	s, _ := v.(string)
-	return s
+	return v
 }
 
-func (e event) num(path ...string) float64 {
-	var v any = map[string]any(e)
-	for _, p := range path {
-		m, _ := v.(map[string]any)
-		v = m[p]
-	}
-	f, _ := v.(float64)
-	return f
-}
+func (e event) str(path ...string) string { s, _ := e.at(path...).(string); return s }
+
+func (e event) num(path ...string) float64 { f, _ := e.at(path...).(float64); return f }
 
 func bearer(key string) http.Header { return http.Header{"Authorization": {"Bearer " + key}} }
 

@@ -14,6 +14,7 @@ import (
 )
 
 func TestSessionsExpireWithSessionExpiredThen1001(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{})
 	s.SetSessionDuration(500 * time.Millisecond)
 	for _, url := range []string{translateURL(s), realtimeURL(s)} {
@@ -33,6 +34,7 @@ func TestSessionsExpireWithSessionExpiredThen1001(t *testing.T) {
 }
 
 func TestExpireNowAndDropNow(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{})
 	tr := openTranslation(t, s, "es", false)
 	rt := openRealtime(t, s, "Translate into Dutch.", vad(true, true))
@@ -54,6 +56,7 @@ func TestExpireNowAndDropNow(t *testing.T) {
 }
 
 func TestDropAfterAppendsHitsOneSession(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{})
 	s.AddFault(fr.Fault{Endpoint: fr.Translate, AfterAppends: 3, Action: fr.ActionDrop})
 	c := openTranslation(t, s, "it", false)
@@ -73,6 +76,7 @@ func TestDropAfterAppendsHitsOneSession(t *testing.T) {
 }
 
 func TestInjectedErrors(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{})
 
 	s.FailNext(fr.Realtime, 1, "insufficient_quota")
@@ -104,6 +108,7 @@ func TestInjectedErrors(t *testing.T) {
 }
 
 func TestRejectConnectionsAnd429(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{})
 	s.RejectConnections(time.Hour, 2*time.Second)
 	_, resp, err := websocket.DefaultDialer.Dial(realtimeURL(s), bearer(s.APIKey()))
@@ -120,6 +125,7 @@ func TestRejectConnectionsAnd429(t *testing.T) {
 // Attempts counts refused connections too: a test of a client's backoff
 // needs them, as no session records them.
 func TestAttemptsCountRefusedConnections(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{})
 	if _, resp, err := websocket.DefaultDialer.Dial(translateURL(s), bearer("sk-wrong-key-1234")); err == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("wrong key: %v %v", err, resp)
@@ -139,6 +145,7 @@ func TestAttemptsCountRefusedConnections(t *testing.T) {
 }
 
 func TestMaxConcurrentSessions(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{MaxConcurrent: 1})
 	c := dial(t, translateURL(s), bearer(s.APIKey()))
 	c.next("session.created")
@@ -157,6 +164,7 @@ func TestMaxConcurrentSessions(t *testing.T) {
 }
 
 func TestOffTopicReply(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{ResponseSpeed: math.Inf(1)})
 	s.AddFault(fr.Fault{Endpoint: fr.Realtime, Action: fr.ActionOffTopic})
 	c := openRealtime(t, s, "Translate into Spanish.", vad(true, true))
@@ -175,6 +183,7 @@ func TestOffTopicReply(t *testing.T) {
 }
 
 func TestResponseDelayHoldsFirstAudio(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{ResponseSpeed: math.Inf(1)})
 	s.SetResponseDelay(300 * time.Millisecond)
 	c := openRealtime(t, s, "Translate into Hindi.", vad(true, true))
@@ -188,6 +197,7 @@ func TestResponseDelayHoldsFirstAudio(t *testing.T) {
 }
 
 func TestCloseEndsOpenConnections(t *testing.T) {
+	t.Parallel()
 	s := fr.New(nil, fr.Options{})
 	c := dial(t, translateURL(s), bearer(s.APIKey()))
 	c.next("session.created")

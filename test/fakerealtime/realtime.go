@@ -256,18 +256,12 @@ func (rt *realtime) update(ev clientEvent) *apiError {
 	if e != nil {
 		return e
 	}
-	if top["session"] == nil {
-		return missing("session")
-	}
-	s, e := object(top["session"], "session", "type", "model", "instructions", "output_modalities", "audio",
+	s, e := requiredObject(top, "", "session", "type", "model", "instructions", "output_modalities", "audio",
 		"tools", "tool_choice", "max_output_tokens", "tracing", "truncation", "prompt", "include")
 	if e != nil {
 		return e
 	}
-	if s["type"] == nil {
-		return missing("session.type")
-	}
-	typ, e := str(s["type"], "session.type")
+	typ, e := requiredStr(s, "session", "type")
 	if e != nil {
 		return e
 	}
@@ -333,10 +327,7 @@ func parseFormat(raw json.RawMessage, path string) *apiError {
 	if e != nil {
 		return e
 	}
-	if m["type"] == nil {
-		return missing(join(path, "type"))
-	}
-	typ, e := str(m["type"], join(path, "type"))
+	typ, e := requiredStr(m, path, "type")
 	if e != nil {
 		return e
 	}
@@ -650,10 +641,7 @@ func (rt *realtime) itemIDParam(ev clientEvent, allowed ...string) (map[string]j
 	if e != nil {
 		return nil, "", e
 	}
-	if m["item_id"] == nil {
-		return nil, "", missing("item_id")
-	}
-	id, e := str(m["item_id"], "item_id")
+	id, e := requiredStr(m, "", "item_id")
 	return m, id, e
 }
 
@@ -734,10 +722,7 @@ func parseItem(raw json.RawMessage, path string) (*item, *apiError) {
 		if e != nil {
 			return nil, e
 		}
-		if m["role"] == nil {
-			return nil, missing(join(path, "role"))
-		}
-		if it.role, e = str(m["role"], join(path, "role")); e != nil {
+		if it.role, e = requiredStr(m, path, "role"); e != nil {
 			return nil, e
 		}
 		if !slices.Contains([]string{"user", "assistant", "system"}, it.role) {
@@ -940,10 +925,7 @@ func (rt *realtime) parseResponse(raw json.RawMessage) (responseParams, *apiErro
 				if e != nil {
 					return p, e
 				}
-				if r["id"] == nil {
-					return p, missing(join(path, "id"))
-				}
-				id, e := str(r["id"], join(path, "id"))
+				id, e := requiredStr(r, path, "id")
 				if e != nil {
 					return p, e
 				}

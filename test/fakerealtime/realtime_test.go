@@ -50,6 +50,7 @@ func turn(lang string, d time.Duration) []byte {
 }
 
 func TestRealtimeRefusesBetaHeader(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{})
 	h := bearer(s.APIKey())
 	h.Set("OpenAI-Beta", "realtime=v1")
@@ -64,6 +65,7 @@ func TestRealtimeRefusesBetaHeader(t *testing.T) {
 }
 
 func TestRealtimeAzureUsesAPIKeyHeader(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{Azure: true, APIKey: "azure-key"})
 	if _, resp, err := websocket.DefaultDialer.Dial(s.AzureURL()+"?model=gpt-realtime", bearer("azure-key")); err == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("bearer on Azure: %v %v, want 401", err, resp)
@@ -75,6 +77,7 @@ func TestRealtimeAzureUsesAPIKeyHeader(t *testing.T) {
 }
 
 func TestRealtimeSessionUpdateIsGAAndStrict(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{})
 	c := dial(t, realtimeURL(s), bearer(s.APIKey()))
 	created := c.next("session.created")
@@ -125,14 +128,23 @@ func TestRealtimeSessionUpdateIsGAAndStrict(t *testing.T) {
 	}
 }
 
-func TestRealtimeTurnDuringResponseGetsNoResponseWithoutInterrupt(t *testing.T) {
+// turnDuringResponse opens an instructed session whose model answers 300 ms
+// after a turn (then at once), speaks a turn and, as soon as its response
+// is created, a second one, which ends while that response is still
+// active. It returns the first response.created.
+func turnDuringResponse(t *testing.T, instructions string, interrupt bool) (*fr.Server, *client, event) {
+	t.Helper()
 	s := newServer(t, fr.Options{ResponseDelay: 300 * time.Millisecond, ResponseSpeed: math.Inf(1)})
-	c := openRealtime(t, s, "Interpret everything the speaker says into Spanish.", vad(true, false))
-
+	c := openRealtime(t, s, instructions, vad(true, interrupt))
 	c.appendAudio("input_audio_buffer.append", turn("en", 600*time.Millisecond))
 	first := c.next("response.created")
-	// The second turn ends while the first response is still active.
 	c.appendAudio("input_audio_buffer.append", turn("en", 600*time.Millisecond))
+	return s, c, first
+}
+
+func TestRealtimeTurnDuringResponseGetsNoResponseWithoutInterrupt(t *testing.T) {
+	t.Parallel()
+	s, c, first := turnDuringResponse(t, "Interpret everything the speaker says into Spanish.", false)
 	seen := c.barrier()
 	if n := len(ofType(seen, "input_audio_buffer.committed")); n != 1 {
 		t.Fatalf("second turn: %d commits in %v", n, typesOf(seen))
@@ -155,12 +167,8 @@ func TestRealtimeTurnDuringResponseGetsNoResponseWithoutInterrupt(t *testing.T) 
 }
 
 func TestRealtimeSpeechCancelsResponseWithInterrupt(t *testing.T) {
-	s := newServer(t, fr.Options{ResponseDelay: 300 * time.Millisecond, ResponseSpeed: math.Inf(1)})
-	c := openRealtime(t, s, "Translate into German.", vad(true, true))
-
-	c.appendAudio("input_audio_buffer.append", turn("en", 600*time.Millisecond))
-	first := c.next("response.created")
-	c.appendAudio("input_audio_buffer.append", turn("en", 600*time.Millisecond))
+	t.Parallel()
+	s, c, first := turnDuringResponse(t, "Translate into German.", true)
 	done := c.next("response.done")
 	if done.str("response", "id") != first.str("response", "id") || done.str("response", "status") != "cancelled" ||
 		done.str("response", "status_details", "reason") != "turn_detected" {
@@ -186,6 +194,7 @@ func TestRealtimeSpeechCancelsResponseWithInterrupt(t *testing.T) {
 }
 
 func TestRealtimeResponseCreateWhileActiveIsAnError(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{ResponseDelay: time.Second, ResponseSpeed: math.Inf(1)})
 	c := openRealtime(t, s, "Translate into Italian.", vad(false, false))
 	c.appendAudio("input_audio_buffer.append", turn("en", 400*time.Millisecond))
@@ -208,6 +217,7 @@ func TestRealtimeResponseCreateWhileActiveIsAnError(t *testing.T) {
 }
 
 func TestRealtimeOutOfBandResponsesKeepContextFlat(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{ResponseSpeed: math.Inf(1)})
 	c := openRealtime(t, s, "You are an interpreter. Translate from English into Brazilian Portuguese (pt-BR).", vad(false, false))
 
@@ -278,6 +288,7 @@ func TestRealtimeOutOfBandResponsesKeepContextFlat(t *testing.T) {
 }
 
 func TestRealtimeDefaultConversationGrows(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{ResponseSpeed: math.Inf(1)})
 	c := openRealtime(t, s, "Translate into Japanese.", vad(true, true))
 	var tokens []float64
@@ -299,6 +310,7 @@ func TestRealtimeDefaultConversationGrows(t *testing.T) {
 }
 
 func TestRealtimeManualCommitAndBufferErrors(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{ResponseSpeed: math.Inf(1)})
 	c := openRealtime(t, s, "Translate into Korean.", nil)
 	c.send(map[string]any{"type": "input_audio_buffer.commit"})
@@ -337,6 +349,7 @@ func TestRealtimeManualCommitAndBufferErrors(t *testing.T) {
 }
 
 func TestRealtimeResponseSpeaksTheInstructedLanguage(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{ResponseSpeed: math.Inf(1)})
 	c := openRealtime(t, s, "Translate into Spanish.", vad(false, false))
 	c.appendAudio("input_audio_buffer.append", turn("en", time.Second))
@@ -358,6 +371,7 @@ func TestRealtimeResponseSpeaksTheInstructedLanguage(t *testing.T) {
 }
 
 func TestRealtimeRejectsUnknownClientEvents(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{})
 	c := dial(t, realtimeURL(s), bearer(s.APIKey()))
 	c.next("session.created")

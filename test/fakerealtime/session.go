@@ -439,11 +439,6 @@ func invalidValue(path, got string, supported []string) *apiError {
 	return &apiError{"invalid_request_error", "invalid_value", msg, path}
 }
 
-func outOfRange(path string, lo, hi float64, got float64) *apiError {
-	return &apiError{"invalid_request_error", "decimal_out_of_range",
-		fmt.Sprintf("Invalid '%s': %v is out of range; expected a value between %v and %v.", path, got, lo, hi), path}
-}
-
 func jsonKind(raw json.RawMessage) string {
 	s := strings.TrimSpace(string(raw))
 	switch {
@@ -496,6 +491,23 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
+// requiredObject reads m's parameter key, which must be there, as an
+// object with the keys allowed.
+func requiredObject(m map[string]json.RawMessage, path, key string, allowed ...string) (map[string]json.RawMessage, *apiError) {
+	if m[key] == nil {
+		return nil, missing(join(path, key))
+	}
+	return object(m[key], join(path, key), allowed...)
+}
+
+// requiredStr reads m's parameter key, which must be there, as a string.
+func requiredStr(m map[string]json.RawMessage, path, key string) (string, *apiError) {
+	if m[key] == nil {
+		return "", missing(join(path, key))
+	}
+	return str(m[key], join(path, key))
+}
+
 func str(raw json.RawMessage, path string) (string, *apiError) {
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
@@ -513,26 +525,25 @@ func boolean(raw json.RawMessage, path string) (bool, *apiError) {
 }
 
 func number(raw json.RawMessage, path string, lo, hi float64) (float64, *apiError) {
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil || isNull(raw) {
-		return 0, invalidType(path, "a number", raw)
-	}
-	if f < lo || f > hi {
-		return 0, outOfRange(path, lo, hi, f)
-	}
-	return f, nil
+	return inRange(raw, path, lo, hi, "a number", "decimal_out_of_range")
 }
 
 func integer(raw json.RawMessage, path string, lo, hi int) (int, *apiError) {
-	var i int
-	if err := json.Unmarshal(raw, &i); err != nil || isNull(raw) {
-		return 0, invalidType(path, "an integer", raw)
+	return inRange(raw, path, lo, hi, "an integer", "integer_out_of_range")
+}
+
+// inRange reads raw as a T between lo and hi; kind names the type in the
+// invalid_type error, code is the error for a value out of range.
+func inRange[T int | float64](raw json.RawMessage, path string, lo, hi T, kind, code string) (T, *apiError) {
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil || isNull(raw) {
+		return 0, invalidType(path, kind, raw)
 	}
-	if i < lo || i > hi {
-		return 0, &apiError{"invalid_request_error", "integer_out_of_range",
-			fmt.Sprintf("Invalid '%s': %d is out of range; expected a value between %d and %d.", path, i, lo, hi), path}
+	if v < lo || v > hi {
+		return 0, &apiError{"invalid_request_error", code,
+			fmt.Sprintf("Invalid '%s': %v is out of range; expected a value between %v and %v.", path, v, lo, hi), path}
 	}
-	return i, nil
+	return v, nil
 }
 
 // decodeAudio checks and decodes an append's base64 audio.

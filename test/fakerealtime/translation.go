@@ -108,10 +108,7 @@ func (t *translation) update(ev clientEvent) *apiError {
 	if e != nil {
 		return e
 	}
-	if top["session"] == nil {
-		return missing("session")
-	}
-	sess, e := object(top["session"], "session", "audio")
+	sess, e := requiredObject(top, "", "session", "audio")
 	if e != nil {
 		return e
 	}
@@ -201,10 +198,7 @@ func parseNoiseReduction(raw []byte, path string, strength bool, prev map[string
 	if e != nil {
 		return nil, e
 	}
-	if m["type"] == nil {
-		return nil, missing(join(path, "type"))
-	}
-	typ, e := str(m["type"], join(path, "type"))
+	typ, e := requiredStr(m, path, "type")
 	if e != nil {
 		return nil, e
 	}

@@ -34,6 +34,7 @@ func openTranslation(t *testing.T, s *fr.Server, lang string, transcribe bool) *
 }
 
 func TestTranslationWrongKeyIs401WithOpenAIError(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{APIKey: "sk-right"})
 	for _, h := range []http.Header{bearer("sk-wrong-key-123"), nil} {
 		_, resp, err := websocket.DefaultDialer.Dial(translateURL(s), h)
@@ -60,6 +61,7 @@ func TestTranslationWrongKeyIs401WithOpenAIError(t *testing.T) {
 }
 
 func TestTranslationUnknownModelIsAnError(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{})
 	c := dial(t, s.URL()+"/translations?model=gpt-realtime", bearer(s.APIKey()))
 	ev := c.next("error", "session.created")
@@ -72,6 +74,7 @@ func TestTranslationUnknownModelIsAnError(t *testing.T) {
 }
 
 func TestTranslationSessionCreatedAndStrictUpdate(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{})
 	c := dial(t, translateURL(s), bearer(s.APIKey()))
 	created := c.next("session.created")
@@ -118,6 +121,7 @@ func TestTranslationSessionCreatedAndStrictUpdate(t *testing.T) {
 }
 
 func TestTranslationLagsInModelTimeAndCloseFlushes(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{}) // 600 ms model-time delay
 	c := openTranslation(t, s, "es", true)
 
@@ -159,6 +163,9 @@ func TestTranslationLagsInModelTimeAndCloseFlushes(t *testing.T) {
 	if code := c.closed(); code != websocket.CloseNormalClosure {
 		t.Fatalf("close code %d after session.closed", code)
 	}
+	// The server notes the session's end once it has the reply to its
+	// close, which may come after the client has seen the close.
+	s.WaitUntil(5*time.Second, func() bool { return s.OpenNow("") == 0 })
 	si := s.Sessions()[0]
 	if si.Open || si.OutputMs != 1000 || si.InputMs != 1000 {
 		t.Fatalf("session info %+v", si)
@@ -166,6 +173,7 @@ func TestTranslationLagsInModelTimeAndCloseFlushes(t *testing.T) {
 }
 
 func TestTranslationSilenceReleasesTheTailAndSplitsSentences(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{})
 	c := openTranslation(t, s, "de", false)
 	pcm := append(fr.Speech("en", 600*time.Millisecond), fr.Silence(600*time.Millisecond)...)
@@ -185,6 +193,7 @@ func TestTranslationSilenceReleasesTheTailAndSplitsSentences(t *testing.T) {
 }
 
 func TestTranslationRejectsBadAppends(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{})
 	c := openTranslation(t, s, "fr", false)
 	cases := []struct {
@@ -210,6 +219,7 @@ func TestTranslationRejectsBadAppends(t *testing.T) {
 }
 
 func TestTranslationRefusesAppendsOver15MiB(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("sends 15 MiB")
 	}
@@ -226,6 +236,7 @@ func TestTranslationRefusesAppendsOver15MiB(t *testing.T) {
 }
 
 func TestTranslationStaysSilentOnTargetLanguage(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{SilentOnTargetLanguage: true})
 	c := openTranslation(t, s, "es", false)
 	c.appendAudio("session.input_audio_buffer.append", fr.Speech("es", 600*time.Millisecond))
@@ -238,6 +249,7 @@ func TestTranslationStaysSilentOnTargetLanguage(t *testing.T) {
 }
 
 func TestTranslationRecordsClientEvents(t *testing.T) {
+	t.Parallel()
 	s := newServer(t, fr.Options{})
 	c := openTranslation(t, s, "ja", false)
 	c.appendAudio("session.input_audio_buffer.append", fr.Silence(400*time.Millisecond))

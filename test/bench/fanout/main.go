@@ -49,6 +49,7 @@ import (
 	"github.com/babelcast/babelcast/internal/bus"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // magic starts every benchmark frame so a byte-stream client (WAV, Icecast)
@@ -678,7 +679,7 @@ func runClients(args []string) {
 				for {
 					typ, rd, err := conn.NextReader()
 					if err != nil {
-						if websocket.IsCloseError(err, fanout.CloseTooSlow, fanout.CloseShutdown) {
+						if websocket.IsCloseError(err, wire.CloseTooSlow, wire.CloseShutdown) {
 							closed.Add(1)
 						}
 						return

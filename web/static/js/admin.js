@@ -7,6 +7,7 @@
 // room's status is polled every 2 s while the page is visible.
 
 import { api, apiBlob, ApiError, describeError } from './api.js';
+import { ChannelState } from './protocol.js';
 import { $, copyText, el, englishName, formatDuration, nativeName, notice, store } from './ui.js';
 
 const TOKEN_KEY = 'babelcast.adminToken';
@@ -245,7 +246,7 @@ function roomSummary(r) {
   const s = st.statuses.get(r.id);
   if (!s) return '';
   const listeners = (s.floor ? s.floor.listeners : 0) + (s.languages || []).reduce((n, l) => n + (l.listeners || 0), 0);
-  const errors = (s.languages || []).filter((l) => l.state === 'error').length;
+  const errors = (s.languages || []).filter((l) => l.state === ChannelState.ERROR).length;
   return [
     s.speaker && s.speaker.connected ? '● speaker live' : '○ no speaker',
     `${listeners} listening`,
@@ -460,7 +461,9 @@ function confirmDialog(title, text, okLabel) {
 
 // ---------- live status ----------
 
-const stateWords = { idle: 'idle', starting: 'starting', active: 'active', error: 'error' };
+const stateWords = {
+  [ChannelState.IDLE]: 'idle', [ChannelState.STARTING]: 'starting', [ChannelState.ACTIVE]: 'active', [ChannelState.ERROR]: 'error',
+};
 
 function renderStatus() {
   const r = selectedRoom();
@@ -481,7 +484,7 @@ function renderStatus() {
   const rows = (s.languages || []).map((l) => el('tr', { dataset: { lang: l.code, testid: 'status-row' } },
     el('th', { scope: 'row' }, langLabel(l.code)),
     el('td', {},
-      el('span', { class: 'state', dataset: { state: l.state || 'idle' } }, stateWords[l.state] || l.state || '—'),
+      el('span', { class: 'state', dataset: { state: l.state || ChannelState.IDLE } }, stateWords[l.state] || l.state || '—'),
       l.kind ? el('span', { class: 'muted small' }, ` · ${l.kind}`) : null,
       l.error ? el('div', { class: 'small', dataset: { testid: 'status-error' } }, l.error) : null),
     el('td', { class: 'num' }, String(l.listeners || 0)),
@@ -502,8 +505,8 @@ function announceChanges(id, s) {
     const key = `${id}/${l.code}`;
     const before = st.lastStates.get(key);
     st.lastStates.set(key, l.state);
-    if (before && before !== l.state && (l.state === 'error' || before === 'error')) {
-      ui.statusAlerts.textContent = l.state === 'error'
+    if (before && before !== l.state && (l.state === ChannelState.ERROR || before === ChannelState.ERROR)) {
+      ui.statusAlerts.textContent = l.state === ChannelState.ERROR
         ? `${langLabel(l.code)} translator error in ${id}: ${l.error || 'unknown'}`
         : `${langLabel(l.code)} translator in ${id} recovered.`;
     }

@@ -11,6 +11,7 @@
 // resampling); the AudioContext is created and resumed on the Play press.
 
 import { api, ApiError, describeError, probeHandshake, roomIdFromPath, wsURL } from './api.js';
+import { ChannelState, Close, Msg, SAMPLE_RATE } from './protocol.js';
 import { ReconnectingSocket } from './ws.js';
 import { $, el, notice, store } from './ui.js';
 
@@ -96,7 +97,7 @@ function ensureAudio() {
     // hardware's, so there the worklet resamples instead.
     const apple = navigator.vendor === 'Apple Computer, Inc.';
     try {
-      audio.ctx = apple ? new AC({ latencyHint: 'interactive' }) : new AC({ sampleRate: 24000, latencyHint: 'interactive' });
+      audio.ctx = apple ? new AC({ latencyHint: 'interactive' }) : new AC({ sampleRate: SAMPLE_RATE, latencyHint: 'interactive' });
     } catch {
       audio.ctx = new AC({ latencyHint: 'interactive' }); // 24 kHz not supported: the worklet resamples
     }
@@ -130,8 +131,8 @@ function makePlayer(paced) {
     numberOfOutputs: 1,
     outputChannelCount: [1],
     processorOptions: paced
-      ? { inputRate: 24000, targetMs: 150, maxMs: 1000, catchUpMs: 250 }
-      : { inputRate: 24000, targetMs: 150, maxMs: 12000, catchUpMs: 1000 },
+      ? { inputRate: SAMPLE_RATE, targetMs: 150, maxMs: 1000, catchUpMs: 250 }
+      : { inputRate: SAMPLE_RATE, targetMs: 150, maxMs: 12000, catchUpMs: 1000 },
   });
   const gain = audio.ctx.createGain();
   node.connect(gain).connect(audio.master);
@@ -191,7 +192,7 @@ class Stream {
 
   stop() {
     for (const k of ['Bytes', 'BufferedMs', 'Playing']) delete ui.player.dataset[`${this.role}${k}`];
-    this.socket.stop(1000, 'bye');
+    this.socket.stop(Close.NORMAL, 'bye');
     this.player.node.port.postMessage({ type: 'reset' });
     this.player.node.disconnect();
     this.player.gain.disconnect();
@@ -208,21 +209,21 @@ class Stream {
     let msg;
     try { msg = JSON.parse(ev.data); } catch { return; }
     switch (msg.type) {
-      case 'hello':
+      case Msg.HELLO:
         this.hello = true;
-        if (msg.sample_rate && msg.sample_rate !== 24000) {
+        if (msg.sample_rate && msg.sample_rate !== SAMPLE_RATE) {
           this.player.node.port.postMessage({ type: 'config', inputRate: msg.sample_rate });
         }
         if (this.role === 'main') renderState();
         break;
-      case 'caption':
+      case Msg.CAPTION:
         if (this.role === 'main' || st.fallback) addCaption(msg);
         break;
-      case 'state':
+      case Msg.STATE:
         if (this.role === 'main') onChannelState(msg);
         else if (typeof msg.speaker === 'boolean' && isFloor(st.lang)) st.speaker = msg.speaker;
         break;
-      case 'delay':
+      case Msg.DELAY:
         if (this.role === 'main' && typeof msg.ms === 'number') {
           st.delayMs = msg.ms;
           st.delayAt = performance.now();
@@ -237,15 +238,15 @@ class Stream {
   async onClose({ code, opened }) {
     this.hello = false;
     this.player.node.port.postMessage({ type: 'reset' });
-    if (code === 4404) {
+    if (code === Close.ROOM_GONE) {
       roomEnded();
       return false;
     }
-    if (code === 4403) {
+    if (code === Close.PASSCODE_CHANGED) {
       lockedOut('The organizers changed the passcode. Enter the new one to go on listening.', 'Passcode changed');
       return false;
     }
-    if (code === 4408) {
+    if (code === Close.TOO_SLOW) {
       // Fell behind (slow network): start fresh at once.
       if (this.role === 'main') renderState();
       return 300;
@@ -312,7 +313,7 @@ function onChannelState(msg) {
   st.channelState = msg.state || '';
   st.channelMessage = msg.message || '';
   const wasFallback = st.fallback;
-  st.fallback = !isFloor(st.lang) && st.channelState === 'error';
+  st.fallback = !isFloor(st.lang) && st.channelState === ChannelState.ERROR;
   if (st.fallback !== wasFallback) {
     if (st.fallback) clearCaptions();
     applyMix();
@@ -549,7 +550,7 @@ function renderState() {
   }
   if (st.fallback) return setPill('error', 'Translator error · original');
   if (st.speaker === false) return setPill('silent', 'Speaker silent');
-  if (!isFloor(st.lang) && (st.channelState === 'starting' || st.channelState === 'idle')) {
+  if (!isFloor(st.lang) && (st.channelState === ChannelState.STARTING || st.channelState === ChannelState.IDLE)) {
     return setPill('starting', 'Starting translation…');
   }
   return setPill('live', 'Live');
@@ -573,7 +574,7 @@ setInterval(renderDelay, 1000);
 
 function renderFallback() {
   for (const opt of ui.langList.querySelectorAll('.lang-option')) {
-    if (st.fallback && opt.dataset.lang === st.lang) opt.dataset.state = 'error';
+    if (st.fallback && opt.dataset.lang === st.lang) opt.dataset.state = ChannelState.ERROR;
     else delete opt.dataset.state;
   }
   if (!st.fallback) {

@@ -7,6 +7,7 @@
 // in 100 ms PCM16 frames; the start message tells the server that rate.
 
 import { api, ApiError, describeError, probeHandshake, roomIdFromPath, wsURL } from './api.js';
+import { ChannelState, Close, Msg } from './protocol.js';
 import { ReconnectingSocket } from './ws.js';
 import { $, el, englishName, nativeName, notice, store } from './ui.js';
 
@@ -276,7 +277,7 @@ async function start() {
     {
       onopen: (ws) => {
         st.ready = false;
-        ws.send(JSON.stringify({ type: 'start', sample_rate: cap.ctx.sampleRate }));
+        ws.send(JSON.stringify({ type: Msg.START, sample_rate: cap.ctx.sampleRate }));
         render();
       },
       onmessage: onServerMessage,
@@ -291,7 +292,7 @@ async function start() {
 }
 
 function stopAll() {
-  if (cap.socket) cap.socket.stop(1000, 'speaker stopped');
+  if (cap.socket) cap.socket.stop(Close.NORMAL, 'speaker stopped');
   if (cap.stream) cap.stream.getTracks().forEach((t) => t.stop());
   if (cap.ctx) cap.ctx.close().catch(() => {});
   cap.socket = cap.stream = cap.source = cap.node = cap.ctx = null;
@@ -366,18 +367,18 @@ function onServerMessage(ev) {
   let msg;
   try { msg = JSON.parse(ev.data); } catch { return; }
   switch (msg.type) {
-    case 'ready':
+    case Msg.READY:
       st.ready = true;
       if (ui.pageNotice.classList.contains('info') || ui.pageNotice.classList.contains('warn')) notice(ui.pageNotice, '', '');
       render();
       break;
-    case 'level':
+    case Msg.LEVEL:
       onLevel(msg);
       break;
-    case 'status':
+    case Msg.STATUS:
       renderStatus(msg);
       break;
-    case 'error':
+    case Msg.ERROR:
       st.lastError = { code: msg.code || '', message: msg.message || '' };
       notice(ui.pageNotice, 'error', 'The server reported a problem', msg.message || msg.code || '');
       break;
@@ -410,22 +411,22 @@ async function onClose({ code, opened }) {
   st.ready = false;
   render();
   switch (code) {
-    case 4001:
+    case Close.REPLACED:
       stopAll();
       notice(ui.pageNotice, 'warn', 'Another device took over',
         'Someone started speaking in this room from another device or tab with the speaker key, so this one stopped. Press Start to take over again.');
       return false;
-    case 4404:
+    case Close.ROOM_GONE:
       roomGone(true);
       return false;
-    case 1007:
-    case 1008: {
+    case Close.BAD_AUDIO:
+    case Close.BAD_MESSAGE: {
       const why = st.lastError ? st.lastError.message : `close code ${code}`;
       stopAll();
       notice(ui.pageNotice, 'error', 'The server refused the audio', `${why}. Reload the page and try again.`);
       return false;
     }
-    case 1001:
+    case Close.SHUTDOWN:
       notice(ui.pageNotice, 'info', 'The server is restarting', 'Reconnecting by itself…');
       return true;
     default:
@@ -474,13 +475,15 @@ function langCell(code) {
   return el('td', { lang: code }, native, native !== english ? el('div', { class: 'small muted', lang: 'en' }, english) : null);
 }
 
-const stateWords = { idle: 'Idle', starting: 'Starting', active: 'Active', error: 'Error' };
+const stateWords = {
+  [ChannelState.IDLE]: 'Idle', [ChannelState.STARTING]: 'Starting', [ChannelState.ACTIVE]: 'Active', [ChannelState.ERROR]: 'Error',
+};
 
 function renderStatus(msg) {
   const rows = (msg.languages || []).map((l) => el('tr', { dataset: { lang: l.code } },
     langCell(l.code),
     el('td', {},
-      el('span', { class: 'state', dataset: { state: l.state || 'idle' } }, stateWords[l.state] || l.state || '—'),
+      el('span', { class: 'state', dataset: { state: l.state || ChannelState.IDLE } }, stateWords[l.state] || l.state || '—'),
       l.error ? el('div', { class: 'small muted' }, l.error) : null),
     el('td', { class: 'num' }, String(l.listeners ?? 0))));
   if (st.info) {

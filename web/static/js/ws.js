@@ -2,8 +2,11 @@
 // and jitter, for the listener and speaker pages.
 //
 // The owner decides, from each close, whether to try again (onclose
-// returns false to stop), so close codes like 4404 (room deleted) or 4001
-// (another speaker took over) end the retries while network drops do not.
+// returns false to stop), so close codes like Close.ROOM_GONE or
+// Close.REPLACED (another speaker took over) end the retries while network
+// drops do not.
+
+import { Close } from './protocol.js';
 
 export class ReconnectingSocket {
   /**
@@ -40,7 +43,7 @@ export class ReconnectingSocket {
   }
 
   /** Closes for good: no more retries. */
-  stop(code = 1000, reason = '') {
+  stop(code = Close.NORMAL, reason = '') {
     this.stopped = true;
     clearTimeout(this.timer);
     window.removeEventListener('online', this.onOnline);
@@ -60,7 +63,7 @@ export class ReconnectingSocket {
     this.ws = null;
     if (ws) {
       ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-      try { ws.close(1000, 'reconnect'); } catch { /* ignore */ }
+      try { ws.close(Close.NORMAL, 'reconnect'); } catch { /* ignore */ }
     }
     this.connect();
   }

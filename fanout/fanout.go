@@ -194,7 +194,7 @@ func (s *Server) audioQueueBytes() int {
 
 // fmtLangs lists a room's channels for error messages.
 func fmtLangs(r *room.Room) string {
-	out := livestate.FloorLang + ", " + r.SourceLanguage + " (source)"
+	out := wire.Floor + ", " + r.SourceLanguage + " (source)"
 	for _, l := range r.Languages {
 		out += ", " + l.Code
 	}

@@ -71,7 +71,7 @@ func newHub(s *Server) *hub {
 }
 
 // channel is one (room, language) somebody listens to on this node; lang
-// livestate.FloorLang is the floor itself.
+// wire.Floor is the floor itself.
 type channel struct {
 	h     *hub
 	key   chanKey

@@ -11,7 +11,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/babelcast/babelcast/internal/httperr"
-	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/wire"
 )
@@ -53,10 +52,10 @@ func (s *Server) admit(ctx context.Context, roomID, lang, passcode, transport st
 		s.log.Error("room lookup failed", "room", roomID, "err", err)
 		return nil, &admitError{http.StatusServiceUnavailable, "unavailable", "room store unavailable; try again"}
 	}
-	if pl, err := room.ParseLang(lang); err == nil && lang != livestate.FloorLang {
+	if pl, err := room.ParseLang(lang); err == nil && lang != wire.Floor {
 		lang = pl.Code
 	}
-	if lang == "" || (lang != livestate.FloorLang && !r.Serves(lang)) {
+	if lang == "" || (lang != wire.Floor && !r.Serves(lang)) {
 		what := "lang is required"
 		if lang != "" {
 			what = "room " + quote(r.ID) + " has no language " + quote(lang)
@@ -66,7 +65,7 @@ func (s *Server) admit(ctx context.Context, roomID, lang, passcode, transport st
 	if !r.CheckPasscode(passcode) {
 		return nil, &admitError{http.StatusForbidden, "forbidden", "wrong or missing passcode"}
 	}
-	l := newListener(s, roomID, lang, lang == livestate.FloorLang, transport)
+	l := newListener(s, roomID, lang, lang == wire.Floor, transport)
 	l.passcode, l.admittedAt, l.unsaid = passcode, rev, r.SourceLanguage
 	return l, nil
 }

@@ -28,11 +28,17 @@ func (e *env) startMic(t *testing.T, mic, name, lang string) *websocket.Conn {
 	return c
 }
 
+// micFrames are the frames the room's mics publish, kept by mic.
+type micFrames struct {
+	ch    chan *nats.Msg
+	byMic map[string][]audio.Frame
+}
+
 // micFrames subscribes to every mic of the room.
-func (e *env) micFrames(t *testing.T) chan *nats.Msg {
+func (e *env) micFrames(t *testing.T) *micFrames {
 	t.Helper()
-	ch := make(chan *nats.Msg, 1024)
-	sub, err := e.bus.Conn.ChanSubscribe(subject.Mics("keynote"), ch)
+	mf := &micFrames{ch: make(chan *nats.Msg, 1024), byMic: map[string][]audio.Frame{}}
+	sub, err := e.bus.Conn.ChanSubscribe(subject.Mics("keynote"), mf.ch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,23 +46,25 @@ func (e *env) micFrames(t *testing.T) chan *nats.Msg {
 	if err := e.bus.Conn.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	return ch
+	return mf
 }
 
-// nextFrame waits for a frame of mic.
-func nextFrame(t *testing.T, ch chan *nats.Msg, mic string) audio.Frame {
+// nextFrame waits for the next frame of mic.
+func nextFrame(t *testing.T, mf *micFrames, mic string) audio.Frame {
 	t.Helper()
 	deadline := time.After(10 * time.Second)
-	for {
+	for len(mf.byMic[mic]) == 0 {
 		select {
-		case m := <-ch:
-			if f, _ := subject.FrameOf(m); f.Mic == mic {
-				return f
-			}
+		case m := <-mf.ch:
+			f, _ := subject.FrameOf(m)
+			mf.byMic[f.Mic] = append(mf.byMic[f.Mic], f)
 		case <-deadline:
 			t.Fatalf("no frame of mic %s", mic)
 		}
 	}
+	f := mf.byMic[mic][0]
+	mf.byMic[mic] = mf.byMic[mic][1:]
+	return f
 }
 
 func speech(d time.Duration) []byte {

@@ -23,8 +23,11 @@ var jsProtocol = []struct {
 	value      any
 }{
 	{"SAMPLE_RATE", "SampleRate", wire.SampleRate},
+	{"DEFAULT_MIC", "DefaultMic", wire.DefaultMic},
+	{"FLOOR", "Floor", wire.Floor},
 
 	{"Msg.START", "TypeStart", wire.TypeStart},
+	{"Msg.LANGUAGE", "TypeLanguage", wire.TypeLanguage},
 	{"Msg.READY", "TypeReady", wire.TypeReady},
 	{"Msg.LEVEL", "TypeLevel", wire.TypeLevel},
 	{"Msg.STATUS", "TypeStatus", wire.TypeStatus},
@@ -52,6 +55,9 @@ var jsProtocol = []struct {
 	{"ErrorCode.ROOM_DELETED", "CodeRoomDeleted", wire.CodeRoomDeleted},
 	{"ErrorCode.KEY_ROTATED", "CodeKeyRotated", wire.CodeKeyRotated},
 	{"ErrorCode.SHUTTING_DOWN", "CodeShuttingDown", wire.CodeShuttingDown},
+	{"ErrorCode.BAD_MIC", "CodeBadMic", wire.CodeBadMic},
+	{"ErrorCode.BAD_LANGUAGE", "CodeBadLanguage", wire.CodeBadLanguage},
+	{"ErrorCode.TOO_MANY_MICS", "CodeTooManyMics", wire.CodeTooManyMics},
 
 	// The translator states are the state bucket's; wire carries them.
 	{"ChannelState.IDLE", "", livestate.StateIdle},

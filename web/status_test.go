@@ -64,7 +64,7 @@ func TestStatus(t *testing.T) {
 	if !st.Speaker.Connected || st.Speaker.Since == nil || !st.Speaker.Since.Equal(since) || st.Speaker.Node != "ingest-1" {
 		t.Fatalf("speaker %+v", st.Speaker)
 	}
-	if st.Floor != (FloorStatus{Code: "en", Listeners: 2}) {
+	if st.Floor != (FloorStatus{Code: "en", Listeners: 2, State: "idle"}) {
 		t.Fatalf("floor %+v", st.Floor)
 	}
 	want := []LanguageStatus{
@@ -81,7 +81,7 @@ func TestStatus(t *testing.T) {
 		}
 	}
 	// The body has the documented shape.
-	for _, key := range []string{`"speaker":{"connected":true,"since":`, `"floor":{"code":"en","listeners":2}`,
+	for _, key := range []string{`"speaker":{"connected":true,"since":`, `"floor":{"code":"en","listeners":2,`, `"mics":[{"mic":"main","language":"en","since":"2026-05-01T09:00:00Z","node":"ingest-1"`,
 		`{"code":"de","listeners":0,"state":"idle","error":"","session_seconds":0}`} {
 		if !strings.Contains(string(r.body), key) {
 			t.Errorf("status body lacks %s: %s", key, r.body)

@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/babelcast/babelcast/internal/room"
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // RoomState is what the bucket says of one room: its connected mics, its
@@ -148,7 +149,7 @@ func (r *RoomState) Speaker() *MicStatus {
 }
 
 // DefaultMic is the id of a speaker connection that names no mic.
-const DefaultMic = "main"
+const DefaultMic = wire.DefaultMic
 
 // Listeners is how many listen to lang, over every fan-out node.
 func (r *RoomState) Listeners(lang string) int {
@@ -195,7 +196,7 @@ type Status struct {
 // FloorLang is the language code of the floor itself (the mix of every
 // live mic, untranslated) wherever a channel is named: listener requests
 // and presence keys.
-const FloorLang = "floor"
+const FloorLang = wire.Floor
 
 // Status is the status of rm, the room this state is about.
 func (r *RoomState) Status(rm *room.Room) Status {

@@ -4,6 +4,10 @@ package wire
 // at SampleRate with Caption, State and Delay messages between; a listener
 // sends nothing but control frames.
 
+// Floor is the language of the floor itself, as a listener asks for it
+// (lang=floor): the mix of every live mic, untranslated.
+const Floor = "floor"
+
 // Hello opens a listener connection: which channel this is.
 type Hello struct {
 	Type       string `json:"type"` // TypeHello

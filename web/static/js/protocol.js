@@ -7,10 +7,17 @@
  *  audio when its start message names no other. */
 export const SAMPLE_RATE = 24000;
 
+/** The mic a speaker connection is when its start message names none. */
+export const DEFAULT_MIC = 'main';
+
+/** The channel that is the floor itself: every mic, untranslated. */
+export const FLOOR = 'floor';
+
 /** Message types: the "type" field of every text message. */
 export const Msg = Object.freeze({
   // speaker → server
   START: 'start',
+  LANGUAGE: 'language',
   // server → speaker
   READY: 'ready',
   LEVEL: 'level',
@@ -46,6 +53,9 @@ export const ErrorCode = Object.freeze({
   ROOM_DELETED: 'room_deleted',
   KEY_ROTATED: 'key_rotated',
   SHUTTING_DOWN: 'shutting_down',
+  BAD_MIC: 'bad_mic',
+  BAD_LANGUAGE: 'bad_language',
+  TOO_MANY_MICS: 'too_many_mics',
 });
 
 /** Translator states of a channel, in state and status messages and the

@@ -30,6 +30,7 @@ import (
 	"github.com/babelcast/babelcast/internal/kvlease"
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/metrics"
+	"github.com/babelcast/babelcast/internal/question"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/wire"
 )
@@ -57,6 +58,9 @@ type Options struct {
 	Rooms *room.Store
 	// State is the livestate.Bucket bucket.
 	State jetstream.KeyValue
+	// Questions are the audience's questions: an accepted one speaks with
+	// its token, as mic "q-<id>".
+	Questions *question.Store
 	// Node names this process in speaker.<room> entries.
 	Node string
 	Log  *slog.Logger
@@ -93,8 +97,8 @@ type Server struct {
 
 // New builds the ingest role.
 func New(o Options) (*Server, error) {
-	if o.NC == nil || o.Rooms == nil || o.State == nil {
-		return nil, errors.New("ingest: NC, Rooms and State are required")
+	if o.NC == nil || o.Rooms == nil || o.State == nil || o.Questions == nil {
+		return nil, errors.New("ingest: NC, Rooms, State and Questions are required")
 	}
 	if o.Node == "" {
 		return nil, errors.New("ingest: Node is required")
@@ -179,10 +183,6 @@ func (s *Server) Run(ctx context.Context) error {
 // micID names a mic: its room and its id within the room.
 type micID struct{ room, mic string }
 
-// questionMicPrefix starts the id of the mic an accepted audience
-// question speaks through: "q-<question id>".
-const questionMicPrefix = "q-"
-
 func (s *Server) current() []*speaker {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -224,8 +224,8 @@ func (s *Server) roomForMic(ctx context.Context, rm *room.Room, mic string) erro
 		s.log.Warn("mics not counted", "room", rm.ID, "err", err)
 		return nil
 	}
-	if _, ok := live.Mics[mic]; ok {
-		return nil
+	if _, ok := live.Mics[mic]; ok || strings.HasPrefix(mic, question.MicPrefix) {
+		return nil // a takeover, or a question: the moderators let it in
 	}
 	max := rm.MaxMics
 	if max <= 0 {
@@ -267,7 +267,20 @@ func (s *Server) handleSpeak(w http.ResponseWriter, r *http.Request) {
 		httperr.Internal(w)
 		return
 	}
-	if !rm.CheckSpeakerKey(key) {
+	var q *question.Question
+	if id := question.IDOfToken(key); id != "" {
+		// An audience question, accepted, speaks with its own token.
+		q, _, err = s.o.Questions.Get(r.Context(), rm.ID, id)
+		if err != nil || !q.CheckToken(key) {
+			metrics.Errors.WithLabelValues(roleName, "auth").Inc()
+			httperr.Unauthorized(w, "no such question in this room")
+			return
+		}
+		if q.State != question.Accepted {
+			httperr.Forbidden(w, "the question is "+q.State+", not accepted: it may speak once the organizers or the speaker accept it")
+			return
+		}
+	} else if !rm.CheckSpeakerKey(key) {
 		metrics.Errors.WithLabelValues(roleName, "auth").Inc()
 		log.Warn("speaker refused: wrong key", "remote", r.RemoteAddr)
 		httperr.Unauthorized(w, "wrong speaker key for this room")
@@ -291,6 +304,7 @@ func (s *Server) handleSpeak(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	sp := newSpeaker(s, conn, rm, key, log)
+	sp.question = q
 	sp.serve()
 }
 
@@ -434,7 +448,7 @@ func (s *Server) heartbeat(ctx context.Context) {
 
 // roomChanged applies a new version of a speaker's room.
 func (s *Server) roomChanged(sp *speaker, rm *room.Room) {
-	if !rm.CheckSpeakerKey(sp.key) {
+	if sp.question == nil && !rm.CheckSpeakerKey(sp.key) {
 		sp.close(wire.CloseBadMessage, wire.CodeKeyRotated, "the room's speaker key was changed; reconnect with the new key")
 		return
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/babelcast/babelcast/internal/bus"
 	"github.com/babelcast/babelcast/internal/httperr"
 	"github.com/babelcast/babelcast/internal/livestate"
+	"github.com/babelcast/babelcast/internal/question"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
 	"github.com/babelcast/babelcast/internal/wire"
@@ -62,7 +63,7 @@ func newEnv(t *testing.T, tweak func(*Options)) *env {
 
 // node starts one more ingest node on the same bus.
 func (e *env) node(name string, tweak func(*Options)) (*Server, *httptest.Server, context.CancelFunc, chan error) {
-	o := Options{NC: e.bus.Conn, Rooms: e.rooms, State: e.bus.State, Node: name,
+	o := Options{NC: e.bus.Conn, Rooms: e.rooms, State: e.bus.State, Questions: question.NewStore(e.bus.Questions), Node: name,
 		Log: slog.New(slog.DiscardHandler), LevelInterval: 50 * time.Millisecond, StatusInterval: 100 * time.Millisecond}
 	if tweak != nil {
 		tweak(&o)
@@ -146,6 +147,8 @@ type serverMsg struct {
 	RMSDB      float64 `json:"rms_db"`
 	PeakDB     float64 `json:"peak_db"`
 	Speaker    bool    `json:"speaker"`
+	Mic        string  `json:"mic"`
+	Language   string  `json:"language"`
 	Mics       []struct {
 		Mic, Name, Language string
 	} `json:"mics"`

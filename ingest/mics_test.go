@@ -11,6 +11,7 @@ import (
 
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/livestate"
+	"github.com/babelcast/babelcast/internal/question"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
 )
@@ -162,5 +163,47 @@ func TestMicRefusals(t *testing.T) {
 	b.WriteMessage(websocket.TextMessage, []byte(`{"type":"language","language":"xx-nope"}`))
 	if msgs, code := readUntilClose(t, b); code != websocket.ClosePolicyViolation || lastError(msgs).Code != "bad_language" {
 		t.Errorf("bad switch: close %d, %+v", code, lastError(msgs))
+	}
+}
+
+func TestAcceptedQuestionSpeaksAsItsOwnMic(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	qs := question.NewStore(e.bus.Questions)
+	q, token, err := qs.Ask(ctx, "keynote", "Zoé", "de")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Waiting: not yet.
+	if _, resp, err := e.dial(e.http, token); err == nil || resp == nil || resp.StatusCode != 403 {
+		t.Fatalf("a waiting question connected: %v %v", resp, err)
+	}
+	if _, resp, err := e.dial(e.http, "qtk_"+q.ID+"_forged"); err == nil || resp == nil || resp.StatusCode != 401 {
+		t.Fatalf("a forged token connected: %v %v", resp, err)
+	}
+	if _, err := qs.SetState(ctx, "keynote", q.ID, question.Accepted); err != nil {
+		t.Fatal(err)
+	}
+	frames := e.micFrames(t)
+	c, _, err := e.dial(e.http, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Whatever the start says, a question is its own mic, in its language.
+	c.WriteMessage(websocket.TextMessage, []byte(`{"type":"start","mic":"main","language":"en"}`))
+	if r := next(t, c, "ready"); r.Mic != "q-"+q.ID || r.Language != "de" {
+		t.Fatalf("ready %+v, want mic q-%s in de", r, q.ID)
+	}
+	c.WriteMessage(websocket.BinaryMessage, speech(200*time.Millisecond))
+	if f := nextFrame(t, frames, "q-"+q.ID); f.Lang != "de" || f.Speaker != "Zoé" {
+		t.Errorf("question's frame: %+v", f)
+	}
+	// The question ends: its mic is closed, normally.
+	if _, err := qs.SetState(ctx, "keynote", q.ID, question.Ended); err != nil {
+		t.Fatal(err)
+	}
+	if _, code := readUntilClose(t, c); code != websocket.CloseNormalClosure {
+		t.Errorf("ended question's mic closed with %d, want 1000", code)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/babelcast/babelcast/internal/kvlease"
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/metrics"
+	"github.com/babelcast/babelcast/internal/question"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
 	"github.com/babelcast/babelcast/internal/wire"
@@ -42,6 +43,10 @@ type speaker struct {
 	since  time.Time
 	ctx    context.Context // ends when the connection does
 	held   sync.WaitGroup  // holdSlot, once started
+
+	// question is the audience question this connection speaks for (with
+	// its token); nil for a speaker (with the room's key).
+	question *question.Question
 
 	// The mic the connection is, once claimed (start, its first audio, or
 	// idleClaim); under claimMu until then, read-only after.
@@ -106,6 +111,9 @@ func (sp *speaker) stateValue() []byte {
 	sp.mu.Lock()
 	st := livestate.Mic{Node: sp.s.o.Node, Since: sp.since, SampleRate: sp.rate, Name: sp.name, Language: sp.lang,
 		Codec: "pcm", LevelDB: sp.shownLevel, Voice: sp.shownSpeech}
+	if sp.question != nil {
+		st.Question = sp.question.ID
+	}
 	sp.mu.Unlock()
 	return livestate.Encode(st)
 }
@@ -335,11 +343,14 @@ func (sp *speaker) claimIdle() {
 // good: a later start may change its name, language and rate, not its id.
 // It returns an error code and message when it refuses.
 func (sp *speaker) claim(mic, name, lang string, rate int) (code, msg string) {
+	if q := sp.question; q != nil {
+		// A question speaks as its own mic, in the language it was asked in.
+		mic, name, lang = q.Mic(), q.Name, q.Language
+	} else if strings.HasPrefix(mic, question.MicPrefix) {
+		return wire.CodeBadMic, "mic ids starting with " + question.MicPrefix + " are for audience questions"
+	}
 	if err := room.ValidMic(mic); err != nil {
 		return wire.CodeBadMic, err.Error()
-	}
-	if strings.HasPrefix(mic, questionMicPrefix) {
-		return wire.CodeBadMic, "mic ids starting with " + questionMicPrefix + " are for audience questions"
 	}
 	name = cleanName(name)
 	rm := sp.room()
@@ -380,8 +391,28 @@ func (sp *speaker) claim(mic, name, lang string, rate int) (code, msg string) {
 	sp.held.Add(2)
 	go func() { defer sp.held.Done(); sp.s.holdSlot(sp.ctx, sp) }()
 	go func() { defer sp.held.Done(); sp.showLevel(sp.ctx) }()
+	if sp.question != nil {
+		sp.held.Add(1)
+		go func() { defer sp.held.Done(); sp.followQuestion(sp.ctx) }()
+	}
 	sp.log.Info("mic live", "mic", mic, "sample_rate", rate, "language", lang, "name", name)
 	return "", ""
+}
+
+// followQuestion ends a question's mic when the question ends (or is
+// deleted with its room).
+func (sp *speaker) followQuestion(ctx context.Context) {
+	updates, err := sp.s.o.Questions.Watch(ctx, sp.roomID, sp.question.ID)
+	if err != nil {
+		sp.log.Warn("question not followed; its mic ends when the asker hangs up", "err", err)
+		return
+	}
+	for q := range updates {
+		if q == nil || q.State != question.Accepted {
+			sp.close(wire.CloseNormal, "", "the question ended")
+			return
+		}
+	}
 }
 
 // switchLanguage changes what the mic speaks from now on.

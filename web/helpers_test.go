@@ -12,6 +12,7 @@ import (
 
 	"github.com/babelcast/babelcast/internal/bus"
 	"github.com/babelcast/babelcast/internal/httperr"
+	"github.com/babelcast/babelcast/internal/question"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/test/harness"
 )
@@ -36,7 +37,7 @@ func newFixture(t *testing.T, publicURL string) *fixture {
 	f := &fixture{t: t, bus: b, rooms: room.NewStore(b.Rooms), logs: &harness.Logs{}}
 	var err error
 	f.server, err = New(Options{
-		Rooms: f.rooms, State: b.State, AdminToken: testToken, PublicURL: publicURL, Log: f.logs.Logger(),
+		Rooms: f.rooms, Questions: question.NewStore(b.Questions), State: b.State, AdminToken: testToken, PublicURL: publicURL, Log: f.logs.Logger(),
 	})
 	if err != nil {
 		t.Fatal(err)

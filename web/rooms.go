@@ -174,7 +174,11 @@ func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
 func (s *Server) loadRoom(w http.ResponseWriter, r *http.Request) (*room.Room, bool) {
 	ctx, cancel := kvContext(r)
 	defer cancel()
-	id := chi.URLParam(r, "id")
+	return s.loadRoomCtx(ctx, w, chi.URLParam(r, "id"))
+}
+
+// loadRoomCtx loads room id, answering 404 (or 500) when it cannot.
+func (s *Server) loadRoomCtx(ctx context.Context, w http.ResponseWriter, id string) (*room.Room, bool) {
 	rm, _, err := s.rooms.Get(ctx, id)
 	if errors.Is(err, room.ErrNotFound) {
 		httperr.NotFound(w, fmt.Sprintf("room %q not found", id))
@@ -213,6 +217,9 @@ func (s *Server) deleteRoom(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("delete room", "room", id, "err", err)
 		httperr.Internal(w)
 		return
+	}
+	if err := s.questions.DeleteRoom(ctx, id); err != nil {
+		s.log.Warn("questions of a deleted room not deleted; they expire within a day", "room", id, "err", err)
 	}
 	s.log.Info("room deleted", "room", id)
 	w.WriteHeader(http.StatusNoContent)

@@ -34,6 +34,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/babelcast/babelcast/internal/question"
 	"github.com/babelcast/babelcast/internal/room"
 )
 
@@ -41,6 +42,8 @@ import (
 type Options struct {
 	// Rooms is where rooms are kept.
 	Rooms *room.Store
+	// Questions is where the audience's questions are kept.
+	Questions *question.Store
 	// State is the livestate.Bucket bucket: speaker, channel, listener
 	// and engine entries written by the other roles.
 	State jetstream.KeyValue
@@ -57,6 +60,7 @@ type Options struct {
 // Server serves the organizer API and the pages.
 type Server struct {
 	rooms      *room.Store
+	questions  *question.Store
 	state      jetstream.KeyValue
 	adminToken []byte
 	publicURL  string
@@ -70,14 +74,15 @@ const kvTimeout = 5 * time.Second
 
 // New builds the api role.
 func New(o Options) (*Server, error) {
-	if o.Rooms == nil || o.State == nil {
-		return nil, errors.New("web: Options.Rooms and Options.State are required")
+	if o.Rooms == nil || o.State == nil || o.Questions == nil {
+		return nil, errors.New("web: Options.Rooms, Options.Questions and Options.State are required")
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
 	s := &Server{
 		rooms:      o.Rooms,
+		questions:  o.Questions,
 		state:      o.State,
 		adminToken: []byte(o.AdminToken),
 		publicURL:  strings.TrimRight(strings.TrimSpace(o.PublicURL), "/"),
@@ -106,6 +111,7 @@ func (s *Server) Mount(r chi.Router) {
 
 	r.Get("/api/v1/rooms/{id}/public", s.publicRoom)
 	r.Get("/api/v1/engines", s.listEngines)
+	s.mountQuestions(r)
 }
 
 // Run waits for ctx, forgetting stale brute-force counters once a minute.

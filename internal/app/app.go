@@ -21,6 +21,7 @@ import (
 	"github.com/babelcast/babelcast/internal/bus"
 	"github.com/babelcast/babelcast/internal/httperr"
 	"github.com/babelcast/babelcast/internal/metrics"
+	"github.com/babelcast/babelcast/internal/question"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/translate"
 	"github.com/babelcast/babelcast/translate/engine"
@@ -133,7 +134,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	}
 
 	if cfg.has(RoleIngest) {
-		s, err := ingest.New(ingest.Options{NC: b.Conn, Rooms: rooms, State: b.State, Node: cfg.Node, Log: log.With("role", RoleIngest)})
+		s, err := ingest.New(ingest.Options{NC: b.Conn, Rooms: rooms, State: b.State, Questions: question.NewStore(b.Questions), Node: cfg.Node, Log: log.With("role", RoleIngest)})
 		if err != nil {
 			return fail(fmt.Errorf("ingest: %w", err))
 		}
@@ -170,7 +171,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		if fresh {
 			a.announce(fmt.Sprintf("Admin token (shown once; kept in %s): %s", cfg.DataDir+"/"+adminTokenFile, token))
 		}
-		s, err := web.New(web.Options{Rooms: rooms, State: b.State, AdminToken: token, PublicURL: cfg.PublicURL, Log: log.With("role", RoleAPI)})
+		s, err := web.New(web.Options{Rooms: rooms, Questions: question.NewStore(b.Questions), State: b.State, AdminToken: token, PublicURL: cfg.PublicURL, Log: log.With("role", RoleAPI)})
 		if err != nil {
 			return fail(fmt.Errorf("api: %w", err))
 		}

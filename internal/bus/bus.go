@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/babelcast/babelcast/internal/livestate"
+	"github.com/babelcast/babelcast/internal/question"
 	"github.com/babelcast/babelcast/internal/subject"
 )
 
@@ -26,6 +27,8 @@ type Bus struct {
 	Rooms  jetstream.KeyValue
 	State  jetstream.KeyValue
 	Leases jetstream.KeyValue
+	// Questions holds the audience's questions (package question).
+	Questions jetstream.KeyValue
 
 	server *server.Server // nil when connected to an external NATS
 	closed chan struct{}  // closed by the connection's ClosedHandler
@@ -134,6 +137,9 @@ func (b *Bus) openBuckets(ctx context.Context) error {
 		Bucket: livestate.Bucket, Description: "babelcast live state",
 		TTL: livestate.TTL, Storage: jetstream.MemoryStorage, LimitMarkerTTL: livestate.TTL,
 	}); err != nil {
+		return err
+	}
+	if b.Questions, err = open(question.BucketConfig()); err != nil {
 		return err
 	}
 	if b.Leases, err = open(jetstream.KeyValueConfig{

@@ -292,11 +292,13 @@ type Public struct {
 	SourceLanguage Lang   `json:"source_language"`
 	Languages      []Lang `json:"languages"`
 	Passcode       bool   `json:"passcode_required"`
+	// Questions: the audience may ask to speak.
+	Questions bool `json:"questions"`
 }
 
 // Public returns the room as shown to attendees.
 func (r *Room) Public() Public {
-	p := Public{ID: r.ID, Name: r.Name, Passcode: r.Passcode != "", Languages: []Lang{}}
+	p := Public{ID: r.ID, Name: r.Name, Passcode: r.Passcode != "", Questions: r.Questions, Languages: []Lang{}}
 	p.SourceLanguage, _ = ParseLang(r.SourceLanguage)
 	for _, l := range r.Languages {
 		pl, _ := ParseLang(l.Code)

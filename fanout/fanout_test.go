@@ -382,13 +382,21 @@ func TestCaptionsAsJSON(t *testing.T) {
 	bnl, _ := json.Marshal(wire.Caption{Type: "caption", Lang: "nl", Text: "Hallo", Segment: 1})
 	_ = e.pub.Publish(subject.Caption("keynote", "nl"), bnl)
 
+	// Lines are numbered for the channel's listeners (its interpretation
+	// and its original share one sequence); each line keeps its number
+	// while it grows.
 	m := es.nextText(t, "caption")
-	if m["text"] != "Hola a todos" || m["lang"] != "es" || m["final"] != true || m["segment"] != 7.0 {
+	if m["text"] != "Hola a todos" || m["lang"] != "es" || m["final"] != true || m["segment"] != 1.0 {
 		t.Errorf("caption = %v", m)
 	}
 	m = es.nextText(t, "caption")
-	if m["text"] != "Bienvenidos" || m["final"] != false || m["segment"] != 8.0 {
+	if m["text"] != "Bienvenidos" || m["final"] != false || m["segment"] != 2.0 {
 		t.Errorf("second caption = %v", m)
+	}
+	b3, _ := json.Marshal(wire.Caption{Type: "caption", Lang: "es", Text: "Bienvenidos a todos", Final: true, Segment: 8})
+	_ = e.pub.Publish(subject.Caption("keynote", "es"), b3)
+	if m := es.nextText(t, "caption"); m["text"] != "Bienvenidos a todos" || m["segment"] != 2.0 {
+		t.Errorf("the line grown = %v, want it on segment 2 still", m)
 	}
 	if m := nl.nextText(t, "caption"); m["text"] != "Hallo" {
 		t.Errorf("nl caption = %v, want only nl's", m)
@@ -421,22 +429,22 @@ func TestFloorCaptionsStickToOneTranslator(t *testing.T) {
 }
 
 func TestFloorSegmentSwitchesAfterSilence(t *testing.T) {
-	c := &channel{floor: true}
+	c := &captionLines{}
 	t0 := time.Now()
-	if seg, ok := c.floorSegment("es", 10, false, t0); !ok || seg != 1 {
+	if seg, ok := c.original("es", 10, t0); !ok || seg != 1 {
 		t.Fatalf("first = %d %v", seg, ok)
 	}
-	if _, ok := c.floorSegment("nl", 4, false, t0.Add(time.Second)); ok {
+	if _, ok := c.original("nl", 4, t0.Add(time.Second)); ok {
 		t.Fatal("nl taken while es is live")
 	}
-	if seg, ok := c.floorSegment("es", 10, true, t0.Add(2*time.Second)); !ok || seg != 1 {
+	if seg, ok := c.original("es", 10, t0.Add(2*time.Second)); !ok || seg != 1 {
 		t.Fatalf("es update = %d %v", seg, ok)
 	}
-	seg, ok := c.floorSegment("nl", 4, false, t0.Add(2*time.Second+captionSwitchAfter))
+	seg, ok := c.original("nl", 4, t0.Add(2*time.Second+captionSwitchAfter))
 	if !ok || seg != 2 {
 		t.Fatalf("after es is silent, nl = %d %v; want switch with a fresh segment 2", seg, ok)
 	}
-	if _, ok := c.floorSegment("es", 11, false, t0.Add(3*time.Second+captionSwitchAfter)); ok {
+	if _, ok := c.original("es", 11, t0.Add(3*time.Second+captionSwitchAfter)); ok {
 		t.Fatal("es taken back while nl is live")
 	}
 }

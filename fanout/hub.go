@@ -95,13 +95,8 @@ type channel struct {
 	state      wire.State
 	stateKnown bool
 
-	// Floor captions: which translator's source captions we pass on, and
-	// how their segment numbers map to ours (so a switch cannot collide).
-	capMu     sync.Mutex
-	capSource string
-	capLast   time.Time
-	capSegs   map[uint64]uint64
-	capNext   uint64
+	// The channel's caption lines, numbered for its listeners.
+	lines captionLines
 }
 
 // join adds l to its channel, subscribing the channel if l is its first
@@ -365,6 +360,7 @@ func (c *channel) onCaption(m *nats.Msg) {
 		return
 	}
 	cm.Type, cm.Lang, cm.Source = wire.TypeCaption, c.key.lang, false
+	cm.Segment = c.lines.interpretation(cm.Segment)
 	c.broadcastText(textFrame(cm))
 }
 
@@ -385,7 +381,7 @@ func (c *channel) onSourceCaption(m *nats.Msg) {
 		return
 	}
 	from := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
-	seg, ok := c.floorSegment(from, cm.Segment, cm.Final, time.Now())
+	seg, ok := c.lines.original(from, cm.Segment, time.Now())
 	if !ok {
 		return
 	}
@@ -403,34 +399,68 @@ func readCaption(m *nats.Msg) (wire.Caption, bool) {
 	return cm, true
 }
 
-// floorSegment decides whether the channel passes on a source caption from
-// channel from's translator: it sticks to the first one heard, and switches
-// when that one has been silent for captionSwitchAfter. It maps the
-// translator's segment numbers to the channel's own.
-func (c *channel) floorSegment(from string, seg uint64, final bool, now time.Time) (uint64, bool) {
-	c.capMu.Lock()
-	defer c.capMu.Unlock()
-	if from != c.capSource {
-		if c.capSource != "" && now.Sub(c.capLast) < captionSwitchAfter {
+// captionLines numbers a channel's caption lines for its listeners. The
+// interpretation's lines and the original's share one sequence, so a line
+// of one never replaces a line of the other. Several translators hear the
+// same original speech: the channel follows the first one heard, and
+// switches when that one has been silent for captionSwitchAfter.
+type captionLines struct {
+	mu     sync.Mutex
+	next   uint64
+	source string    // the translator whose source captions are followed
+	last   time.Time // when it last said something
+	segs   map[lineKey]uint64
+}
+
+// lineKey is a line as its publisher numbered it.
+type lineKey struct {
+	original bool
+	seg      uint64
+}
+
+// interpretation numbers a line of the channel's interpretation.
+func (cl *captionLines) interpretation(seg uint64) uint64 {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.number(lineKey{false, seg})
+}
+
+// original decides whether to pass on a source caption from channel
+// from's translator, and numbers it.
+func (cl *captionLines) original(from string, seg uint64, now time.Time) (uint64, bool) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	if from != cl.source {
+		if cl.source != "" && now.Sub(cl.last) < captionSwitchAfter {
 			return 0, false
 		}
-		c.capSource = from
-		c.capSegs = map[uint64]uint64{}
-	}
-	c.capLast = now
-	ours, ok := c.capSegs[seg]
-	if !ok {
-		c.capNext++
-		ours = c.capNext
-		if len(c.capSegs) > 1000 { // partial lines never finalized
-			c.capSegs = map[uint64]uint64{}
+		cl.source = from
+		for k := range cl.segs {
+			if k.original {
+				delete(cl.segs, k) // the old translator's numbering
+			}
 		}
-		c.capSegs[seg] = ours
 	}
-	if final {
-		delete(c.capSegs, seg)
+	cl.last = now
+	return cl.number(lineKey{true, seg}), true
+}
+
+func (cl *captionLines) number(k lineKey) uint64 {
+	if cl.segs == nil {
+		cl.segs = map[lineKey]uint64{}
 	}
-	return ours, true
+	ours, ok := cl.segs[k]
+	if !ok {
+		cl.next++
+		ours = cl.next
+		if len(cl.segs) > 1000 { // bound the memory: old lines are done
+			clear(cl.segs)
+		}
+		cl.segs[k] = ours
+	}
+	// A final line stays mapped: a publisher may finalize a line twice
+	// (the second time with its full stop).
+	return ours
 }
 
 func (c *channel) broadcastText(f *frame) {

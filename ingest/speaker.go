@@ -331,6 +331,12 @@ const idleClaim = time.Second
 // claimIdle is the idle timer's: the connection said nothing, so it
 // becomes mic "main", as it would with its first audio.
 func (sp *speaker) claimIdle() {
+	sp.claimMu.Lock()
+	claimed := sp.mic != ""
+	sp.claimMu.Unlock()
+	if claimed {
+		return // it started meanwhile: its start said what it is
+	}
 	if code, _ := sp.claim(livestate.DefaultMic, "", "", audio.Rate); code != "" {
 		sp.log.Debug("idle connection not made the main mic", "why", code) // its start or audio will say why
 	}

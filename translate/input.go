@@ -136,6 +136,7 @@ type attribution struct {
 type heardSpan struct {
 	from, to      time.Time
 	lang, speaker string
+	speech        bool
 }
 
 // maxSpans bounds the memory: a few minutes of 100 ms ticks.
@@ -152,10 +153,11 @@ func (a *attribution) heard(m audio.Mix) {
 	if best.Mic == "" || m.Captured.IsZero() {
 		return
 	}
-	sp := heardSpan{from: m.Captured, to: m.Captured.Add(audio.BytesDuration(len(m.PCM))), lang: best.Lang, speaker: best.Speaker}
+	sp := heardSpan{from: m.Captured, to: m.Captured.Add(audio.BytesDuration(len(m.PCM))), lang: best.Lang, speaker: best.Speaker, speech: best.Speech}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if n := len(a.spans); n > 0 && a.spans[n-1].lang == sp.lang && a.spans[n-1].speaker == sp.speaker && !sp.from.Before(a.spans[n-1].from) {
+	if n := len(a.spans); n > 0 && a.spans[n-1].lang == sp.lang && a.spans[n-1].speaker == sp.speaker &&
+		a.spans[n-1].speech == sp.speech && !sp.from.Before(a.spans[n-1].from) {
 		a.spans[n-1].to = sp.to // the same voice goes on
 	} else {
 		if len(a.spans) == maxSpans {
@@ -168,8 +170,8 @@ func (a *attribution) heard(m audio.Mix) {
 	}
 }
 
-// at is who spoke the audio captured at t, as far as is known: the span
-// holding t, else the last one before it.
+// at is who spoke the audio captured at t, as far as is known: the last
+// speech at or before t (a pause belongs to whoever spoke before it).
 func (a *attribution) at(t time.Time) (lang, speaker string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -177,7 +179,7 @@ func (a *attribution) at(t time.Time) (lang, speaker string) {
 		return a.last.lang, a.last.speaker
 	}
 	for i := len(a.spans) - 1; i >= 0; i-- {
-		if !t.Before(a.spans[i].from) {
+		if !t.Before(a.spans[i].from) && a.spans[i].speech {
 			return a.spans[i].lang, a.spans[i].speaker
 		}
 	}

@@ -53,8 +53,12 @@ type sessionSink struct {
 	o              *outlet
 	segOff, srcOff uint64
 	target, source string
-	// The speech the latest audio interprets: its captions are of it.
-	lang, speaker string
+	// lag is how far the session's audio runs behind the speech it
+	// interprets, as its latest audio said (0 before any).
+	lag time.Duration
+	// lines are who and what each caption line in progress interprets,
+	// fixed at its first words so its label does not flip.
+	lines map[uint64]heardSpan
 }
 
 func (o *outlet) sink(ch engine.Channel) *sessionSink {
@@ -72,8 +76,11 @@ func (s *sessionSink) Audio(pcm []byte, captured time.Time) {
 	if len(pcm)%2 != 0 {
 		pcm = pcm[:len(pcm)-1] // never publish half a sample
 	}
-	s.lang, s.speaker = o.attr.at(captured)
-	f := audio.Frame{PCM: pcm, Captured: captured, Lang: s.lang, Speaker: s.speaker, Speech: true, Voice: VoiceAI}
+	lang, speaker := o.attr.at(captured)
+	if !captured.IsZero() {
+		s.lag = time.Since(captured)
+	}
+	f := audio.Frame{PCM: pcm, Captured: captured, Lang: lang, Speaker: speaker, Speech: true, Voice: VoiceAI}
 	o.enqueue(pacedMsg{msg: subject.FrameMsg(o.outSubj, f, o.seq.Add(1)), dur: audio.BytesDuration(len(pcm))})
 }
 
@@ -85,10 +92,24 @@ const (
 
 func (s *sessionSink) Caption(segment uint64, text string, final bool) {
 	seg := s.segOff + segment
-	lang, speaker := s.lang, s.speaker
-	if lang == "" { // a caption before any audio: of the speech heard last
-		lang, speaker = s.o.attr.latest()
+	who, ok := s.lines[segment]
+	if !ok {
+		// A line starts: it interprets what was said about the session's
+		// lag ago (what was said last, before any audio).
+		if s.lag > 0 {
+			who.lang, who.speaker = s.o.attr.at(time.Now().Add(-s.lag))
+		} else {
+			who.lang, who.speaker = s.o.attr.latest()
+		}
+		if s.lines == nil {
+			s.lines = map[uint64]heardSpan{}
+		}
+		s.lines[segment] = who
 	}
+	if final || len(s.lines) > 100 {
+		delete(s.lines, segment)
+	}
+	lang, speaker := who.lang, who.speaker
 	s.o.publishCaption(s.o.capSubj, wire.Caption{
 		Type: wire.TypeCaption, Lang: s.target, Text: text, Final: final, Segment: seg,
 		Speaker: speaker, SourceLanguage: lang,

@@ -12,12 +12,13 @@ import (
 	"github.com/babelcast/babelcast/internal/client"
 )
 
-const speakUsage = `Usage: babelcast speak --server URL --room ID --key KEY FILE|-
+const speakUsage = `Usage: babelcast speak --server URL --room ID --key KEY [--mic ID --name NAME --language CODE] FILE|-
 
-Streams FILE to a room as its speaker, at real-time pace: an .mp3, a .wav of
-any common rate and channel count (downmixed and resampled to 24 kHz mono),
-or - for raw PCM16LE mono on stdin at --rate. The key may also come from
-BABELCAST_SPEAKER_KEY.
+Streams FILE to a room as one of its mics, at real-time pace: an .mp3, a
+.wav of any common rate and channel count (downmixed and resampled to 24 kHz
+mono), or - for raw PCM16LE mono on stdin at --rate. The key may also come
+from BABELCAST_SPEAKER_KEY. Several mics may speak at once (a panel); a mic
+id already live is taken over.
 
 Flags:
 `
@@ -30,6 +31,9 @@ func runSpeak(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	roomID := fs.String("room", "", "room id")
 	key := fs.String("key", os.Getenv("BABELCAST_SPEAKER_KEY"), "the room's speaker key")
 	rate := fs.Int("rate", audio.Rate, "sample rate of raw PCM on stdin (with -)")
+	mic := fs.String("mic", "main", "which mic of the room this is (1-32 of a-z, 0-9, -)")
+	name := fs.String("name", "", "who speaks, shown with the captions")
+	language := fs.String("language", "", "the language spoken (default: the room's source language)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -50,6 +54,7 @@ func runSpeak(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer src.Close()
 	err = client.Speak(ctx, client.SpeakOptions{
 		Server: *server, Room: *roomID, Key: *key, Source: src, Log: stderr, Realtime: true,
+		Mic: *mic, Name: *name, Language: *language,
 	})
 	if errors.Is(err, context.Canceled) {
 		return nil // interrupted by the user: a normal stop
@@ -61,7 +66,8 @@ const listenUsage = `Usage: babelcast listen --server URL --room ID --lang CODE 
 
 Records a room's channel to a WAV file (PCM16 mono 24 kHz) until interrupted,
 --duration passes, or the server ends the stream; dropped connections are
-retried. --lang equal to the room's source language records the floor.
+retried. --lang floor records the floor itself (every mic, untranslated);
+--passthrough=false only the interpretations, never the original.
 
 Flags:
 `
@@ -77,6 +83,7 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	captions := fs.String("captions", "", "file to write final captions to, one a line (- for stdout)")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
 	passcode := fs.String("passcode", os.Getenv("BABELCAST_PASSCODE"), "the room's listener passcode, if it has one")
+	passthrough := fs.Bool("passthrough", true, "hear the original while the floor speaks the channel's language")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -86,7 +93,7 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	opts := client.ListenOptions{
 		Server: *server, Room: *roomID, Lang: *lang, Passcode: *passcode,
-		OutPath: *out, Duration: *duration, Log: stderr,
+		OutPath: *out, Duration: *duration, Log: stderr, NoPassthrough: !*passthrough,
 	}
 	switch *captions {
 	case "":

@@ -22,8 +22,11 @@ type ListenOptions struct {
 	// Server is the base URL: http(s)://host[:port][/prefix] or ws(s)://….
 	Server   string
 	Room     string
-	Lang     string // target language, or the room's source language for the floor
+	Lang     string // the channel: a language of the room, or "floor" for the floor itself
 	Passcode string
+	// NoPassthrough asks for interpretations only, never the original
+	// (a participant who must not hear themselves back).
+	NoPassthrough bool
 	// Out receives the recording as WAV (PCM16 mono 24 kHz). When it is an
 	// io.WriteSeeker (a file), the header gets the real sizes at the end;
 	// otherwise it keeps stream sizes. OutPath, used when Out is nil,
@@ -77,6 +80,9 @@ func Listen(ctx context.Context, o ListenOptions) (err error) {
 	q := url.Values{"lang": {o.Lang}}
 	if o.Passcode != "" {
 		q.Set("passcode", o.Passcode)
+	}
+	if o.NoPassthrough {
+		q.Set("passthrough", "false")
 	}
 	u, err := endpoint(o.Server, roomPath(o.Room, "/listen"), q)
 	if err != nil {

@@ -32,6 +32,10 @@ type SpeakOptions struct {
 	// *audio.Source does.
 	Source     SampleReader
 	SampleRate int
+	// Mic, Name and Language say which mic of the room this is (default
+	// "main"), who speaks and in what language (default the room's
+	// source language).
+	Mic, Name, Language string
 	// Log receives progress lines (ready, level, status, errors); nil
 	// discards them.
 	Log io.Writer
@@ -90,7 +94,11 @@ func Speak(ctx context.Context, o SpeakOptions) error {
 	}
 	defer conn.Close()
 
-	start, _ := json.Marshal(wire.Start{Type: wire.TypeStart, SampleRate: &o.SampleRate})
+	st := wire.Start{Type: wire.TypeStart, SampleRate: &o.SampleRate, Name: o.Name, Language: o.Language}
+	if o.Mic != "" {
+		st.Mic = &o.Mic
+	}
+	start, _ := json.Marshal(st)
 	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if err := conn.WriteMessage(websocket.TextMessage, start); err != nil {
 		return fmt.Errorf("speak: send start: %w", err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -39,6 +40,7 @@ type recording struct {
 	pcm      []byte
 	frames   []heard
 	captions []string          // final captions in arrival order (a line may be finalized twice)
+	finals   []wire.Caption    // the same, whole
 	lines    map[uint64]string // caption segment → its last text
 	final    map[uint64]bool
 	delays   []delayAt
@@ -56,6 +58,24 @@ func (r *recording) audio() []byte { return locked(r, func() []byte { return byt
 
 func (r *recording) finalCaptions() []string {
 	return locked(r, func() []string { return slices.Clone(r.captions) })
+}
+
+// finalLines are the caption lines that became final, each once (a line
+// may be finalized twice, the second time with its full stop), in the
+// order of their segments: what a reader of the captions ends up seeing.
+func (r *recording) finalLines() []wire.Caption {
+	return locked(r, func() []wire.Caption {
+		last := map[uint64]wire.Caption{}
+		for _, c := range r.finals {
+			last[c.Segment] = c
+		}
+		segs := slices.Sorted(maps.Keys(last))
+		out := make([]wire.Caption, len(segs))
+		for i, seg := range segs {
+			out[i] = last[seg]
+		}
+		return out
+	})
 }
 
 func (r *recording) heardFrames() []heard {
@@ -126,12 +146,18 @@ func newAudience(t *testing.T, s *service.Service, roomID string) *audience {
 // listen records channel lang with the listen client, and into the WAV
 // file out unless out is "".
 func (a *audience) listen(lang, out string) *recording {
+	return a.listenWith(client.ListenOptions{Lang: lang, OutPath: out})
+}
+
+// listenWith records the channel o names (with o's other options).
+func (a *audience) listenWith(o client.ListenOptions) *recording {
 	rec := &recording{lines: map[uint64]string{}, final: map[uint64]bool{}}
+	lang := o.Lang
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
 		err := client.Listen(a.ctx, client.ListenOptions{
-			Server: a.s.URL(), Room: a.room, Lang: lang, OutPath: out,
+			Server: a.s.URL(), Room: a.room, Lang: lang, OutPath: o.OutPath, NoPassthrough: o.NoPassthrough,
 			OnAudio: func(pcm []byte) {
 				now := time.Now()
 				rec.mu.Lock()
@@ -183,6 +209,7 @@ func (r *recording) message(typ string, raw []byte, now time.Time) {
 		if m.Final {
 			r.final[m.Segment] = true
 			r.captions = append(r.captions, m.Text)
+			r.finals = append(r.finals, m)
 		}
 	case wire.TypeDelay:
 		var m wire.Delay

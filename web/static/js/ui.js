@@ -99,3 +99,43 @@ export async function copyText(text, fallbackEl) {
     return false;
   }
 }
+
+/**
+ * Fills a message's {placeholders}: fmt('Hello {name}', {name: 'Ana'}).
+ * Pages keep their sentences whole, with placeholders, in one `text`
+ * object each, so a catalog of translations can replace them as they are.
+ */
+export function fmt(template, vars = {}) {
+  return String(template).replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
+}
+
+/**
+ * A secret handed over in the link's fragment (#key=…: browsers never send
+ * a fragment to the server), kept in sessionStorage under storageKey and
+ * taken off the address bar (and out of history) at once, so it is not
+ * shown or shared by accident. Returns it, or what this tab kept before.
+ */
+export function secretFromFragment(storageKey, name = 'key') {
+  const frag = new URLSearchParams(location.hash.slice(1));
+  const v = frag.get(name);
+  if (v) {
+    store.set('sessionStorage', storageKey, v);
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+  return v || store.get('sessionStorage', storageKey) || '';
+}
+
+/** A short random id of lowercase letters and digits. */
+export function randomId(n = 6) {
+  const abc = 'abcdefghijkmnpqrstuvwxyz23456789'; // no look-alikes
+  const bytes = crypto.getRandomValues(new Uint8Array(n));
+  return Array.from(bytes, (b) => abc[b % abc.length]).join('');
+}
+
+/** Sets a level meter (role=meter with a fill child) to db, -60…0. */
+export function setMeter(meter, fill, db, words = { silent: 'silent', level: '{db} decibels' }) {
+  const v = Math.max(-60, Math.min(0, db));
+  fill.style.width = `${((v + 60) / 60) * 100}%`;
+  meter.setAttribute('aria-valuenow', String(Math.round(v)));
+  meter.setAttribute('aria-valuetext', db <= -60 ? words.silent : fmt(words.level, { db: Math.round(db) }));
+}

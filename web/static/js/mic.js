@@ -1,0 +1,310 @@
+// mic.js: a microphone sent to a room. The speaker page, the conversation
+// page and an attendee's question all speak through it:
+//
+// - Microphone captures the device through /static/capture-worklet.js at
+//   the AudioContext's own rate, in 100 ms PCM16 frames.
+// - MicLink is the speaker WebSocket (/api/v1/rooms/{id}/speak): it
+//   reconnects by itself, says which mic it is in its start message (mic
+//   id, name, language, the capture's rate), sends frames while the
+//   browser keeps up, and passes the server's messages on.
+//
+// What a page says about a failure is the page's affair; the sentences
+// both need are here (text), in one place for translation.
+
+import { describeError, wsURL } from './api.js';
+import { Close, ErrorCode, Msg } from './protocol.js';
+import { ReconnectingSocket } from './ws.js';
+import { fmt } from './ui.js';
+
+/** The capture worklet, loaded by URL into the AudioContext. */
+export const CAPTURE_WORKLET = '/static/capture-worklet.js';
+
+/** Audio the browser may hold unsent before frames are dropped. */
+const MAX_QUEUED_SECONDS = 2;
+
+export const text = {
+  micRefused: 'The browser was not allowed to use the microphone. Allow it in the site settings (the icon by the address), then try again.',
+  micMissing: 'No microphone was found. Plug one in and try again.',
+  micBusy: 'The microphone is busy or failed. Close other apps using it and try again.',
+  noMedia: 'This browser cannot send a microphone',
+  noMediaInsecure: 'Open this page over HTTPS (or on localhost): browsers allow the microphone only there.',
+  noMediaOld: 'Use a current Chrome, Firefox, Edge or Safari.',
+  // What the server refused, by its error code.
+  badLanguage: 'This room does not offer that language (any more). Pick one of the room’s languages and start again.',
+  tooManyMics: 'The room has as many microphones live as it allows. Ask the organizers to stop one or to allow more.',
+  badMic: 'That mic name is not accepted: use 1 to 32 lowercase letters, digits and dashes, not starting with “q-”.',
+  badAudio: 'The server refused the audio ({why}). Reload the page and try again.',
+  keyRotated: 'The key was changed by the organizers. Ask them for the new link.',
+};
+
+/** Whether this browser can capture and send a microphone here. */
+export function mediaSupported() {
+  return !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia && window.AudioWorkletNode);
+}
+
+/** Why the microphone cannot be used, when mediaSupported() is false. */
+export function noMediaReason() {
+  return window.isSecureContext ? text.noMediaOld : text.noMediaInsecure;
+}
+
+/** A sentence for a getUserMedia or capture failure. */
+export function micError(err) {
+  if (err.name === 'NotAllowedError' || err.name === 'SecurityError') return text.micRefused;
+  if (err.name === 'NotFoundError') return text.micMissing;
+  if (err.name === 'NotReadableError') return text.micBusy;
+  return describeError(err);
+}
+
+/** The audio inputs, once the page may know them ([] when it may not). */
+export async function listMicrophones() {
+  if (!mediaSupported()) return [];
+  try {
+    return (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === 'audioinput');
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Microphone is one captured device feeding the capture worklet. Echo
+ * cancellation, noise suppression and automatic gain are on: a speaker
+ * near loudspeakers, and two phones on one table, need them.
+ */
+export class Microphone {
+  /**
+   * @param {object} o
+   * @param {() => string} [o.deviceId]  the device to use ('' for the default)
+   * @param {() => void} [o.onDeviceGone]  the chosen device is gone: the default is used
+   * @param {(frame: {pcm: ArrayBuffer, rmsDb: number, peakDb: number}) => void} o.onFrame
+   * @param {() => void} [o.onTrackEnded]  the device stopped (unplugged, taken)
+   */
+  constructor(o) {
+    this.o = o;
+    this.ctx = null;
+    this.node = null;
+    this.stream = null;
+    this.source = null;
+    this.muted = false;
+  }
+
+  get sampleRate() {
+    return this.ctx ? this.ctx.sampleRate : 0;
+  }
+
+  get running() {
+    return !!this.node;
+  }
+
+  constraints(id) {
+    return {
+      audio: {
+        deviceId: id ? { exact: id } : undefined,
+        channelCount: { ideal: 1 },
+        echoCancellation: true,
+        noiseSuppression: true,
+        autoGainControl: true,
+      },
+      video: false,
+    };
+  }
+
+  async open() {
+    const id = this.o.deviceId ? this.o.deviceId() : '';
+    try {
+      return await navigator.mediaDevices.getUserMedia(this.constraints(id));
+    } catch (err) {
+      if (id && (err.name === 'OverconstrainedError' || err.name === 'NotFoundError')) {
+        this.o.onDeviceGone?.(); // the remembered device is gone: the default one
+        return navigator.mediaDevices.getUserMedia(this.constraints(''));
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Starts capturing. Call it inside the press of a button: the
+   * AudioContext is made (and resumed) before the first await, so browsers
+   * let it run. Throws what getUserMedia throws (see micError); stopped
+   * meanwhile, it resolves having started nothing.
+   */
+  async start() {
+    if (this.ctx) return;
+    const AC = window.AudioContext || window.webkitAudioContext;
+    const ctx = new AC({ latencyHint: 'interactive' });
+    this.ctx = ctx;
+    const resumed = ctx.resume();
+    let stream = null;
+    try {
+      stream = await this.open();
+      await resumed;
+      await ctx.audioWorklet.addModule(CAPTURE_WORKLET);
+      if (this.ctx !== ctx) { // stopped meanwhile
+        stream.getTracks().forEach((t) => t.stop());
+        return;
+      }
+      this.node = new AudioWorkletNode(ctx, 'pcm-capture', {
+        numberOfInputs: 1,
+        numberOfOutputs: 1,
+        outputChannelCount: [1],
+        processorOptions: { frameMs: 100 },
+      });
+      this.node.port.onmessage = (ev) => {
+        if (ev.data && ev.data.type === 'frame') this.o.onFrame(ev.data);
+      };
+      this.node.port.postMessage({ type: 'mute', muted: this.muted });
+      // The node must reach the destination to be pulled; it outputs silence.
+      const sink = ctx.createGain();
+      sink.gain.value = 0;
+      this.node.connect(sink).connect(ctx.destination);
+      this.attach(stream);
+    } catch (err) {
+      if (stream) stream.getTracks().forEach((t) => t.stop());
+      if (this.ctx === ctx) this.stop();
+      throw err;
+    }
+  }
+
+  /** Connects a stream to the running capture node, letting the old one go. */
+  attach(stream) {
+    const old = { stream: this.stream, source: this.source };
+    this.stream = stream;
+    this.source = this.ctx.createMediaStreamSource(stream);
+    this.source.connect(this.node);
+    for (const t of stream.getAudioTracks()) {
+      t.addEventListener('ended', () => {
+        if (this.stream === stream) this.o.onTrackEnded?.();
+      });
+    }
+    if (old.source) old.source.disconnect();
+    if (old.stream) old.stream.getTracks().forEach((t) => t.stop());
+  }
+
+  /** Moves to the device deviceId() names now, while capturing. */
+  async switchDevice() {
+    if (!this.node) return;
+    this.attach(await this.open());
+  }
+
+  /** While muted the worklet sends silence, so interpreters finish their words. */
+  setMuted(muted) {
+    this.muted = muted;
+    if (this.node) this.node.port.postMessage({ type: 'mute', muted });
+  }
+
+  stop() {
+    if (this.stream) this.stream.getTracks().forEach((t) => t.stop());
+    if (this.ctx) this.ctx.close().catch(() => {});
+    this.ctx = this.node = this.stream = this.source = null;
+  }
+}
+
+/** The speaker endpoint of a room (a plain GET with the key checks the key). */
+export function speakPath(roomId) {
+  return `/api/v1/rooms/${encodeURIComponent(roomId)}/speak`;
+}
+
+/**
+ * MicLink is one speaker WebSocket: a mic of the room. Its start message
+ * says the capture's rate and, from hello(), which mic it is, who speaks
+ * and in what language (each omitted when empty: the server's defaults).
+ */
+export class MicLink {
+  /**
+   * @param {object} o
+   * @param {string} o.roomId
+   * @param {() => string} o.key  the speaker key, or an accepted question's token
+   * @param {() => number} o.sampleRate
+   * @param {() => {mic?: string, name?: string, language?: string}} [o.hello]
+   * @param {(msg: object) => void} [o.onReady]
+   * @param {(msg: object) => void} [o.onLevel]
+   * @param {(msg: object) => void} [o.onStatus]
+   * @param {(err: {code: string, message: string}) => void} [o.onServerError]
+   * @param {(info: object) => any} [o.onClose]  as ReconnectingSocket's; lastError is on the link
+   * @param {() => void} [o.onRetry]
+   * @param {() => void} [o.onDropped]  a frame was dropped: the network is too slow
+   */
+  constructor(o) {
+    this.o = o;
+    this.ready = false;
+    this.lastError = null; // {code, message} the server sent before closing
+    this.socket = new ReconnectingSocket(() => wsURL(`${speakPath(o.roomId)}?key=${encodeURIComponent(o.key())}`), {
+      onopen: (ws) => {
+        this.ready = false;
+        this.lastError = null;
+        const start = { type: Msg.START, sample_rate: o.sampleRate() };
+        const h = o.hello ? o.hello() : {};
+        for (const k of ['mic', 'name', 'language']) if (h[k]) start[k] = h[k];
+        ws.send(JSON.stringify(start));
+      },
+      onmessage: (ev) => this.onMessage(ev),
+      onclose: (info) => {
+        this.ready = false;
+        return o.onClose ? o.onClose(info) : true;
+      },
+      onretry: () => { this.ready = false; o.onRetry?.(); },
+    });
+  }
+
+  start() { this.socket.start(); }
+
+  stop(reason = 'stopped') { this.ready = false; this.socket.stop(Close.NORMAL, reason); }
+
+  get isOpen() { return this.socket.isOpen; }
+
+  get attempt() { return this.socket.attempt; }
+
+  /** Sends a frame of PCM, unless the browser already holds too much unsent. */
+  send(pcm) {
+    const s = this.socket;
+    if (!s.isOpen) return false; // live audio: what is captured while offline is not kept
+    if (s.bufferedAmount > MAX_QUEUED_SECONDS * this.o.sampleRate() * 2) {
+      this.o.onDropped?.();
+      return false;
+    }
+    return s.send(pcm);
+  }
+
+  /** Tells the server the mic speaks another language from now on. */
+  setLanguage(language) {
+    return this.socket.send(JSON.stringify({ type: Msg.LANGUAGE, language }));
+  }
+
+  onMessage(ev) {
+    if (typeof ev.data !== 'string') return;
+    let msg;
+    try { msg = JSON.parse(ev.data); } catch { return; }
+    switch (msg.type) {
+      case Msg.READY:
+        this.ready = true;
+        this.o.onReady?.(msg);
+        break;
+      case Msg.LEVEL:
+        this.o.onLevel?.(msg);
+        break;
+      case Msg.STATUS:
+        this.o.onStatus?.(msg);
+        break;
+      case Msg.ERROR:
+        this.lastError = { code: msg.code || '', message: msg.message || '' };
+        this.o.onServerError?.(this.lastError);
+        break;
+      default:
+        break; // newer servers may say more
+    }
+  }
+}
+
+/**
+ * What to tell a person when the server closed a mic over something it
+ * refused (1007, 1008, 1009): null for other closes.
+ */
+export function refusal(code, lastError) {
+  if (code !== Close.BAD_AUDIO && code !== Close.BAD_MESSAGE && code !== Close.TOO_LARGE) return null;
+  switch (lastError && lastError.code) {
+    case ErrorCode.BAD_LANGUAGE: return text.badLanguage;
+    case ErrorCode.TOO_MANY_MICS: return text.tooManyMics;
+    case ErrorCode.BAD_MIC: return text.badMic;
+    case ErrorCode.KEY_ROTATED: return text.keyRotated;
+    default: return fmt(text.badAudio, { why: lastError ? lastError.message : `close code ${code}` });
+  }
+}

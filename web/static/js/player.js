@@ -1,0 +1,202 @@
+// player.js: hearing a channel of a room. The attendee page, the
+// conversation page and the speaker page (an audience question, in the
+// speaker's language) all play through it:
+//
+// - AudioOut is the page's AudioContext and master volume, made on a
+//   press (browsers let sound start only then), with the player worklet.
+// - ChannelStream is one listener WebSocket (/api/v1/rooms/{id}/listen)
+//   feeding one player node (/static/player-worklet.js: jitter buffer and
+//   resampling) through its own gain; it hands the text messages (hello,
+//   caption, state, delay) to its owner.
+
+import { wsURL } from './api.js';
+import { Close, FLOOR, Msg, SAMPLE_RATE } from './protocol.js';
+import { ReconnectingSocket } from './ws.js';
+
+/** The player worklet, loaded by URL into the AudioContext. */
+export const PLAYER_WORKLET = '/static/player-worklet.js';
+
+/** The listener endpoint of a channel (the passcode, if any, is added by the caller). */
+export function listenPath(roomId, lang, { passthrough = true, passcode = '' } = {}) {
+  const q = new URLSearchParams({ lang });
+  if (!passthrough) q.set('passthrough', 'false');
+  if (passcode) q.set('passcode', passcode);
+  return `/api/v1/rooms/${encodeURIComponent(roomId)}/listen?${q}`;
+}
+
+/** The page's sound: one AudioContext, one master gain, the player worklet. */
+export class AudioOut {
+  constructor({ volume = 1, onStateChange } = {}) {
+    this.ctx = null;
+    this.master = null;
+    this.ready = null; // Promise of the worklet module
+    this.volume = volume;
+    this.onStateChange = onStateChange;
+  }
+
+  /**
+   * Makes (the first time) and resumes the context. Call it inside the
+   * press of a button: everything that needs the gesture happens before
+   * the first await. Returns the resume's promise.
+   */
+  ensure() {
+    if (!this.ctx) {
+      const AC = window.AudioContext || window.webkitAudioContext;
+      // A 24 kHz context lets the browser's own resampler do the work. Safari
+      // (every iOS browser) has crackled with rates other than the
+      // hardware's, so there the worklet resamples instead.
+      const apple = navigator.vendor === 'Apple Computer, Inc.';
+      try {
+        this.ctx = apple ? new AC({ latencyHint: 'interactive' }) : new AC({ sampleRate: SAMPLE_RATE, latencyHint: 'interactive' });
+      } catch {
+        this.ctx = new AC({ latencyHint: 'interactive' }); // 24 kHz not supported: the worklet resamples
+      }
+      this.master = this.ctx.createGain();
+      this.master.gain.value = this.volume;
+      this.master.connect(this.ctx.destination);
+      this.ready = this.ctx.audioWorklet.addModule(PLAYER_WORKLET);
+      if (this.onStateChange) this.ctx.addEventListener('statechange', this.onStateChange);
+      // Older iOS unlocks audio only after something is started in the gesture.
+      const blip = this.ctx.createBufferSource();
+      blip.buffer = this.ctx.createBuffer(1, 1, this.ctx.sampleRate);
+      blip.connect(this.ctx.destination);
+      blip.start();
+    }
+    if ('audioSession' in navigator) {
+      try { navigator.audioSession.type = 'playback'; } catch { /* not supported */ }
+    }
+    return this.ctx.resume();
+  }
+
+  /** True while sound plays (the system may suspend it: a call, another app). */
+  get running() {
+    return !!this.ctx && this.ctx.state === 'running';
+  }
+
+  get suspended() {
+    return !!this.ctx && this.ctx.state !== 'running' && this.ctx.state !== 'closed';
+  }
+
+  setVolume(v) {
+    this.volume = v;
+    if (this.master) rampGain(this.ctx, this.master, v);
+  }
+
+  suspend() {
+    if (this.running) this.ctx.suspend().catch(() => {});
+  }
+
+  close() {
+    if (this.ctx) this.ctx.close().catch(() => {});
+    this.ctx = this.master = this.ready = null;
+  }
+}
+
+/** Ramps a gain without clicks. */
+export function rampGain(ctx, gain, value) {
+  const t = ctx.currentTime;
+  gain.gain.cancelScheduledValues(t);
+  gain.gain.setTargetAtTime(value, t, 0.05);
+}
+
+/**
+ * ChannelStream plays one channel. The floor (lang=floor) arrives paced at
+ * real time by the mics, so more than a second buffered is lag to drop. A
+ * channel may carry an interpretation, which arrives in bursts faster than
+ * real time (the model speaks a sentence quicker than it is said), so it
+ * may buffer many seconds; the player catches up by shortening pauses.
+ */
+export class ChannelStream {
+  /**
+   * @param {AudioOut} out  ensured, with its worklet loaded
+   * @param {object} o
+   * @param {string} o.roomId
+   * @param {string} o.lang  a language of the room, or FLOOR
+   * @param {boolean} [o.passthrough=true]  false: interpretations only, never the original
+   * @param {() => string} [o.passcode]
+   * @param {(msg: object) => void} [o.onText]  every text message, hello included
+   * @param {() => void} [o.onOpen]
+   * @param {(info: object) => any} [o.onClose]  as ReconnectingSocket's
+   * @param {() => void} [o.onRetry]
+   * @param {(stats: object) => void} [o.onStats]  the player's stats, a few times a second
+   */
+  constructor(out, o) {
+    this.out = out;
+    this.o = o;
+    this.lang = o.lang;
+    this.passthrough = o.passthrough !== false;
+    this.hello = false;
+    this.bytes = 0; // audio received
+    this.stats = null;
+    const paced = o.lang === FLOOR;
+    this.node = new AudioWorkletNode(out.ctx, 'pcm-player', {
+      numberOfInputs: 0,
+      numberOfOutputs: 1,
+      outputChannelCount: [1],
+      processorOptions: paced
+        ? { inputRate: SAMPLE_RATE, targetMs: 150, maxMs: 1000, catchUpMs: 250 }
+        : { inputRate: SAMPLE_RATE, targetMs: 150, maxMs: 12000, catchUpMs: 1000 },
+    });
+    this.gain = out.ctx.createGain();
+    this.node.connect(this.gain).connect(out.master);
+    this.node.port.onmessage = (ev) => {
+      if (ev.data && ev.data.type === 'stats') {
+        this.stats = ev.data;
+        o.onStats?.(ev.data);
+      }
+    };
+    this.socket = new ReconnectingSocket(() => wsURL(this.path()), {
+      onopen: () => o.onOpen?.(),
+      onmessage: (ev) => this.onMessage(ev),
+      onclose: (info) => {
+        this.hello = false;
+        this.node.port.postMessage({ type: 'reset' });
+        return o.onClose ? o.onClose(info) : true;
+      },
+      onretry: () => { this.hello = false; o.onRetry?.(); },
+    });
+    this.socket.start();
+  }
+
+  /** The endpoint's path and query (the passcode may change between attempts). */
+  path() {
+    return listenPath(this.o.roomId, this.lang, {
+      passthrough: this.passthrough,
+      passcode: this.o.passcode ? this.o.passcode() : '',
+    });
+  }
+
+  get isOpen() {
+    return this.socket.isOpen;
+  }
+
+  setGain(v) {
+    rampGain(this.out.ctx, this.gain, v);
+  }
+
+  stop() {
+    this.socket.stop(Close.NORMAL, 'bye');
+    this.node.port.postMessage({ type: 'reset' });
+    this.node.disconnect();
+    this.gain.disconnect();
+  }
+
+  onMessage(ev) {
+    if (ev.data instanceof ArrayBuffer) {
+      let buf = ev.data;
+      if (buf.byteLength & 1) buf = buf.slice(0, buf.byteLength - 1);
+      this.bytes += buf.byteLength;
+      this.node.port.postMessage(buf, [buf]);
+      return;
+    }
+    let msg;
+    try { msg = JSON.parse(ev.data); } catch { return; }
+    if (msg.type === Msg.HELLO) {
+      this.hello = true;
+      if (msg.sample_rate && msg.sample_rate !== SAMPLE_RATE) {
+        this.node.port.postMessage({ type: 'config', inputRate: msg.sample_rate });
+      }
+    }
+    this.o.onText?.(msg);
+  }
+}

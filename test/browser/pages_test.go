@@ -94,9 +94,11 @@ func TestSpeakerToAttendee(t *testing.T) {
 		t.Errorf("the API's status counts %d Spanish listeners, want 1", n)
 	}
 	// The page plays the original quietly underneath (15% by default), on a
-	// second listener connection to the floor.
-	if st.Floor.Listeners != 1 {
-		t.Errorf("the API's status counts %d floor listeners, want 1 (the original underneath)", st.Floor.Listeners)
+	// second listener connection to the floor itself (lang=floor), not to
+	// the source language's channel.
+	if st.Floor.MixListeners != 1 || st.Floor.Listeners != 0 {
+		t.Errorf("the API's status counts %d floor and %d English listeners, want 1 and 0 (the original underneath is the floor)",
+			st.Floor.MixListeners, st.Floor.Listeners)
 	}
 
 	attendee.screenshots("listen-live")

@@ -120,11 +120,35 @@ type Status struct {
 	Speaker struct {
 		Connected bool `json:"connected"`
 	} `json:"speaker"`
+	// Mics are the room's live mics.
+	Mics  []MicStatus `json:"mics"`
 	Floor struct {
 		Code      string `json:"code"`
 		Listeners int    `json:"listeners"`
+		// MixListeners listen to the floor itself (lang=floor).
+		MixListeners int `json:"mix_listeners"`
 	} `json:"floor"`
 	Languages []LangStatus `json:"languages"`
+}
+
+// MicStatus is one live mic in a Status.
+type MicStatus struct {
+	Mic      string  `json:"mic"`
+	Name     string  `json:"name"`
+	Language string  `json:"language"`
+	LevelDB  float64 `json:"level_db"`
+	Speaking bool    `json:"speaking"`
+	Question string  `json:"question"`
+}
+
+// Mic is the live mic id's status, and whether it is live.
+func (s Status) Mic(id string) (MicStatus, bool) {
+	for _, m := range s.Mics {
+		if m.Mic == id {
+			return m, true
+		}
+	}
+	return MicStatus{}, false
 }
 
 // LangStatus is one language in a Status.

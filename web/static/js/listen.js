@@ -1,19 +1,77 @@
 // listen.js: the attendee page, /rooms/{id}.
 //
 // One listener WebSocket carries the chosen language (audio + captions +
-// state + delay). A second one carries the floor (the speaker's own voice)
-// mixed underneath at the "original underneath" level, because the
-// translation model can stay silent on speech already in the target
-// language. When the chosen channel's translator is in error, the page
-// plays the floor at full level by itself, and goes back when it recovers.
+// state + delay). Every language of the room is a channel: it plays the
+// original voice while the floor speaks that language, else the
+// interpretation. A second connection carries the floor itself (every mic,
+// untranslated: lang=floor), mixed underneath at the "original underneath"
+// level, so the speakers' own voices stay audible under an
+// interpretation. When the chosen channel's translator is in error, the
+// page plays the floor at full level by itself, and goes back when it
+// recovers.
 //
-// Audio plays through /static/player-worklet.js (jitter buffer +
-// resampling); the AudioContext is created and resumed on the Play press.
+// Where the room takes questions, the attendee may ask one (ask.js): once
+// the moderator accepts it, this phone becomes a mic of the room, and the
+// page hears the channel without the original meanwhile (no echo of the
+// attendee's own voice).
+//
+// Audio plays through player.js; the AudioContext is created and resumed
+// on the Play press.
 
-import { api, ApiError, describeError, probeHandshake, roomIdFromPath, wsURL } from './api.js';
-import { ChannelState, Close, Msg, SAMPLE_RATE } from './protocol.js';
-import { ReconnectingSocket } from './ws.js';
-import { $, el, notice, store } from './ui.js';
+import { api, ApiError, describeError, probeHandshake, roomIdFromPath } from './api.js';
+import { QuestionFlow } from './ask.js';
+import { CaptionView } from './captions.js';
+import { AudioOut, ChannelStream, listenPath } from './player.js';
+import { ChannelState, Close, FLOOR, Msg } from './protocol.js';
+import { $, el, fmt, notice, store } from './ui.js';
+
+const text = {
+  loading: 'Loading…',
+  roomNotFound: 'Room not found',
+  roomNotFoundTitle: 'Room not found · babelcast',
+  noSuchRoom: 'There is no room “{room}”.',
+  noSuchRoomPill: 'No such room',
+  checkLink: 'Check the link or the code.',
+  enterCode: 'Enter a room code',
+  linkNamesNoRoom: 'This link names no room.',
+  cannotLoad: 'Cannot load the room',
+  retrying: '{why} Trying again…',
+  cannotReach: 'Cannot reach the server',
+  roomClosed: 'This room has closed',
+  roomClosedText: 'The organizers removed it. ',
+  joinAnother: 'Join another room',
+  pillClosed: 'Room closed',
+  pillPasscode: 'Passcode needed',
+  pillPress: 'Press play',
+  pillConnecting: 'Connecting…',
+  pillReconnecting: 'Reconnecting…',
+  pillFallback: 'Translator error · original',
+  pillSilent: 'Speaker silent',
+  pillStarting: 'Starting translation…',
+  pillLive: 'Live',
+  play: 'Play',
+  pause: 'Pause',
+  resume: 'Tap to resume sound',
+  soundFailed: 'Sound could not start',
+  langGone: 'That language is no longer offered',
+  langGoneText: 'Switched to {lang}. Pick another language above if you like.',
+  fallbackTitle: 'The {lang} translation is not working right now.',
+  fallbackTitleWhy: 'The {lang} translation is not working right now ({why}).',
+  fallbackText: 'You are hearing the original voices until it is back. This switches back by itself.',
+  passcodeChanged: 'The organizers changed the passcode. Enter the new one to go on listening.',
+  passcodeChangedTitle: 'Passcode changed',
+  passcodeRefused: 'That passcode was not accepted. Ask the organizers for the current one.',
+  passcodeWrong: 'Wrong passcode',
+  passcodeWrongShort: 'That passcode was not accepted.',
+  passcodeEnter: 'Enter the passcode the organizers gave you.',
+  delay: 'Delay {s} s',
+  delayDetail: 'Interpretation {s} s + buffer {buffer} ms + output {out} ms',
+  percent: '{n} percent',
+  hide: 'Hide',
+  show: 'Show',
+  hideCaptions: 'Hide captions',
+  showCaptions: 'Show captions',
+};
 
 const roomId = roomIdFromPath();
 const keys = {
@@ -26,8 +84,6 @@ const keys = {
   captionSize: 'babelcast.captionSize',
 };
 const CAPTION_SIZES = [1, 1.25, 1.5, 1.85, 2.25, 2.75, 3.25]; // rem
-const CAPTION_LINES = 4; // lines shown
-const CAPTION_ANNOUNCED = 3; // final lines kept in the screen reader log
 const DEFAULT_MIX = 15;
 
 const ui = {
@@ -66,162 +122,79 @@ const st = {
   ended: false, // room deleted: nothing more to do
   main: null, // Stream of the chosen channel
   floor: null, // Stream of the original underneath (or as fallback)
+  asking: false, // this phone is a mic of the room: hear no original
   channelState: '', // idle|starting|active|error of the chosen channel
   channelMessage: '',
   speaker: null, // true/false once known
   fallback: false, // playing the floor because the translator is in error
   delayMs: null,
   delayAt: 0,
-  captionLines: [], // {lang, seg, text, final}
   captionSizeIdx: clampIdx(Number(store.get('localStorage', keys.captionSize) ?? 2)),
 };
+
+const captions = new CaptionView(ui.captions, ui.captionsLive);
 
 function clampIdx(i) {
   return Number.isInteger(i) ? Math.min(CAPTION_SIZES.length - 1, Math.max(0, i)) : 2;
 }
 
-// ---------- audio ----------
-
-const audio = {
-  ctx: null,
-  master: null,
-  ready: null, // Promise of the worklet module
-};
-
-/** Creates (on the Play gesture) the AudioContext and master volume. */
-function ensureAudio() {
-  if (!audio.ctx) {
-    const AC = window.AudioContext || window.webkitAudioContext;
-    // A 24 kHz context lets the browser's own resampler do the work. Safari
-    // (every iOS browser) has crackled with rates other than the
-    // hardware's, so there the worklet resamples instead.
-    const apple = navigator.vendor === 'Apple Computer, Inc.';
-    try {
-      audio.ctx = apple ? new AC({ latencyHint: 'interactive' }) : new AC({ sampleRate: SAMPLE_RATE, latencyHint: 'interactive' });
-    } catch {
-      audio.ctx = new AC({ latencyHint: 'interactive' }); // 24 kHz not supported: the worklet resamples
-    }
-    audio.master = audio.ctx.createGain();
-    audio.master.gain.value = Number(ui.volume.value) / 100;
-    audio.master.connect(audio.ctx.destination);
-    audio.ready = audio.ctx.audioWorklet.addModule('/static/player-worklet.js');
-    audio.ctx.addEventListener('statechange', renderPlay);
-    // Older iOS unlocks audio only after something is started in the gesture.
-    const blip = audio.ctx.createBufferSource();
-    blip.buffer = audio.ctx.createBuffer(1, 1, audio.ctx.sampleRate);
-    blip.connect(audio.ctx.destination);
-    blip.start();
-  }
-  if ('audioSession' in navigator) {
-    try { navigator.audioSession.type = 'playback'; } catch { /* not supported */ }
-  }
-  return audio.ctx.resume();
-}
-
-/**
- * A player node (jitter buffer) with its own gain into the master. The
- * floor arrives paced at real time, so more than a second buffered is lag
- * to drop. A translation arrives in bursts faster than real time (the
- * model speaks a sentence quicker than it is said), so it may buffer many
- * seconds; the player catches up by shortening pauses instead.
- */
-function makePlayer(paced) {
-  const node = new AudioWorkletNode(audio.ctx, 'pcm-player', {
-    numberOfInputs: 0,
-    numberOfOutputs: 1,
-    outputChannelCount: [1],
-    processorOptions: paced
-      ? { inputRate: SAMPLE_RATE, targetMs: 150, maxMs: 1000, catchUpMs: 250 }
-      : { inputRate: SAMPLE_RATE, targetMs: 150, maxMs: 12000, catchUpMs: 1000 },
-  });
-  const gain = audio.ctx.createGain();
-  node.connect(gain).connect(audio.master);
-  return { node, gain, stats: null };
-}
-
-/** Ramps a gain without clicks. */
-function setGain(gain, value) {
-  const t = audio.ctx.currentTime;
-  gain.gain.cancelScheduledValues(t);
-  gain.gain.setTargetAtTime(value, t, 0.05);
-}
+const out = new AudioOut({ volume: Number(ui.volume.value) / 100, onStateChange: () => renderPlay() });
 
 // ---------- streams ----------
 
 /**
- * Stream is one listener WebSocket feeding one player node. role is
- * "main" (the chosen channel) or "floor" (the original underneath).
+ * Stream is one channel the page plays: role "main" (the chosen channel)
+ * or "floor" (the original underneath).
  */
 class Stream {
-  constructor(role, lang) {
+  constructor(role, lang, passthrough = true) {
     this.role = role;
-    this.lang = lang;
-    this.player = makePlayer(isFloor(lang));
-    this.player.node.port.onmessage = (ev) => {
-      if (ev.data && ev.data.type === 'stats') {
-        this.player.stats = ev.data;
+    this.cs = new ChannelStream(out, {
+      roomId,
+      lang,
+      passthrough,
+      passcode: () => st.passcode,
+      onOpen: () => { if (this.role === 'main') renderState(); },
+      onText: (msg) => this.onText(msg),
+      onClose: (info) => this.onClose(info),
+      onRetry: () => { if (this.role === 'main') renderState(); },
+      onStats: (s) => {
         // For people debugging and for browser tests: what this stream plays.
         const d = ui.player.dataset;
-        d[`${this.role}Bytes`] = String(this.bytes);
-        d[`${this.role}BufferedMs`] = String(ev.data.bufferedMs);
-        d[`${this.role}Playing`] = String(ev.data.playing);
+        d[`${this.role}Bytes`] = String(this.cs.bytes);
+        d[`${this.role}BufferedMs`] = String(s.bufferedMs);
+        d[`${this.role}Playing`] = String(s.playing);
         if (this.role === 'main') renderDelay();
-      }
-    };
-    this.hello = false;
-    this.bytes = 0; // audio received, for the data-*-bytes attributes
-    this.socket = new ReconnectingSocket(() => this.url(), {
-      onopen: () => { if (this.role === 'main') renderState(); },
-      onmessage: (ev) => this.onMessage(ev),
-      onclose: (info) => this.onClose(info),
-      onretry: () => { this.hello = false; if (this.role === 'main') renderState(); },
+      },
     });
-    this.socket.start();
   }
 
-  /** The listener endpoint's path and query (the passcode may change). */
-  path() {
-    const q = new URLSearchParams({ lang: this.lang });
-    if (st.passcode) q.set('passcode', st.passcode);
-    return `/api/v1/rooms/${encodeURIComponent(roomId)}/listen?${q}`;
-  }
+  get lang() { return this.cs.lang; }
 
-  url() {
-    return wsURL(this.path());
-  }
+  get passthrough() { return this.cs.passthrough; }
+
+  get hello() { return this.cs.hello; }
+
+  get socket() { return this.cs.socket; }
 
   stop() {
     for (const k of ['Bytes', 'BufferedMs', 'Playing']) delete ui.player.dataset[`${this.role}${k}`];
-    this.socket.stop(Close.NORMAL, 'bye');
-    this.player.node.port.postMessage({ type: 'reset' });
-    this.player.node.disconnect();
-    this.player.gain.disconnect();
+    this.cs.stop();
   }
 
-  onMessage(ev) {
-    if (ev.data instanceof ArrayBuffer) {
-      let buf = ev.data;
-      if (buf.byteLength & 1) buf = buf.slice(0, buf.byteLength - 1);
-      this.bytes += buf.byteLength;
-      this.player.node.port.postMessage(buf, [buf]);
-      return;
-    }
-    let msg;
-    try { msg = JSON.parse(ev.data); } catch { return; }
+  onText(msg) {
     switch (msg.type) {
       case Msg.HELLO:
-        this.hello = true;
-        if (msg.sample_rate && msg.sample_rate !== SAMPLE_RATE) {
-          this.player.node.port.postMessage({ type: 'config', inputRate: msg.sample_rate });
+        if (this.role === 'main') {
+          ui.player.dataset.passthrough = String(msg.passthrough !== false);
+          renderState();
         }
-        if (this.role === 'main') renderState();
         break;
       case Msg.CAPTION:
-        if (this.role === 'main' || st.fallback) addCaption(msg);
+        if (this.role === 'main' || st.fallback) captions.add(msg);
         break;
       case Msg.STATE:
         if (this.role === 'main') onChannelState(msg);
-        else if (typeof msg.speaker === 'boolean' && isFloor(st.lang)) st.speaker = msg.speaker;
         break;
       case Msg.DELAY:
         if (this.role === 'main' && typeof msg.ms === 'number') {
@@ -236,14 +209,12 @@ class Stream {
   }
 
   async onClose({ code, opened }) {
-    this.hello = false;
-    this.player.node.port.postMessage({ type: 'reset' });
     if (code === Close.ROOM_GONE) {
       roomEnded();
       return false;
     }
     if (code === Close.PASSCODE_CHANGED) {
-      lockedOut('The organizers changed the passcode. Enter the new one to go on listening.', 'Passcode changed');
+      lockedOut(text.passcodeChanged, text.passcodeChangedTitle);
       return false;
     }
     if (code === Close.TOO_SLOW) {
@@ -252,7 +223,7 @@ class Stream {
       return 300;
     }
     if (!opened) {
-      const err = await probeHandshake(this.path());
+      const err = await probeHandshake(this.cs.path());
       if (err) return this.onRefused(err);
     }
     if (this.role === 'main') renderState();
@@ -262,7 +233,7 @@ class Stream {
   /** The server refused the handshake: decide whether to go on. */
   async onRefused(err) {
     if (err.status === 403) {
-      lockedOut('That passcode was not accepted. Ask the organizers for the current one.');
+      lockedOut(text.passcodeRefused);
       return false;
     }
     if (err.status === 404 || err.status === 400) {
@@ -271,9 +242,9 @@ class Stream {
       if (!ok) return false;
       if (!offered(this.lang)) {
         if (this.role === 'main') {
-          notice(ui.pageNotice, 'warn', 'That language is no longer offered',
-            'Switched to the original. Pick another language above if you like.');
-          queueMicrotask(() => chooseLanguage(st.info.source_language.code));
+          const src = st.info.source_language;
+          notice(ui.pageNotice, 'warn', text.langGone, fmt(text.langGoneText, { lang: src.native || src.code }));
+          queueMicrotask(() => chooseLanguage(src.code));
         }
         return false;
       }
@@ -283,29 +254,49 @@ class Stream {
 }
 
 function isFloor(code) {
+  return code === FLOOR;
+}
+
+function isSource(code) {
   return !!st.info && code === st.info.source_language.code;
 }
 
 function offered(code) {
-  return !!st.info && (isFloor(code) || st.info.languages.some((l) => l.code === code));
+  return !!st.info && (isFloor(code) || isSource(code) || st.info.languages.some((l) => l.code === code));
 }
 
 function mixLevel() {
   return Number(ui.mix.value) / 100;
 }
 
-/** Opens or closes the floor stream and sets both gains for the current situation. */
+/** Whether the original underneath is offered on the chosen channel. */
+function mixOffered(code) {
+  // The source language's channel carries the original voice most of the
+  // time: the floor under it would double the voice.
+  return !isFloor(code) && !isSource(code);
+}
+
+/**
+ * Opens or closes the streams the situation needs and sets their gains:
+ * the chosen channel (without the original while this phone is a mic),
+ * and the floor underneath or instead of it.
+ */
 function applyMix() {
-  if (!st.playing || !audio.ctx) return;
-  const chosenIsFloor = isFloor(st.lang);
-  const wantFloor = !chosenIsFloor && (st.fallback || mixLevel() > 0);
-  if (wantFloor && !st.floor) st.floor = new Stream('floor', st.info.source_language.code);
+  if (!st.playing || !out.ctx) return;
+  const passthrough = !st.asking;
+  if (st.main && st.main.passthrough !== passthrough) {
+    st.main.stop();
+    st.main = null;
+  }
+  if (!st.main) st.main = new Stream('main', st.lang, passthrough);
+  const wantFloor = !st.asking && !isFloor(st.lang) && (st.fallback || (mixOffered(st.lang) && mixLevel() > 0));
+  if (wantFloor && !st.floor) st.floor = new Stream('floor', FLOOR);
   if (!wantFloor && st.floor) {
     st.floor.stop();
     st.floor = null;
   }
-  if (st.main) setGain(st.main.player.gain, st.fallback && !chosenIsFloor ? 0 : 1);
-  if (st.floor) setGain(st.floor.player.gain, st.fallback ? 1 : mixLevel());
+  st.main.cs.setGain(st.fallback && !isFloor(st.lang) ? 0 : 1);
+  if (st.floor) st.floor.cs.setGain(st.fallback ? 1 : mixLevel());
 }
 
 function onChannelState(msg) {
@@ -315,7 +306,7 @@ function onChannelState(msg) {
   const wasFallback = st.fallback;
   st.fallback = !isFloor(st.lang) && st.channelState === ChannelState.ERROR;
   if (st.fallback !== wasFallback) {
-    if (st.fallback) clearCaptions();
+    if (st.fallback) captions.clear();
     applyMix();
   }
   renderFallback();
@@ -326,21 +317,20 @@ function onChannelState(msg) {
 
 async function startPlaying() {
   if (st.ended || !st.info) return;
-  const resumed = ensureAudio(); // synchronously inside the gesture
+  const resumed = out.ensure(); // synchronously inside the gesture
   st.playing = true;
   renderPlay();
   renderState();
   try {
     await resumed;
-    await audio.ready;
+    await out.ready;
   } catch (err) {
     st.playing = false;
     renderPlay();
-    notice(ui.pageNotice, 'error', 'Sound could not start', describeError(err));
+    notice(ui.pageNotice, 'error', text.soundFailed, describeError(err));
     return;
   }
   if (!st.playing) return; // paused meanwhile
-  if (!st.main) st.main = new Stream('main', st.lang);
   applyMix();
   mediaSession();
 }
@@ -354,7 +344,7 @@ function stopPlaying() {
   st.channelState = '';
   st.fallback = false;
   renderFallback();
-  if (audio.ctx && audio.ctx.state === 'running') audio.ctx.suspend().catch(() => {});
+  out.suspend();
   renderPlay();
   renderState();
   renderDelay();
@@ -362,9 +352,9 @@ function stopPlaying() {
 }
 
 ui.play.addEventListener('click', () => {
-  if (st.playing && audio.ctx && audio.ctx.state !== 'running') {
+  if (st.playing && out.suspended) {
     // The system suspended sound (a call, another app): this press resumes it.
-    audio.ctx.resume().catch(() => {});
+    out.ctx.resume().catch(() => {});
     return;
   }
   if (st.playing) stopPlaying();
@@ -374,10 +364,11 @@ ui.play.addEventListener('click', () => {
 function roomEnded() {
   st.ended = true;
   stopPlaying();
+  questions?.roomGone();
   ui.player.hidden = true;
   renderState();
-  notice(ui.pageNotice, 'error', 'This room has closed',
-    el('span', {}, 'The organizers removed it. ', el('a', { href: '/' }, 'Join another room')));
+  notice(ui.pageNotice, 'error', text.roomClosed,
+    el('span', {}, text.roomClosedText, el('a', { href: '/' }, text.joinAnother)));
 }
 
 // ---------- language ----------
@@ -393,22 +384,23 @@ function chooseLanguage(code) {
   st.channelMessage = '';
   st.fallback = false;
   st.delayMs = null;
-  clearCaptions();
+  captions.clear();
   renderFallback();
-  ui.mixRow.hidden = isFloor(code);
-  if (st.playing && audio.ctx) {
+  ui.mixRow.hidden = !mixOffered(code);
+  if (st.playing && out.ctx) {
     if (st.main) st.main.stop();
-    st.main = new Stream('main', code);
+    st.main = null;
     applyMix();
   }
+  questions?.render();
   renderState();
   mediaSession();
 }
 
-/** The language to start with: remembered, else the browser's, else the original. */
+/** The language to start with: remembered, else the browser's, else the source language. */
 function initialLanguage() {
   const remembered = [store.get('localStorage', keys.lang), store.get('localStorage', keys.anyLang)];
-  for (const c of remembered) if (c && offered(c)) return c;
+  for (const c of remembered) if (c && !isFloor(c) && offered(c)) return c;
   const all = [st.info.source_language, ...st.info.languages].map((l) => l.code);
   for (const pref of navigator.languages || [navigator.language]) {
     const exact = all.find((c) => c.toLowerCase() === pref.toLowerCase());
@@ -431,60 +423,19 @@ function renderLanguages() {
   const src = info.source_language;
   ui.langList.replaceChildren(
     ...info.languages.map((l) => option(l.code, l.native || l.code, l.english)),
-    option(src.code, `Original (${src.native || src.code})`, src.english && src.english !== src.native ? src.english : ''),
+    option(src.code, src.native || src.code, src.english),
   );
-  ui.mixRow.hidden = isFloor(st.lang);
+  ui.mixRow.hidden = !mixOffered(st.lang);
 }
 
 // ---------- captions ----------
-
-function addCaption(msg) {
-  if (typeof msg.text !== 'string') return;
-  const lines = st.captionLines;
-  const seg = msg.segment ?? null;
-  let line = null;
-  for (let i = lines.length - 1; i >= Math.max(0, lines.length - 8); i--) {
-    if (lines[i].lang === msg.lang && lines[i].seg === seg && seg !== null && !lines[i].final) {
-      line = lines[i];
-      break;
-    }
-  }
-  if (!line) {
-    if (!msg.text.trim()) return;
-    line = { lang: msg.lang, seg, text: '', final: false };
-    lines.push(line);
-    if (lines.length > 20) lines.splice(0, lines.length - 20);
-  }
-  line.text = msg.text;
-  line.final = !!msg.final;
-  renderCaptions();
-  if (line.final && line.text.trim()) announce(line.text, msg.lang);
-}
-
-function clearCaptions() {
-  st.captionLines = [];
-  renderCaptions();
-}
-
-function renderCaptions() {
-  const shown = st.captionLines.slice(-CAPTION_LINES);
-  ui.captions.replaceChildren(...shown.map((l, i) => el('p', {
-    class: l.final ? (i < shown.length - 1 ? 'older' : '') : 'partial',
-    lang: l.lang || null,
-  }, l.text)));
-}
-
-function announce(text, lang) {
-  ui.captionsLive.append(el('p', { lang: lang || null }, text));
-  while (ui.captionsLive.childElementCount > CAPTION_ANNOUNCED) ui.captionsLive.firstElementChild.remove();
-}
 
 function renderCaptionPrefs() {
   const shown = store.get('localStorage', keys.captions) !== 'off';
   ui.captions.hidden = !shown;
   ui.captionsToggle.setAttribute('aria-expanded', String(shown));
-  ui.captionsToggle.textContent = shown ? 'Hide' : 'Show';
-  ui.captionsToggle.setAttribute('aria-label', shown ? 'Hide captions' : 'Show captions');
+  ui.captionsToggle.textContent = shown ? text.hide : text.show;
+  ui.captionsToggle.setAttribute('aria-label', shown ? text.hideCaptions : text.showCaptions);
   ui.smaller.disabled = !shown || st.captionSizeIdx === 0;
   ui.larger.disabled = !shown || st.captionSizeIdx === CAPTION_SIZES.length - 1;
   ui.captions.style.setProperty('--caption-size', `${CAPTION_SIZES[st.captionSizeIdx]}rem`);
@@ -508,13 +459,13 @@ ui.larger.addEventListener('click', () => resizeCaptions(1));
 function renderSliders() {
   ui.volumeValue.textContent = `${ui.volume.value}%`;
   ui.mixValue.textContent = `${ui.mix.value}%`;
-  ui.volume.setAttribute('aria-valuetext', `${ui.volume.value} percent`);
-  ui.mix.setAttribute('aria-valuetext', `${ui.mix.value} percent`);
+  ui.volume.setAttribute('aria-valuetext', fmt(text.percent, { n: ui.volume.value }));
+  ui.mix.setAttribute('aria-valuetext', fmt(text.percent, { n: ui.mix.value }));
 }
 
 ui.volume.addEventListener('input', () => {
   store.set('localStorage', keys.volume, ui.volume.value);
-  if (audio.master) setGain(audio.master, Number(ui.volume.value) / 100);
+  out.setVolume(Number(ui.volume.value) / 100);
   renderSliders();
 });
 ui.mix.addEventListener('input', () => {
@@ -527,33 +478,34 @@ ui.mix.addEventListener('input', () => {
 
 function langLabel(code) {
   if (!st.info) return code;
-  if (isFloor(code)) return `Original (${st.info.source_language.native || code})`;
+  if (isSource(code)) return st.info.source_language.native || code;
   const l = st.info.languages.find((x) => x.code === code);
   return l ? l.native || code : code;
 }
 
-function setPill(state, text) {
-  if (ui.pill.dataset.state === state && ui.pill.textContent === text) return;
+function setPill(state, label) {
+  if (ui.pill.dataset.state === state && ui.pill.textContent === label) return;
   ui.pill.dataset.state = state;
-  ui.pill.textContent = text;
+  ui.pill.textContent = label;
 }
 
 function renderState() {
-  if (st.ended) return setPill('ended', 'Room closed');
+  if (st.ended) return setPill('ended', text.pillClosed);
   if (!st.info) return;
-  if (!ui.passForm.hidden) return setPill('idle', 'Passcode needed');
-  if (!st.playing) return setPill('idle', 'Press play');
+  if (!ui.passForm.hidden) return setPill('idle', text.pillPasscode);
+  if (!st.playing) return setPill('idle', text.pillPress);
   const m = st.main;
   if (!m || !m.socket.isOpen || !m.hello) {
     return setPill(m && m.socket.attempt > 0 ? 'reconnecting' : 'connecting',
-      m && m.socket.attempt > 0 ? 'Reconnecting…' : 'Connecting…');
+      m && m.socket.attempt > 0 ? text.pillReconnecting : text.pillConnecting);
   }
-  if (st.fallback) return setPill('error', 'Translator error · original');
-  if (st.speaker === false) return setPill('silent', 'Speaker silent');
-  if (!isFloor(st.lang) && (st.channelState === ChannelState.STARTING || st.channelState === ChannelState.IDLE)) {
-    return setPill('starting', 'Starting translation…');
+  if (st.fallback) return setPill('error', text.pillFallback);
+  if (st.speaker === false) return setPill('silent', text.pillSilent);
+  if (!isFloor(st.lang) && !isSource(st.lang) &&
+      (st.channelState === ChannelState.STARTING || st.channelState === ChannelState.IDLE)) {
+    return setPill('starting', text.pillStarting);
   }
-  return setPill('live', 'Live');
+  return setPill('live', text.pillLive);
 }
 
 function renderDelay() {
@@ -563,11 +515,11 @@ function renderDelay() {
     ui.delay.hidden = true;
     return;
   }
-  const buffered = m.player.stats ? m.player.stats.bufferedMs : 0;
-  const out = audio.ctx ? (audio.ctx.outputLatency || audio.ctx.baseLatency || 0) * 1000 : 0;
-  const total = Math.max(0, st.delayMs + buffered + out);
-  ui.delay.textContent = `Delay ${(total / 1000).toFixed(1)} s`;
-  ui.delay.title = `Interpretation ${(st.delayMs / 1000).toFixed(1)} s + buffer ${Math.round(buffered)} ms + output ${Math.round(out)} ms`;
+  const buffered = m.cs.stats ? m.cs.stats.bufferedMs : 0;
+  const outMs = out.ctx ? (out.ctx.outputLatency || out.ctx.baseLatency || 0) * 1000 : 0;
+  const total = Math.max(0, st.delayMs + buffered + outMs);
+  ui.delay.textContent = fmt(text.delay, { s: (total / 1000).toFixed(1) });
+  ui.delay.title = fmt(text.delayDetail, { s: (st.delayMs / 1000).toFixed(1), buffer: Math.round(buffered), out: Math.round(outMs) });
   ui.delay.hidden = false;
 }
 setInterval(renderDelay, 1000);
@@ -581,16 +533,17 @@ function renderFallback() {
     notice(ui.fallback, '', '');
     return;
   }
-  const why = st.channelMessage ? ` (${st.channelMessage})` : '';
-  notice(ui.fallback, 'warn', `The ${langLabel(st.lang)} translation is not working right now${why}.`,
-    `You are hearing the original (${st.info.source_language.native}) until it is back. This switches back by itself.`);
+  const title = st.channelMessage
+    ? fmt(text.fallbackTitleWhy, { lang: langLabel(st.lang), why: st.channelMessage })
+    : fmt(text.fallbackTitle, { lang: langLabel(st.lang) });
+  notice(ui.fallback, 'warn', title, text.fallbackText);
 }
 
 function renderPlay() {
-  const suspended = st.playing && audio.ctx && audio.ctx.state !== 'running' && audio.ctx.state !== 'closed';
+  const suspended = st.playing && out.suspended;
   ui.play.dataset.playing = String(st.playing);
   ui.play.disabled = st.ended || !st.info;
-  ui.playLabel.textContent = suspended ? 'Tap to resume sound' : st.playing ? 'Pause' : 'Play';
+  ui.playLabel.textContent = suspended ? text.resume : st.playing ? text.pause : text.play;
   ui.playIcon.textContent = st.playing && !suspended ? '❚❚' : '▶';
 }
 
@@ -627,7 +580,7 @@ function lockedOut(why, title) {
   renderState();
 }
 
-function askPasscode(error, title = 'Wrong passcode') {
+function askPasscode(error, title = text.passcodeWrong) {
   ui.player.hidden = true;
   ui.passForm.hidden = false;
   notice(ui.passError, error ? 'error' : '', error ? title : '', error || '');
@@ -638,19 +591,37 @@ function askPasscode(error, title = 'Wrong passcode') {
 ui.passForm.addEventListener('submit', async (ev) => {
   ev.preventDefault();
   const code = ui.passInput.value.trim();
-  if (!code) return askPasscode('Enter the passcode the organizers gave you.');
+  if (!code) return askPasscode(text.passcodeEnter);
   ui.passSubmit.disabled = true;
   // Ask the listener endpoint whether the passcode is right before going on.
-  const q = new URLSearchParams({ lang: st.info.source_language.code, passcode: code });
-  const err = await probeHandshake(`/api/v1/rooms/${encodeURIComponent(roomId)}/listen?${q}`);
+  const err = await probeHandshake(listenPath(roomId, st.info.source_language.code, { passcode: code }));
   ui.passSubmit.disabled = false;
-  if (err && err.status === 403) return askPasscode('That passcode was not accepted.');
+  if (err && err.status === 403) return askPasscode(text.passcodeWrongShort);
   st.passcode = code;
   store.set('sessionStorage', keys.passcode, code);
   ui.passInput.removeAttribute('aria-invalid');
   ui.passForm.hidden = true;
   showPlayer();
 });
+
+// ---------- questions ----------
+
+/** The audience's questions, where the room takes them (made once the room is known). */
+let questions = null;
+
+function setupQuestions() {
+  if (questions || !st.info.questions) return;
+  questions = new QuestionFlow({
+    roomId,
+    language: () => (isFloor(st.lang) ? st.info.source_language.code : st.lang),
+    languageName: () => langLabel(isFloor(st.lang) ? st.info.source_language.code : st.lang),
+    passcode: () => st.passcode,
+    onLive: (live) => {
+      st.asking = live;
+      applyMix();
+    },
+  });
+}
 
 // ---------- start ----------
 
@@ -664,12 +635,13 @@ async function loadInfo() {
     if (err instanceof ApiError && err.status === 404) {
       st.ended = true;
       stopPlaying();
+      questions?.roomGone();
       ui.player.hidden = true;
-      ui.roomName.textContent = 'Room not found';
-      document.title = 'Room not found · babelcast';
-      setPill('ended', 'No such room');
-      notice(ui.pageNotice, 'error', `There is no room “${roomId}”.`,
-        el('span', {}, 'Check the link or the code. ', el('a', { href: '/' }, 'Enter a room code')));
+      ui.roomName.textContent = text.roomNotFound;
+      document.title = text.roomNotFoundTitle;
+      setPill('ended', text.noSuchRoomPill);
+      notice(ui.pageNotice, 'error', fmt(text.noSuchRoom, { room: roomId }),
+        el('span', {}, `${text.checkLink} `, el('a', { href: '/' }, text.enterCode)));
       return false;
     }
     throw err;
@@ -682,18 +654,22 @@ function showPlayer() {
   renderPlay();
   renderState();
   mediaSession();
+  setupQuestions();
 }
 
 async function init() {
   renderSliders();
   renderCaptionPrefs();
   if (!roomId) {
-    ui.roomName.textContent = 'Room not found';
-    notice(ui.pageNotice, 'error', 'This link names no room.', el('a', { href: '/' }, 'Enter a room code'));
+    ui.roomName.textContent = text.roomNotFound;
+    notice(ui.pageNotice, 'error', text.linkNamesNoRoom, el('a', { href: '/' }, text.enterCode));
     return;
   }
   const vol = store.get('localStorage', keys.volume);
-  if (vol !== null) ui.volume.value = vol;
+  if (vol !== null) {
+    ui.volume.value = vol;
+    out.setVolume(Number(vol) / 100);
+  }
   const mix = store.get('localStorage', keys.mix);
   ui.mix.value = mix !== null ? mix : String(DEFAULT_MIX);
   renderSliders();
@@ -703,8 +679,8 @@ async function init() {
       if (!(await loadInfo())) return;
       break;
     } catch (err) {
-      setPill('reconnecting', 'Cannot reach the server');
-      notice(ui.pageNotice, 'error', 'Cannot load the room', `${describeError(err)} Trying again…`);
+      setPill('reconnecting', text.cannotReach);
+      notice(ui.pageNotice, 'error', text.cannotLoad, fmt(text.retrying, { why: describeError(err) }));
       await new Promise((r) => setTimeout(r, Math.min(15000, 1000 * 2 ** attempt)));
     }
   }
@@ -713,7 +689,7 @@ async function init() {
   document.title = `${st.info.name || roomId} · babelcast`;
   st.lang = initialLanguage();
   if (st.info.passcode_required && !st.passcode) {
-    setPill('idle', 'Passcode needed');
+    setPill('idle', text.pillPasscode);
     askPasscode('');
     return;
   }

@@ -2,21 +2,105 @@
 //
 // The speaker key comes from the URL fragment (#key=…, never sent to the
 // server with the page request) or is typed; it is kept in sessionStorage
-// and the fragment is removed from the address bar at once. The microphone
-// is captured by /static/capture-worklet.js at the AudioContext's own rate
-// in 100 ms PCM16 frames; the start message tells the server that rate.
+// and the fragment is removed from the address bar at once.
+//
+// A room may have several mics live at once (a panel): each device says
+// which mic it is ("main" unless told otherwise; a device that starts as a
+// mic already on air takes it over), who speaks into it and in what
+// language, which may change mid-talk. The microphone and its connection
+// are mic.js's.
+//
+// Where the room takes questions from the audience, the page shows the
+// queue (questions.js) with Accept and End, and while a question is live
+// plays it interpreted into the speaker's language (the speaker's
+// language's channel without the original: player.js).
 
-import { api, ApiError, describeError, probeHandshake, roomIdFromPath, wsURL } from './api.js';
-import { ChannelState, Close, Msg } from './protocol.js';
-import { ReconnectingSocket } from './ws.js';
-import { $, el, englishName, nativeName, notice, store } from './ui.js';
+import { api, ApiError, describeError, probeHandshake, roomIdFromPath } from './api.js';
+import { CaptionView } from './captions.js';
+import { listMicrophones, mediaSupported, Microphone, MicLink, micError, noMediaReason, refusal, speakPath, text as micText } from './mic.js';
+import { AudioOut, ChannelStream } from './player.js';
+import { ChannelState, Close, DEFAULT_MIC, Msg } from './protocol.js';
+import { QuestionQueue } from './questions.js';
+import { $, el, englishName, fmt, nativeName, notice, randomId, secretFromFragment, setMeter, store } from './ui.js';
+
+const text = {
+  loadingRoom: 'Loading room…',
+  roomNotFound: 'Room not found',
+  noRoomInLink: 'This link names no room.',
+  askForLink: 'Ask the organizers for the speaker link.',
+  cannotLoad: 'Cannot load the room',
+  retrying: '{why} Trying again…',
+  cannotReach: 'Cannot reach the server',
+  speakIn: 'Speak in {langs}.',
+  interpretedInto: 'Everything said is interpreted into the room’s other languages.',
+  keyNotAccepted: 'Key not accepted',
+  enterKey: 'Enter the speaker key for this room.',
+  wrongKey: 'That key is not this room’s speaker key. Ask the organizers for a fresh speaker link.',
+  keyRejectedLive: 'The speaker key was not accepted. It may have been changed by the organizers: ask them for the new speaker link.',
+  keyStale: 'This speaker link’s key is no longer valid. Ask the organizers for the current speaker link.',
+  noMicTitle: 'No microphone',
+  defaultMic: 'System default microphone',
+  defaultMicUnlabelled: 'Default microphone (allow access to choose)',
+  micN: 'Microphone {n}',
+  micStopped: 'The microphone stopped',
+  micStoppedText: 'It was unplugged or taken by another app. Pick a microphone above to go on.',
+  switchFailed: 'Could not switch the microphone',
+  startFailed: 'Could not start the microphone',
+  stopped: 'Stopped',
+  stoppedText: 'Nothing is being sent. Press Start to go on air again.',
+  slowNet: 'The network is too slow',
+  slowNetText: 'Some audio could not be sent. Move closer to the Wi-Fi or use a cable.',
+  serverProblem: 'The server reported a problem',
+  replaced: 'Another device took over',
+  replacedText: 'Someone started speaking as mic “{mic}” in this room from another device or tab, so this one stopped. Press Start to take over again, or pick another mic name to speak beside it.',
+  refused: 'The server refused this microphone',
+  restarting: 'The server is restarting',
+  restartingText: 'Reconnecting by itself…',
+  deleted: 'This room was deleted',
+  deletedText: 'The organizers removed it while you were speaking. Nothing is being sent.',
+  noSuchRoom: 'There is no room “{room}”',
+  checkLink: 'Check the speaker link with the organizers.',
+  badMicId: 'Use 1 to 32 lowercase letters, digits and dashes for the mic name, not starting with “q-”.',
+  levelSilence: 'silence',
+  levelDb: '{rms} dB (peak {peak} dB)',
+  tooLoud: 'Too loud: move the microphone away a little.',
+  tooQuiet: 'Almost nothing arrives: check the microphone.',
+  meterSilent: 'silent',
+  meterDb: '{db} decibels',
+  original: 'Original ({lang})',
+  yourVoice: 'your voice',
+  start: 'Start',
+  startAgain: 'Start again',
+  mute: 'Mute',
+  unmute: 'Unmute',
+  pillClosed: 'Room closed',
+  pillIdle: 'Not sending',
+  pillStarting: 'Starting…',
+  pillReconnecting: 'Reconnecting…',
+  pillConnecting: 'Connecting…',
+  pillMuted: 'Muted',
+  pillLive: 'On air',
+  stateIdle: 'Idle',
+  stateStarting: 'Starting',
+  stateActive: 'Active',
+  stateError: 'Error',
+  noName: 'no name',
+  thisDevice: 'this device',
+  question: 'audience question',
+  noMics: 'No mic is on air.',
+  hearing: 'A question is live: you hear it in {lang}. Use earphones, or this microphone sends it to the room again.',
+  hearingOwn: 'A question is live, asked in {lang}: you hear it in the room.',
+};
 
 const roomId = roomIdFromPath();
 const keys = {
   key: `babelcast.speakerKey.${roomId}`,
-  mic: 'babelcast.micDeviceId',
+  device: 'babelcast.micDeviceId',
+  mic: `babelcast.micId.${roomId}`,
+  name: 'babelcast.speakerName',
+  lang: `babelcast.speakerLang.${roomId}`,
 };
-const MAX_QUEUED_SECONDS = 2; // audio the browser may hold unsent before frames are dropped
+const MIC_ID = /^[a-z0-9-]{1,32}$/;
 
 const ui = {
   pill: $('state-pill'),
@@ -28,8 +112,13 @@ const ui = {
   keyError: $('key-error'),
   keySubmit: $('key-submit'),
   console: $('console'),
-  mic: $('mic-select'),
-  micAllow: $('mic-allow'),
+  name: $('speaker-name'),
+  language: $('speaker-language'),
+  micId: $('mic-id'),
+  micAnother: $('mic-another'),
+  micIdError: $('mic-id-error'),
+  device: $('mic-select'),
+  deviceAllow: $('mic-allow'),
   start: $('start'),
   mute: $('mute'),
   stop: $('stop'),
@@ -39,7 +128,17 @@ const ui = {
   serverFill: $('level-server-fill'),
   serverValue: $('level-server-value'),
   levelHint: $('level-hint'),
+  micsList: $('mics-list'),
   langBody: $('languages-body'),
+  questions: $('questions'),
+  questionsList: $('questions-list'),
+  questionsEmpty: $('questions-empty'),
+  questionsError: $('questions-error'),
+  hear: $('question-hear'),
+  hearLine: $('question-hear-line'),
+  hearCaptions: $('question-captions'),
+  hearCaptionsLive: $('question-captions-live'),
+  hearSound: $('question-sound'),
   forget: $('forget-key'),
 };
 
@@ -47,59 +146,41 @@ const st = {
   info: null,
   key: '',
   phase: 'idle', // idle | starting | live | stopped
-  ready: false, // server said ready on this connection
   muted: false,
   ended: false,
-  lastError: null, // {code, message} from the server before a close
-  droppedFrames: 0,
+  mic: '', // the mic id this device is (or was) on air as
   quietSince: 0,
+  lastDropWarning: 0,
 };
 
-const cap = {
-  ctx: null,
-  stream: null,
-  source: null,
-  node: null,
-  socket: null,
-  wakeLock: null,
-};
+/** The capture and its connection, while on air. */
+const cap = { mic: null, link: null, wakeLock: null };
+
+const meterWords = { silent: text.meterSilent, level: text.meterDb };
 
 // ---------- key ----------
-
-function takeKeyFromFragment() {
-  const frag = new URLSearchParams(location.hash.slice(1));
-  const k = frag.get('key');
-  if (k) {
-    store.set('sessionStorage', keys.key, k);
-    // Off the address bar (and out of history), so it is not shown or shared by accident.
-    history.replaceState(null, '', location.pathname + location.search);
-  }
-  return k || store.get('sessionStorage', keys.key) || '';
-}
 
 function askKey(error) {
   ui.console.hidden = true;
   ui.keyForm.hidden = false;
-  notice(ui.keyError, 'error', error ? 'Key not accepted' : '', error || '');
+  notice(ui.keyError, 'error', error ? text.keyNotAccepted : '', error || '');
   if (error) ui.keyInput.setAttribute('aria-invalid', 'true');
   ui.keyInput.focus();
 }
 
 /** Asks the speak endpoint about a key: an ApiError if refused, null if it looks fine. */
 function checkKey(key) {
-  return probeHandshake(`/api/v1/rooms/${encodeURIComponent(roomId)}/speak`, { token: key });
+  return probeHandshake(speakPath(roomId), { token: key });
 }
 
 ui.keyForm.addEventListener('submit', async (ev) => {
   ev.preventDefault();
   const key = ui.keyInput.value.trim();
-  if (!key) return askKey('Enter the speaker key for this room.');
+  if (!key) return askKey(text.enterKey);
   ui.keySubmit.disabled = true;
   const err = await checkKey(key);
   ui.keySubmit.disabled = false;
-  if (err && (err.status === 401 || err.status === 403)) {
-    return askKey('That key is not this room’s speaker key. Ask the organizers for a fresh speaker link.');
-  }
+  if (err && (err.status === 401 || err.status === 403)) return askKey(text.wrongKey);
   if (err && err.status === 404) return roomGone(false);
   st.key = key;
   store.set('sessionStorage', keys.key, key);
@@ -111,116 +192,98 @@ ui.keyForm.addEventListener('submit', async (ev) => {
 
 ui.forget.addEventListener('click', () => {
   stopAll();
+  queue.stop();
   st.key = '';
   store.set('sessionStorage', keys.key, '');
   askKey('');
 });
 
-// ---------- microphones ----------
+// ---------- who and what this mic is ----------
 
-function mediaSupported() {
-  return !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia && window.AudioWorkletNode);
+function renderLanguageChoice() {
+  const src = st.info.source_language;
+  const all = [src, ...st.info.languages];
+  const chosen = store.get('localStorage', keys.lang);
+  ui.language.replaceChildren(...all.map((l) => el('option', { value: l.code, lang: l.code },
+    l.english && l.english !== l.native ? `${l.native || l.code} · ${l.english}` : l.native || l.code)));
+  ui.language.value = all.some((l) => l.code === chosen) ? chosen : src.code;
 }
 
-async function listMics() {
-  if (!mediaSupported()) return;
-  let devices = [];
-  try {
-    devices = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === 'audioinput');
-  } catch {
-    return;
-  }
+function language() {
+  return ui.language.value || (st.info ? st.info.source_language.code : '');
+}
+
+ui.language.addEventListener('change', () => {
+  store.set('localStorage', keys.lang, ui.language.value);
+  if (cap.link) cap.link.setLanguage(ui.language.value); // mid-talk: from now on
+  questionAudio.follow();
+});
+
+ui.name.addEventListener('change', () => store.set('localStorage', keys.name, ui.name.value.trim()));
+
+function micIdValue() {
+  return ui.micId.value.trim().toLowerCase();
+}
+
+function checkMicId() {
+  const id = micIdValue();
+  const ok = MIC_ID.test(id) && !id.startsWith('q-');
+  notice(ui.micIdError, ok ? '' : 'error', '', ok ? '' : text.badMicId);
+  if (ok) ui.micId.removeAttribute('aria-invalid');
+  else ui.micId.setAttribute('aria-invalid', 'true');
+  return ok;
+}
+
+ui.micId.addEventListener('change', () => {
+  if (checkMicId()) store.set('localStorage', keys.mic, micIdValue());
+});
+
+ui.micAnother.addEventListener('click', () => {
+  // A fresh name: no other device has it, so this one speaks beside them.
+  ui.micId.value = `mic-${randomId(4)}`;
+  checkMicId();
+  store.set('localStorage', keys.mic, ui.micId.value);
+  ui.micId.focus();
+});
+
+// ---------- microphone devices ----------
+
+async function listDevices() {
+  const devices = await listMicrophones();
+  if (!devices.length && !mediaSupported()) return;
   const labelled = devices.some((d) => d.label);
-  ui.micAllow.hidden = labelled;
-  const chosen = store.get('localStorage', keys.mic) || '';
-  ui.mic.replaceChildren(
-    el('option', { value: '' }, labelled ? 'System default microphone' : 'Default microphone (allow access to choose)'),
+  ui.deviceAllow.hidden = labelled;
+  const chosen = store.get('localStorage', keys.device) || '';
+  ui.device.replaceChildren(
+    el('option', { value: '' }, labelled ? text.defaultMic : text.defaultMicUnlabelled),
     ...devices.filter((d) => d.deviceId && d.deviceId !== 'default').map((d, i) =>
-      el('option', { value: d.deviceId, selected: d.deviceId === chosen }, d.label || `Microphone ${i + 1}`)),
+      el('option', { value: d.deviceId, selected: d.deviceId === chosen }, d.label || fmt(text.micN, { n: i + 1 }))),
   );
 }
 
-function constraints() {
-  const id = ui.mic.value;
-  return {
-    audio: {
-      deviceId: id ? { exact: id } : undefined,
-      channelCount: { ideal: 1 },
-      echoCancellation: true,
-      noiseSuppression: true,
-      autoGainControl: true,
-    },
-    video: false,
-  };
-}
-
-async function getMic() {
+ui.deviceAllow.addEventListener('click', async () => {
   try {
-    return await navigator.mediaDevices.getUserMedia(constraints());
-  } catch (err) {
-    if (err.name === 'OverconstrainedError' || err.name === 'NotFoundError') {
-      // The remembered device is gone: fall back to the default one.
-      store.set('localStorage', keys.mic, '');
-      ui.mic.value = '';
-      return navigator.mediaDevices.getUserMedia(constraints());
-    }
-    throw err;
-  }
-}
-
-function micError(err) {
-  if (err.name === 'NotAllowedError' || err.name === 'SecurityError') {
-    return 'The browser was not allowed to use the microphone. Allow it in the site settings (the icon by the address), then press Start again.';
-  }
-  if (err.name === 'NotFoundError') return 'No microphone was found. Plug one in and press Start again.';
-  if (err.name === 'NotReadableError') return 'The microphone is busy or failed. Close other apps using it and try again.';
-  return describeError(err);
-}
-
-ui.micAllow.addEventListener('click', async () => {
-  try {
-    const s = await navigator.mediaDevices.getUserMedia(constraints());
+    const s = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
     s.getTracks().forEach((t) => t.stop());
-    await listMics();
+    await listDevices();
   } catch (err) {
-    notice(ui.pageNotice, 'error', 'No microphone', micError(err));
+    notice(ui.pageNotice, 'error', text.noMicTitle, micError(err));
   }
 });
 
-ui.mic.addEventListener('change', () => {
-  store.set('localStorage', keys.mic, ui.mic.value);
-  if (cap.ctx && st.phase === 'live') switchMic();
+ui.device.addEventListener('change', async () => {
+  store.set('localStorage', keys.device, ui.device.value);
+  if (!cap.mic || st.phase !== 'live') return;
+  try {
+    await cap.mic.switchDevice();
+    notice(ui.pageNotice, '', '');
+  } catch (err) {
+    notice(ui.pageNotice, 'error', text.switchFailed, micError(err));
+  }
 });
 
 if (navigator.mediaDevices && navigator.mediaDevices.addEventListener) {
-  navigator.mediaDevices.addEventListener('devicechange', listMics);
-}
-
-/** Connects a new microphone stream to the running capture node. */
-async function attachMic(stream) {
-  const old = { stream: cap.stream, source: cap.source };
-  cap.stream = stream;
-  cap.source = cap.ctx.createMediaStreamSource(stream);
-  cap.source.connect(cap.node);
-  for (const t of stream.getAudioTracks()) {
-    t.addEventListener('ended', () => {
-      if (cap.stream === stream && st.phase === 'live') {
-        notice(ui.pageNotice, 'error', 'The microphone stopped',
-          'It was unplugged or taken by another app. Pick a microphone above to go on.');
-      }
-    });
-  }
-  if (old.source) old.source.disconnect();
-  if (old.stream) old.stream.getTracks().forEach((t) => t.stop());
-}
-
-async function switchMic() {
-  try {
-    await attachMic(await getMic());
-    notice(ui.pageNotice, '', '');
-  } catch (err) {
-    notice(ui.pageNotice, 'error', 'Could not switch the microphone', micError(err));
-  }
+  navigator.mediaDevices.addEventListener('devicechange', listDevices);
 }
 
 // ---------- start / mute / stop ----------
@@ -228,80 +291,78 @@ async function switchMic() {
 async function start() {
   if (st.ended || st.phase === 'starting' || st.phase === 'live') return;
   if (!mediaSupported()) {
-    notice(ui.pageNotice, 'error', 'This browser cannot send a microphone',
-      window.isSecureContext ? 'Use a current Chrome, Firefox, Edge or Safari.'
-        : 'The page must be opened over HTTPS (or on localhost) for the browser to allow the microphone.');
+    notice(ui.pageNotice, 'error', micText.noMedia, noMediaReason());
+    return;
+  }
+  if (!checkMicId()) {
+    ui.micId.focus();
     return;
   }
   notice(ui.pageNotice, '', '');
   st.phase = 'starting';
-  st.lastError = null;
+  st.mic = micIdValue();
   render();
-  // The context is made inside the press, so browsers let it run.
-  const AC = window.AudioContext || window.webkitAudioContext;
-  const ctx = new AC({ latencyHint: 'interactive' });
-  cap.ctx = ctx;
-  const resumed = ctx.resume();
-  let stream = null;
+  const mic = new Microphone({
+    deviceId: () => ui.device.value,
+    onDeviceGone: () => { store.set('localStorage', keys.device, ''); ui.device.value = ''; },
+    onFrame: onFrame,
+    onTrackEnded: () => {
+      if (st.phase === 'live') notice(ui.pageNotice, 'error', text.micStopped, text.micStoppedText);
+    },
+  });
+  cap.mic = mic;
+  mic.setMuted(st.muted);
+  questionAudio.unlock(); // in the press: the question's sound may start later
   try {
-    stream = await getMic();
-    await resumed;
-    await ctx.audioWorklet.addModule('/static/capture-worklet.js');
-    if (st.phase !== 'starting' || cap.ctx !== ctx) { // stopped meanwhile
-      stream.getTracks().forEach((t) => t.stop());
-      return;
-    }
-    cap.node = new AudioWorkletNode(ctx, 'pcm-capture', {
-      numberOfInputs: 1,
-      numberOfOutputs: 1,
-      outputChannelCount: [1],
-      processorOptions: { frameMs: 100 },
-    });
-    cap.node.port.onmessage = (ev) => onFrame(ev.data);
-    // The node must reach the destination to be pulled; it outputs silence.
-    const sink = ctx.createGain();
-    sink.gain.value = 0;
-    cap.node.connect(sink).connect(ctx.destination);
-    await attachMic(stream);
-    await listMics(); // labels are known now
+    await mic.start(); // makes its AudioContext before its first await
   } catch (err) {
-    if (stream) stream.getTracks().forEach((t) => t.stop());
-    if (cap.ctx !== ctx) return; // stopped meanwhile
+    if (cap.mic !== mic) return; // stopped meanwhile
     stopAll();
-    notice(ui.pageNotice, 'error', 'Could not start the microphone', micError(err));
+    notice(ui.pageNotice, 'error', text.startFailed, micError(err));
     return;
   }
-  cap.node.port.postMessage({ type: 'mute', muted: st.muted });
-  cap.socket = new ReconnectingSocket(
-    () => wsURL(`/api/v1/rooms/${encodeURIComponent(roomId)}/speak?key=${encodeURIComponent(st.key)}`),
-    {
-      onopen: (ws) => {
-        st.ready = false;
-        ws.send(JSON.stringify({ type: Msg.START, sample_rate: cap.ctx.sampleRate }));
-        render();
-      },
-      onmessage: onServerMessage,
-      onclose: onClose,
-      onretry: () => { st.ready = false; render(); },
+  if (cap.mic !== mic || !mic.running) return; // stopped meanwhile
+  await listDevices(); // labels are known now
+  cap.link = new MicLink({
+    roomId,
+    key: () => st.key,
+    sampleRate: () => mic.sampleRate,
+    hello: () => ({ mic: st.mic, name: ui.name.value.trim(), language: language() }),
+    onReady: () => {
+      if (ui.pageNotice.classList.contains('info') || ui.pageNotice.classList.contains('warn')) notice(ui.pageNotice, '', '');
+      render();
     },
-  );
-  cap.socket.start();
+    onLevel,
+    onStatus: renderStatus,
+    onServerError: (e) => {
+      // The close that follows says more where it can (refusal()).
+      notice(ui.pageNotice, 'error', text.serverProblem, e.message || e.code);
+    },
+    onClose,
+    onRetry: render,
+    onDropped: () => {
+      const now = performance.now();
+      if (now - st.lastDropWarning > 10000) {
+        st.lastDropWarning = now;
+        notice(ui.pageNotice, 'warn', text.slowNet, text.slowNetText);
+      }
+    },
+  });
+  cap.link.start();
   st.phase = 'live';
   keepAwake();
   render();
 }
 
 function stopAll() {
-  if (cap.socket) cap.socket.stop(Close.NORMAL, 'speaker stopped');
-  if (cap.stream) cap.stream.getTracks().forEach((t) => t.stop());
-  if (cap.ctx) cap.ctx.close().catch(() => {});
-  cap.socket = cap.stream = cap.source = cap.node = cap.ctx = null;
+  if (cap.link) cap.link.stop('speaker stopped');
+  if (cap.mic) cap.mic.stop();
+  cap.link = cap.mic = null;
   if (cap.wakeLock) cap.wakeLock.release().catch(() => {});
   cap.wakeLock = null;
   st.phase = st.phase === 'idle' ? 'idle' : 'stopped';
-  st.ready = false;
-  setMeter(ui.localMeter, ui.localFill, -100);
-  setMeter(ui.serverMeter, ui.serverFill, -100);
+  setMeter(ui.localMeter, ui.localFill, -100, meterWords);
+  setMeter(ui.serverMeter, ui.serverFill, -100, meterWords);
   ui.serverValue.textContent = '—';
   ui.levelHint.textContent = '';
   render();
@@ -310,11 +371,11 @@ function stopAll() {
 ui.start.addEventListener('click', start);
 ui.stop.addEventListener('click', () => {
   stopAll();
-  notice(ui.pageNotice, 'info', 'Stopped', 'Nothing is being sent. Press Start to go on air again.');
+  notice(ui.pageNotice, 'info', text.stopped, text.stoppedText);
 });
 ui.mute.addEventListener('click', () => {
   st.muted = !st.muted;
-  if (cap.node) cap.node.port.postMessage({ type: 'mute', muted: st.muted });
+  if (cap.mic) cap.mic.setMuted(st.muted);
   render();
 });
 
@@ -341,96 +402,48 @@ document.addEventListener('visibilitychange', () => {
 
 // ---------- audio frames and server messages ----------
 
-let lastDropWarning = 0;
-
-function onFrame(msg) {
-  if (!msg || msg.type !== 'frame') return;
-  setMeter(ui.localMeter, ui.localFill, st.muted ? -100 : msg.rmsDb);
-  const s = cap.socket;
-  if (!s || !s.isOpen) return; // live audio: what is captured while offline is not kept
-  const limit = MAX_QUEUED_SECONDS * (cap.ctx ? cap.ctx.sampleRate : 48000) * 2;
-  if (s.bufferedAmount > limit) {
-    st.droppedFrames++;
-    const now = performance.now();
-    if (now - lastDropWarning > 10000) {
-      lastDropWarning = now;
-      notice(ui.pageNotice, 'warn', 'The network is too slow',
-        'Some audio could not be sent. Move closer to the Wi-Fi or use a cable.');
-    }
-    return;
-  }
-  s.send(msg.pcm);
-}
-
-function onServerMessage(ev) {
-  if (typeof ev.data !== 'string') return;
-  let msg;
-  try { msg = JSON.parse(ev.data); } catch { return; }
-  switch (msg.type) {
-    case Msg.READY:
-      st.ready = true;
-      if (ui.pageNotice.classList.contains('info') || ui.pageNotice.classList.contains('warn')) notice(ui.pageNotice, '', '');
-      render();
-      break;
-    case Msg.LEVEL:
-      onLevel(msg);
-      break;
-    case Msg.STATUS:
-      renderStatus(msg);
-      break;
-    case Msg.ERROR:
-      st.lastError = { code: msg.code || '', message: msg.message || '' };
-      notice(ui.pageNotice, 'error', 'The server reported a problem', msg.message || msg.code || '');
-      break;
-    default:
-      break;
-  }
+function onFrame(f) {
+  setMeter(ui.localMeter, ui.localFill, st.muted ? -100 : f.rmsDb, meterWords);
+  if (cap.link) cap.link.send(f.pcm);
 }
 
 function onLevel(msg) {
   const rms = typeof msg.rms_db === 'number' ? msg.rms_db : -100;
   const peak = typeof msg.peak_db === 'number' ? msg.peak_db : -100;
-  setMeter(ui.serverMeter, ui.serverFill, rms);
-  ui.serverValue.textContent = rms <= -99 ? 'silence' : `${rms.toFixed(0)} dB (peak ${peak.toFixed(0)} dB)`;
+  setMeter(ui.serverMeter, ui.serverFill, rms, meterWords);
+  ui.serverValue.textContent = rms <= -99 ? text.levelSilence : fmt(text.levelDb, { rms: rms.toFixed(0), peak: peak.toFixed(0) });
   const now = performance.now();
   if (rms > -50 || st.muted) st.quietSince = now;
   let hint = '';
-  if (peak > -1) hint = 'Too loud: move the microphone away a little.';
-  else if (st.quietSince && now - st.quietSince > 8000) hint = 'Almost nothing arrives: check the microphone.';
+  if (peak > -1) hint = text.tooLoud;
+  else if (st.quietSince && now - st.quietSince > 8000) hint = text.tooQuiet;
   ui.levelHint.textContent = hint;
 }
 
-function setMeter(meter, fill, db) {
-  const v = Math.max(-60, Math.min(0, db));
-  fill.style.width = `${((v + 60) / 60) * 100}%`;
-  meter.setAttribute('aria-valuenow', String(Math.round(v)));
-  meter.setAttribute('aria-valuetext', db <= -60 ? 'silent' : `${Math.round(db)} decibels`);
-}
-
 async function onClose({ code, opened }) {
-  st.ready = false;
   render();
   switch (code) {
     case Close.REPLACED:
       stopAll();
-      notice(ui.pageNotice, 'warn', 'Another device took over',
-        'Someone started speaking in this room from another device or tab with the speaker key, so this one stopped. Press Start to take over again.');
+      notice(ui.pageNotice, 'warn', text.replaced, fmt(text.replacedText, { mic: st.mic }));
+      ui.pageNotice.dataset.reason = 'replaced';
       return false;
     case Close.ROOM_GONE:
       roomGone(true);
       return false;
-    case Close.BAD_AUDIO:
-    case Close.BAD_MESSAGE: {
-      const why = st.lastError ? st.lastError.message : `close code ${code}`;
-      stopAll();
-      notice(ui.pageNotice, 'error', 'The server refused the audio', `${why}. Reload the page and try again.`);
-      return false;
-    }
     case Close.SHUTDOWN:
-      notice(ui.pageNotice, 'info', 'The server is restarting', 'Reconnecting by itself…');
+      notice(ui.pageNotice, 'info', text.restarting, text.restartingText);
       return true;
     default:
       break;
+  }
+  const why = refusal(code, cap.link && cap.link.lastError);
+  if (why) {
+    const reason = cap.link && cap.link.lastError ? cap.link.lastError.code : String(code);
+    stopAll();
+    notice(ui.pageNotice, 'error', text.refused, why);
+    ui.pageNotice.dataset.reason = reason;
+    return false;
   }
   if (!opened) {
     const err = await checkKey(st.key);
@@ -438,7 +451,7 @@ async function onClose({ code, opened }) {
       stopAll();
       st.key = '';
       store.set('sessionStorage', keys.key, '');
-      askKey('The speaker key was not accepted. It may have been changed by the organizers: ask them for the new speaker link.');
+      askKey(text.keyRejectedLive);
       return false;
     }
     if (err && err.status === 404) {
@@ -452,31 +465,40 @@ async function onClose({ code, opened }) {
 function roomGone(deleted) {
   st.ended = true;
   stopAll();
+  queue.stop();
+  questionAudio.stop();
   ui.console.hidden = true;
   ui.keyForm.hidden = true;
-  notice(ui.pageNotice, 'error', deleted ? 'This room was deleted' : `There is no room “${roomId}”`,
-    deleted ? 'The organizers removed it while you were speaking. Nothing is being sent.'
-      : 'Check the speaker link with the organizers.');
+  notice(ui.pageNotice, 'error', deleted ? text.deleted : fmt(text.noSuchRoom, { room: roomId }),
+    deleted ? text.deletedText : text.checkLink);
   render();
 }
 
 // ---------- rendering ----------
 
+function langInfo(code) {
+  if (!st.info) return null;
+  if (code === st.info.source_language.code) return st.info.source_language;
+  return st.info.languages.find((x) => x.code === code) || null;
+}
+
+function langName(code) {
+  const l = langInfo(code);
+  return (l && l.native) || nativeName(code);
+}
+
 /** A language's name in itself, with the English name under it when different. */
 function langCell(code) {
   let native = nativeName(code);
   let english = englishName(code);
-  if (st.info) {
-    const src = st.info.source_language;
-    if (code === src.code) return el('td', {}, `Original (${src.native || code})`);
-    const l = st.info.languages.find((x) => x.code === code);
-    if (l) ({ native, english } = { native: l.native || native, english: l.english || english });
-  }
+  const l = langInfo(code);
+  if (l) ({ native, english } = { native: l.native || native, english: l.english || english });
   return el('td', { lang: code }, native, native !== english ? el('div', { class: 'small muted', lang: 'en' }, english) : null);
 }
 
 const stateWords = {
-  [ChannelState.IDLE]: 'Idle', [ChannelState.STARTING]: 'Starting', [ChannelState.ACTIVE]: 'Active', [ChannelState.ERROR]: 'Error',
+  [ChannelState.IDLE]: text.stateIdle, [ChannelState.STARTING]: text.stateStarting,
+  [ChannelState.ACTIVE]: text.stateActive, [ChannelState.ERROR]: text.stateError,
 };
 
 function renderStatus(msg) {
@@ -489,56 +511,168 @@ function renderStatus(msg) {
   if (st.info) {
     rows.push(el('tr', { dataset: { lang: st.info.source_language.code } },
       langCell(st.info.source_language.code),
-      el('td', { class: 'muted' }, 'your voice'),
+      el('td', { class: 'muted' }, text.yourVoice),
       el('td', { class: 'num' }, String(msg.floor_listeners ?? 0))));
   }
   ui.langBody.replaceChildren(...rows);
+  renderMics(msg.mics || []);
 }
 
-function setPill(state, text) {
+/** The room's live mics, from the status message. */
+function renderMics(mics) {
+  if (!mics.length) {
+    ui.micsList.replaceChildren(el('li', { class: 'muted' }, text.noMics));
+    return;
+  }
+  ui.micsList.replaceChildren(...mics.map((m) => el('li', { dataset: { testid: 'mic', mic: m.mic, language: m.language } },
+    el('strong', {}, m.name || text.noName), ' ',
+    el('code', {}, m.mic), ' · ',
+    el('span', { lang: m.language }, langName(m.language)),
+    m.mic === st.mic && st.phase === 'live' ? el('span', { class: 'tag' }, text.thisDevice) : null,
+    m.mic.startsWith('q-') ? el('span', { class: 'tag' }, text.question) : null)));
+}
+
+function setPill(state, label) {
   ui.pill.dataset.state = state;
-  if (ui.pill.textContent !== text) ui.pill.textContent = text;
+  if (ui.pill.textContent !== label) ui.pill.textContent = label;
 }
 
 function render() {
   const live = st.phase === 'live';
-  ui.start.disabled = st.ended || live || st.phase === 'starting';
-  ui.start.textContent = st.phase === 'stopped' ? 'Start again' : 'Start';
-  ui.stop.disabled = !live && st.phase !== 'starting';
+  const busy = live || st.phase === 'starting';
+  ui.start.disabled = st.ended || busy;
+  ui.start.textContent = st.phase === 'stopped' ? text.startAgain : text.start;
+  ui.stop.disabled = !busy;
   ui.mute.disabled = !live;
   ui.mute.dataset.muted = String(st.muted);
-  ui.mute.textContent = st.muted ? 'Unmute' : 'Mute';
-  if (st.ended) return setPill('ended', 'Room closed');
+  ui.mute.textContent = st.muted ? text.unmute : text.mute;
+  // Which mic this is and who speaks are said when the mic starts.
+  ui.micId.disabled = busy;
+  ui.micAnother.disabled = busy;
+  ui.name.disabled = busy;
+  if (st.ended) return setPill('ended', text.pillClosed);
   if (!st.info) return undefined;
-  if (st.phase === 'idle' || st.phase === 'stopped') return setPill('idle', 'Not sending');
-  if (st.phase === 'starting') return setPill('connecting', 'Starting…');
-  const s = cap.socket;
-  if (!s || !s.isOpen || !st.ready) {
-    return s && s.attempt > 0 ? setPill('reconnecting', 'Reconnecting…') : setPill('connecting', 'Connecting…');
+  if (st.phase === 'idle' || st.phase === 'stopped') return setPill('idle', text.pillIdle);
+  if (st.phase === 'starting') return setPill('connecting', text.pillStarting);
+  const l = cap.link;
+  if (!l || !l.isOpen || !l.ready) {
+    return l && l.attempt > 0 ? setPill('reconnecting', text.pillReconnecting) : setPill('connecting', text.pillConnecting);
   }
-  if (st.muted) return setPill('silent', 'Muted');
-  return setPill('live', 'On air');
+  if (st.muted) return setPill('silent', text.pillMuted);
+  return setPill('live', text.pillLive);
 }
+
+// ---------- questions from the audience ----------
+
+const queue = new QuestionQueue({
+  roomId: () => roomId,
+  token: () => st.key,
+  list: ui.questionsList,
+  empty: ui.questionsEmpty,
+  error: ui.questionsError,
+  langName,
+  active: () => document.visibilityState === 'visible' || !!questionAudio.live,
+  onAction: (q, action) => { if (action === 'accept') questionAudio.unlock(); },
+  onChange: (qs) => questionAudio.update(qs.find((q) => q.state === 'accepted') || null),
+});
+
+/**
+ * questionAudio plays a live question to the speaker in the speaker's
+ * language: that language's channel without the original (the speaker's
+ * own voice is not played back), with its captions.
+ */
+const questionAudio = {
+  out: new AudioOut(),
+  stream: null,
+  live: null, // the accepted question, or null
+  captions: new CaptionView(ui.hearCaptions, ui.hearCaptionsLive, { shown: 3 }),
+
+  /** Makes the AudioContext inside a press, so the question's sound may start later. */
+  unlock() {
+    this.out.ensure().catch(() => {});
+    this.out.ready?.catch(() => {});
+  },
+
+  update(q) {
+    this.live = q;
+    this.follow();
+  },
+
+  /** Plays (or stops) what the live question needs, in the language chosen now. */
+  async follow() {
+    const q = this.live;
+    // A question in the speaker's own language has no interpretation for
+    // them: they hear it in the room.
+    const want = q && q.language !== language() ? language() : '';
+    ui.hear.hidden = !q;
+    ui.hear.dataset.lang = want;
+    if (q) {
+      ui.hearLine.textContent = want ? fmt(text.hearing, { lang: langName(want) }) : fmt(text.hearingOwn, { lang: langName(q.language) });
+    }
+    if (this.stream && this.stream.lang !== want) {
+      this.stream.stop();
+      this.stream = null;
+      this.captions.clear();
+      delete ui.hear.dataset.bytes;
+    }
+    if (!want || this.stream) return;
+    if (!this.out.ctx || this.out.suspended) {
+      // Sound needs a press on this page first.
+      ui.hearSound.hidden = false;
+      if (!this.out.ctx) return;
+    }
+    try {
+      await this.out.ready;
+    } catch {
+      return;
+    }
+    if (this.stream || this.live !== q || language() !== want) return;
+    this.stream = new ChannelStream(this.out, {
+      roomId,
+      lang: want,
+      passthrough: false,
+      onText: (msg) => { if (msg.type === Msg.CAPTION) this.captions.add(msg); },
+      onStats: () => { ui.hear.dataset.bytes = String(this.stream ? this.stream.bytes : 0); },
+      onClose: ({ code }) => code !== Close.ROOM_GONE,
+    });
+  },
+
+  stop() {
+    this.live = null;
+    if (this.stream) this.stream.stop();
+    this.stream = null;
+    ui.hear.hidden = true;
+  },
+};
+
+ui.hearSound.addEventListener('click', () => {
+  questionAudio.out.ensure().then(() => {
+    ui.hearSound.hidden = true;
+    questionAudio.follow();
+  }).catch(() => {});
+});
+
+// ---------- start ----------
 
 function showConsole() {
   ui.console.hidden = false;
   if (!mediaSupported()) {
-    notice(ui.pageNotice, 'error', 'This browser cannot send a microphone',
-      window.isSecureContext ? 'Use a current Chrome, Firefox, Edge or Safari.'
-        : 'Open this page over HTTPS (or on localhost): browsers allow the microphone only there.');
+    notice(ui.pageNotice, 'error', micText.noMedia, noMediaReason());
     ui.start.disabled = true;
   }
-  listMics();
+  listDevices();
   render();
+  if (st.info.questions) {
+    ui.questions.hidden = false;
+    queue.start();
+  }
 }
 
-// ---------- start ----------
-
 async function init() {
-  st.key = takeKeyFromFragment();
+  st.key = secretFromFragment(keys.key);
   if (!roomId) {
-    ui.roomName.textContent = 'Room not found';
-    notice(ui.pageNotice, 'error', 'This link names no room.', 'Ask the organizers for the speaker link.');
+    ui.roomName.textContent = text.roomNotFound;
+    notice(ui.pageNotice, 'error', text.noRoomInLink, text.askForLink);
     return;
   }
   for (let attempt = 0; ; attempt++) {
@@ -548,22 +682,23 @@ async function init() {
       break;
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) {
-        ui.roomName.textContent = 'Room not found';
+        ui.roomName.textContent = text.roomNotFound;
         return roomGone(false);
       }
-      setPill('reconnecting', 'Cannot reach the server');
-      notice(ui.pageNotice, 'error', 'Cannot load the room', `${describeError(err)} Trying again…`);
+      setPill('reconnecting', text.cannotReach);
+      notice(ui.pageNotice, 'error', text.cannotLoad, fmt(text.retrying, { why: describeError(err) }));
       await new Promise((r) => setTimeout(r, Math.min(15000, 1000 * 2 ** attempt)));
     }
   }
   notice(ui.pageNotice, '', '');
   ui.roomName.textContent = st.info.name || roomId;
   document.title = `Speak: ${st.info.name || roomId} · babelcast`;
-  const src = st.info.source_language;
-  const targets = st.info.languages.map((l) => l.native || l.code).join(', ');
-  ui.sourceLine.textContent = `Speak in ${src.english || src.code}${src.native && src.native !== src.english ? ` (${src.native})` : ''}.` +
-    (targets ? ` Interpreted into ${targets}.` : ' No target languages yet.');
+  const langs = [st.info.source_language, ...st.info.languages].map((l) => l.native || l.code);
+  ui.sourceLine.textContent = `${fmt(text.speakIn, { langs: langs.join(', ') })} ${text.interpretedInto}`;
   ui.sourceLine.hidden = false;
+  renderLanguageChoice();
+  ui.name.value = store.get('localStorage', keys.name) || '';
+  ui.micId.value = store.get('localStorage', keys.mic) || DEFAULT_MIC;
   if (!st.key) {
     render();
     askKey('');
@@ -575,7 +710,7 @@ async function init() {
     st.key = '';
     store.set('sessionStorage', keys.key, '');
     render();
-    askKey('This speaker link’s key is no longer valid. Ask the organizers for the current speaker link.');
+    askKey(text.keyStale);
     return;
   }
   if (err && err.status === 404) return roomGone(false);

@@ -36,6 +36,7 @@ const (
 	pageJoin   = "join.html"
 	pageListen = "listen.html"
 	pageSpeak  = "speak.html"
+	pageTalk   = "talk.html"
 	pageAdmin  = "admin.html"
 )
 
@@ -102,7 +103,7 @@ func loadAssets() (*siteAssets, error) {
 	}
 	// Render the pages and version their references, now that every asset
 	// has a hash.
-	for _, name := range []string{pageJoin, pageListen, pageSpeak, pageAdmin} {
+	for _, name := range []string{pageJoin, pageListen, pageSpeak, pageTalk, pageAdmin} {
 		html, err := renderPage(name)
 		if err != nil {
 			return nil, err
@@ -153,7 +154,9 @@ var pageAssets = func() *siteAssets {
 //
 //	GET /                  join a room by its code
 //	GET /rooms/{id}        attendee: pick a language, listen, read captions
-//	GET /rooms/{id}/speak  speaker: microphone to the room
+//	GET /rooms/{id}/speak  speaker: microphone to the room (one of its mics)
+//	GET /rooms/{id}/talk   conversation: each phone a mic in its owner's
+//	                       language, hearing the others interpreted
 //	GET /admin             organizer console
 //	GET /static/*          embedded CSS, JavaScript modules, worklets, icons
 //
@@ -168,6 +171,7 @@ func MountPages(r chi.Router) {
 	page("/", pageJoin)
 	page("/rooms/{id}", pageListen)
 	page("/rooms/{id}/speak", pageSpeak)
+	page("/rooms/{id}/talk", pageTalk)
 	page("/admin", pageAdmin)
 	r.Get("/static/*", serveStatic)
 	r.Head("/static/*", serveStatic)

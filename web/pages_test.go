@@ -56,6 +56,7 @@ var pageRoutes = []struct {
 	{"/", "/static/js/join.js"},
 	{"/rooms/keynote", "/static/js/listen.js"},
 	{"/rooms/keynote/speak", "/static/js/speak.js"},
+	{"/rooms/keynote/talk", "/static/js/talk.js"},
 	{"/admin", "/static/js/admin.js"},
 }
 
@@ -196,10 +197,10 @@ func TestWorkletsAreJavaScript(t *testing.T) {
 			t.Errorf("%s registers no processor", p)
 		}
 	}
-	// And the page scripts name them exactly as served.
+	// And the modules that load them name them exactly as served.
 	for script, worklet := range map[string]string{
-		"/static/js/listen.js": "/static/player-worklet.js",
-		"/static/js/speak.js":  "/static/capture-worklet.js",
+		"/static/js/player.js": "/static/player-worklet.js",
+		"/static/js/mic.js":    "/static/capture-worklet.js",
 	} {
 		_, body := pageGet(t, srv, script, nil)
 		if !strings.Contains(body, `'`+worklet+`'`) {

@@ -1,0 +1,462 @@
+// talk.js: the conversation page, /rooms/{id}/talk#key=….
+//
+// Two (or more) people, each on their own phone, each in their own
+// language: every phone is a mic of the room (mic id talk-<random>, the
+// person's name and language) and listens to the channel of its own
+// language without the original (passthrough=false), so it hears what the
+// others say, interpreted, and never its own voice. The captions of that
+// channel are both sides of the conversation: the original's lines
+// (source:true) are what was said in this phone's language (its owner's
+// words), the interpretation's lines what the others said, with their
+// names.
+//
+// The key (the room's speaker key) comes in the link's fragment, as on the
+// speaker page. The microphone and its connection are mic.js's, the sound
+// player.js's, the captions captions.js's.
+
+import { api, ApiError, describeError, probeHandshake, roomIdFromPath } from './api.js';
+import { CaptionView } from './captions.js';
+import { mediaSupported, Microphone, MicLink, micError, noMediaReason, refusal, speakPath, text as micText } from './mic.js';
+import { AudioOut, ChannelStream } from './player.js';
+import { Close, Msg } from './protocol.js';
+import { $, el, fmt, notice, randomId, secretFromFragment, setMeter, store } from './ui.js';
+
+const text = {
+  roomNotFound: 'Room not found',
+  noRoomInLink: 'This link names no room.',
+  askForLink: 'Ask the organizers for the conversation link.',
+  noSuchRoom: 'There is no room “{room}”',
+  cannotLoad: 'Cannot load the room',
+  retrying: '{why} Trying again…',
+  cannotReach: 'Cannot reach the server',
+  keyNotAccepted: 'Key not accepted',
+  enterKey: 'Enter the conversation key.',
+  wrongKey: 'That key is not this room’s. Ask the organizers for a fresh conversation link.',
+  keyStale: 'This conversation link is no longer valid. Ask the organizers for the current one.',
+  pickLanguage: 'Pick the language you speak.',
+  startFailed: 'Could not start the microphone',
+  soundFailed: 'Sound could not start',
+  refused: 'The server refused this phone’s microphone',
+  replaced: 'The conversation went on in another tab',
+  replacedText: 'This phone’s microphone was opened again elsewhere (another tab of this browser?), so this one stopped.',
+  roomDeleted: 'This conversation was closed',
+  roomDeletedText: 'The organizers removed the room.',
+  restarting: 'The server is restarting',
+  restartingText: 'Reconnecting by itself…',
+  micStopped: 'The microphone stopped',
+  micStoppedText: 'It was unplugged or taken by another app. Leave and start again.',
+  slowNet: 'The network is too slow',
+  slowNetText: 'Some of your words could not be sent. Move closer to the Wi-Fi.',
+  you: 'You',
+  someone: 'Someone',
+  mute: 'Mute',
+  unmute: 'Unmute',
+  pillIdle: 'Not connected',
+  pillConnecting: 'Connecting…',
+  pillReconnecting: 'Reconnecting…',
+  pillMuted: 'Muted',
+  pillLive: 'Live',
+  pillClosed: 'Closed',
+  meterSilent: 'silent',
+  meterDb: '{db} decibels',
+  title: 'Conversation: {room} · babelcast',
+};
+
+const roomId = roomIdFromPath();
+const keys = {
+  key: `babelcast.speakerKey.${roomId}`,
+  lang: `babelcast.talkLang.${roomId}`,
+  name: 'babelcast.talkName',
+  mic: `babelcast.talkMic.${roomId}`,
+};
+
+const ui = {
+  pill: $('state-pill'),
+  roomName: $('room-name'),
+  pageNotice: $('page-notice'),
+  keyForm: $('key-form'),
+  keyInput: $('talk-key'),
+  keyError: $('key-error'),
+  keySubmit: $('key-submit'),
+  setup: $('setup'),
+  langList: $('lang-list'),
+  name: $('talk-name'),
+  start: $('talk-start'),
+  talk: $('talk'),
+  language: $('talk-language'),
+  meter: $('talk-level'),
+  meterFill: $('talk-level-fill'),
+  conversation: $('conversation'),
+  conversationLive: $('conversation-live'),
+  mute: $('talk-mute'),
+  leave: $('talk-leave'),
+};
+
+const st = {
+  info: null,
+  key: '',
+  lang: store.get('localStorage', keys.lang) || '',
+  phase: 'setup', // setup | starting | live | ended
+  muted: false,
+  // This tab's mic: the same id across reconnects and reloads, so a new
+  // connection takes over its own stale one rather than adding a mic.
+  mic: store.get('sessionStorage', keys.mic) || `talk-${randomId(6)}`,
+};
+store.set('sessionStorage', keys.mic, st.mic);
+
+const out = new AudioOut({ onStateChange: () => render() });
+const live = { mic: null, link: null, stream: null, wakeLock: null };
+
+const captions = new CaptionView(ui.conversation, ui.conversationLive, {
+  shown: 0,
+  keep: 60,
+  markOriginal: false,
+  who: (l) => (isMine(l) ? text.you : l.speaker || text.someone),
+  kind: (l) => (isMine(l) ? 'mine' : 'theirs'),
+  onRender: () => { ui.conversation.scrollTop = ui.conversation.scrollHeight; },
+});
+
+/** A line said in this phone's language by its owner (or by someone unnamed). */
+function isMine(line) {
+  if (!line.source) return false;
+  const me = ui.name.value.trim();
+  return !line.speaker || line.speaker === me;
+}
+
+// ---------- key ----------
+
+function checkKey(key) {
+  return probeHandshake(speakPath(roomId), { token: key });
+}
+
+function askKey(error) {
+  ui.setup.hidden = true;
+  ui.talk.hidden = true;
+  ui.keyForm.hidden = false;
+  notice(ui.keyError, 'error', error ? text.keyNotAccepted : '', error || '');
+  if (error) ui.keyInput.setAttribute('aria-invalid', 'true');
+  ui.keyInput.focus();
+}
+
+ui.keyForm.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const key = ui.keyInput.value.trim();
+  if (!key) return askKey(text.enterKey);
+  ui.keySubmit.disabled = true;
+  const err = await checkKey(key);
+  ui.keySubmit.disabled = false;
+  if (err && (err.status === 401 || err.status === 403)) return askKey(text.wrongKey);
+  if (err && err.status === 404) return roomGone(false);
+  st.key = key;
+  store.set('sessionStorage', keys.key, key);
+  ui.keyInput.value = '';
+  ui.keyForm.hidden = true;
+  showSetup();
+});
+
+// ---------- languages ----------
+
+function languages() {
+  return [st.info.source_language, ...st.info.languages];
+}
+
+function langName(code) {
+  const l = languages().find((x) => x.code === code);
+  return (l && l.native) || code;
+}
+
+function renderLanguages() {
+  const all = languages();
+  if (!all.some((l) => l.code === st.lang)) st.lang = '';
+  ui.langList.replaceChildren(...all.map((l) => el('label', { class: 'lang-option', dataset: { testid: 'lang-option', lang: l.code } },
+    el('input', {
+      type: 'radio', name: 'lang', id: `lang-${l.code}`, value: l.code, checked: l.code === st.lang,
+      onchange: () => { st.lang = l.code; store.set('localStorage', keys.lang, l.code); },
+    }),
+    el('span', { lang: l.code }, l.native || l.code, l.english && l.english !== l.native ? el('small', { lang: 'en' }, l.english) : null))));
+  ui.language.replaceChildren(...all.map((l) => el('option', { value: l.code, lang: l.code }, l.native || l.code)));
+  if (st.lang) ui.language.value = st.lang;
+}
+
+/** Changing language mid-conversation: the mic says so, the phone listens to the new channel. */
+ui.language.addEventListener('change', () => {
+  st.lang = ui.language.value;
+  store.set('localStorage', keys.lang, st.lang);
+  const r = document.getElementById(`lang-${st.lang}`);
+  if (r) r.checked = true;
+  if (st.phase !== 'live' && st.phase !== 'starting') return;
+  live.link?.setLanguage(st.lang);
+  if (live.stream) {
+    live.stream.stop();
+    live.stream = null;
+    listen();
+  }
+});
+
+// ---------- start / leave ----------
+
+async function start() {
+  if (st.phase === 'starting' || st.phase === 'live' || st.phase === 'ended') return;
+  if (!st.lang) {
+    notice(ui.pageNotice, 'warn', text.pickLanguage);
+    ui.langList.querySelector('input')?.focus();
+    return;
+  }
+  if (!mediaSupported()) {
+    notice(ui.pageNotice, 'error', micText.noMedia, noMediaReason());
+    return;
+  }
+  notice(ui.pageNotice, '', '');
+  store.set('localStorage', keys.name, ui.name.value.trim());
+  ui.language.value = st.lang;
+  st.phase = 'starting';
+  render();
+  // Both the playback and the capture are made in this press.
+  const played = out.ensure();
+  const mic = new Microphone({
+    onFrame: (f) => {
+      setMeter(ui.meter, ui.meterFill, st.muted ? -100 : f.rmsDb, { silent: text.meterSilent, level: text.meterDb });
+      live.link?.send(f.pcm);
+    },
+    onTrackEnded: () => {
+      if (st.phase === 'live') notice(ui.pageNotice, 'error', text.micStopped, text.micStoppedText);
+    },
+  });
+  live.mic = mic;
+  mic.setMuted(st.muted);
+  try {
+    await mic.start();
+  } catch (err) {
+    if (live.mic !== mic) return;
+    leave();
+    notice(ui.pageNotice, 'error', text.startFailed, micError(err));
+    return;
+  }
+  if (live.mic !== mic || !mic.running) return; // left meanwhile
+  try {
+    await played;
+    await out.ready;
+  } catch (err) {
+    leave();
+    notice(ui.pageNotice, 'error', text.soundFailed, describeError(err));
+    return;
+  }
+  if (live.mic !== mic) return;
+  live.link = new MicLink({
+    roomId,
+    key: () => st.key,
+    sampleRate: () => mic.sampleRate,
+    hello: () => ({ mic: st.mic, name: ui.name.value.trim(), language: st.lang }),
+    onReady: () => render(),
+    onClose: onMicClose,
+    onRetry: () => render(),
+    onDropped: () => notice(ui.pageNotice, 'warn', text.slowNet, text.slowNetText),
+  });
+  live.link.start();
+  listen();
+  st.phase = 'live';
+  keepAwake();
+  render();
+}
+
+/** Listens to this phone's language without the original: the others, interpreted. */
+function listen() {
+  const stream = new ChannelStream(out, {
+    roomId,
+    lang: st.lang,
+    passthrough: false,
+    onOpen: () => render(),
+    onText: (msg) => {
+      if (msg.type === Msg.HELLO) ui.talk.dataset.passthrough = String(msg.passthrough !== false);
+      if (msg.type === Msg.CAPTION) captions.add(msg);
+      render();
+    },
+    onStats: () => { ui.talk.dataset.bytes = String(stream.bytes); },
+    onRetry: () => render(),
+    onClose: ({ code }) => {
+      if (code === Close.ROOM_GONE) {
+        roomGone(true);
+        return false;
+      }
+      render();
+      return code === Close.TOO_SLOW ? 300 : true;
+    },
+  });
+  live.stream = stream;
+}
+
+function onMicClose({ code, opened }) {
+  render();
+  if (code === Close.REPLACED) {
+    leave();
+    notice(ui.pageNotice, 'warn', text.replaced, text.replacedText);
+    ui.pageNotice.dataset.reason = 'replaced';
+    return false;
+  }
+  if (code === Close.ROOM_GONE) {
+    roomGone(true);
+    return false;
+  }
+  if (code === Close.SHUTDOWN) {
+    notice(ui.pageNotice, 'info', text.restarting, text.restartingText);
+    return true;
+  }
+  const why = refusal(code, live.link && live.link.lastError);
+  if (why) {
+    const reason = live.link && live.link.lastError ? live.link.lastError.code : String(code);
+    leave();
+    notice(ui.pageNotice, 'error', text.refused, why);
+    ui.pageNotice.dataset.reason = reason;
+    return false;
+  }
+  if (!opened) {
+    return checkKey(st.key).then((err) => {
+      if (err && (err.status === 401 || err.status === 403)) {
+        leave();
+        st.key = '';
+        store.set('sessionStorage', keys.key, '');
+        askKey(text.keyStale);
+        return false;
+      }
+      if (err && err.status === 404) {
+        roomGone(false);
+        return false;
+      }
+      return true;
+    });
+  }
+  return true;
+}
+
+function leave() {
+  if (live.link) live.link.stop('left');
+  if (live.stream) live.stream.stop();
+  if (live.mic) live.mic.stop();
+  live.link = live.stream = live.mic = null;
+  if (live.wakeLock) live.wakeLock.release().catch(() => {});
+  live.wakeLock = null;
+  out.suspend();
+  if (st.phase !== 'ended') st.phase = 'setup';
+  delete ui.talk.dataset.bytes;
+  render();
+}
+
+ui.start.addEventListener('click', start);
+ui.leave.addEventListener('click', () => {
+  leave();
+  ui.start.focus();
+});
+ui.mute.addEventListener('click', () => {
+  st.muted = !st.muted;
+  live.mic?.setMuted(st.muted);
+  render();
+});
+
+window.addEventListener('beforeunload', (ev) => {
+  if (st.phase === 'live') {
+    ev.preventDefault();
+    ev.returnValue = '';
+  }
+});
+
+async function keepAwake() {
+  if (!('wakeLock' in navigator) || st.phase !== 'live' || live.wakeLock) return;
+  try {
+    live.wakeLock = await navigator.wakeLock.request('screen');
+    live.wakeLock.addEventListener('release', () => { live.wakeLock = null; });
+  } catch {
+    // Not allowed now: fine.
+  }
+}
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible') keepAwake();
+});
+
+function roomGone(deleted) {
+  leave();
+  st.phase = 'ended';
+  ui.setup.hidden = true;
+  ui.talk.hidden = true;
+  ui.keyForm.hidden = true;
+  notice(ui.pageNotice, 'error', deleted ? text.roomDeleted : fmt(text.noSuchRoom, { room: roomId }),
+    deleted ? text.roomDeletedText : text.askForLink);
+  render();
+}
+
+// ---------- rendering ----------
+
+function setPill(state, label) {
+  ui.pill.dataset.state = state;
+  if (ui.pill.textContent !== label) ui.pill.textContent = label;
+}
+
+function render() {
+  const on = st.phase === 'live' || st.phase === 'starting';
+  if (st.phase !== 'ended' && st.info && ui.keyForm.hidden) {
+    ui.setup.hidden = on;
+    ui.talk.hidden = !on;
+  }
+  ui.start.disabled = on;
+  ui.mute.dataset.muted = String(st.muted);
+  ui.mute.textContent = st.muted ? text.unmute : text.mute;
+  ui.talk.dataset.mic = st.mic;
+  if (st.phase === 'ended') return setPill('ended', text.pillClosed);
+  if (!on) return setPill('idle', text.pillIdle);
+  const l = live.link;
+  const s = live.stream;
+  if (!l || !l.isOpen || !l.ready || !s || !s.isOpen || !s.hello) {
+    const again = (l && l.attempt > 0) || (s && s.socket.attempt > 0);
+    return setPill(again ? 'reconnecting' : 'connecting', again ? text.pillReconnecting : text.pillConnecting);
+  }
+  if (st.muted) return setPill('silent', text.pillMuted);
+  return setPill('live', text.pillLive);
+}
+
+function showSetup() {
+  renderLanguages();
+  ui.setup.hidden = false;
+  render();
+}
+
+async function init() {
+  st.key = secretFromFragment(keys.key);
+  ui.name.value = store.get('localStorage', keys.name) || '';
+  if (!roomId) {
+    ui.roomName.textContent = text.roomNotFound;
+    notice(ui.pageNotice, 'error', text.noRoomInLink, text.askForLink);
+    return;
+  }
+  for (let attempt = 0; ; attempt++) {
+    try {
+      st.info = await api(`/api/v1/rooms/${encodeURIComponent(roomId)}/public`);
+      st.info.languages = st.info.languages || [];
+      break;
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) {
+        ui.roomName.textContent = text.roomNotFound;
+        return roomGone(false);
+      }
+      setPill('reconnecting', text.cannotReach);
+      notice(ui.pageNotice, 'error', text.cannotLoad, fmt(text.retrying, { why: describeError(err) }));
+      await new Promise((r) => setTimeout(r, Math.min(15000, 1000 * 2 ** attempt)));
+    }
+  }
+  notice(ui.pageNotice, '', '');
+  ui.roomName.textContent = st.info.name || roomId;
+  document.title = fmt(text.title, { room: st.info.name || roomId });
+  if (!st.key) {
+    askKey('');
+    return;
+  }
+  const err = await checkKey(st.key);
+  if (err && (err.status === 401 || err.status === 403)) {
+    st.key = '';
+    store.set('sessionStorage', keys.key, '');
+    askKey(text.keyStale);
+    return;
+  }
+  if (err && err.status === 404) return roomGone(false);
+  showSetup();
+}
+
+init();

@@ -175,6 +175,8 @@ func TestConsole(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#add-language")),
 		chromedp.WaitVisible(chromedp.CSS(`#f-languages [data-testid="lang-row"] [data-testid="lang-code"]`)),
 		chromedp.SetValue(chromedp.CSS(`#f-languages [data-testid="lang-code"]`), "es"),
+		chromedp.SendKeys(chromedp.CSS("#f-max-mics"), "3"),
+		chromedp.Click(chromedp.CSS("#f-questions")),
 	)
 	if v := eval[string](c, `document.querySelector('#f-languages [data-testid="lang-code"]').value`); v != "es" {
 		t.Fatalf("the language row's select does not offer Spanish (value %q)", v)
@@ -194,10 +196,15 @@ func TestConsole(t *testing.T) {
 		Languages      []struct {
 			Code string `json:"code"`
 		} `json:"languages"`
+		MaxMics   int  `json:"max_mics"`
+		Questions bool `json:"questions"`
 	}
 	s.API.Call("GET", "/api/v1/rooms/main-hall", "", &full)
 	if full.SourceLanguage != "en" || len(full.Languages) != 1 || full.Languages[0].Code != "es" {
 		t.Errorf("room made in the console: source %q, languages %+v; want en → es", full.SourceLanguage, full.Languages)
+	}
+	if full.MaxMics != 3 || !full.Questions {
+		t.Errorf("room made in the console: max_mics %d, questions %v; want 3 and true", full.MaxMics, full.Questions)
 	}
 
 	// Open it: links and QR codes.
@@ -210,6 +217,9 @@ func TestConsole(t *testing.T) {
 
 	c.click("#show-speak")
 	c.waitFor("the speaker QR code shown", `!document.getElementById('qr-speak').hidden`, 5*time.Second)
+	c.click("#show-talk")
+	c.waitFor("the conversation QR code shown", `!document.getElementById('qr-talk').hidden`, 5*time.Second)
+	c.waitFor("the room's questions queue", `!document.getElementById('questions').hidden`, 5*time.Second)
 	c.waitFor("the live status", `document.getElementById('status-speaker').textContent.includes('No speaker')`, 5*time.Second)
 	c.screenshots("console-room")
 
@@ -236,18 +246,21 @@ func TestConsole(t *testing.T) {
 	}
 }
 
-// checkShare waits for both QR codes to load and checks that the links
-// shown and the QR codes' contents are the room's links.
+// checkShare waits for the QR codes to load and checks that the links
+// shown and the QR codes' contents are the room's links: the attendees',
+// the speaker's and the conversation's (the speaker's with /talk).
 func checkShare(t *testing.T, c *tab, listenURL, speakURL string) {
 	t.Helper()
+	talkURL := strings.Replace(speakURL, "/speak#", "/talk#", 1)
 	c.waitFor("the speak link", `document.getElementById('link-speak').textContent === `+jsString(speakURL), 5*time.Second)
+	c.waitFor("the talk link", `document.getElementById('link-talk').textContent === `+jsString(talkURL), 5*time.Second)
 	if got := eval[string](c, `document.getElementById('link-listen').textContent`); got != listenURL {
 		t.Errorf("attendee link shown %q, want %q", got, listenURL)
 	}
 	if got := eval[string](c, `document.getElementById('open-listen').href`); got != listenURL {
 		t.Errorf("Open goes to %q, want %q", got, listenURL)
 	}
-	for id, want := range map[string]string{"qr-listen": listenURL, "qr-speak": speakURL} {
+	for id, want := range map[string]string{"qr-listen": listenURL, "qr-speak": speakURL, "qr-talk": talkURL} {
 		c.waitFor(id+" to load", `(() => { const i = document.getElementById('`+id+`');
 			return i.complete && i.naturalWidth > 0; })()`, 5*time.Second)
 		if got := decodeQR(t, c, id); got != want {

@@ -8,7 +8,29 @@
 
 import { api, apiBlob, ApiError, describeError } from './api.js';
 import { ChannelState } from './protocol.js';
-import { $, copyText, el, englishName, formatDuration, nativeName, notice, store } from './ui.js';
+import { QuestionQueue } from './questions.js';
+import { $, copyText, el, englishName, fmt, formatDuration, nativeName, notice, setMeter, store } from './ui.js';
+
+// Sentences of the parts for several mics and questions (the rest of the
+// console's are still inline).
+const text = {
+  noMics: 'No mic is on air.',
+  noName: 'no name',
+  question: 'audience question',
+  speaking: 'speaking',
+  silent: 'silent',
+  levelDb: '{db} decibels',
+  micsLive: '● {n} mics on air',
+  micLive: '● speaker live',
+  noSpeaker: '○ no speaker',
+  floorRow: 'Floor · every voice, untranslated',
+  sourceRow: '{lang} · source',
+  maxMics: 'The number of mics must be from 1 to 32.',
+  talkCopied: 'Conversation link',
+  questionsOn: 'questions from the audience',
+  upToMics: 'up to {n} mics',
+  micLevel: 'Level of {mic}',
+};
 
 const TOKEN_KEY = 'babelcast.adminToken';
 const POLL_MS = 2000;
@@ -51,6 +73,17 @@ const ui = {
   showSpeak: $('show-speak'),
   copySpeak: $('copy-speak'),
   rotate: $('rotate-key'),
+  qrTalk: $('qr-talk'),
+  linkTalk: $('link-talk'),
+  showTalk: $('show-talk'),
+  copyTalk: $('copy-talk'),
+  micsBody: $('mics-body'),
+  questions: $('questions'),
+  questionsList: $('questions-list'),
+  questionsEmpty: $('questions-empty'),
+  questionsError: $('questions-error'),
+  fMaxMics: $('f-max-mics'),
+  fQuestions: $('f-questions'),
   shareStatus: $('share-status'),
   dialog: $('room-dialog'),
   dialogTitle: $('room-dialog-title'),
@@ -96,6 +129,17 @@ const st = {
   listFailed: false, // the api-error notice says the room list failed
   gen: 0, // bumped by every change made here, so an older room list is not shown over it
 };
+
+/** The selected room's questions from the audience, where it takes them. */
+const queue = new QuestionQueue({
+  roomId: () => st.selected,
+  token: () => st.token,
+  list: ui.questionsList,
+  empty: ui.questionsEmpty,
+  error: ui.questionsError,
+  langName: (code) => langLabel(code),
+  active: () => document.visibilityState === 'visible',
+});
 
 // ---------- API with the token ----------
 
@@ -147,6 +191,7 @@ function signOut(message) {
   store.set('sessionStorage', TOKEN_KEY, '');
   clearTimeout(st.pollTimer);
   st.pollTimer = 0;
+  queue.stop();
   st.rooms = [];
   st.statuses.clear();
   revokeQRs();
@@ -245,10 +290,12 @@ async function loadRooms() {
 function roomSummary(r) {
   const s = st.statuses.get(r.id);
   if (!s) return '';
-  const listeners = (s.floor ? s.floor.listeners : 0) + (s.languages || []).reduce((n, l) => n + (l.listeners || 0), 0);
+  const listeners = (s.floor ? (s.floor.listeners || 0) + (s.floor.mix_listeners || 0) : 0) +
+    (s.languages || []).reduce((n, l) => n + (l.listeners || 0), 0);
   const errors = (s.languages || []).filter((l) => l.state === ChannelState.ERROR).length;
+  const mics = (s.mics || []).length;
   return [
-    s.speaker && s.speaker.connected ? '● speaker live' : '○ no speaker',
+    mics > 1 ? fmt(text.micsLive, { n: mics }) : s.speaker && s.speaker.connected ? text.micLive : text.noSpeaker,
     `${listeners} listening`,
     errors ? `${errors} translator error${errors > 1 ? 's' : ''}` : '',
   ].filter(Boolean).join(' · ');
@@ -293,6 +340,7 @@ function linksOf(r) {
   return {
     listen: (r.links && r.links.listen) || base,
     speak: (r.links && r.links.speak) || `${base}/speak#key=${encodeURIComponent(r.speaker_key || '')}`,
+    talk: (r.links && r.links.talk) || `${base}/talk#key=${encodeURIComponent(r.speaker_key || '')}`,
   };
 }
 
@@ -303,6 +351,13 @@ function setSpeakShown(shown) {
   ui.qrSpeak.hidden = !shown;
 }
 
+function setTalkShown(shown) {
+  ui.showTalk.setAttribute('aria-expanded', String(shown));
+  ui.showTalk.textContent = shown ? 'Hide' : 'Show';
+  ui.linkTalk.classList.toggle('shown', shown);
+  ui.qrTalk.hidden = !shown;
+}
+
 function renderDetail() {
   const r = selectedRoom();
   ui.detail.hidden = !r;
@@ -311,8 +366,14 @@ function renderDetail() {
     // Another room: its secret starts hidden again, and old messages go.
     st.detailFor = r.id;
     setSpeakShown(false);
+    setTalkShown(false);
     ui.shareStatus.textContent = '';
+    queue.stop();
+    ui.questionsList.replaceChildren();
   }
+  ui.questions.hidden = !r.questions;
+  if (r.questions) queue.start();
+  else queue.stop();
   ui.detailName.textContent = r.name || r.id;
   ui.detailName.tabIndex = -1;
   const gloss = (r.glossary || []).length;
@@ -322,11 +383,14 @@ function renderDetail() {
     `${(r.languages || []).length} language${(r.languages || []).length === 1 ? '' : 's'}`,
     gloss ? `${gloss} glossary term${gloss === 1 ? '' : 's'}` : '',
     r.passcode ? 'passcode required' : 'open to anyone with the link',
+    fmt(text.upToMics, { n: r.max_mics || 8 }),
+    r.questions ? text.questionsOn : '',
   ].filter(Boolean).join(' · ');
   const links = linksOf(r);
   ui.linkListen.textContent = links.listen;
   ui.openListen.href = links.listen;
   ui.linkSpeak.textContent = links.speak;
+  ui.linkTalk.textContent = links.talk;
   renderStatus();
   loadQRs(r);
 }
@@ -337,6 +401,7 @@ function revokeQRs() {
   st.qrFor = '';
   ui.qrListen.removeAttribute('src');
   ui.qrSpeak.removeAttribute('src');
+  ui.qrTalk.removeAttribute('src');
 }
 
 /** Fetches the room's QR codes (with the token) as blobs, once per room and key. */
@@ -347,15 +412,18 @@ async function loadQRs(r) {
   st.qrFor = tag;
   const base = `/api/v1/rooms/${encodeURIComponent(r.id)}/qr.png`;
   try {
-    const [listen, speak] = await Promise.all([
+    const [listen, speak, talk] = await Promise.all([
       apiBlob(`${base}?for=listen`, { token: st.token }),
       apiBlob(`${base}?for=speak`, { token: st.token }),
+      apiBlob(`${base}?for=talk`, { token: st.token }),
     ]);
     if (st.qrFor !== tag) return;
     st.qrURLs.listen = URL.createObjectURL(listen);
     st.qrURLs.speak = URL.createObjectURL(speak);
+    st.qrURLs.talk = URL.createObjectURL(talk);
     ui.qrListen.src = st.qrURLs.listen;
     ui.qrSpeak.src = st.qrURLs.speak;
+    ui.qrTalk.src = st.qrURLs.talk;
   } catch (err) {
     if (st.qrFor === tag) st.qrFor = '';
     ui.shareStatus.textContent = `QR codes unavailable: ${describeError(err)}`;
@@ -364,6 +432,9 @@ async function loadQRs(r) {
 
 ui.showSpeak.addEventListener('click', () => {
   setSpeakShown(ui.showSpeak.getAttribute('aria-expanded') !== 'true');
+});
+ui.showTalk.addEventListener('click', () => {
+  setTalkShown(ui.showTalk.getAttribute('aria-expanded') !== 'true');
 });
 
 async function copy(text, fallbackEl, what) {
@@ -377,6 +448,10 @@ ui.copyListen.addEventListener('click', () => {
 ui.copySpeak.addEventListener('click', () => {
   const r = selectedRoom();
   if (r) copy(linksOf(r).speak, ui.linkSpeak, 'Speaker link');
+});
+ui.copyTalk.addEventListener('click', () => {
+  const r = selectedRoom();
+  if (r) copy(linksOf(r).talk, ui.linkTalk, text.talkCopied);
 });
 
 ui.printQR.addEventListener('click', async () => {
@@ -490,13 +565,47 @@ function renderStatus() {
     el('td', { class: 'num' }, String(l.listeners || 0)),
     el('td', { class: 'num' }, formatDuration(l.session_seconds))));
   if (s.floor) {
-    rows.push(el('tr', { dataset: { lang: s.floor.code, testid: 'status-row' } },
-      el('th', { scope: 'row' }, `Original\u00a0· ${langLabel(s.floor.code)}`),
-      el('td', { class: 'muted' }, 'speaker’s voice'),
-      el('td', { class: 'num' }, String(s.floor.listeners || 0)),
+    // The source language is a channel too: the original while the floor
+    // speaks it, an interpretation of the other languages spoken.
+    const f = s.floor;
+    rows.push(el('tr', { dataset: { lang: f.code, testid: 'status-row' } },
+      el('th', { scope: 'row' }, fmt(text.sourceRow, { lang: langLabel(f.code) })),
+      el('td', {},
+        el('span', { class: 'state', dataset: { state: f.state || ChannelState.IDLE } }, stateWords[f.state] || f.state || '—'),
+        f.kind ? el('span', { class: 'muted small' }, ` · ${f.kind}`) : null,
+        f.error ? el('div', { class: 'small', dataset: { testid: 'status-error' } }, f.error) : null),
+      el('td', { class: 'num' }, String(f.listeners || 0)),
+      el('td', { class: 'num' }, formatDuration(f.session_seconds))));
+    rows.push(el('tr', { dataset: { lang: 'floor', testid: 'status-row' } },
+      el('th', { scope: 'row' }, text.floorRow),
+      el('td', { class: 'muted' }, '—'),
+      el('td', { class: 'num' }, String(f.mix_listeners || 0)),
       el('td', { class: 'num' }, '')));
   }
   ui.statusBody.replaceChildren(...rows);
+  renderMics(s.mics || []);
+}
+
+/** Every live mic: who, which, in what language, how loud, whether a question. */
+function renderMics(mics) {
+  if (!mics.length) {
+    ui.micsBody.replaceChildren(el('tr', {}, el('td', { colspan: '3', class: 'muted' }, text.noMics)));
+    return;
+  }
+  ui.micsBody.replaceChildren(...mics.map((m) => {
+    const fill = el('div', { class: 'meter-fill' });
+    const meter = el('div', {
+      class: 'meter', role: 'meter', 'aria-valuemin': '-60', 'aria-valuemax': '0',
+      'aria-label': fmt(text.micLevel, { mic: m.name || m.mic }), dataset: { testid: 'mic-level' },
+    }, fill);
+    setMeter(meter, fill, typeof m.level_db === 'number' ? m.level_db : -100, { silent: text.silent, level: text.levelDb });
+    return el('tr', { dataset: { testid: 'mic-row', mic: m.mic, language: m.language, speaking: String(!!m.speaking), question: m.question || '' } },
+      el('th', { scope: 'row' }, m.name || text.noName, ' ', el('code', {}, m.mic),
+        m.question ? el('span', { class: 'tag' }, text.question) : null),
+      el('td', { lang: m.language }, langLabel(m.language)),
+      el('td', { class: 'level-cell' }, meter,
+        el('span', { class: 'small muted' }, m.speaking ? text.speaking : text.silent)));
+  }));
 }
 
 /** Tells screen reader users when a translator changes to or from error. */
@@ -648,6 +757,8 @@ function openEditor(r) {
   ui.fGlossary.replaceChildren(...(r ? r.glossary || [] : []).map(glossaryRow));
   ui.fNotes.value = r ? r.notes || '' : '';
   ui.fPasscode.value = r ? r.passcode || '' : '';
+  ui.fMaxMics.value = r && r.max_mics ? String(r.max_mics) : '';
+  ui.fQuestions.checked = !!(r && r.questions);
   ui.save.disabled = false;
   ui.dialog.showModal();
   ui.fName.focus();
@@ -695,6 +806,9 @@ function readForm() {
     if (row.translations && term === row.originalTerm) g.translations = row.translations;
     glossary.push(g);
   }
+  const maxMicsText = ui.fMaxMics.value.trim();
+  const maxMics = maxMicsText === '' ? 8 : Number(maxMicsText);
+  if (!Number.isInteger(maxMics) || maxMics < 1 || maxMics > 32) return { error: text.maxMics, focus: ui.fMaxMics };
   const body = {
     name,
     source_language: ui.fSource.value,
@@ -702,6 +816,8 @@ function readForm() {
     glossary,
     notes: ui.fNotes.value.trim(),
     passcode: ui.fPasscode.value.trim(),
+    max_mics: maxMics,
+    questions: ui.fQuestions.checked,
   };
   if (!st.editing && id) body.id = id;
   return { body };

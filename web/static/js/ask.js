@@ -198,7 +198,12 @@ export class QuestionFlow {
       roomId: this.o.roomId,
       key: () => q.token,
       sampleRate: () => this.mic.sampleRate,
-      onReady: () => { this.phase = 'live'; this.render(); },
+      onReady: () => {
+        const was = this.phase;
+        this.phase = 'live';
+        this.render();
+        if (was !== 'live') this.ui.section.scrollIntoView({ block: 'nearest' }); // the End button, on a phone
+      },
       onClose: (info) => this.onClose(info),
       onRetry: () => { this.phase = 'starting'; this.render(); },
     });

@@ -54,8 +54,10 @@ export class CaptionView {
     const lines = this.lines;
     const seg = msg.segment ?? null;
     let line = null;
+    // A line may be finalized twice (the second time with its full
+    // stop): the same segment is the same line, final or not.
     for (let i = lines.length - 1; i >= Math.max(0, lines.length - 8); i--) {
-      if (seg !== null && lines[i].seg === seg && lines[i].lang === (msg.lang || '') && !lines[i].final) {
+      if (seg !== null && lines[i].seg === seg && lines[i].lang === (msg.lang || '')) {
         line = lines[i];
         break;
       }
@@ -72,7 +74,10 @@ export class CaptionView {
     if (line.source) this.sawSource = true;
     else this.sawInterp = true;
     this.render();
-    if (line.final && line.text.trim()) this.announce(line);
+    if (line.final && line.text.trim() && !line.announced) {
+      line.announced = true;
+      this.announce(line);
+    }
   }
 
   clear() {

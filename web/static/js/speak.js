@@ -68,7 +68,7 @@ const text = {
   meterSilent: 'silent',
   meterDb: '{db} decibels',
   original: 'Original ({lang})',
-  yourVoice: 'your voice',
+  yourVoice: 'original',
   start: 'Start',
   startAgain: 'Start again',
   mute: 'Mute',
@@ -88,6 +88,7 @@ const text = {
   thisDevice: 'this device',
   question: 'audience question',
   noMics: 'No mic is on air.',
+  micsWhenOnAir: 'Shown once you are on air.',
   hearing: 'A question is live: you hear it in {lang}. Use earphones, or this microphone sends it to the room again.',
   hearingOwn: 'A question is live, asked in {lang}: you hear it in the room.',
 };
@@ -312,7 +313,7 @@ async function start() {
   });
   cap.mic = mic;
   mic.setMuted(st.muted);
-  questionAudio.unlock(); // in the press: the question's sound may start later
+  if (st.info.questions) questionAudio.unlock(); // in the press: a question's sound may start later
   try {
     await mic.start(); // makes its AudioContext before its first await
   } catch (err) {
@@ -365,6 +366,8 @@ function stopAll() {
   setMeter(ui.serverMeter, ui.serverFill, -100, meterWords);
   ui.serverValue.textContent = '—';
   ui.levelHint.textContent = '';
+  // The room's mics are known only while on air (from the status message).
+  ui.micsList.replaceChildren(el('li', { class: 'muted' }, text.micsWhenOnAir));
   render();
 }
 

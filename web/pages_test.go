@@ -237,12 +237,48 @@ func TestStaticRevalidationAndMissing(t *testing.T) {
 func TestRoomPageWithMalformedIDIs404(t *testing.T) {
 	t.Parallel()
 	srv := pagesServer(t)
-	res, body := pageGet(t, srv, "/rooms/NOT_A_ROOM", nil)
-	if res.StatusCode != http.StatusNotFound {
+	for path, script := range map[string]string{
+		"/rooms/NOT_A_ROOM":       "/static/js/listen.js",
+		"/rooms/NOT_A_ROOM/speak": "/static/js/speak.js",
+		"/rooms/NOT_A_ROOM/talk":  "/static/js/talk.js",
+	} {
+		res, body := pageGet(t, srv, path, nil)
+		if res.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: status %d", path, res.StatusCode)
+		}
+		if !strings.Contains(body, script) {
+			t.Errorf("%s: the 404 should still be the page that explains itself", path)
+		}
+	}
+}
+
+// The conversation page is its own page: its title, and the parts its
+// script needs (the key form, the language choice, the conversation with a
+// live region for screen readers, the earphones hint).
+func TestTalkPage(t *testing.T) {
+	t.Parallel()
+	srv := pagesServer(t)
+	res, body := pageGet(t, srv, "/rooms/keynote/talk", nil)
+	if res.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", res.StatusCode)
 	}
-	if !strings.Contains(body, "/static/js/listen.js") {
-		t.Fatal("the 404 should still be the page that explains itself")
+	if !strings.Contains(body, "<title>Conversation · babelcast</title>") {
+		t.Error("the conversation page has not its own title")
+	}
+	for _, part := range []string{`id="key-form"`, `id="lang-list"`, `id="talk-start"`, `id="conversation"`,
+		`role="log"`, `id="earphones"`, `id="talk-leave"`, `id="talk-mute"`} {
+		if !strings.Contains(body, part) {
+			t.Errorf("the conversation page lacks %s", part)
+		}
+	}
+	// HEAD answers as GET does, as for every page.
+	hr, err := srv.Client().Head(srv.URL + "/rooms/keynote/talk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hr.Body.Close()
+	if hr.StatusCode != http.StatusOK || hr.ContentLength != int64(len(body)) {
+		t.Errorf("HEAD: status %d, length %d; want 200, %d", hr.StatusCode, hr.ContentLength, len(body))
 	}
 }
 

@@ -156,14 +156,7 @@ func TestConsole(t *testing.T) {
 	ctx := testContext(t, 90*time.Second)
 	s := startService(t)
 	b := newBrowser(ctx, t, browserOptions{})
-	c := newTab(b, t, "console")
-
-	c.navigate(s.URL()+"/admin", "#admin-token")
-	c.do("sign in",
-		chromedp.SendKeys(chromedp.CSS("#admin-token"), service.AdminToken),
-		chromedp.Click(chromedp.CSS("#signin-submit")),
-		chromedp.WaitVisible(chromedp.CSS("#app")),
-	)
+	c := openConsole(t, s, b, "/admin", "#app")
 
 	// Create a room through the dialog.
 	c.click("#new-room")
@@ -244,6 +237,20 @@ func TestConsole(t *testing.T) {
 	if code := s.API.Call("GET", "/api/v1/rooms/main-hall", "", nil); code != http.StatusNotFound {
 		t.Errorf("deleted room: GET answers HTTP %d, want 404", code)
 	}
+}
+
+// openConsole opens the console at path (/admin, or /admin#room=<id> for a
+// room's details) in a new tab of b, signs in and waits for sel.
+func openConsole(t *testing.T, s *service.Service, b context.Context, path, sel string) *tab {
+	t.Helper()
+	c := newTab(b, t, "console")
+	c.navigate(s.URL()+path, "#admin-token")
+	c.do("sign in",
+		chromedp.SendKeys(chromedp.CSS("#admin-token"), service.AdminToken),
+		chromedp.Click(chromedp.CSS("#signin-submit")),
+		chromedp.WaitVisible(chromedp.CSS(sel)),
+	)
+	return c
 }
 
 // checkShare waits for the QR codes to load and checks that the links

@@ -90,13 +90,7 @@ func TestPanel(t *testing.T) {
 	ana.waitFor("Ana's page to see Ben in English", jsMics+`.includes(`+jsString(benMic+" en")+`)`, 10*time.Second)
 
 	// The console shows both mics, their languages and levels.
-	con := newTab(b, t, "console")
-	con.navigate(s.URL()+"/admin#room="+r.ID, "#admin-token")
-	con.do("sign in",
-		chromedp.SendKeys(chromedp.CSS("#admin-token"), service.AdminToken),
-		chromedp.Click(chromedp.CSS("#signin-submit")),
-		chromedp.WaitVisible(chromedp.CSS("#mics-body")),
-	)
+	con := openConsole(t, s, b, "/admin#room="+r.ID, "#mics-body")
 	con.waitFor("both mics in the console", `[...document.querySelectorAll('#mics-body tr[data-mic]')]
 		.map((tr) => tr.dataset.mic + ' ' + tr.dataset.language).sort().join() === `+jsString("main en,"+benMic+" en"), 10*time.Second)
 	con.waitFor("a mic level", `[...document.querySelectorAll('#mics-body [data-testid="mic-level"]')]

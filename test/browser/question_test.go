@@ -114,13 +114,7 @@ func TestQuestionFromTheAudience(t *testing.T) {
 	speaker.navigate(s.URL()+"/rooms/"+r.ID+"/speak#key="+r.SpeakerKey, "#questions")
 	tapListeners(speaker)
 
-	con := newTab(b, t, "console")
-	con.navigate(s.URL()+"/admin#room="+r.ID, "#admin-token")
-	con.do("sign in",
-		chromedp.SendKeys(chromedp.CSS("#admin-token"), service.AdminToken),
-		chromedp.Click(chromedp.CSS("#signin-submit")),
-		chromedp.WaitVisible(chromedp.CSS("#questions")),
-	)
+	con := openConsole(t, s, b, "/admin#room="+r.ID, "#questions")
 
 	a := newTab(b, t, "attendee")
 	a.navigate(s.URL()+"/rooms/"+r.ID, "#play")

@@ -11,7 +11,7 @@
 // attendee or the moderator ends it.
 
 import { api, ApiError, describeError } from './api.js';
-import { Microphone, MicLink, mediaSupported, micError, noMediaReason, refusal } from './mic.js';
+import { LiveGuard, Microphone, MicLink, mediaSupported, micError, noMediaReason, refusal } from './mic.js';
 import { Close } from './protocol.js';
 import { $, fmt, notice, setMeter, store } from './ui.js';
 
@@ -76,6 +76,7 @@ export class QuestionFlow {
     this.timer = 0;
     this.endedBySelf = false;
     this.gone = false;
+    this.guard = new LiveGuard(() => this.phase === 'live');
 
     const u = this.ui;
     u.section.hidden = false;
@@ -203,6 +204,7 @@ export class QuestionFlow {
         this.phase = 'live';
         this.render();
         if (was !== 'live') this.ui.section.scrollIntoView({ block: 'nearest' }); // the End button, on a phone
+        this.guard.keepAwake();
       },
       onClose: (info) => this.onClose(info),
       onRetry: () => { this.phase = 'starting'; this.render(); },
@@ -224,9 +226,9 @@ export class QuestionFlow {
       this.finish('gone');
       return false;
     }
-    const why = refusal(code, this.link && this.link.lastError);
-    if (why) {
-      notice(this.ui.notice, 'error', text.serverRefused, why);
+    const refused = refusal(code, this.link && this.link.lastError);
+    if (refused) {
+      notice(this.ui.notice, 'error', text.serverRefused, refused.text);
       this.stopMic();
       return false;
     }
@@ -238,6 +240,7 @@ export class QuestionFlow {
     if (this.mic) this.mic.stop();
     const was = !!(this.link || this.mic);
     this.link = this.mic = null;
+    this.guard.release();
     this.ui.tap.hidden = true;
     if (was) this.o.onLive(false);
   }

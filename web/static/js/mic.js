@@ -295,16 +295,55 @@ export class MicLink {
 }
 
 /**
- * What to tell a person when the server closed a mic over something it
- * refused (1007, 1008, 1009): null for other closes.
+ * What the server refused when it closed a mic over something (1007, 1008,
+ * 1009): {reason: its error code, text: what to tell a person}; null for
+ * other closes.
  */
 export function refusal(code, lastError) {
   if (code !== Close.BAD_AUDIO && code !== Close.BAD_MESSAGE && code !== Close.TOO_LARGE) return null;
-  switch (lastError && lastError.code) {
-    case ErrorCode.BAD_LANGUAGE: return text.badLanguage;
-    case ErrorCode.TOO_MANY_MICS: return text.tooManyMics;
-    case ErrorCode.BAD_MIC: return text.badMic;
-    case ErrorCode.KEY_ROTATED: return text.keyRotated;
-    default: return fmt(text.badAudio, { why: lastError ? lastError.message : `close code ${code}` });
+  const reason = (lastError && lastError.code) || String(code);
+  switch (reason) {
+    case ErrorCode.BAD_LANGUAGE: return { reason, text: text.badLanguage };
+    case ErrorCode.TOO_MANY_MICS: return { reason, text: text.tooManyMics };
+    case ErrorCode.BAD_MIC: return { reason, text: text.badMic };
+    case ErrorCode.KEY_ROTATED: return { reason, text: text.keyRotated };
+    default: return { reason, text: fmt(text.badAudio, { why: lastError ? lastError.message : `close code ${code}` }) };
+  }
+}
+
+/**
+ * LiveGuard holds what a live mic needs of the page: the screen stays on
+ * (a phone that sleeps stops its microphone), taken again when the page
+ * is shown again, and leaving the page asks first.
+ */
+export class LiveGuard {
+  /** @param {() => boolean} isLive */
+  constructor(isLive) {
+    this.isLive = isLive;
+    this.lock = null;
+    window.addEventListener('beforeunload', (ev) => {
+      if (this.isLive()) {
+        ev.preventDefault();
+        ev.returnValue = '';
+      }
+    });
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible') this.keepAwake();
+    });
+  }
+
+  async keepAwake() {
+    if (!('wakeLock' in navigator) || !this.isLive() || this.lock) return;
+    try {
+      this.lock = await navigator.wakeLock.request('screen');
+      this.lock.addEventListener('release', () => { this.lock = null; });
+    } catch {
+      // Not allowed now (battery saver, hidden page): fine.
+    }
+  }
+
+  release() {
+    if (this.lock) this.lock.release().catch(() => {});
+    this.lock = null;
   }
 }

@@ -17,7 +17,7 @@
 
 import { api, ApiError, describeError, probeHandshake, roomIdFromPath } from './api.js';
 import { CaptionView } from './captions.js';
-import { listMicrophones, mediaSupported, Microphone, MicLink, micError, noMediaReason, refusal, speakPath, text as micText } from './mic.js';
+import { listMicrophones, LiveGuard, mediaSupported, Microphone, MicLink, micError, noMediaReason, refusal, speakPath, text as micText } from './mic.js';
 import { AudioOut, ChannelStream } from './player.js';
 import { ChannelState, Close, DEFAULT_MIC, Msg } from './protocol.js';
 import { QuestionQueue } from './questions.js';
@@ -155,7 +155,8 @@ const st = {
 };
 
 /** The capture and its connection, while on air. */
-const cap = { mic: null, link: null, wakeLock: null };
+const cap = { mic: null, link: null };
+const guard = new LiveGuard(() => st.phase === 'live');
 
 const meterWords = { silent: text.meterSilent, level: text.meterDb };
 
@@ -351,7 +352,7 @@ async function start() {
   });
   cap.link.start();
   st.phase = 'live';
-  keepAwake();
+  guard.keepAwake();
   render();
 }
 
@@ -359,8 +360,7 @@ function stopAll() {
   if (cap.link) cap.link.stop('speaker stopped');
   if (cap.mic) cap.mic.stop();
   cap.link = cap.mic = null;
-  if (cap.wakeLock) cap.wakeLock.release().catch(() => {});
-  cap.wakeLock = null;
+  guard.release();
   st.phase = st.phase === 'idle' ? 'idle' : 'stopped';
   setMeter(ui.localMeter, ui.localFill, -100, meterWords);
   setMeter(ui.serverMeter, ui.serverFill, -100, meterWords);
@@ -380,27 +380,6 @@ ui.mute.addEventListener('click', () => {
   st.muted = !st.muted;
   if (cap.mic) cap.mic.setMuted(st.muted);
   render();
-});
-
-window.addEventListener('beforeunload', (ev) => {
-  if (st.phase === 'live') {
-    ev.preventDefault();
-    ev.returnValue = '';
-  }
-});
-
-/** Keeps the screen (and so the microphone) on while live. */
-async function keepAwake() {
-  if (!('wakeLock' in navigator) || st.phase !== 'live' || cap.wakeLock) return;
-  try {
-    cap.wakeLock = await navigator.wakeLock.request('screen');
-    cap.wakeLock.addEventListener('release', () => { cap.wakeLock = null; });
-  } catch {
-    // Not allowed now (battery saver, hidden page): fine.
-  }
-}
-document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState === 'visible') keepAwake();
 });
 
 // ---------- audio frames and server messages ----------
@@ -440,12 +419,11 @@ async function onClose({ code, opened }) {
     default:
       break;
   }
-  const why = refusal(code, cap.link && cap.link.lastError);
-  if (why) {
-    const reason = cap.link && cap.link.lastError ? cap.link.lastError.code : String(code);
+  const refused = refusal(code, cap.link && cap.link.lastError);
+  if (refused) {
     stopAll();
-    notice(ui.pageNotice, 'error', text.refused, why);
-    ui.pageNotice.dataset.reason = reason;
+    notice(ui.pageNotice, 'error', text.refused, refused.text);
+    ui.pageNotice.dataset.reason = refused.reason;
     return false;
   }
   if (!opened) {

@@ -16,7 +16,7 @@
 
 import { api, ApiError, describeError, probeHandshake, roomIdFromPath } from './api.js';
 import { CaptionView } from './captions.js';
-import { mediaSupported, Microphone, MicLink, micError, noMediaReason, refusal, speakPath, text as micText } from './mic.js';
+import { LiveGuard, mediaSupported, Microphone, MicLink, micError, noMediaReason, refusal, speakPath, text as micText } from './mic.js';
 import { AudioOut, ChannelStream } from './player.js';
 import { Close, Msg } from './protocol.js';
 import { $, el, fmt, notice, randomId, secretFromFragment, setMeter, store } from './ui.js';
@@ -105,7 +105,8 @@ const st = {
 store.set('sessionStorage', keys.mic, st.mic);
 
 const out = new AudioOut({ onStateChange: () => render() });
-const live = { mic: null, link: null, stream: null, wakeLock: null };
+const live = { mic: null, link: null, stream: null };
+const guard = new LiveGuard(() => st.phase === 'live');
 
 const captions = new CaptionView(ui.conversation, ui.conversationLive, {
   shown: 0,
@@ -255,7 +256,7 @@ async function start() {
   live.link.start();
   listen();
   st.phase = 'live';
-  keepAwake();
+  guard.keepAwake();
   render();
 }
 
@@ -301,12 +302,11 @@ function onMicClose({ code, opened }) {
     notice(ui.pageNotice, 'info', text.restarting, text.restartingText);
     return true;
   }
-  const why = refusal(code, live.link && live.link.lastError);
-  if (why) {
-    const reason = live.link && live.link.lastError ? live.link.lastError.code : String(code);
+  const refused = refusal(code, live.link && live.link.lastError);
+  if (refused) {
     leave();
-    notice(ui.pageNotice, 'error', text.refused, why);
-    ui.pageNotice.dataset.reason = reason;
+    notice(ui.pageNotice, 'error', text.refused, refused.text);
+    ui.pageNotice.dataset.reason = refused.reason;
     return false;
   }
   if (!opened) {
@@ -333,8 +333,7 @@ function leave() {
   if (live.stream) live.stream.stop();
   if (live.mic) live.mic.stop();
   live.link = live.stream = live.mic = null;
-  if (live.wakeLock) live.wakeLock.release().catch(() => {});
-  live.wakeLock = null;
+  guard.release();
   out.suspend();
   if (st.phase !== 'ended') st.phase = 'setup';
   delete ui.talk.dataset.bytes;
@@ -350,26 +349,6 @@ ui.mute.addEventListener('click', () => {
   st.muted = !st.muted;
   live.mic?.setMuted(st.muted);
   render();
-});
-
-window.addEventListener('beforeunload', (ev) => {
-  if (st.phase === 'live') {
-    ev.preventDefault();
-    ev.returnValue = '';
-  }
-});
-
-async function keepAwake() {
-  if (!('wakeLock' in navigator) || st.phase !== 'live' || live.wakeLock) return;
-  try {
-    live.wakeLock = await navigator.wakeLock.request('screen');
-    live.wakeLock.addEventListener('release', () => { live.wakeLock = null; });
-  } catch {
-    // Not allowed now: fine.
-  }
-}
-document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState === 'visible') keepAwake();
 });
 
 function roomGone(deleted) {

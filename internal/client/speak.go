@@ -60,7 +60,8 @@ const (
 // Speak streams o.Source to the room's speaker WebSocket until the source
 // ends (then it closes with 1000 and waits for the server's reply), ctx
 // ends (returns ctx.Err()), or the server closes the session (returns a
-// *CloseError, e.g. code 4001 when another connection took over). A
+// *CloseError, e.g. code 4001 when another connection took over; nil when
+// the server closed it normally, as when an audience question ends). A
 // refused handshake is a *HandshakeError carrying the server's message.
 func Speak(ctx context.Context, o SpeakOptions) error {
 	if o.Room == "" || o.Key == "" {
@@ -207,13 +208,9 @@ func Speak(ctx context.Context, o SpeakOptions) error {
 }
 
 // serverEnded turns the reader's result, when the server ended the session
-// before we did, into Speak's error.
-func serverEnded(err error) error {
-	if err == nil {
-		return errors.New("speak: the server closed the session")
-	}
-	return err
-}
+// before we did, into Speak's error: nil when it closed normally (1000: an
+// audience question the moderators ended, say), else why.
+func serverEnded(err error) error { return err }
 
 // readFull fills p unless the source ends or fails first.
 func readFull(r SampleReader, p []int16) (int, error) {

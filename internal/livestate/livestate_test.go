@@ -196,3 +196,24 @@ func TestRetryBacksOffAndStartsAfresh(t *testing.T) {
 		t.Errorf("after a watch that worked the wait was %v: the backoff did not start again", gaps[2])
 	}
 }
+
+// An audience question's mic stands for the speaker only when it is the
+// only mic: the console and the speaker's status name the panel first.
+func TestSpeakerIsNotAQuestionUnlessAlone(t *testing.T) {
+	t.Parallel()
+	rs := livestate.NewRoomState("talk")
+	put := func(mic string, m livestate.Mic) livestate.Entry {
+		return livestate.Entry{Key: livestate.MicKey("talk", mic), Present: true, Value: livestate.Encode(m)}
+	}
+	rs.Apply(livestate.Update{Reset: true, Entries: []livestate.Entry{
+		put("q-abc", livestate.Mic{Question: "abc", Since: time.Unix(1, 0)}),
+		put("panel-2", livestate.Mic{Since: time.Unix(2, 0)}),
+	}})
+	if sp := rs.Speaker(); sp == nil || sp.ID != "panel-2" {
+		t.Fatalf("speaker %+v, want the panel's mic before the question's", sp)
+	}
+	rs.Apply(livestate.Update{Entries: []livestate.Entry{{Key: livestate.MicKey("talk", "panel-2")}}})
+	if sp := rs.Speaker(); sp == nil || sp.ID != "q-abc" {
+		t.Fatalf("speaker %+v, want the question's mic when it is the only one", sp)
+	}
+}

@@ -136,13 +136,19 @@ func (r *RoomState) MicList() []MicStatus {
 }
 
 // Speaker is the mic that stands for "the speaker" where one is shown:
-// mic "main" when connected, else the one connected longest; nil when the
-// room has none.
+// mic "main" when connected, else the one connected longest (an audience
+// question's only when it is the only mic); nil when the room has none.
 func (r *RoomState) Speaker() *MicStatus {
 	if m, ok := r.Mics[DefaultMic]; ok {
 		return &MicStatus{ID: DefaultMic, Mic: m}
 	}
-	if l := r.MicList(); len(l) > 0 {
+	l := r.MicList()
+	for i := range l {
+		if l[i].Question == "" {
+			return &l[i]
+		}
+	}
+	if len(l) > 0 {
 		return &l[0]
 	}
 	return nil

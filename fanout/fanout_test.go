@@ -52,7 +52,7 @@ func newEnv(t *testing.T, tweak func(*Options)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	pub, err := nats.Connect(b.ClientURL())
+	pub, err := b.Connect()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,8 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	b, err := bus.Open(context.Background(), bus.Options{DataDir: t.TempDir(), Logger: testLogger()})
+	// A listener, so each worker has a TCP connection of its own to cut.
+	b, err := bus.Open(context.Background(), bus.Options{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,11 @@ func (d *tcpDialer) cut() {
 func (h *harness) newConn() conn {
 	h.t.Helper()
 	d := &tcpDialer{}
-	nc, err := nats.Connect(h.bus.ClientURL(), nats.SetCustomDialer(d), nats.NoReconnect())
+	key, err := nats.NkeyOptionFromSeed(h.bus.ListenerKeyFile())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	nc, err := nats.Connect(h.bus.ClientURL(), key, nats.SetCustomDialer(d), nats.NoReconnect())
 	if err != nil {
 		h.t.Fatal(err)
 	}

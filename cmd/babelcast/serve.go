@@ -62,6 +62,13 @@ func serveConfig(args []string, stdout, stderr io.Writer) (app.Config, error) {
 		addr           = fs.String("addr", ":8080", "HTTP listen address")
 		dataDir        = fs.String("data", "./data", "data directory: embedded NATS store and the generated admin token")
 		natsURL        = fs.String("nats", "", "join this NATS server or cluster (nats://host:4222,…) instead of embedding one")
+		natsListen     = fs.String("nats-listen", "", "open the embedded NATS server to other processes on this address (host:port); they authenticate with the NKey kept in <data>/nats-client.nk (default: no listener, in-process only)")
+		replicas       = fs.Int("replicas", 0, "copies of every JetStream bucket, stream and object store (default: 1 embedded, 3 on a cluster of 3 or more servers)")
+		natsCreds      = fs.String("nats-creds", "", "NATS credentials file (user JWT and seed) for --nats")
+		natsNKey       = fs.String("nats-nkey", "", "NATS NKey seed file for --nats")
+		natsTLSCA      = fs.String("nats-tls-ca", "", "CA certificate (PEM) to verify the NATS servers by; implies TLS")
+		natsTLSCert    = fs.String("nats-tls-cert", "", "client certificate (PEM) for NATS mutual TLS; with --nats-tls-key")
+		natsTLSKey     = fs.String("nats-tls-key", "", "key (PEM) of --nats-tls-cert")
 		roles          = fs.String("roles", "api,ingest,translate,fanout", "roles this process runs, any subset")
 		_              = fs.String("config", "", "YAML configuration file (see configs/babelcast.yaml)")
 		node           = fs.String("node", "", "this process's name in the cluster (default: hostname and a random suffix)")
@@ -102,6 +109,8 @@ func serveConfig(args []string, stdout, stderr io.Writer) (app.Config, error) {
 	}
 	return app.Config{
 		Addr: *addr, DataDir: *dataDir, NATSURL: *natsURL, Roles: roleList, Node: *node,
+		NATSListen: *natsListen, Replicas: *replicas,
+		NATSCreds: *natsCreds, NATSNKey: *natsNKey, NATSTLSCA: *natsTLSCA, NATSTLSCert: *natsTLSCert, NATSTLSKey: *natsTLSKey,
 		AdminToken: os.Getenv("BABELCAST_ADMIN_TOKEN"), PublicURL: strings.TrimRight(*publicURL, "/"),
 		TrustedProxies: proxies,
 		Engine:         *engine, OpenAIKey: os.Getenv("OPENAI_API_KEY"),

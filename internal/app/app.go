@@ -94,15 +94,19 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	log := cfg.Log.With("node", cfg.Node)
 	a := &App{cfg: cfg, log: log, stopped: make(chan struct{})}
 
-	b, err := bus.Open(ctx, bus.Options{URL: cfg.NATSURL, DataDir: cfg.DataDir, Name: "babelcast " + cfg.Node, Logger: log})
+	b, err := bus.Open(ctx, bus.Options{
+		URL: cfg.NATSURL, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Replicas: cfg.Replicas,
+		Creds: cfg.NATSCreds, NKey: cfg.NATSNKey, TLSCA: cfg.NATSTLSCA, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey,
+		Name: "babelcast " + cfg.Node, Logger: log,
+	})
 	if err != nil {
 		return nil, err
 	}
 	a.bus = b
 	if b.Embedded() {
-		log.Info("NATS", "mode", "embedded", "url", b.ClientURL())
+		log.Info("NATS", "mode", "embedded", "listener", b.ClientURL(), "replicas", b.Replicas)
 	} else {
-		log.Info("NATS", "mode", "external", "url", b.ClientURL())
+		log.Info("NATS", "mode", "external", "url", b.ClientURL(), "replicas", b.Replicas)
 	}
 	rooms := room.NewStore(b.Rooms)
 
@@ -274,9 +278,14 @@ func (a *App) Addr() string { return a.listener.Addr().String() }
 func (a *App) URL() string { return "http://" + a.Addr() }
 
 // NATSURL is the client URL of the NATS server this process uses (its
-// embedded one, unless Config.NATSURL named another): processes started
-// with --nats join the same cluster through it.
+// embedded one's listener, empty without Config.NATSListen; else the
+// external server it is connected to): processes started with --nats join
+// the same cluster through it.
 func (a *App) NATSURL() string { return a.bus.ClientURL() }
+
+// NATSKeyFile is the NKey seed file that other processes give as
+// --nats-nkey to join the embedded server's listener; empty without one.
+func (a *App) NATSKeyFile() string { return a.bus.ListenerKeyFile() }
 
 // Done is closed when the process has stopped (after Shutdown, or a failure).
 func (a *App) Done() <-chan struct{} { return a.stopped }

@@ -34,6 +34,14 @@ type Config struct {
 	Addr    string   // HTTP listen address, e.g. ":8080"
 	DataDir string   // embedded NATS store and generated admin token
 	NATSURL string   // external NATS; empty starts an embedded server
+	// NATSListen opens the embedded server to other processes on this
+	// address, for clients holding the NKey it keeps in DataDir; empty:
+	// reachable from inside this process only.
+	NATSListen string
+	// Replicas of every JetStream store; 0: 1 embedded, 3 on a cluster.
+	Replicas int
+	// Credentials and TLS for an external NATS (file paths; empty unused).
+	NATSCreds, NATSNKey, NATSTLSCA, NATSTLSCert, NATSTLSKey string
 	Roles   []string // subset of AllRoles
 	Node    string   // this process's name in the cluster; empty = hostname + random suffix
 

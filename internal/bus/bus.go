@@ -1,26 +1,27 @@
 // Package bus connects a babelcast process to NATS: it starts the embedded
-// server when no external one is named, and opens the JetStream KV buckets
-// that the roles share (see packages subject and livestate).
+// server when no external one is named, joins an external cluster with the
+// credentials and TLS it is given, and opens the JetStream stores the roles
+// share (stores.go: every KV bucket, stream and object store, with their
+// replicas, in one table).
+//
+// Opening waits for NATS instead of failing: a server that is not up yet,
+// or a cluster still electing the leaders of its streams, is waited for
+// (and the log says what for), so processes started together with a fresh
+// cluster come up with it. What waiting cannot mend (wrong credentials, no
+// JetStream, more replicas than servers can ever hold) fails at once.
 package bus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/babelcast/babelcast/internal/livestate"
-	"github.com/babelcast/babelcast/internal/question"
-	"github.com/babelcast/babelcast/internal/subject"
 )
 
-// Bus is a NATS connection with the shared KV buckets opened.
+// Bus is a NATS connection with the shared stores opened.
 type Bus struct {
 	Conn   *nats.Conn
 	JS     jetstream.JetStream
@@ -30,132 +31,140 @@ type Bus struct {
 	// Questions holds the audience's questions (package question).
 	Questions jetstream.KeyValue
 
-	server *server.Server // nil when connected to an external NATS
-	closed chan struct{}  // closed by the connection's ClosedHandler
+	// Replicas is how many copies of each store the cluster keeps.
+	Replicas int
+
+	server *embedded     // nil when connected to an external NATS
+	closed chan struct{} // closed by the connection's ClosedHandler
+	log    *slog.Logger
 }
 
 // Options says how to reach NATS.
 type Options struct {
-	// URL of an external NATS server or cluster; empty starts an embedded
-	// server with JetStream stored under DataDir.
+	// URL of an external NATS server or cluster (comma-separated URLs);
+	// empty starts an embedded server with JetStream stored under DataDir.
 	URL string
-	// DataDir holds the embedded server's JetStream store.
+	// DataDir holds the embedded server's JetStream store, and the key of
+	// its client listener (Listen).
 	DataDir string
+	// Listen, with the embedded server, opens a TCP listener for other
+	// processes on this address (host:port; port 0 picks one). Clients
+	// must then authenticate with the NKey kept in DataDir (see
+	// ListenerKeyFile). Empty: the embedded server has no listener at all
+	// and is reachable only from inside this process.
+	Listen string
+	// Replicas of every store; 0 picks: 1 on an embedded or single
+	// server, 3 on a cluster of three servers or more (as many as there
+	// are on a smaller cluster).
+	Replicas int
+	// Credentials for an external NATS: a .creds file (user JWT and seed),
+	// an NKey seed file, and TLS files (a CA to trust, a client
+	// certificate and its key). Empty ones are not used.
+	Creds   string
+	NKey    string
+	TLSCA   string
+	TLSCert string
+	TLSKey  string
 	// Name identifies this process's connection in NATS monitoring.
 	Name string
-	// Logger receives connection events.
+	// Logger receives connection events and what opening waits for.
 	Logger *slog.Logger
 }
 
-// Open connects (starting the embedded server if needed) and makes sure the
-// shared buckets exist.
+// Open connects (starting the embedded server if needed) and opens the
+// shared stores. It waits while NATS is unreachable or JetStream has no
+// leader for a store, until ctx ends.
 func Open(ctx context.Context, o Options) (*Bus, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	b := &Bus{closed: make(chan struct{})}
+	b := &Bus{closed: make(chan struct{}), log: o.Logger}
+	var opts []nats.Option
 	url := o.URL
 	if url == "" {
-		s, err := startEmbedded(o.DataDir)
+		if o.Creds != "" || o.NKey != "" || o.TLSCA != "" || o.TLSCert != "" || o.TLSKey != "" {
+			return nil, fmt.Errorf("NATS credentials and TLS files are for an external NATS (--nats); the embedded server makes its own")
+		}
+		e, err := startEmbedded(o.DataDir, o.Listen, o.Logger)
 		if err != nil {
 			return nil, err
 		}
-		b.server = s
-		url = s.ClientURL()
-		o.Logger.Info("embedded NATS server started", "store", filepath.Join(o.DataDir, "jetstream"))
+		b.server = e
+		opts = e.clientOptions()
+	} else {
+		if o.Listen != "" {
+			return nil, fmt.Errorf("a NATS listener (--nats-listen) is for the embedded server; this process joins %s", redactURLs(url))
+		}
+		var err error
+		if opts, err = securityOptions(o); err != nil {
+			return nil, err
+		}
 	}
-	log := o.Logger
-	nc, err := nats.Connect(url,
-		nats.Name(o.Name),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(500*time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				log.Warn("NATS disconnected", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted()) }),
-		nats.ClosedHandler(func(*nats.Conn) { close(b.closed) }),
-	)
+	nc, err := b.connect(ctx, url, o.Name, opts)
 	if err != nil {
 		b.shutdownServer()
-		return nil, fmt.Errorf("connect to NATS: %w", err)
+		return nil, err
 	}
 	b.Conn = nc
-	if err := b.openBuckets(ctx); err != nil {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	b.JS = js
+	if b.Replicas, err = b.replicas(o.Replicas); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if err := b.openStores(ctx); err != nil {
 		b.Close()
 		return nil, err
 	}
 	return b, nil
 }
 
-func startEmbedded(dataDir string) (*server.Server, error) {
-	if dataDir == "" {
-		dataDir = "data"
+// replicas resolves Options.Replicas.
+func (b *Bus) replicas(configured int) (int, error) {
+	switch {
+	case configured < 0:
+		return 0, fmt.Errorf("replicas must be 1 or more, not %d", configured)
+	case configured > 5:
+		// JetStream's own limit: more is refused by every server.
+		return 0, fmt.Errorf("replicas must be at most 5, not %d", configured)
+	case configured > 0:
+		return configured, nil
+	case b.server != nil:
+		return 1, nil
 	}
-	opts := &server.Options{
-		ServerName: "babelcast-embedded",
-		Host:       "127.0.0.1",
-		Port:       server.RANDOM_PORT,
-		JetStream:  true,
-		StoreDir:   filepath.Join(dataDir, "jetstream"),
-		NoSigs:     true,
-		// Audio frames are small, but leave room for large caption bursts.
-		MaxPayload: 4 << 20,
+	// A server in a cluster names the cluster; the servers of a cluster
+	// tell clients about each other, so Servers lists all of them.
+	if b.Conn.ConnectedClusterName() == "" {
+		return 1, nil
 	}
-	s, err := server.NewServer(opts)
-	if err != nil {
-		return nil, fmt.Errorf("embedded NATS: %w", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		s.Shutdown()
-		return nil, errors.New("embedded NATS: not ready after 10s")
-	}
-	return s, nil
-}
-
-func (b *Bus) openBuckets(ctx context.Context) error {
-	js, err := jetstream.New(b.Conn)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	b.JS = js
-	open := func(cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-		kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
-		if err != nil {
-			return nil, fmt.Errorf("KV bucket %s: %w", cfg.Bucket, err)
-		}
-		return kv, nil
-	}
-	if b.Rooms, err = open(jetstream.KeyValueConfig{
-		Bucket: subject.BucketRooms, Description: "babelcast rooms", History: 5, MaxValueSize: 1 << 20,
-	}); err != nil {
-		return err
-	}
-	if b.State, err = open(jetstream.KeyValueConfig{
-		Bucket: livestate.Bucket, Description: "babelcast live state",
-		TTL: livestate.TTL, Storage: jetstream.MemoryStorage, LimitMarkerTTL: livestate.TTL,
-	}); err != nil {
-		return err
-	}
-	if b.Questions, err = open(question.BucketConfig()); err != nil {
-		return err
-	}
-	if b.Leases, err = open(jetstream.KeyValueConfig{
-		Bucket: subject.BucketLeases, Description: "babelcast channel leases",
-		TTL: subject.LeaseTTL, Storage: jetstream.MemoryStorage, LimitMarkerTTL: subject.LeaseTTL,
-	}); err != nil {
-		return err
-	}
-	return nil
+	return min(3, len(b.Conn.Servers())), nil
 }
 
 // Embedded reports whether this process runs the NATS server itself.
 func (b *Bus) Embedded() bool { return b.server != nil }
 
-// ClientURL is the URL other processes can use to join this bus.
-func (b *Bus) ClientURL() string { return b.Conn.ConnectedUrlRedacted() }
+// ClientURL is the URL other processes can join this bus by: the embedded
+// server's listener (empty when it has none), else the external server
+// this process is connected to (without credentials).
+func (b *Bus) ClientURL() string {
+	if b.server != nil {
+		return b.server.clientURL()
+	}
+	return b.Conn.ConnectedUrlRedacted()
+}
+
+// ListenerKeyFile is the NKey seed file that clients of the embedded
+// server's listener authenticate with; empty when there is no listener.
+func (b *Bus) ListenerKeyFile() string {
+	if b.server == nil {
+		return ""
+	}
+	return b.server.seedFile
+}
 
 // Close drains the connection and stops the embedded server, if any.
 func (b *Bus) Close() {
@@ -174,7 +183,15 @@ func (b *Bus) Close() {
 
 func (b *Bus) shutdownServer() {
 	if b.server != nil {
-		b.server.Shutdown()
-		b.server.WaitForShutdown()
+		b.server.shutdown()
 	}
+}
+
+// Connect opens another connection to the embedded server, in-process (a
+// test's publisher, a benchmark's clients). It fails on an external NATS.
+func (b *Bus) Connect(opts ...nats.Option) (*nats.Conn, error) {
+	if b.server == nil {
+		return nil, fmt.Errorf("bus: Connect is for the embedded server")
+	}
+	return nats.Connect("", append(b.server.clientOptions(), opts...)...)
 }

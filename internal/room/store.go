@@ -1,6 +1,7 @@
 package room
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/text/unicode/norm"
 )
@@ -17,7 +19,14 @@ var (
 	ErrNotFound = errors.New("room not found")
 	ErrExists   = errors.New("room already exists")
 	ErrConflict = errors.New("room was changed concurrently")
+	// ErrTooLarge: the room, encoded, is more than its bucket takes.
+	ErrTooLarge = errors.New("room too large to store")
 )
+
+// MaxStored is the largest encoded room the rooms bucket takes. A room at
+// every limit of Normalize fits with room to spare; Store refuses a larger
+// one with ErrTooLarge.
+const MaxStored = 1 << 20
 
 // Store keeps rooms in a JetStream KV bucket, so every process of the
 // cluster sees the same rooms and they survive restarts.
@@ -68,9 +77,10 @@ func (s *Store) List(ctx context.Context) ([]*Room, error) {
 	return rooms, nil
 }
 
-// Create stores a new room; ErrExists if its id is taken.
+// Create stores a new room; ErrExists if its id is taken, ErrTooLarge if
+// the bucket cannot hold it.
 func (s *Store) Create(ctx context.Context, r *Room) error {
-	b, err := json.Marshal(r)
+	b, err := encode(r)
 	if err != nil {
 		return err
 	}
@@ -78,14 +88,18 @@ func (s *Store) Create(ctx context.Context, r *Room) error {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return ErrExists
 		}
+		if tooLarge(err) {
+			return fmt.Errorf("%w (%d bytes)", ErrTooLarge, len(b))
+		}
 		return fmt.Errorf("create room %s: %w", r.ID, err)
 	}
 	return nil
 }
 
-// Update replaces a room if it is still at revision rev; ErrConflict if not.
+// Update replaces a room if it is still at revision rev; ErrConflict if
+// not, ErrTooLarge if the bucket cannot hold it.
 func (s *Store) Update(ctx context.Context, r *Room, rev uint64) error {
-	b, err := json.Marshal(r)
+	b, err := encode(r)
 	if err != nil {
 		return err
 	}
@@ -93,9 +107,33 @@ func (s *Store) Update(ctx context.Context, r *Room, rev uint64) error {
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 			return ErrConflict
 		}
+		if tooLarge(err) {
+			return fmt.Errorf("%w (%d bytes)", ErrTooLarge, len(b))
+		}
 		return fmt.Errorf("update room %s: %w", r.ID, err)
 	}
 	return nil
+}
+
+// encode writes a room as JSON without escaping <, > and & (the default
+// writes each as six bytes, so a room of such text grows sixfold and no
+// longer fits the bucket); a room is data, never inlined in HTML.
+func encode(r *Room) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// tooLarge reports whether the bucket refused a value for its size: the
+// server's limit (the bucket's own, or max_payload), or the client's.
+func tooLarge(err error) bool {
+	var api *jetstream.APIError
+	return (errors.As(err, &api) && api.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum) ||
+		errors.Is(err, nats.ErrMaxPayload)
 }
 
 // Delete removes a room; ErrNotFound if there is none.

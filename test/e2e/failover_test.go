@@ -39,7 +39,7 @@ func buildBinary(t *testing.T) string {
 func startTranslator(t *testing.T, bin string, s *service.Service, node string) *translatorProcess {
 	t.Helper()
 	p := &translatorProcess{node: node, logs: &harness.Logs{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "serve", "--roles", "translate", "--nats", s.App().NATSURL(),
+	p.cmd = exec.Command(bin, "serve", "--roles", "translate", "--nats", s.App().NATSURL(), "--nats-nkey", s.App().NATSKeyFile(),
 		"--engine", "openai", "--realtime-url", s.Fake.URL(), "--node", node,
 		"--addr", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "debug")
 	p.cmd.Env = append(os.Environ(), "OPENAI_API_KEY="+s.Fake.APIKey())
@@ -87,6 +87,7 @@ func TestKilledTranslatorCostsOneChannelUnderFiveSeconds(t *testing.T) {
 	s := service.Start(t, service.Options{Fake: &fakerealtime.Options{}, Config: func(c *app.Config) {
 		c.Roles = []string{app.RoleAPI, app.RoleIngest, app.RoleFanout}
 		c.Node = "front"
+		c.NATSListen = "127.0.0.1:0" // the translator processes join here
 	}})
 	procs := map[string]*translatorProcess{}
 	for _, node := range []string{"trA", "trB"} {

@@ -43,7 +43,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/gorilla/websocket"
-	"github.com/nats-io/nats.go"
 
 	"github.com/babelcast/babelcast/fanout"
 	"github.com/babelcast/babelcast/internal/bus"
@@ -273,7 +272,7 @@ func runOne(c config, n int) (result, error) {
 	stack0 := lastStack
 
 	// A separate publisher connection, as the translator would have.
-	pub, err := nats.Connect(b.ClientURL())
+	pub, err := b.Connect()
 	if err != nil {
 		return r, err
 	}

@@ -1,0 +1,148 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/babelcast/babelcast/internal/livestate"
+	"github.com/babelcast/babelcast/internal/question"
+	"github.com/babelcast/babelcast/internal/room"
+	"github.com/babelcast/babelcast/internal/subject"
+)
+
+// stores is every JetStream store babelcast keeps, in the order they are
+// opened. Each gets the Bus's replicas; a store that exists with other
+// settings (fewer replicas, from an older version or another --replicas)
+// is updated in place. A new store is an entry here and a field on Bus:
+//
+//	kv(func(b *Bus) *jetstream.KeyValue { return &b.Questions }, jetstream.KeyValueConfig{Bucket: …}),
+//	stream(func(b *Bus) *jetstream.Stream { return &b.Transcript }, jetstream.StreamConfig{Name: …}),
+//	objects(func(b *Bus) *jetstream.ObjectStore { return &b.Recordings }, jetstream.ObjectStoreConfig{Bucket: …}),
+var stores = []store{
+	kv(func(b *Bus) *jetstream.KeyValue { return &b.Rooms }, jetstream.KeyValueConfig{
+		Bucket: subject.BucketRooms, Description: "babelcast rooms", History: 5,
+		MaxValueSize: room.MaxStored,
+	}),
+	kv(func(b *Bus) *jetstream.KeyValue { return &b.Questions }, question.BucketConfig()),
+	kv(func(b *Bus) *jetstream.KeyValue { return &b.State }, jetstream.KeyValueConfig{
+		Bucket: livestate.Bucket, Description: "babelcast live state",
+		TTL: livestate.TTL, Storage: jetstream.MemoryStorage, LimitMarkerTTL: livestate.TTL,
+	}),
+	kv(func(b *Bus) *jetstream.KeyValue { return &b.Leases }, jetstream.KeyValueConfig{
+		Bucket: subject.BucketLeases, Description: "babelcast channel leases",
+		TTL: subject.LeaseTTL, Storage: jetstream.MemoryStorage, LimitMarkerTTL: subject.LeaseTTL,
+	}),
+}
+
+// store is one JetStream store: its name, and how to create or update it
+// with a number of replicas and keep it on the Bus.
+type store struct {
+	name string
+	open func(ctx context.Context, b *Bus, replicas int) error
+}
+
+// kv is a key-value bucket kept in *field(b).
+func kv(field func(*Bus) *jetstream.KeyValue, cfg jetstream.KeyValueConfig) store {
+	return store{name: "KV bucket " + cfg.Bucket, open: func(ctx context.Context, b *Bus, replicas int) error {
+		c := cfg // the table is shared by every Open
+		c.Replicas = replicas
+		s, err := b.JS.CreateOrUpdateKeyValue(ctx, c)
+		if err == nil {
+			*field(b) = s
+		}
+		return err
+	}}
+}
+
+// stream is a stream kept in *field(b).
+func stream(field func(*Bus) *jetstream.Stream, cfg jetstream.StreamConfig) store {
+	return store{name: "stream " + cfg.Name, open: func(ctx context.Context, b *Bus, replicas int) error {
+		c := cfg // the table is shared by every Open
+		c.Replicas = replicas
+		s, err := b.JS.CreateOrUpdateStream(ctx, c)
+		if err == nil {
+			*field(b) = s
+		}
+		return err
+	}}
+}
+
+// objects is an object store kept in *field(b).
+func objects(field func(*Bus) *jetstream.ObjectStore, cfg jetstream.ObjectStoreConfig) store {
+	return store{name: "object store " + cfg.Bucket, open: func(ctx context.Context, b *Bus, replicas int) error {
+		c := cfg // the table is shared by every Open
+		c.Replicas = replicas
+		s, err := b.JS.CreateOrUpdateObjectStore(ctx, c)
+		if err == nil {
+			*field(b) = s
+		}
+		return err
+	}}
+}
+
+// openAttempt bounds one attempt at opening a store: a cluster electing
+// leaders answers nothing, and the next attempt may find the leader.
+const openAttempt = 5 * time.Second
+
+// openStores opens every store, waiting while JetStream cannot answer.
+func (b *Bus) openStores(ctx context.Context) error {
+	return b.openList(ctx, stores)
+}
+
+func (b *Bus) openList(ctx context.Context, list []store) error {
+	for _, s := range list {
+		_, err := wait(ctx, b.log, "JetStream: "+s.name+fmt.Sprintf(" (replicas %d)", b.Replicas), func() (struct{}, error) {
+			actx, cancel := context.WithTimeout(ctx, openAttempt)
+			defer cancel()
+			err := s.open(actx, b, b.Replicas)
+			if err != nil && ctx.Err() == nil && transient(err) {
+				return struct{}{}, retryable{err}
+			}
+			return struct{}{}, err
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, explain(err))
+		}
+	}
+	return nil
+}
+
+// JetStream error codes that waiting may mend.
+const (
+	codeInsufficientResources = 10023 // fewer servers than replicas: more may join
+	codeNotAvailable          = 10008 // the meta leader is being elected
+)
+
+// transient reports whether a failure to open a store may pass by itself:
+// no answer in time (a leader being elected), JetStream temporarily
+// unavailable, or not enough servers yet for the replicas (a cluster still
+// forming). Anything else JetStream answers is a real refusal.
+func transient(err error) bool {
+	if errors.Is(err, nats.ErrConnectionClosed) {
+		return false
+	}
+	var api *jetstream.APIError
+	if !errors.As(err, &api) {
+		return true // timeouts, no responders, a connection in between servers
+	}
+	return api.Code >= 500 || api.ErrorCode == codeInsufficientResources || api.ErrorCode == codeNotAvailable
+}
+
+// explain adds what an operator can do about a refusal.
+func explain(err error) error {
+	var api *jetstream.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode {
+		case jetstream.JSErrCodeJetStreamNotEnabled, jetstream.JSErrCodeJetStreamNotEnabledForAccount:
+			return fmt.Errorf("%w: enable JetStream on the NATS servers (-js, or jetstream {} in their configuration) for this account", err)
+		case 10074: // replicas > 1 not supported in non-clustered mode
+			return fmt.Errorf("%w: this NATS server is not part of a cluster; use --replicas 1 or join a cluster", err)
+		}
+	}
+	return err
+}

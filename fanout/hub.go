@@ -507,6 +507,14 @@ func (h *hub) roomDeleted(id string) {
 // roomChanged records room r at revision rev and closes the listeners of
 // languages it no longer serves, and those whose passcode it no longer
 // accepts.
+// watched is room id as the rooms watch last saw it, if it did.
+func (h *hub) watched(id string) (*room.Room, uint64, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.rooms[id]
+	return r, h.revs[id], r != nil
+}
+
 func (h *hub) roomChanged(r *room.Room, rev uint64) {
 	h.mu.Lock()
 	delete(h.gone, r.ID)

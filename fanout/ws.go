@@ -44,7 +44,7 @@ func (s *Server) admitRequest(r *http.Request, lang, transport string) (*listene
 // is the floor), and the passcode (if any) matches. It returns the
 // listener to join, on the canonical language code.
 func (s *Server) admit(ctx context.Context, roomID, lang, passcode, transport string) (*listener, error) {
-	r, rev, err := s.o.Rooms.Get(ctx, roomID)
+	r, rev, err := s.lookup(ctx, roomID)
 	if errors.Is(err, room.ErrNotFound) {
 		return nil, &admitError{http.StatusNotFound, "not_found", "no room " + quote(roomID)}
 	}
@@ -68,6 +68,27 @@ func (s *Server) admit(ctx context.Context, roomID, lang, passcode, transport st
 	l := newListener(s, roomID, lang, lang == wire.Floor, transport)
 	l.passcode, l.admittedAt, l.unsaid = passcode, rev, r.SourceLanguage
 	return l, nil
+}
+
+// lookupTimeout bounds reading a listener's room from the store.
+const lookupTimeout = 3 * time.Second
+
+// lookup reads the room from the store. When the store does not answer in
+// time (its servers down or electing leaders), it takes the room as the
+// rooms watch last saw it: listeners join a room that nobody can change
+// meanwhile, and a change the watch brings later is applied to them then.
+func (s *Server) lookup(ctx context.Context, id string) (*room.Room, uint64, error) {
+	lctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	r, rev, err := s.o.Rooms.Get(lctx, id)
+	if err == nil || errors.Is(err, room.ErrNotFound) || ctx.Err() != nil {
+		return r, rev, err
+	}
+	if r, rev, ok := s.hub.watched(id); ok {
+		s.log.Warn("room store not answering; admitting from the rooms watch", "room", id, "err", err)
+		return r, rev, nil
+	}
+	return nil, 0, err
 }
 
 func quote(s string) string {

@@ -257,14 +257,16 @@ func (s *Server) handleSpeak(w http.ResponseWriter, r *http.Request) {
 		httperr.Unauthorized(w, "a speaker key is required: Authorization: Bearer <speaker_key> or ?key=")
 		return
 	}
-	rm, _, err := s.o.Rooms.Get(r.Context(), roomID)
+	gctx, cancel := context.WithTimeout(r.Context(), writeWait)
+	rm, _, err := s.o.Rooms.Get(gctx, roomID)
+	cancel()
 	if errors.Is(err, room.ErrNotFound) {
 		httperr.NotFound(w, fmt.Sprintf("room %q does not exist", roomID))
 		return
 	}
 	if err != nil {
 		log.Error("speaker: load room", "err", err)
-		httperr.Internal(w)
+		httperr.Unavailable(w, 2*time.Second, "the room store is not answering right now; try again shortly")
 		return
 	}
 	var q *question.Question
@@ -400,7 +402,7 @@ func (s *Server) holdSlot(ctx context.Context, sp *speaker) {
 				return
 			}
 			written = false
-		case errors.Is(err, kvlease.ErrGone), errors.Is(err, kvlease.ErrExpired):
+		case errors.Is(err, kvlease.ErrGone):
 			// Claim it again at once, unless someone else does first.
 		default:
 			metrics.Errors.WithLabelValues(roleName, "state").Inc()

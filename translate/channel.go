@@ -132,7 +132,7 @@ func (w *Worker) newChannel(cfg chanConfig) *channel {
 		lease: kvlease.New(kvlease.Options{
 			KV: w.leases, Key: key, TTL: subject.LeaseTTL, Every: w.renewEvery, Log: log,
 		}),
-		view: w.view, cap: w.capacity(), nc: w.nc, tick: w.tick,
+		view: w.view, cap: w.capacity(), nc: w.nc, tick: w.tick, expiredGrace: w.renewEvery + 500*time.Millisecond,
 		wake: c.wake, capped: c.report.putCapError, log: log,
 	}
 	c.sup = &supervisor{

@@ -25,7 +25,10 @@ type leaseOwner struct {
 	cap   capacity
 	nc    *nats.Conn // alive probes
 	tick  time.Duration
-	wake  <-chan struct{} // the lease was freed or session counts changed
+	// expiredGrace is how long after a lease expired this node leaves it
+	// to its last holder: past the holder's next renewal attempt.
+	expiredGrace time.Duration
+	wake         <-chan struct{} // the lease was freed or session counts changed
 	// capped is called while the session cap keeps the channel waiting.
 	capped func()
 	log    *slog.Logger
@@ -49,7 +52,15 @@ func (l *leaseOwner) acquire(ctx context.Context) bool {
 			// Claim adopts it. A free lease goes first to nodes with fewer
 			// sessions, spreading channels over the translator nodes.
 			if owner == "" {
-				if !sleepCtx(ctx, l.cap.fairDelay()) {
+				wait := l.cap.fairDelay()
+				if at, ok := l.view.expiredSince(l.key); ok {
+					// Expired rather than released: perhaps while the
+					// bucket elected a leader and took no renewals. Its
+					// holder, if it still runs, takes it again first
+					// (kvlease), and its channel goes on without a break.
+					wait = max(wait, time.Until(at.Add(l.expiredGrace)))
+				}
+				if !sleepCtx(ctx, wait) {
 					return false
 				}
 				if owner, _ := l.view.lease(l.key); owner != "" {

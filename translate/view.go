@@ -15,6 +15,7 @@ import (
 type clusterView struct {
 	mu       sync.Mutex
 	leases   map[string]leaseInfo
+	expired  map[string]time.Time   // leases last seen to expire (not released), and when
 	channels map[string]viewChannel // by lease key
 	rev      uint64                 // last State bucket revision applied
 	moved    chan struct{}          // closed and replaced when rev moves
@@ -34,7 +35,7 @@ type viewChannel struct {
 }
 
 func newClusterView() *clusterView {
-	return &clusterView{leases: map[string]leaseInfo{}, channels: map[string]viewChannel{}}
+	return &clusterView{leases: map[string]leaseInfo{}, expired: map[string]time.Time{}, channels: map[string]viewChannel{}}
 }
 
 // applyLeases takes an update of the Leases bucket's watch and returns the
@@ -47,16 +48,30 @@ func (v *clusterView) applyLeases(u livestate.Update) (freed []string) {
 			freed = append(freed, key)
 		}
 		clear(v.leases)
+		clear(v.expired)
 	}
 	for _, e := range u.Entries {
+		delete(v.expired, e.Key)
 		if !e.Present {
 			delete(v.leases, e.Key)
+			if e.Expired {
+				v.expired[e.Key] = time.Now()
+			}
 			freed = append(freed, e.Key)
 			continue
 		}
 		v.leases[e.Key] = leaseInfo{owner: string(e.Value), rev: e.Revision}
 	}
 	return freed
+}
+
+// expiredSince is when the lease of key expired (rather than being
+// released or freed), if that is the last thing that happened to it.
+func (v *clusterView) expiredSince(key string) (time.Time, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	at, ok := v.expired[key]
+	return at, ok
 }
 
 func (v *clusterView) lease(key string) (owner string, rev uint64) {

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/babelcast/babelcast/internal/httperr"
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
 )
@@ -132,8 +131,7 @@ func (s *Server) listEngines(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	engines, err := s.liveEngines(ctx)
 	if err != nil {
-		s.log.Error("list engines", "err", err)
-		httperr.Internal(w)
+		s.storeFailed(w, "list engines", err)
 		return
 	}
 	body := enginesJSON{Engines: []engineJSON{}}

@@ -241,8 +241,3 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request) {
 	}
 	httperr.Forbidden(w, "this key does not give access to that")
 }
-
-func (s *Server) storeFailed(w http.ResponseWriter, what string, err error) {
-	s.log.Error(what, "err", err)
-	httperr.Write(w, http.StatusServiceUnavailable, "unavailable", "the question store is unavailable; try again")
-}

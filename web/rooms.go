@@ -127,8 +127,7 @@ func (s *Server) createRoom(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		if !errors.Is(err, room.ErrExists) {
-			s.log.Error("create room", "room", rm.ID, "err", err)
-			httperr.Internal(w)
+			s.storeFailed(w, "create room", err, "room", rm.ID)
 			return
 		}
 		if explicit {
@@ -158,8 +157,7 @@ func (s *Server) listRooms(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	rooms, err := s.rooms.List(ctx)
 	if err != nil {
-		s.log.Error("list rooms", "err", err)
-		httperr.Internal(w)
+		s.storeFailed(w, "list rooms", err)
 		return
 	}
 	sort.Slice(rooms, func(i, j int) bool { return rooms[i].ID < rooms[j].ID })
@@ -185,8 +183,7 @@ func (s *Server) loadRoomCtx(ctx context.Context, w http.ResponseWriter, id stri
 		return nil, false
 	}
 	if err != nil {
-		s.log.Error("get room", "room", id, "err", err)
-		httperr.Internal(w)
+		s.storeFailed(w, "get room", err, "room", id)
 		return nil, false
 	}
 	return rm, true
@@ -214,8 +211,7 @@ func (s *Server) deleteRoom(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.log.Error("delete room", "room", id, "err", err)
-		httperr.Internal(w)
+		s.storeFailed(w, "delete room", err, "room", id)
 		return
 	}
 	if err := s.questions.DeleteRoom(ctx, id); err != nil {
@@ -240,8 +236,7 @@ func (s *Server) patchRoom(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err != nil {
-			s.log.Error("get room", "room", id, "err", err)
-			httperr.Internal(w)
+			s.storeFailed(w, "get room", err, "room", id)
 			return
 		}
 		next, msg := applyPatch(cur, &req)
@@ -271,8 +266,7 @@ func (s *Server) patchRoom(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !errors.Is(err, room.ErrConflict) {
-			s.log.Error("update room", "room", id, "err", err)
-			httperr.Internal(w)
+			s.storeFailed(w, "update room", err, "room", id)
 			return
 		}
 		if attempt == patchAttempts {
@@ -353,8 +347,7 @@ func changedFields(a, b *room.Room) []string {
 func (s *Server) languagesOK(ctx context.Context, w http.ResponseWriter, rm *room.Room) bool {
 	msg, err := s.checkLanguages(ctx, rm)
 	if err != nil {
-		s.log.Error("check languages", "room", rm.ID, "err", err)
-		httperr.Internal(w)
+		s.storeFailed(w, "check languages", err, "room", rm.ID)
 		return false
 	}
 	if msg != "" {

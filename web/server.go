@@ -26,6 +26,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -34,6 +35,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/babelcast/babelcast/internal/bus"
+	"github.com/babelcast/babelcast/internal/httperr"
 	"github.com/babelcast/babelcast/internal/question"
 	"github.com/babelcast/babelcast/internal/room"
 )
@@ -137,6 +140,30 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
 }
+
+// storeFailed answers a request whose work on the NATS cluster failed: 503
+// while the cluster cannot answer (a leader being elected, servers down;
+// the client should try again shortly), 413 for a room too large to keep,
+// else 500. what and attrs go to the log.
+func (s *Server) storeFailed(w http.ResponseWriter, what string, err error, attrs ...any) {
+	attrs = append(attrs, "err", err)
+	switch {
+	case errors.Is(err, room.ErrTooLarge):
+		s.log.Warn(what+": too large", attrs...)
+		httperr.Write(w, http.StatusRequestEntityTooLarge, "too_large",
+			fmt.Sprintf("the room is too large to store (at most %d KiB encoded); shorten its glossary or notes", room.MaxStored>>10))
+	case bus.Unavailable(err):
+		s.log.Warn(what+": the cluster is not answering", attrs...)
+		httperr.Unavailable(w, storeRetryAfter, "the cluster that keeps rooms, questions and live state is not answering right now; try again in a few seconds")
+	default:
+		s.log.Error(what, attrs...)
+		httperr.Internal(w)
+	}
+}
+
+// storeRetryAfter is what a 503 asks the client to wait: about a JetStream
+// leader election.
+const storeRetryAfter = 2 * time.Second
 
 // kvContext bounds a request's KV work.
 func kvContext(r *http.Request) (context.Context, context.CancelFunc) {

@@ -79,8 +79,14 @@ func (s *Server) roomStatus(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	live, err := livestate.ReadRoom(ctx, s.state, rm.ID)
 	if err != nil {
-		s.log.Error("room status", "room", rm.ID, "err", err)
-		httperr.Internal(w)
+		s.storeFailed(w, "room status", err, "room", rm.ID)
+		return
+	}
+	if live.Frozen(time.Now()) {
+		// Only a replica that takes no writes answered: its entries are
+		// the past, and would show a talk that is not happening.
+		s.log.Warn("room status: the live state is frozen; the cluster takes no writes", "room", rm.ID, "written", live.Written)
+		httperr.Unavailable(w, storeRetryAfter, "the cluster is not taking writes (most of its servers are down): the live state is out of date; try again shortly")
 		return
 	}
 	ls := live.Status(rm)

@@ -166,8 +166,14 @@ func TestReplicasOnACluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas; r != 3 {
-			t.Errorf("%s: %d replicas", name, r)
+		cfg := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config
+		if cfg.Replicas != 3 {
+			t.Errorf("%s: %d replicas", name, cfg.Replicas)
+		}
+		// Replicated buckets live on disk: a memory replica comes back from
+		// a restart empty, and two of three restarting lose the quorum.
+		if cfg.Storage != jetstream.FileStorage {
+			t.Errorf("%s: %v storage", name, cfg.Storage)
 		}
 	}
 	if e, err := b.Rooms.Get(ctx, "keynote"); err != nil || string(e.Value()) != `{"id":"keynote"}` {

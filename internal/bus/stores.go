@@ -21,6 +21,7 @@ import (
 // is updated in place. A new store is an entry here and a field on Bus:
 //
 //	kv(func(b *Bus) *jetstream.KeyValue { return &b.Questions }, jetstream.KeyValueConfig{Bucket: …}),
+//	liveKV(…) for a bucket of entries that expire (see liveKV),
 //	stream(func(b *Bus) *jetstream.Stream { return &b.Transcript }, jetstream.StreamConfig{Name: …}),
 //	objects(func(b *Bus) *jetstream.ObjectStore { return &b.Recordings }, jetstream.ObjectStoreConfig{Bucket: …}),
 var stores = []store{
@@ -29,13 +30,13 @@ var stores = []store{
 		MaxValueSize: room.MaxStored,
 	}),
 	kv(func(b *Bus) *jetstream.KeyValue { return &b.Questions }, question.BucketConfig()),
-	kv(func(b *Bus) *jetstream.KeyValue { return &b.State }, jetstream.KeyValueConfig{
+	liveKV(func(b *Bus) *jetstream.KeyValue { return &b.State }, jetstream.KeyValueConfig{
 		Bucket: livestate.Bucket, Description: "babelcast live state",
-		TTL: livestate.TTL, Storage: jetstream.MemoryStorage, LimitMarkerTTL: livestate.TTL,
+		TTL: livestate.TTL, LimitMarkerTTL: livestate.TTL,
 	}),
-	kv(func(b *Bus) *jetstream.KeyValue { return &b.Leases }, jetstream.KeyValueConfig{
+	liveKV(func(b *Bus) *jetstream.KeyValue { return &b.Leases }, jetstream.KeyValueConfig{
 		Bucket: subject.BucketLeases, Description: "babelcast channel leases",
-		TTL: subject.LeaseTTL, Storage: jetstream.MemoryStorage, LimitMarkerTTL: subject.LeaseTTL,
+		TTL: subject.LeaseTTL, LimitMarkerTTL: subject.LeaseTTL,
 	}),
 }
 
@@ -53,7 +54,48 @@ func kv(field func(*Bus) *jetstream.KeyValue, cfg jetstream.KeyValueConfig) stor
 		c.Replicas = replicas
 		s, err := b.JS.CreateOrUpdateKeyValue(ctx, c)
 		if err == nil {
-			*field(b) = s
+			*field(b) = newBucket(s, b.Conn)
+		}
+		return err
+	}}
+}
+
+// liveKV is a bucket of entries that expire unless rewritten (live state,
+// leases), kept in *field(b). With one replica it lives in memory: a
+// restart of the server is a restart of everything, and forgets it all.
+// Replicated, it lives on disk: a server that restarts rejoins its
+// replicas' consensus with its log, where a memory replica comes back
+// empty, and the bucket has no quorum again until a majority of replicas
+// that kept it is back (with two servers of three restarting, never).
+// Storage cannot change in place: an existing bucket on the other storage
+// is deleted and made anew; its entries are rewritten by their writers
+// within their refresh period, and a lease lost meanwhile is retaken.
+func liveKV(field func(*Bus) *jetstream.KeyValue, cfg jetstream.KeyValueConfig) store {
+	return store{name: "KV bucket " + cfg.Bucket, open: func(ctx context.Context, b *Bus, replicas int) error {
+		c := cfg // the table is shared by every Open
+		c.Replicas = replicas
+		c.Storage = jetstream.FileStorage
+		if replicas == 1 {
+			c.Storage = jetstream.MemoryStorage
+		}
+		if old, err := b.JS.KeyValue(ctx, c.Bucket); err == nil {
+			st, err := old.Status(ctx)
+			if err != nil {
+				return err
+			}
+			if kvst, ok := st.(*jetstream.KeyValueBucketStatus); ok && kvst.StreamInfo().Config.Storage != c.Storage {
+				b.log.Warn("making the bucket anew on other storage; its entries are rewritten by their writers",
+					"bucket", c.Bucket, "storage", c.Storage.String(), "replicas", replicas)
+				if err := b.JS.DeleteKeyValue(ctx, c.Bucket); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+					return err
+				}
+			}
+		} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
+			return err
+		}
+		s, err := b.JS.CreateOrUpdateKeyValue(ctx, c)
+		if err == nil {
+			*field(b) = newBucket(s, b.Conn)
 		}
 		return err
 	}}
@@ -127,10 +169,10 @@ func transient(err error) bool {
 		return false
 	}
 	var api *jetstream.APIError
-	if !errors.As(err, &api) {
-		return true // timeouts, no responders, a connection in between servers
+	if errors.As(err, &api) && api.ErrorCode == codeInsufficientResources {
+		return true
 	}
-	return api.Code >= 500 || api.ErrorCode == codeInsufficientResources || api.ErrorCode == codeNotAvailable
+	return Unavailable(err)
 }
 
 // explain adds what an operator can do about a refusal.

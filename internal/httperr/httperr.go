@@ -5,6 +5,8 @@ package httperr
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
+	"time"
 )
 
 // Body is the JSON shape of an error response.
@@ -43,6 +45,12 @@ func Unauthorized(w http.ResponseWriter, message string) {
 
 func Forbidden(w http.ResponseWriter, message string) {
 	Write(w, http.StatusForbidden, "forbidden", message)
+}
+
+// Unavailable is a 503 that asks the client to try again after retry.
+func Unavailable(w http.ResponseWriter, retry time.Duration, message string) {
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry.Round(time.Second).Seconds()))))
+	Write(w, http.StatusServiceUnavailable, "unavailable", message)
 }
 
 func Internal(w http.ResponseWriter) {

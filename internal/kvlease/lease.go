@@ -9,8 +9,15 @@
 //
 // One failure policy for every owner:
 //   - A write that times out, or meets a JetStream with no leader, may or
-//     may not have happened: it is retried, for as long as the key's TTL
-//     allows, and the value it carried counts as ours until known.
+//     may not have happened: it is retried, and the value it carried counts
+//     as ours until known.
+//   - Within the TTL of the last confirmed write, nobody else can own the
+//     key: the retries go on. Past it, each failed retry reads the key
+//     (any replica answers a read, leader or not): still our value, the
+//     lease goes on; another value, it is lost at once; no key (it expired),
+//     the holder creates it again, ahead of anyone else. Only while neither
+//     a write nor a read gets through is the lease kept on trust: then
+//     nobody can write the key, so nobody can take it.
 //   - A write refused because the revision moved is settled by reading the
 //     key: our own value (a renewal whose answer was lost) is adopted and
 //     the lease goes on; another value means another owner, and the lease
@@ -18,9 +25,12 @@
 //     is lost too.
 //   - A closed NATS connection never comes back: the lease is lost.
 //
-// So a renewal rides out a JetStream leader change, yet two owners never
-// both believe they hold a key: the holder gives up before the TTL of its
-// last confirmed write runs out, which is when another could create it.
+// So a holder rides out a JetStream leader change however long the
+// election takes (its channel, its speaker go on), and two owners never
+// both believe they hold a key while both can reach the bucket. The one
+// case left is a holder cut off from the cluster while the rest of it goes
+// on: it keeps its key on trust until it reaches the bucket again, while
+// what it publishes reaches only the servers it can still reach.
 package kvlease
 
 import (
@@ -36,14 +46,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Ways a lease ends or is refused. A *HeldError matches ErrHeld. After
-// ErrExpired no renewal got through before the TTL ran out, so another
-// may own the key by now.
+// Ways a lease ends or is refused. A *HeldError matches ErrHeld.
 var (
 	ErrHeld    = errors.New("kvlease: held by another owner") // the key holds another's value
 	ErrGone    = errors.New("kvlease: the key is gone")       // deleted or expired while held
-	ErrExpired = errors.New("kvlease: not renewed within the TTL")
-	ErrNotHeld = errors.New("kvlease: not held") // never taken, or released, or lost
+	ErrNotHeld = errors.New("kvlease: not held")              // never taken, or released, or lost
 )
 
 // HeldError says who holds the key instead of us.
@@ -63,8 +70,9 @@ type Options struct {
 	// TTL is how long the key outlives its last write: the bucket's TTL.
 	TTL time.Duration
 	// Every is how often Keep renews, well within TTL. It is also the
-	// margin the holder keeps: a lease whose renewals all failed is given
-	// up Every before the TTL of the last one that worked runs out.
+	// margin the holder keeps: from Every before the TTL of the last
+	// renewal that worked runs out, a failing renewal reads the key to
+	// know whether it is still ours.
 	Every time.Duration
 	// Timeout bounds one request to the bucket; zero means Every.
 	Timeout time.Duration
@@ -87,6 +95,7 @@ type Lease struct {
 	value, prev []byte
 	confirmed   time.Time // when the write behind rev was sent: the key lives TTL from then, at least
 	lost        error     // why the lease ended, if it did
+	onTrust     bool      // past the TTL, kept with neither write nor read getting through
 }
 
 // New makes a lease on o.Key; nothing is written until Claim or Take.
@@ -171,9 +180,9 @@ func (l *Lease) Set(ctx context.Context, value []byte) error {
 }
 
 // Keep renews the lease every Every until ctx ends (it returns nil) or the
-// lease is lost: a *HeldError, ErrGone, ErrExpired, or the connection's
-// closing. A renewal that fails otherwise is retried until Every before the
-// TTL of the last confirmed one runs out.
+// lease is lost: a *HeldError, ErrGone, or the connection's closing. A
+// renewal that fails otherwise is retried every retryPause, under the
+// package's failure policy.
 func (l *Lease) Keep(ctx context.Context) error {
 	wait := l.o.Every
 	failing := false
@@ -187,9 +196,6 @@ func (l *Lease) Keep(ctx context.Context) error {
 		}
 		l.mu.Lock()
 		err := l.renewLocked(ctx, l.value)
-		if err != nil && ctx.Err() == nil && !isFinal(err) && time.Now().After(l.deadline()) {
-			err = l.lose(fmt.Errorf("%w: %w", ErrExpired, err))
-		}
 		l.mu.Unlock()
 		switch {
 		case ctx.Err() != nil:
@@ -203,7 +209,7 @@ func (l *Lease) Keep(ctx context.Context) error {
 			return err
 		default:
 			if !failing {
-				l.o.Log.Warn("lease renewal failed; retrying while the TTL allows", "key", l.o.Key, "err", err)
+				l.o.Log.Warn("lease renewal failed; retrying", "key", l.o.Key, "err", err)
 			}
 			failing, wait = true, retryPause
 		}
@@ -257,7 +263,8 @@ func (l *Lease) Release(ctx context.Context) error {
 
 // renewLocked writes value with our revision. When the revision moved it
 // reads the key: ours, it adopts the revision and writes again; otherwise
-// the lease is lost.
+// the lease is lost. A write that gets no answer past the deadline reads
+// the key (settle).
 func (l *Lease) renewLocked(ctx context.Context, value []byte) error {
 	if l.lost != nil {
 		return l.lost
@@ -270,14 +277,7 @@ func (l *Lease) renewLocked(ctx context.Context, value []byte) error {
 	}
 	for attempt := 0; attempt < 2; attempt++ {
 		sent := time.Now()
-		// A renewal must not outlast the lease it renews.
-		limit := min(l.o.Timeout, time.Until(l.deadline()))
-		if limit <= 0 {
-			return l.lose(ErrExpired)
-		}
-		uctx, cancel := context.WithTimeout(ctx, limit)
-		rev, err := l.o.KV.Update(uctx, l.o.Key, value, l.rev)
-		cancel()
+		rev, err := l.call(ctx, func(ctx context.Context) (uint64, error) { return l.o.KV.Update(ctx, l.o.Key, value, l.rev) })
 		if err == nil {
 			l.held(rev, sent)
 			return nil
@@ -286,12 +286,18 @@ func (l *Lease) renewLocked(ctx context.Context, value []byte) error {
 			if errors.Is(err, nats.ErrConnectionClosed) {
 				return l.lose(err)
 			}
+			if ctx.Err() == nil && time.Now().After(l.deadline()) {
+				return l.settle(ctx, value, err)
+			}
 			return err
 		}
 		e, err := l.get(ctx)
 		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound) && time.Now().After(l.deadline()):
+			// Expired while the bucket could not take our renewals.
+			return l.recreate(ctx, value, err)
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			return l.lose(ErrGone)
+			return l.lose(ErrGone) // deleted by someone, within its TTL
 		case err != nil:
 			return err
 		case !l.ours(e.Value()):
@@ -302,6 +308,70 @@ func (l *Lease) renewLocked(ctx context.Context, value []byte) error {
 	return fmt.Errorf("kvlease: %s keeps changing", l.o.Key)
 }
 
+// settle decides, past the TTL of our last confirmed write, on a renewal
+// that got no answer (werr): it reads the key. Ours, the lease goes on
+// (nobody took it, and nobody can while the bucket takes no writes);
+// another's, it is lost; none, we create it again. When the read gets no
+// answer either, the lease goes on trust: nobody can write the key now.
+func (l *Lease) settle(ctx context.Context, value []byte, werr error) error {
+	e, err := l.get(ctx)
+	switch {
+	case err == nil && l.ours(e.Value()):
+		l.trust(false, werr)
+		return werr
+	case err == nil:
+		return l.lose(&HeldError{Value: e.Value(), Revision: e.Revision()})
+	case errors.Is(err, nats.ErrConnectionClosed):
+		return l.lose(err)
+	case !errors.Is(err, jetstream.ErrKeyNotFound):
+		l.trust(true, err)
+		return werr
+	}
+	return l.recreate(ctx, value, werr)
+}
+
+// recreate creates the key again after it expired while the bucket took
+// no writes: before anyone who waited for it, so the holder's work goes on.
+// Create is atomic: if another was quicker, the lease is lost to it.
+func (l *Lease) recreate(ctx context.Context, value []byte, werr error) error {
+	sent := time.Now()
+	rev, err := l.call(ctx, func(ctx context.Context) (uint64, error) { return l.o.KV.Create(ctx, l.o.Key, value) })
+	switch {
+	case err == nil:
+		l.o.Log.Info("lease expired while the bucket took no writes; created it again", "key", l.o.Key)
+		l.held(rev, sent)
+		return nil
+	case isMismatch(err):
+		// Someone was quicker, or our create was answered too late.
+		if e, err := l.get(ctx); err == nil && l.ours(e.Value()) {
+			l.held(e.Revision(), sent)
+			return nil
+		} else if err == nil {
+			return l.lose(&HeldError{Value: e.Value(), Revision: e.Revision()})
+		}
+		return werr
+	case errors.Is(err, nats.ErrConnectionClosed):
+		return l.lose(err)
+	default:
+		l.trust(true, err)
+		return werr
+	}
+}
+
+// trust logs, once, that the lease is kept past its TTL with renewals
+// failing: read back as ours, or (unreadable) on trust alone.
+func (l *Lease) trust(unreadable bool, err error) {
+	if l.onTrust {
+		return
+	}
+	l.onTrust = true
+	if unreadable {
+		l.o.Log.Warn("lease kept on trust: the bucket answers neither writes nor reads, so nobody else can take the key", "key", l.o.Key, "err", err)
+	} else {
+		l.o.Log.Warn("lease kept: renewals fail but the key still holds our value", "key", l.o.Key, "err", err)
+	}
+}
+
 func (l *Lease) start(value []byte) {
 	l.rev, l.lost = 0, nil
 	if !bytes.Equal(value, l.value) {
@@ -310,7 +380,7 @@ func (l *Lease) start(value []byte) {
 }
 
 func (l *Lease) held(rev uint64, sent time.Time) {
-	l.rev, l.confirmed, l.lost, l.prev = rev, sent, nil, nil
+	l.rev, l.confirmed, l.lost, l.prev, l.onTrust = rev, sent, nil, nil, false
 }
 
 func (l *Lease) lose(err error) error {
@@ -318,8 +388,9 @@ func (l *Lease) lose(err error) error {
 	return err
 }
 
-// deadline is when a lease whose renewals fail is given up: Every before
-// the last confirmed write's TTL ends.
+// deadline is when a lease whose renewals fail starts reading the key to
+// know whether it is still ours: Every before the last confirmed write's
+// TTL ends, so before anyone else could create it.
 func (l *Lease) deadline() time.Time { return l.confirmed.Add(l.o.TTL - l.o.Every) }
 
 // ours reports whether v is a value we wrote or may have written.
@@ -354,6 +425,6 @@ func isMismatch(err error) bool {
 
 // isFinal reports whether err ends a lease rather than asking for a retry.
 func isFinal(err error) bool {
-	return errors.Is(err, ErrHeld) || errors.Is(err, ErrGone) || errors.Is(err, ErrExpired) ||
+	return errors.Is(err, ErrHeld) || errors.Is(err, ErrGone) ||
 		errors.Is(err, ErrNotHeld) || errors.Is(err, nats.ErrConnectionClosed)
 }

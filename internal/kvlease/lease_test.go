@@ -27,11 +27,27 @@ func openState(t *testing.T) jetstream.KeyValue {
 
 // flaky is a bucket whose writes can be made to fail the way they do
 // while JetStream elects a leader: the request times out. With applied
-// set, the write happens all the same and only its answer is lost.
+// set, the write happens all the same and only its answer is lost. With
+// unreadable set, reads time out too (no replica answers).
 type flaky struct {
 	jetstream.KeyValue
-	failing atomic.Bool
-	applied atomic.Bool
+	failing    atomic.Bool
+	applied    atomic.Bool
+	unreadable atomic.Bool
+}
+
+func (f *flaky) Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error) {
+	if f.failing.Load() {
+		return 0, context.DeadlineExceeded
+	}
+	return f.KeyValue.Create(ctx, key, value, opts...)
+}
+
+func (f *flaky) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	if f.unreadable.Load() {
+		return nil, context.DeadlineExceeded
+	}
+	return f.KeyValue.Get(ctx, key)
 }
 
 func (f *flaky) Update(ctx context.Context, key string, value []byte, rev uint64) (uint64, error) {
@@ -152,26 +168,105 @@ func TestKeepRidesOutTimeouts(t *testing.T) {
 	}
 }
 
-// Renewals that keep failing end the lease before its TTL runs out: by
-// then another may hold the key.
-func TestKeepGivesUpBeforeTheTTL(t *testing.T) {
+// keeping runs Keep in the background; the returned channel has its
+// result. It is stopped when the test ends.
+func keeping(t *testing.T, l *kvlease.Lease) <-chan error {
+	ctx, cancel := context.WithCancel(context.Background())
+	kept := make(chan error, 1)
+	go func() { kept <- l.Keep(ctx) }()
+	t.Cleanup(cancel)
+	return kept
+}
+
+// stillKept fails the test if Keep has returned.
+func stillKept(t *testing.T, kept <-chan error, when string) {
+	t.Helper()
+	select {
+	case err := <-kept:
+		t.Fatalf("%s: Keep gave up: %v", when, err)
+	default:
+	}
+}
+
+// A bucket with no leader takes no writes, however long the election
+// takes; nobody else can take the key meanwhile. The holder keeps its
+// lease past the TTL, while reads show the key still ours, or while
+// nothing answers at all; and renews again once the bucket does.
+func TestKeepRidesOutAnOutageLongerThanTheTTL(t *testing.T) {
 	t.Parallel()
 	kv := &flaky{KeyValue: openState(t)}
-	ctx := context.Background()
 	const ttl, every = 1500 * time.Millisecond, 300 * time.Millisecond
-	l := newLease(kv, ttl, every)
-	claimed := time.Now()
-	if err := l.Claim(ctx, []byte("node-a")); err != nil {
+	l := claimed(t, kv, "node-a", ttl, every)
+	kept := keeping(t, l)
+	kv.failing.Store(true)
+	time.Sleep(2 * ttl) // writes fail, reads say ours
+	stillKept(t, kept, "writes failing, the key readable")
+	kv.unreadable.Store(true)
+	time.Sleep(ttl) // nothing answers
+	stillKept(t, kept, "nothing answering")
+	rev := l.Revision()
+	kv.failing.Store(false)
+	kv.unreadable.Store(false)
+	deadline := time.Now().Add(2 * time.Second)
+	for l.Revision() == rev && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	stillKept(t, kept, "after the outage")
+	if l.Revision() == rev || value(t, kv) != "node-a" {
+		t.Fatalf("no renewal after the outage (key holds %q)", value(t, kv))
+	}
+}
+
+// The key expired while the bucket took no writes (the election outlasted
+// the TTL): the holder creates it again at once, rather than leave it to
+// whoever waited for it, and its channel never stops.
+func TestKeepCreatesAKeyThatExpiredDuringAnOutage(t *testing.T) {
+	t.Parallel()
+	kv := &flaky{KeyValue: openState(t)}
+	const ttl, every = 1500 * time.Millisecond, 300 * time.Millisecond
+	l := claimed(t, kv, "node-a", ttl, every)
+	kept := keeping(t, l)
+	kv.failing.Store(true)
+	// The bucket lost the key meanwhile; the next renewal's read finds none.
+	if err := kv.KeyValue.Delete(context.Background(), "lease.a"); err != nil {
 		t.Fatal(err)
 	}
-	kv.failing.Store(true)
-	err := l.Keep(ctx)
-	took := time.Since(claimed)
-	if !errors.Is(err, kvlease.ErrExpired) {
-		t.Fatalf("Keep: %v, want ErrExpired", err)
+	time.Sleep(ttl)
+	stillKept(t, kept, "key gone, writes failing")
+	rev := l.Revision()
+	kv.failing.Store(false)
+	deadline := time.Now().Add(2 * time.Second)
+	for value(t, kv) != "node-a" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
 	}
-	if took > ttl || took < ttl-2*every {
-		t.Errorf("gave up %v after the last renewal; want between %v and the TTL %v", took, ttl-2*every, ttl)
+	stillKept(t, kept, "after the outage")
+	if value(t, kv) != "node-a" || l.Revision() == rev {
+		t.Fatalf("the key was not created again: holds %q", value(t, kv))
+	}
+}
+
+// Past the TTL, with renewals failing, a read that finds another owner's
+// value ends the lease at once.
+func TestKeepPastTheTTLLosesToAnotherOwner(t *testing.T) {
+	t.Parallel()
+	kv := &flaky{KeyValue: openState(t)}
+	const ttl, every = 1500 * time.Millisecond, 300 * time.Millisecond
+	l := claimed(t, kv, "node-a", ttl, every)
+	kept := keeping(t, l)
+	kv.failing.Store(true)
+	time.Sleep(ttl)
+	stillKept(t, kept, "writes failing")
+	if _, err := kv.KeyValue.Put(context.Background(), "lease.a", []byte("node-b")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-kept:
+		var held *kvlease.HeldError
+		if !errors.As(err, &held) || string(held.Value) != "node-b" {
+			t.Fatalf("Keep: %v, want held by node-b", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Keep still holds a lease another took")
 	}
 }
 

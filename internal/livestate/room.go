@@ -3,6 +3,7 @@ package livestate
 import (
 	"context"
 	"sort"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -22,6 +23,22 @@ type RoomState struct {
 	// Channels are the translator states reported, by language.
 	Channels  map[string]Channel
 	listeners map[string]map[string]int // language → fan-out node → listeners
+	// Written is, for ReadRoom, when the newest entry it read (the room's
+	// or a translator node's engine entry) was written; zero if none.
+	Written time.Time
+}
+
+// FrozenAfter is how long the bucket may go without any entry rewritten,
+// although its writers rewrite theirs every Refresh, before what it says
+// is taken as frozen: the cluster takes no writes (it lost the majority of
+// its servers), and its reads show the past. A JetStream leader election
+// is over well within it.
+const FrozenAfter = 4 * Refresh
+
+// Frozen reports whether the state read was last written longer than
+// FrozenAfter before now.
+func (r *RoomState) Frozen(now time.Time) bool {
+	return !r.Written.IsZero() && now.Sub(r.Written) > FrozenAfter
 }
 
 // NewRoomState is the state of room id before anything is known.
@@ -29,14 +46,21 @@ func NewRoomState(id string) *RoomState {
 	return &RoomState{room: id, Mics: map[string]Mic{}, Channels: map[string]Channel{}, listeners: map[string]map[string]int{}}
 }
 
-// ReadRoom reads the room's entries once.
+// ReadRoom reads the room's entries once, and the engine entries that
+// translator nodes rewrite every Refresh, to know how fresh it all is
+// (Written, Frozen).
 func ReadRoom(ctx context.Context, kv jetstream.KeyValue, id string) (*RoomState, error) {
-	entries, err := read(ctx, kv, RoomKeys(id))
+	entries, err := read(ctx, kv, append(RoomKeys(id), Engines()))
 	if err != nil {
 		return nil, err
 	}
 	r := NewRoomState(id)
 	r.Apply(Update{Reset: true, Entries: entries})
+	for _, e := range entries {
+		if e.Created.After(r.Written) {
+			r.Written = e.Created
+		}
+	}
 	return r, nil
 }
 

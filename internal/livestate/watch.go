@@ -19,7 +19,12 @@ type Entry struct {
 	Revision uint64
 	// Present is false when the key was deleted, purged or expired.
 	Present bool
+	// Expired is true when the key was removed for its age (the bucket's
+	// TTL; babelcast purges no key otherwise): its writer stopped writing,
+	// or could not write while the bucket had no leader.
+	Expired bool
 	Value   []byte
+	Created time.Time // when this revision was written
 }
 
 // Update is what a watch delivers. After every start of the watch (the
@@ -130,8 +135,31 @@ func current(ctx context.Context, w jetstream.KeyWatcher) ([]Entry, error) {
 	}
 }
 
-// read returns the entries of kv present now under keys, once.
+// LastReader is a bucket that reads the present entries under many keys
+// at once without a consumer (a batched direct get, which any replica
+// answers): the buckets of package bus. Reads then work while the bucket
+// or the cluster elects a leader.
+type LastReader interface {
+	LastFor(ctx context.Context, keys []string) ([]jetstream.KeyValueEntry, error)
+}
+
+// read returns the entries of kv present now under keys, once: through
+// LastFor where kv offers it, else (or when it refuses so many keys) with
+// a watch.
 func read(ctx context.Context, kv jetstream.KeyValue, keys []string) ([]Entry, error) {
+	if lr, ok := kv.(LastReader); ok {
+		es, err := lr.LastFor(ctx, keys)
+		if err == nil {
+			out := make([]Entry, len(es))
+			for i, e := range es {
+				out[i] = entryOf(e)
+			}
+			return out, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+	}
 	w, err := kv.WatchFiltered(ctx, slices.Clone(keys), jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("read %v: %w", keys, err)
@@ -146,8 +174,8 @@ func read(ctx context.Context, kv jetstream.KeyValue, keys []string) ([]Entry, e
 
 func entryOf(e jetstream.KeyValueEntry) Entry {
 	return Entry{
-		Key: e.Key(), Revision: e.Revision(), Value: e.Value(),
-		Present: e.Operation() == jetstream.KeyValuePut,
+		Key: e.Key(), Revision: e.Revision(), Value: e.Value(), Created: e.Created(),
+		Present: e.Operation() == jetstream.KeyValuePut, Expired: e.Operation() == jetstream.KeyValuePurge,
 	}
 }
 

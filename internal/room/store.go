@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/nats-io/nats.go"
@@ -37,12 +38,27 @@ type Store struct {
 // NewStore uses kv (the subject.BucketRooms bucket).
 func NewStore(kv jetstream.KeyValue) *Store { return &Store{kv: kv} }
 
-// Get returns a room and its revision.
+// getAttempt bounds one read of a room. A read is answered by any replica
+// of the bucket in milliseconds; one sent to a server as it dies is never
+// answered, and is sent again rather than waited for.
+const getAttempt = time.Second
+
+// Get returns a room and its revision. A read that gets no answer is
+// tried again until ctx ends.
 func (s *Store) Get(ctx context.Context, id string) (*Room, uint64, error) {
 	if ValidID(id) != nil {
 		return nil, 0, ErrNotFound
 	}
-	e, err := s.kv.Get(ctx, id)
+	var e jetstream.KeyValueEntry
+	var err error
+	for {
+		actx, cancel := context.WithTimeout(ctx, getAttempt)
+		e, err = s.kv.Get(actx, id)
+		cancel()
+		if ctx.Err() != nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+			break
+		}
+	}
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, ErrNotFound
 	}
@@ -56,8 +72,27 @@ func (s *Store) Get(ctx context.Context, id string) (*Room, uint64, error) {
 	return r, e.Revision(), nil
 }
 
-// List returns every room, in no particular order.
+// List returns every room, in no particular order. Where the bucket reads
+// many keys at once (the buckets of package bus), that is one request any
+// replica answers; otherwise the keys are listed and read one by one.
 func (s *Store) List(ctx context.Context) ([]*Room, error) {
+	if lr, ok := s.kv.(interface {
+		LastFor(ctx context.Context, keys []string) ([]jetstream.KeyValueEntry, error)
+	}); ok {
+		if es, err := lr.LastFor(ctx, []string{">"}); err == nil {
+			rooms := make([]*Room, 0, len(es))
+			for _, e := range es {
+				r, err := decode(e.Value())
+				if err != nil {
+					return nil, fmt.Errorf("room %s: %w", e.Key(), err)
+				}
+				rooms = append(rooms, r)
+			}
+			return rooms, nil
+		} else if ctx.Err() != nil {
+			return nil, fmt.Errorf("list rooms: %w", err)
+		}
+	}
 	lister, err := s.kv.ListKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list rooms: %w", err)

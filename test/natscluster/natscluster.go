@@ -130,6 +130,13 @@ cluster {
 				t.Logf("nats-server %s log:\n%s", s.Name, tail(s.logs.String(), 25))
 			}
 		}
+		// BABELCAST_E2E_LOGS=dir keeps every server's whole log.
+		if dir := os.Getenv("BABELCAST_E2E_LOGS"); dir != "" {
+			for _, s := range c.Servers {
+				name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + "-nats-" + s.Name + ".log"
+				_ = os.WriteFile(filepath.Join(dir, name), []byte(s.logs.String()), 0o644)
+			}
+		}
 	})
 	if !o.NoWait {
 		c.AwaitReady()
@@ -271,16 +278,21 @@ func (s *Server) Running() bool {
 // ready.
 func (s *Server) Restart() {
 	s.c.t.Helper()
+	s.Start()
+	s.awaitReady()
+}
+
+// Start starts a killed server again on its store, without waiting.
+func (s *Server) Start() {
 	s.Kill()
 	s.start(Binary(s.c.t))
-	s.awaitReady()
 }
 
 // Log is what the server has logged so far.
 func (s *Server) Log() string { return s.logs.String() }
 
 // StreamLeader asks the cluster (through nc) which server leads stream,
-// and which servers hold replicas that are current.
+// and which servers hold replicas that are current (the leader included).
 func StreamLeader(ctx context.Context, nc *nats.Conn, stream string) (leader string, current []string, err error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -296,6 +308,9 @@ func StreamLeader(ctx context.Context, nc *nats.Conn, stream string) (leader str
 	}
 	if info.Cluster == nil {
 		return "", nil, fmt.Errorf("stream %s: no cluster info", stream)
+	}
+	if info.Cluster.Leader != "" {
+		current = append(current, info.Cluster.Leader)
 	}
 	for _, r := range info.Cluster.Replicas {
 		if r.Current && !r.Offline {

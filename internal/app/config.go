@@ -31,9 +31,9 @@ var AllRoles = []string{RoleAPI, RoleIngest, RoleTranslate, RoleFanout}
 
 // Config is everything a process needs to start.
 type Config struct {
-	Addr    string   // HTTP listen address, e.g. ":8080"
-	DataDir string   // embedded NATS store and generated admin token
-	NATSURL string   // external NATS; empty starts an embedded server
+	Addr    string // HTTP listen address, e.g. ":8080"
+	DataDir string // embedded NATS store and generated admin token
+	NATSURL string // external NATS; empty starts an embedded server
 	// NATSListen opens the embedded server to other processes on this
 	// address, for clients holding the NKey it keeps in DataDir; empty:
 	// reachable from inside this process only.
@@ -42,8 +42,8 @@ type Config struct {
 	Replicas int
 	// Credentials and TLS for an external NATS (file paths; empty unused).
 	NATSCreds, NATSNKey, NATSTLSCA, NATSTLSCert, NATSTLSKey string
-	Roles   []string // subset of AllRoles
-	Node    string   // this process's name in the cluster; empty = hostname + random suffix
+	Roles                                                   []string // subset of AllRoles
+	Node                                                    string   // this process's name in the cluster; empty = hostname + random suffix
 
 	AdminToken string // empty: read from DataDir, or generated and printed once
 	PublicURL  string // base URL for share links; empty = from each request

@@ -139,7 +139,9 @@ func (t *tools) findPairs(ctx context.Context, wblank, modesDir string) error {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		out, err := exec.CommandContext(cctx, wblank, "-z", filepath.Join(modesDir, e.Name())).Output()
+		cmd := exec.CommandContext(cctx, wblank, "-z", filepath.Join(modesDir, e.Name()))
+		cmd.Env = childEnv(os.Environ())
+		out, err := cmd.Output()
 		cancel()
 		if err != nil {
 			t.ignoredModes = append(t.ignoredModes, name+": apertium-wblank-mode failed: "+err.Error())
@@ -175,7 +177,9 @@ func missingStage(pipeline string) string {
 func listVoices(ctx context.Context, espeak string) ([]voice, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(cctx, espeak, "--voices").Output()
+	cmd := exec.CommandContext(cctx, espeak, "--voices")
+	cmd.Env = childEnv(os.Environ())
+	out, err := cmd.Output()
 	if err != nil {
 		return nil, fmt.Errorf("espeak-ng --voices: %w", err)
 	}

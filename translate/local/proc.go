@@ -3,7 +3,9 @@ package local
 import (
 	"bufio"
 	"io"
+	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,9 +17,35 @@ import (
 // itself dies: every helper reads its work from a pipe we hold, sees its
 // end and exits. (Pdeathsig would fire when the forking OS thread exits,
 // which Go may do.)
+//
+// A helper gets only the environment it needs (childEnv): never the
+// process's secrets (OPENAI_API_KEY, BABELCAST_ADMIN_TOKEN, …), which a
+// helper has no use for and could leak in a crash report or a core file.
 func configureProc(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = 2 * time.Second
+	cmd.Env = childEnv(os.Environ())
+}
+
+// childEnv keeps of env what the helpers (bash, Apertium, PocketSphinx,
+// espeak-ng) read: where programs and libraries are, the home and
+// temporary directories, the time zone, and their own settings; and sets
+// a UTF-8 locale.
+func childEnv(env []string) []string {
+	keep := []string{"PATH", "HOME", "TMPDIR", "TZ", "LD_LIBRARY_PATH"}
+	prefixes := []string{"APERTIUM", "ESPEAK", "POCKETSPHINX", "SPHINX", "LTTOOLBOX", "CG3"}
+	var out []string
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		ok := slices.Contains(keep, name)
+		for _, p := range prefixes {
+			ok = ok || strings.HasPrefix(name, p)
+		}
+		if ok {
+			out = append(out, kv)
+		}
+	}
+	return append(out, "LC_ALL=C.UTF-8", "LANG=C.UTF-8")
 }
 
 // killGroup stops a helper process and every process of its group.

@@ -68,7 +68,6 @@ func (t *translator) start() error {
 	// (no '*'), as `apertium -u` does. $2 is the tagger's, unused.
 	cmd := exec.Command("bash", "-c", t.pair.Pipeline, "apertium-"+t.pair.Mode, "-n", "")
 	configureProc(cmd)
-	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8")
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return err

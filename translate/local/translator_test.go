@@ -100,3 +100,20 @@ func TestTranslatorRestarts(t *testing.T) {
 		t.Error("pipeline was not restarted")
 	}
 }
+
+// The helper processes get none of babelcast's secrets: a pipeline that
+// prints the API key and the admin token prints nothing of them.
+func TestHelpersGetNoSecrets(t *testing.T) {
+	t.Setenv("OPENAI_API_KEY", "sk-helper-secret")
+	t.Setenv("BABELCAST_ADMIN_TOKEN", "adm_helper_secret")
+	tr := newTranslator(testLog(t), pair{Mode: "env-check", Target: "es",
+		Pipeline: `printf 'key=%s token=%s locale=%s\0' "$OPENAI_API_KEY" "$BABELCAST_ADMIN_TOKEN" "$LC_ALL"; cat >/dev/null`})
+	defer tr.close()
+	out, err := tr.translate(context.Background(), "hello", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, "secret") || !strings.Contains(out, "locale=C.UTF-8") {
+		t.Errorf("the helper saw %q", out)
+	}
+}

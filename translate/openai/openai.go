@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -151,6 +152,10 @@ func New(opt Options) (*Engine, error) {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
+	if u.Scheme == "ws" && !loopback(u.Hostname()) {
+		// Said once, at start: every session would send the key so.
+		opt.Log.Warn("the realtime URL is ws:// to another machine: the API key travels in clear text; use wss://", "host", u.Hostname())
+	}
 	if opt.Dialer == nil {
 		opt.Dialer = &websocket.Dialer{HandshakeTimeout: 15 * time.Second, Proxy: websocket.DefaultDialer.Proxy}
 	}
@@ -255,4 +260,14 @@ func (e *Engine) endpoint(kind string) string {
 	}
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// loopback reports whether host names this machine: "localhost" or a
+// loopback address. Traffic to it never crosses a network.
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -1,9 +1,11 @@
 package openai
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"reflect"
 	"strconv"
 	"strings"
@@ -373,5 +375,35 @@ func TestQuietSpeakerIsToppedUpOnlyForTopUp(t *testing.T) {
 				t.Fatalf("input grew by %d ms for a 1 s sentence: the wait was filled with silence", grew)
 			}
 		})
+	}
+}
+
+// A key sent over ws:// to another machine travels in clear text: the
+// engine says so once, at start; to this machine (tests, a local proxy)
+// it says nothing.
+func TestWarnsOnceOfAKeyInClearText(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		url  string
+		warn bool
+	}{
+		{"ws://realtime.example.org/v1/realtime", true},
+		{"http://10.0.0.7:8080/v1/realtime", true},
+		{"ws://127.0.0.1:9000/v1/realtime", false},
+		{"ws://localhost:9000/v1/realtime", false},
+		{"ws://[::1]:9000/v1/realtime", false},
+		{"wss://api.openai.com/v1/realtime", false},
+	} {
+		var logs bytes.Buffer
+		if _, err := New(Options{APIKey: "sk-secret", RealtimeURL: tc.url, Log: slog.New(slog.NewTextHandler(&logs, nil))}); err != nil {
+			t.Fatal(err)
+		}
+		n := strings.Count(logs.String(), "clear text")
+		if (n == 1) != tc.warn || n > 1 {
+			t.Errorf("%s: %d warnings, want warn=%v", tc.url, n, tc.warn)
+		}
+		if strings.Contains(logs.String(), "sk-secret") {
+			t.Errorf("%s: the key reached the log", tc.url)
+		}
 	}
 }

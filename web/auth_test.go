@@ -3,7 +3,6 @@ package web
 import (
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +23,7 @@ func TestAdminAuth(t *testing.T) {
 		{"GET", "/api/v1/rooms/keynote/qr.png", ""},
 	}
 	for _, rt := range adminRoutes {
-		f.server.authFails.prune(time.Now().Add(time.Hour)) // this test is not about the limit
+		f.server.authFails.Prune(time.Now().Add(time.Hour)) // this test is not about the limit
 		r := f.request(rt.method, rt.path, "", rt.body)
 		mustStatus(t, r, http.StatusUnauthorized)
 		if e := r.errBody(t); e.Code != "unauthorized" {
@@ -100,12 +99,14 @@ func TestBruteForceLimit(t *testing.T) {
 	if !strings.Contains(w.Body.String(), "too_many_attempts") {
 		t.Fatalf("body %s", w.Body)
 	}
-	// Blocked means blocked: the right token must not tell itself apart.
-	if w := serve(f, attacker, testToken); w.Code != http.StatusTooManyRequests {
-		t.Fatalf("right token while blocked: status %d", w.Code)
+	// Wrong tokens are refused; the right one is never: an attendee
+	// guessing behind the venue's one NAT address does not lock the
+	// organizers out.
+	if w := serve(f, attacker, testToken); w.Code != http.StatusOK {
+		t.Fatalf("right token from a blocked address: status %d", w.Code)
 	}
-	// Same client on another port: still blocked.
-	if w := serve(f, "203.0.113.7:5000", testToken); w.Code != http.StatusTooManyRequests {
+	// Same client on another port: still blocked for wrong tokens.
+	if w := serve(f, "203.0.113.7:5000", "guess2"); w.Code != http.StatusTooManyRequests {
 		t.Fatalf("other port: status %d", w.Code)
 	}
 	// Another client is not affected.
@@ -116,48 +117,10 @@ func TestBruteForceLimit(t *testing.T) {
 	for range authFailBurst {
 		serve(f, "[2001:db8:1:2::1]:4000", "guess")
 	}
-	if w := serve(f, "[2001:db8:1:2::ffff]:4000", testToken); w.Code != http.StatusTooManyRequests {
+	if w := serve(f, "[2001:db8:1:2::ffff]:4000", "guess"); w.Code != http.StatusTooManyRequests {
 		t.Fatalf("same /64: status %d", w.Code)
 	}
 	if w := serve(f, "[2001:db8:1:3::1]:4000", testToken); w.Code != http.StatusOK {
 		t.Fatalf("other /64: status %d", w.Code)
-	}
-}
-
-func TestFailLimiterRefillsAndForgets(t *testing.T) {
-	t.Parallel()
-	l := newFailLimiter()
-	now := time.Unix(1_700_000_000, 0)
-	for range authFailBurst {
-		if l.blocked("a", now) {
-			t.Fatal("blocked before the budget was used")
-		}
-		l.fail("a", now)
-	}
-	if !l.blocked("a", now) {
-		t.Fatal("not blocked after the budget was used")
-	}
-	if l.blocked("a", now.Add(authFailEvery)) {
-		t.Fatal("still blocked after one refill period")
-	}
-	l.prune(now.Add(authFailEvery))
-	if len(l.clients) != 1 {
-		t.Fatal("pruned a client whose budget is not full")
-	}
-	l.prune(now.Add(authFailBurst * authFailEvery))
-	if len(l.clients) != 0 {
-		t.Fatal("kept a client whose budget refilled")
-	}
-}
-
-func TestFailLimiterBounded(t *testing.T) {
-	t.Parallel()
-	l := newFailLimiter()
-	now := time.Unix(1_700_000_000, 0)
-	for i := range authFailMaxClients + 10 {
-		l.fail(strconv.Itoa(i), now)
-	}
-	if n := len(l.clients); n > authFailMaxClients {
-		t.Fatalf("%d clients kept, limit %d", n, authFailMaxClients)
 	}
 }

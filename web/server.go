@@ -35,6 +35,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/babelcast/babelcast/internal/access"
 	"github.com/babelcast/babelcast/internal/bus"
 	"github.com/babelcast/babelcast/internal/httperr"
 	"github.com/babelcast/babelcast/internal/question"
@@ -68,8 +69,11 @@ type Server struct {
 	adminToken []byte
 	publicURL  string
 	log        *slog.Logger
-	authFails  *failLimiter
+	authFails  *access.Failures
 }
+
+// minTokenLen is the shortest admin token taken without a warning.
+const minTokenLen = 20
 
 // kvTimeout bounds the KV work of one request, so a stalled NATS does not
 // hold requests forever.
@@ -90,10 +94,14 @@ func New(o Options) (*Server, error) {
 		adminToken: []byte(o.AdminToken),
 		publicURL:  strings.TrimRight(strings.TrimSpace(o.PublicURL), "/"),
 		log:        o.Log,
-		authFails:  newFailLimiter(),
+		authFails:  access.NewFailures(authFailBurst, authFailEvery),
 	}
 	if o.AdminToken == "" {
 		s.log.Warn("no admin token configured: the organizer API refuses every request")
+	} else if len(o.AdminToken) < minTokenLen {
+		// The brute-force limit slows wrong guesses but never refuses the
+		// right token: only a token nobody can guess is safe behind it.
+		s.log.Warn("the admin token is short enough to be guessed; use a long random one (or let babelcast generate it)", "length", len(o.AdminToken))
 	}
 	return s, nil
 }
@@ -126,7 +134,7 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			s.authFails.prune(time.Now())
+			s.authFails.Prune(time.Now())
 		}
 	}
 }

@@ -62,7 +62,9 @@ func TestAdminLimitPerClientBehindTrustedProxy(t *testing.T) {
 	if code := get("203.0.113.10", service.AdminToken); code != http.StatusOK {
 		t.Errorf("the organizer behind the same load balancer: %d, want 200", code)
 	}
-	if code := get("203.0.113.66", service.AdminToken); code != http.StatusTooManyRequests {
-		t.Errorf("the guesser with the right token while blocked: %d, want 429", code)
+	// The right token is never refused, even from the guesser's address:
+	// at a venue, the organizers may share it.
+	if code := get("203.0.113.66", service.AdminToken); code != http.StatusOK {
+		t.Errorf("the right token from the guesser's address: %d, want 200", code)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/babelcast/babelcast/internal/access"
 	"github.com/babelcast/babelcast/internal/httperr"
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
@@ -44,6 +45,11 @@ const (
 	DefaultWriteTimeout = 10 * time.Second
 	DefaultPingInterval = 10 * time.Second
 	DefaultPongWait     = 30 * time.Second
+	// A node takes DefaultMaxListeners connections (about 14 KiB each),
+	// at most DefaultMaxListenersPerAddress from one address: enough for
+	// a venue behind one NAT address, not for one client to take a node.
+	DefaultMaxListeners           = 20000
+	DefaultMaxListenersPerAddress = 1000
 )
 
 // Options configures the fan-out role.
@@ -77,6 +83,12 @@ type Options struct {
 	// and 30 s.
 	PingInterval time.Duration
 	PongWait     time.Duration
+	// MaxListeners caps this node's listener connections (WebSocket and
+	// streams): one more is refused with 503. MaxListenersPerAddress caps
+	// those of one client address: one more is refused with 429. Zero
+	// means the default; negative, no cap.
+	MaxListeners           int
+	MaxListenersPerAddress int
 }
 
 // Server is the fan-out role of one node.
@@ -86,6 +98,10 @@ type Server struct {
 	hub      *hub
 	presence *presence
 	upgrader websocket.Upgrader
+	// passFails counts wrong passcodes by client and room; conns caps
+	// listener connections.
+	passFails *access.Failures
+	conns     *access.Conns
 
 	runOnce sync.Once
 }
@@ -122,7 +138,17 @@ func New(o Options) (*Server, error) {
 	if o.PongWait <= 0 {
 		o.PongWait = DefaultPongWait
 	}
-	s := &Server{o: o, log: o.Log.With("role", "fanout")}
+	if o.MaxListeners == 0 {
+		o.MaxListeners = DefaultMaxListeners
+	}
+	if o.MaxListenersPerAddress == 0 {
+		o.MaxListenersPerAddress = DefaultMaxListenersPerAddress
+	}
+	s := &Server{
+		o: o, log: o.Log.With("role", "fanout"),
+		passFails: access.NewFailures(passcodeFailBurst, passcodeFailEvery),
+		conns:     access.NewConns(o.MaxListenersPerAddress, o.MaxListeners),
+	}
 	s.presence = newPresence(o.State, o.Node, s.log)
 	s.hub = newHub(s)
 	s.upgrader = websocket.Upgrader{
@@ -134,9 +160,12 @@ func New(o Options) (*Server, error) {
 		ReadBufferSize:  256,
 		WriteBufferPool: &sync.Pool{},
 		// The listen page may be embedded on any site; no cookies are
-		// involved (the passcode travels in the URL), so any origin may
-		// connect.
+		// involved (the passcode is presented explicitly, in the
+		// subprotocol or the URL), so any origin may connect.
 		CheckOrigin: func(*http.Request) bool { return true },
+		// The pages offer "babelcast" and their passcode as a second
+		// subprotocol; the server selects "babelcast".
+		Subprotocols: []string{access.Protocol},
 		// Failed upgrades answer in the API's JSON error shape too.
 		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
 			httperr.Write(w, status, "invalid_request", reason.Error())
@@ -161,9 +190,13 @@ func (s *Server) Run(ctx context.Context) error {
 		return errors.New("fanout: Run called twice")
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); s.watchRooms(ctx) }()
 	go func() { defer wg.Done(); s.presence.run(ctx) }()
+	go func() {
+		defer wg.Done()
+		livestate.Every(ctx, time.Minute, func() { s.passFails.Prune(time.Now()) }) // forget refilled budgets
+	}()
 	<-ctx.Done()
 
 	s.hub.shutdown(s.o.WriteTimeout + time.Second)
@@ -206,6 +239,7 @@ type admitError struct {
 	status int
 	code   string
 	msg    string
+	retry  time.Duration // Retry-After, if any
 }
 
 func (e *admitError) Error() string { return fmt.Sprintf("%d %s", e.status, e.msg) }

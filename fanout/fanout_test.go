@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/babelcast/babelcast/internal/audio"
+	"github.com/babelcast/babelcast/internal/access"
 	"github.com/babelcast/babelcast/internal/bus"
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/room"
@@ -169,6 +171,39 @@ func (e *env) dialWith(d *websocket.Dialer, roomID, lang string, read bool) *cli
 		go c.readLoop()
 	}
 	return c
+}
+
+// dialRaw connects a listener to path offering subprotocols, expecting
+// nothing of the server after the upgrade: the test reads what comes.
+func (e *env) dialRaw(t *testing.T, path string, subprotocols []string) *client {
+	t.Helper()
+	d := websocket.Dialer{Subprotocols: subprotocols}
+	conn, resp, err := d.Dial(e.wsURL(path), nil)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("dial %s: %v (HTTP %d)", path, err, status)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := &client{conn: conn, audio: make(chan []byte, 1000), text: make(chan map[string]any, 1000), done: make(chan struct{})}
+	go c.readLoop()
+	return c
+}
+
+// sawHello reports whether a hello came (read it after done).
+func (c *client) sawHello() bool {
+	for {
+		select {
+		case m := <-c.text:
+			if m["type"] == "hello" {
+				return true
+			}
+		default:
+			return false
+		}
+	}
 }
 
 func (c *client) readLoop() {
@@ -813,13 +848,17 @@ func TestHandshakeErrors(t *testing.T) {
 		{"/api/v1/rooms/nope/listen?lang=es", 404, "not_found"},
 		{"/api/v1/rooms/keynote/listen?lang=fr", 400, "floor, en (source), es, nl"},
 		{"/api/v1/rooms/keynote/listen", 400, "floor, en (source), es, nl"},
-		{"/api/v1/rooms/private/listen?lang=de", 403, "passcode"},
-		{"/api/v1/rooms/private/listen?lang=de&passcode=wrong", 403, "passcode"},
+		// A plain GET says whether the room and language exist, never
+		// whether a passcode is right: the same 426 for none, a wrong one
+		// and the right one.
+		{"/api/v1/rooms/private/listen?lang=de", 426, "upgrade_required"},
+		{"/api/v1/rooms/private/listen?lang=de&passcode=wrong", 426, "upgrade_required"},
+		{"/api/v1/rooms/private/listen?lang=de&passcode=s3cret", 426, "upgrade_required"},
 		{"/api/v1/rooms/nope/audio/es.wav", 404, "not_found"},
 		{"/api/v1/rooms/keynote/audio/fr.wav", 400, "floor, en (source), es, nl"},
 		{"/api/v1/rooms/private/audio/de.wav", 403, "passcode"},
 		{"/api/v1/rooms/keynote/audio/es.mp3", 404, "not_found"},
-		{"/api/v1/rooms/keynote/listen?lang=es", 400, "websocket"}, // a plain GET, no upgrade
+		{"/api/v1/rooms/keynote/listen?lang=es", 426, "upgrade_required"}, // a plain GET, no upgrade
 	}
 	for _, tc := range cases {
 		resp, err := http.Get(e.http.URL + tc.path)
@@ -841,6 +880,155 @@ func TestHandshakeErrors(t *testing.T) {
 		t.Fatalf("with passcode: %v", err)
 	}
 	conn.Close()
+	// A wrong passcode is told after the upgrade: closed with 4403 before
+	// any hello.
+	for _, q := range []string{"", "&passcode=wrong"} {
+		c := e.dialRaw(t, "/api/v1/rooms/private/listen?lang=de"+q, nil)
+		if code := c.closeCode(t); code != wire.ClosePasscodeChanged {
+			t.Errorf("passcode %q: close %d, want %d", q, code, wire.ClosePasscodeChanged)
+		}
+		if c.sawHello() {
+			t.Errorf("passcode %q: a hello was sent", q)
+		}
+	}
+}
+
+// The pages present the passcode in the WebSocket subprotocol, where no
+// load balancer logs it: "babelcast" and "babelcast.passcode.<base64url>".
+// The server selects "babelcast".
+func TestPasscodeInSubprotocol(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.createRoom(&room.Room{ID: "private", SourceLanguage: "en", Languages: []room.Language{{Code: "de"}}, Passcode: "sésame"})
+	d := websocket.Dialer{Subprotocols: []string{access.Protocol, access.CredentialProtocol(access.KindPasscode, "sésame")}}
+	conn, resp, err := d.Dial(e.wsURL("/api/v1/rooms/private/listen?lang=de"), nil)
+	if err != nil {
+		t.Fatalf("passcode in the subprotocol: %v", err)
+	}
+	if p := resp.Header.Get("Sec-WebSocket-Protocol"); p != access.Protocol {
+		t.Errorf("selected subprotocol %q, want %q", p, access.Protocol)
+	}
+	_, msg, err := conn.ReadMessage()
+	if err != nil || !strings.Contains(string(msg), `"hello"`) {
+		t.Errorf("first message %s, %v", msg, err)
+	}
+	conn.Close()
+	wrong := e.dialRaw(t, "/api/v1/rooms/private/listen?lang=de", []string{access.Protocol, access.CredentialProtocol(access.KindPasscode, "sesame")})
+	if code := wrong.closeCode(t); code != wire.ClosePasscodeChanged {
+		t.Errorf("wrong passcode in the subprotocol: close %d", code)
+	}
+}
+
+// A client gets a budget of wrong passcodes for a room, by WebSocket and
+// stream alike. Past it, its requests for that room are refused with 429
+// before the passcode is looked at (the right one too: a passcode can be
+// guessed, so telling it apart would undo the limit); other rooms are not
+// affected.
+func TestPasscodeGuessesAreLimited(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.createRoom(&room.Room{ID: "private", SourceLanguage: "en", Languages: []room.Language{{Code: "de"}}, Passcode: "s3cret"})
+	e.createRoom(&room.Room{ID: "other", SourceLanguage: "en", Passcode: "0th3r"})
+	for i := range passcodeFailBurst {
+		if i%2 == 0 {
+			c := e.dialRaw(t, "/api/v1/rooms/private/listen?lang=de&passcode=guess"+strconv.Itoa(i), nil)
+			if code := c.closeCode(t); code != wire.ClosePasscodeChanged {
+				t.Fatalf("guess %d: close %d", i+1, code)
+			}
+			continue
+		}
+		resp, err := http.Get(e.http.URL + "/api/v1/rooms/private/audio/de.wav?passcode=guess" + strconv.Itoa(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("guess %d: status %d", i+1, resp.StatusCode)
+		}
+	}
+	for _, path := range []string{
+		"/api/v1/rooms/private/listen?lang=de&passcode=s3cret", // the right one, by WebSocket
+		"/api/v1/rooms/private/listen?lang=de&passcode=guess",
+		"/api/v1/rooms/private/audio/de.wav?passcode=s3cret", // the right one, streamed
+	} {
+		_, resp, err := websocket.DefaultDialer.Dial(e.wsURL(path), nil)
+		if strings.Contains(path, ".wav") {
+			resp, err = http.Get(e.http.URL + path)
+			if err == nil {
+				resp.Body.Close()
+			}
+		} else if err == nil {
+			t.Fatalf("%s: connected while blocked", path)
+		}
+		if resp == nil || resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("%s while blocked: %v %v, want 429 with Retry-After", path, resp, err)
+		}
+	}
+	// A plain GET (how the pages ask why a handshake failed) says so too.
+	resp, err := http.Get(e.http.URL + "/api/v1/rooms/private/listen?lang=de")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), "too_many_attempts") {
+		t.Errorf("plain GET while blocked: %d %s", resp.StatusCode, body)
+	}
+	// Another room, and a room without a passcode, are not affected.
+	e.dial("other", "en&passcode=0th3r").conn.Close()
+	e.dial("keynote", "es").conn.Close()
+}
+
+// Listener connections are capped per client address (429) and per node
+// (503), in the API's error shape; a slot is given back when its listener
+// leaves.
+func TestListenerCaps(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *Options) { o.MaxListenersPerAddress = 2; o.MaxListeners = 3 })
+	refused := func(path string, status int, code string) {
+		t.Helper()
+		_, resp, err := websocket.DefaultDialer.Dial(e.wsURL(path), nil)
+		if err == nil || resp == nil {
+			t.Fatalf("%s: connected past the cap (%v)", path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != status || !strings.Contains(string(body), code) || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("%s: %d %s, want %d %s with Retry-After", path, resp.StatusCode, body, status, code)
+		}
+	}
+	a := e.dial("keynote", "es")
+	e.dial("keynote", "nl")
+	refused("/api/v1/rooms/keynote/listen?lang=es", http.StatusTooManyRequests, "too_many_listeners")
+	// A stream counts too.
+	resp, err := http.Get(e.http.URL + "/api/v1/rooms/keynote/audio/es.wav")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a stream past the per-address cap: %d", resp.StatusCode)
+	}
+	a.conn.Close()
+	waitFor(t, "the slot given back", func() bool {
+		c, _, err := websocket.DefaultDialer.Dial(e.wsURL("/api/v1/rooms/keynote/listen?lang=es"), nil)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+
+	// The node's cap, whoever asks.
+	e2 := newEnv(t, func(o *Options) { o.MaxListenersPerAddress = 10; o.MaxListeners = 2 })
+	e2.dial("keynote", "es")
+	e2.dial("keynote", "nl")
+	_, resp, err = websocket.DefaultDialer.Dial(e2.wsURL("/api/v1/rooms/keynote/listen?lang=es"), nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("past the node's cap: %v %v", resp, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), "server_full") {
+		t.Errorf("body %s", body)
+	}
 }
 
 func TestWAVStream(t *testing.T) {

@@ -507,6 +507,13 @@ func (h *hub) roomDeleted(id string) {
 // roomChanged records room r at revision rev and closes the listeners of
 // languages it no longer serves, and those whose passcode it no longer
 // accepts.
+// isClosed reports whether the hub is shutting down (no new listeners).
+func (h *hub) isClosed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.closed
+}
+
 // watched is room id as the rooms watch last saw it, if it did.
 func (h *hub) watched(id string) (*room.Room, uint64, bool) {
 	h.mu.Lock()

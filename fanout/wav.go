@@ -30,13 +30,20 @@ func (s *Server) handleWAV(w http.ResponseWriter, r *http.Request) {
 		httperr.NotFound(w, "no such stream; use /api/v1/rooms/{id}/audio/{lang}.wav")
 		return
 	}
-	l, err := s.admitRequest(r, lang, transportWAV)
+	adm, err := s.admit(r, lang, transportWAV)
 	if err != nil {
 		writeAdmitError(w, err)
 		return
 	}
+	if !adm.authorize() {
+		adm.release()
+		httperr.Write(w, http.StatusForbidden, "forbidden", "wrong or missing passcode")
+		return
+	}
+	l := adm.listener()
 	lang = l.lang
 	if err := s.hub.join(r.Context(), l); err != nil {
+		adm.release()
 		s.joinFailed(w, err, roomID, lang)
 		return
 	}
@@ -50,6 +57,7 @@ func (s *Server) handleWAV(w http.ResponseWriter, r *http.Request) {
 		nc, brw, err := http.NewResponseController(w).Hijack()
 		if err == nil {
 			go func() {
+				defer adm.release()
 				defer s.hub.leave(l)
 				s.serveWAVConn(nc, brw, r.Proto, head, l, log)
 			}()
@@ -58,6 +66,7 @@ func (s *Server) handleWAV(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// Otherwise (HTTP/2) stream through the ResponseWriter.
+	defer adm.release()
 	defer s.hub.leave(l)
 	for _, h := range strings.Split(strings.TrimSpace(head), "\r\n") {
 		k, v, _ := strings.Cut(h, ": ")

@@ -3,13 +3,16 @@ package fanout
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/gorilla/websocket"
 
+	"github.com/babelcast/babelcast/internal/access"
 	"github.com/babelcast/babelcast/internal/httperr"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/wire"
@@ -22,8 +25,47 @@ const maxClientMessage = 4096
 // delayEvery is how often a WebSocket listener is told its delay.
 const delayEvery = time.Second
 
-// admitRequest admits the listener r asks to be, to channel lang.
-func (s *Server) admitRequest(r *http.Request, lang, transport string) (*listener, error) {
+// Passcode guessing: a client gets passcodeFailBurst wrong passcodes for a
+// room at once, then one more every passcodeFailEvery. Past that, every
+// request of that client for that room is refused with 429 before its
+// passcode is looked at, the right one too: a passcode is short enough to
+// be guessed, so a right one let through while wrong ones are refused would
+// tell it. (Behind a venue's one NAT address, a guesser holds up new
+// attendees of that room until the budget refills; those connected stay.)
+const (
+	passcodeFailBurst = 20
+	passcodeFailEvery = 3 * time.Second
+)
+
+// admission is a listener request for a room and channel that exist,
+// holding one of the client's connection slots. Its passcode is not
+// checked yet: authorize does, when the endpoint is about to serve (after
+// the upgrade, for a WebSocket), so that no answer before then differs
+// between a right and a wrong passcode. Every endpoint that streams a
+// channel goes through admit and authorize: the passcode limit and the
+// connection caps come with them.
+type admission struct {
+	s           *Server
+	room        *room.Room
+	rev         uint64 // of the room the admission read
+	lang        string // canonical, or wire.Floor
+	passcode    string
+	passthrough bool
+	client      string
+	transport   string
+	once        sync.Once
+}
+
+// admit checks a listener's request for channel lang of the room the path
+// names: the room exists and serves lang (or lang is the floor), the
+// query is sound, the client has not used up its passcode budget, and the
+// connection caps allow one more. The passcode comes from the WebSocket
+// subprotocol (the pages) or ?passcode= (other clients).
+func (s *Server) admit(r *http.Request, lang, transport string) (*admission, error) {
+	if s.hub.isClosed() {
+		return nil, &admitError{status: http.StatusServiceUnavailable, code: "unavailable", msg: "server shutting down"}
+	}
+	roomID := chi.URLParam(r, "id")
 	q := r.URL.Query()
 	passthrough := true
 	switch v := q.Get("passthrough"); v {
@@ -31,44 +73,69 @@ func (s *Server) admitRequest(r *http.Request, lang, transport string) (*listene
 	case "false", "0":
 		passthrough = false
 	default:
-		return nil, &admitError{http.StatusBadRequest, "invalid_request", "passthrough must be true or false, not " + quote(v)}
+		return nil, &admitError{status: http.StatusBadRequest, code: "invalid_request", msg: "passthrough must be true or false, not " + quote(v)}
 	}
-	l, err := s.admit(r.Context(), chi.URLParam(r, "id"), lang, q.Get("passcode"), transport)
-	if err == nil {
-		l.passthrough = passthrough
-	}
-	return l, err
-}
-
-// admit checks a listener's request: the room exists, serves lang (or lang
-// is the floor), and the passcode (if any) matches. It returns the
-// listener to join, on the canonical language code.
-func (s *Server) admit(ctx context.Context, roomID, lang, passcode, transport string) (*listener, error) {
-	r, rev, err := s.lookup(ctx, roomID)
+	rm, rev, err := s.lookup(r.Context(), roomID)
 	if errors.Is(err, room.ErrNotFound) {
-		return nil, &admitError{http.StatusNotFound, "not_found", "no room " + quote(roomID)}
+		return nil, &admitError{status: http.StatusNotFound, code: "not_found", msg: "no room " + quote(roomID)}
 	}
 	if err != nil {
 		s.log.Error("room lookup failed", "room", roomID, "err", err)
-		return nil, &admitError{http.StatusServiceUnavailable, "unavailable", "room store unavailable; try again"}
+		return nil, &admitError{status: http.StatusServiceUnavailable, code: "unavailable", msg: "room store unavailable; try again", retry: 2 * time.Second}
 	}
 	if pl, err := room.ParseLang(lang); err == nil && lang != wire.Floor {
 		lang = pl.Code
 	}
-	if lang == "" || (lang != wire.Floor && !r.Serves(lang)) {
+	if lang == "" || (lang != wire.Floor && !rm.Serves(lang)) {
 		what := "lang is required"
 		if lang != "" {
-			what = "room " + quote(r.ID) + " has no language " + quote(lang)
+			what = "room " + quote(rm.ID) + " has no language " + quote(lang)
 		}
-		return nil, &admitError{http.StatusBadRequest, "invalid_request", what + "; languages: " + fmtLangs(r)}
+		return nil, &admitError{status: http.StatusBadRequest, code: "invalid_request", msg: what + "; languages: " + fmtLangs(rm)}
 	}
-	if !r.CheckPasscode(passcode) {
-		return nil, &admitError{http.StatusForbidden, "forbidden", "wrong or missing passcode"}
+	client := access.Client(r)
+	if rm.Passcode != "" {
+		if blocked, after := s.passFails.Blocked(passKey(client, rm.ID), time.Now()); blocked {
+			return nil, &admitError{status: http.StatusTooManyRequests, code: "too_many_attempts",
+				msg: "too many wrong passcodes from this address; try again later", retry: after}
+		}
 	}
-	l := newListener(s, roomID, lang, lang == wire.Floor, transport)
-	l.passcode, l.admittedAt, l.unsaid = passcode, rev, r.SourceLanguage
-	return l, nil
+	switch err := s.conns.Acquire(client); {
+	case errors.Is(err, access.ErrClientFull):
+		return nil, &admitError{status: http.StatusTooManyRequests, code: "too_many_listeners",
+			msg: fmt.Sprintf("this address has %d listener connections open, the most allowed; close some", s.o.MaxListenersPerAddress), retry: 5 * time.Second}
+	case err != nil:
+		return nil, &admitError{status: http.StatusServiceUnavailable, code: "server_full",
+			msg: "this server has as many listeners as it takes; try again shortly", retry: 5 * time.Second}
+	}
+	passcode, ok := access.Credential(r, access.KindPasscode)
+	if !ok {
+		passcode = q.Get("passcode")
+	}
+	return &admission{s: s, room: rm, rev: rev, lang: lang, passcode: passcode, passthrough: passthrough, client: client, transport: transport}, nil
 }
+
+func passKey(client, roomID string) string { return client + " " + roomID }
+
+// authorize checks the passcode, counting a wrong one against the client.
+func (a *admission) authorize() bool {
+	if a.room.CheckPasscode(a.passcode) {
+		return true
+	}
+	a.s.passFails.Fail(passKey(a.client, a.room.ID), time.Now())
+	a.s.log.Info("listener refused: wrong or missing passcode", "room", a.room.ID, "client", a.client, "transport", a.transport)
+	return false
+}
+
+// listener is the admitted listener, to join.
+func (a *admission) listener() *listener {
+	l := newListener(a.s, a.room.ID, a.lang, a.lang == wire.Floor, a.transport)
+	l.passcode, l.admittedAt, l.unsaid, l.passthrough = a.passcode, a.rev, a.room.SourceLanguage, a.passthrough
+	return l
+}
+
+// release gives the connection slot back; more calls do nothing.
+func (a *admission) release() { a.once.Do(func() { a.s.conns.Release(a.client) }) }
 
 // lookupTimeout bounds reading a listener's room from the store.
 const lookupTimeout = 3 * time.Second
@@ -101,30 +168,51 @@ func quote(s string) string {
 func writeAdmitError(w http.ResponseWriter, err error) {
 	var ae *admitError
 	if errors.As(err, &ae) {
+		if ae.retry > 0 {
+			access.RetryAfter(w, ae.retry)
+		}
 		httperr.Write(w, ae.status, ae.code, ae.msg)
 		return
 	}
 	httperr.Internal(w)
 }
 
-// handleListen serves the listener WebSocket.
+// handleListen serves the listener WebSocket. Before the upgrade, the
+// answer tells whether the room and language exist, never whether a
+// passcode is right: a plain GET gets 426 Upgrade Required with the right
+// passcode and a wrong one alike. Once upgraded, a wrong passcode is closed
+// with 4403 before the hello (and counts against the client's budget).
 func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 	roomID := chi.URLParam(r, "id")
-	l, err := s.admitRequest(r, r.URL.Query().Get("lang"), transportWS)
+	adm, err := s.admit(r, r.URL.Query().Get("lang"), transportWS)
 	if err != nil {
 		writeAdmitError(w, err)
 		return
 	}
-	l.pushText(textFrame(wire.Hello{Type: wire.TypeHello, Room: roomID, Lang: l.lang, SampleRate: wire.SampleRate,
-		Floor: l.floor || l.lang == l.unsaid, Passthrough: l.passthrough}))
-	if err := s.hub.join(r.Context(), l); err != nil {
-		s.joinFailed(w, err, roomID, l.lang)
+	if !websocket.IsWebSocketUpgrade(r) {
+		adm.release()
+		httperr.Write(w, http.StatusUpgradeRequired, "upgrade_required",
+			"this is the listener WebSocket: open it with a WebSocket client (a passcode is checked once connected)")
 		return
 	}
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		s.hub.leave(l)
+		adm.release()
 		return // the upgrader has answered
+	}
+	if !adm.authorize() {
+		adm.release()
+		s.refuse(conn, wire.ClosePasscodeChanged, "wrong or missing passcode")
+		return
+	}
+	l := adm.listener()
+	l.pushText(textFrame(wire.Hello{Type: wire.TypeHello, Room: roomID, Lang: l.lang, SampleRate: wire.SampleRate,
+		Floor: l.floor || l.lang == l.unsaid, Passthrough: l.passthrough}))
+	if err := s.hub.join(r.Context(), l); err != nil {
+		adm.release()
+		code, reason := s.joinRefusal(err, roomID, l.lang)
+		s.refuse(conn, code, reason)
+		return
 	}
 	if s.o.SendBuffer > 0 {
 		if tc, ok := conn.NetConn().(interface{ SetWriteBuffer(int) error }); ok {
@@ -136,6 +224,7 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 	// idle listener should cost little. The hub's WaitGroup (join/leave)
 	// still accounts for the goroutine.
 	go func() {
+		defer adm.release()
 		defer s.hub.leave(l)
 		s.serveWS(conn, l, s.log.With("room", roomID, "lang", l.lang))
 	}()
@@ -156,6 +245,30 @@ func (s *Server) joinFailed(w http.ResponseWriter, err error, roomID, lang strin
 		s.log.Error("listener join failed", "room", roomID, "lang", lang, "err", err)
 		httperr.Write(w, http.StatusServiceUnavailable, "unavailable", "cannot subscribe to the channel; try again")
 	}
+}
+
+// joinRefusal is the close code and reason for a WebSocket the hub
+// refused after the upgrade.
+func (s *Server) joinRefusal(err error, roomID, lang string) (int, string) {
+	switch {
+	case errors.Is(err, errShuttingDown):
+		return wire.CloseShutdown, "server shutting down"
+	case errors.Is(err, errRoomGone):
+		return wire.CloseRoomGone, "room deleted"
+	case errors.Is(err, errLangGone):
+		return wire.CloseRoomGone, "language removed"
+	case errors.Is(err, errPasscode):
+		return wire.ClosePasscodeChanged, "passcode changed"
+	default:
+		s.log.Error("listener join failed", "room", roomID, "lang", lang, "err", err)
+		return websocket.CloseTryAgainLater, "cannot subscribe to the channel; try again"
+	}
+}
+
+// refuse closes a just-upgraded connection with code and reason.
+func (s *Server) refuse(conn *websocket.Conn, code int, reason string) {
+	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(s.o.WriteTimeout))
+	_ = conn.Close()
 }
 
 // serveWS runs a listener connection: this goroutine writes, a second one

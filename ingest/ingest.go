@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/babelcast/babelcast/internal/access"
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/httperr"
 	"github.com/babelcast/babelcast/internal/kvlease"
@@ -128,11 +129,14 @@ func New(o Options) (*Server, error) {
 		upgrader: websocket.Upgrader{
 			ReadBufferSize:  16 << 10,
 			WriteBufferSize: 4 << 10,
-			// The speaker key is presented explicitly (header or query),
-			// never by the browser on its own as a cookie would be, so a
-			// page on another origin gains nothing it did not already
-			// hold: any origin may connect.
+			// The speaker key is presented explicitly (header,
+			// subprotocol or query), never by the browser on its own as a
+			// cookie would be, so a page on another origin gains nothing
+			// it did not already hold: any origin may connect.
 			CheckOrigin: func(*http.Request) bool { return true },
+			// The speaker page offers "babelcast" and its key as a second
+			// subprotocol; the server selects "babelcast".
+			Subprotocols: []string{access.Protocol},
 		},
 		frame:    max(1, int(int64(audio.Rate)*int64(o.FrameDuration)/int64(time.Second))),
 		base:     base,
@@ -237,13 +241,18 @@ func (s *Server) roomForMic(ctx context.Context, rm *room.Room, mic string) erro
 	return nil
 }
 
-// speakerKey takes the key from "Authorization: Bearer …" or ?key=.
+// speakerKey takes the key from "Authorization: Bearer …", the WebSocket
+// subprotocol (the speaker page: no load balancer logs it there), or
+// ?key= (clients that can do neither).
 func speakerKey(r *http.Request) string {
 	if h := r.Header.Get("Authorization"); h != "" {
 		if k, ok := strings.CutPrefix(h, "Bearer "); ok {
 			return strings.TrimSpace(k)
 		}
 		return ""
+	}
+	if k, ok := access.Credential(r, access.KindKey); ok {
+		return k
 	}
 	return r.URL.Query().Get("key")
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/babelcast/babelcast/internal/access"
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/bus"
 	"github.com/babelcast/babelcast/internal/httperr"
@@ -233,14 +234,18 @@ func TestHandshakeErrors(t *testing.T) {
 		{"wrong key", "/api/v1/rooms/keynote/speak", "Bearer spk_wrong", 401, "unauthorized"},
 		{"wrong query key", "/api/v1/rooms/keynote/speak?key=nope", "", 401, "unauthorized"},
 		{"basic auth", "/api/v1/rooms/keynote/speak", "Basic " + e.room.SpeakerKey, 401, "unauthorized"},
+		{"wrong subprotocol key", "/api/v1/rooms/keynote/speak", "proto:" + access.CredentialProtocol(access.KindKey, "spk_wrong"), 401, "unauthorized"},
 		{"unknown room", "/api/v1/rooms/nosuch/speak", "Bearer " + e.room.SpeakerKey, 404, "not_found"},
 	}
 	for _, c := range cases {
 		h := http.Header{}
-		if c.header != "" {
+		d := websocket.Dialer{}
+		if p, ok := strings.CutPrefix(c.header, "proto:"); ok {
+			d.Subprotocols = []string{access.Protocol, p}
+		} else if c.header != "" {
 			h.Set("Authorization", c.header)
 		}
-		_, resp, err := websocket.DefaultDialer.Dial(wsURL(e.http, c.url), h)
+		_, resp, err := d.Dial(wsURL(e.http, c.url), h)
 		if err == nil || resp == nil {
 			t.Fatalf("%s: dial succeeded", c.name)
 		}
@@ -269,6 +274,17 @@ func TestHandshakeErrors(t *testing.T) {
 	c, _, err := websocket.DefaultDialer.Dial(wsURL(e.http, "/api/v1/rooms/keynote/speak?key="+e.room.SpeakerKey), nil)
 	if err != nil {
 		t.Fatalf("?key=: %v", err)
+	}
+	c.Close()
+	// The speaker page's way: the key in the subprotocol, where no load
+	// balancer logs it. The server selects "babelcast".
+	d := websocket.Dialer{Subprotocols: []string{access.Protocol, access.CredentialProtocol(access.KindKey, e.room.SpeakerKey)}}
+	c, resp, err = d.Dial(wsURL(e.http, "/api/v1/rooms/keynote/speak"), nil)
+	if err != nil {
+		t.Fatalf("key in the subprotocol: %v", err)
+	}
+	if p := resp.Header.Get("Sec-WebSocket-Protocol"); p != access.Protocol {
+		t.Errorf("selected subprotocol %q", p)
 	}
 	c.Close()
 }

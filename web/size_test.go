@@ -15,7 +15,9 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/babelcast/babelcast/internal/question"
 	"github.com/babelcast/babelcast/internal/room"
+	"github.com/babelcast/babelcast/test/harness"
 )
 
 // A room within every limit fits the rooms bucket however its text is
@@ -64,7 +66,7 @@ func TestRoomTooLargeToStoreIs413(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Options{Rooms: room.NewStore(small), State: f.bus.State, AdminToken: testToken, Log: slog.New(slog.DiscardHandler)})
+	s, err := New(Options{Rooms: room.NewStore(small), Questions: question.NewStore(f.bus.Questions), State: f.bus.State, AdminToken: testToken, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +75,7 @@ func TestRoomTooLargeToStoreIs413(t *testing.T) {
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 	f.http = srv
+	f.api = &harness.API{T: t, URL: srv.URL}
 	res := f.admin("POST", "/api/v1/rooms", `{"id":"wordy","source_language":"en","notes":"`+strings.Repeat("a", room.MaxNotesLen)+`"}`)
 	mustStatus(t, res, http.StatusRequestEntityTooLarge)
 	if e := res.errBody(t); e.Code != "too_large" || e.Message == "" {

@@ -13,6 +13,7 @@ import (
 	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffyaml"
 
+	"github.com/babelcast/babelcast/fanout"
 	"github.com/babelcast/babelcast/internal/app"
 )
 
@@ -80,6 +81,8 @@ func serveConfig(args []string, stdout, stderr io.Writer) (app.Config, error) {
 		translateModel = fs.String("translate-model", "gpt-realtime-translate", "model of dedicated translation sessions")
 		maxSessions    = fs.Int("max-sessions", 0, "cap on concurrent translator sessions in the cluster (0: no cap)")
 		linger         = fs.Duration("linger", 30*time.Second, "how long a session outlives its speaker or its last listener")
+		maxListeners   = fs.Int("max-listeners", fanout.DefaultMaxListeners, "listener connections this node takes (WebSocket and streams); one more is refused with 503 (-1: no cap)")
+		maxPerAddress  = fs.Int("max-listeners-per-address", fanout.DefaultMaxListenersPerAddress, "listener connections from one client address; one more is refused with 429 (-1: no cap; behind a load balancer, see --trusted-proxies)")
 		logLevel       = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat      = fs.String("log-format", "text", "text or json")
 	)
@@ -116,6 +119,7 @@ func serveConfig(args []string, stdout, stderr io.Writer) (app.Config, error) {
 		Engine:         *engine, OpenAIKey: os.Getenv("OPENAI_API_KEY"),
 		RealtimeURL: *realtimeURL, RealtimeModel: *realtimeModel, TranslateModel: *translateModel,
 		MaxSessions: *maxSessions, Linger: *linger, Log: log,
+		MaxListeners: *maxListeners, MaxListenersPerAddress: *maxPerAddress,
 		Announce: func(msg string) { fmt.Fprintln(stdout, msg) },
 	}, nil
 }

@@ -48,6 +48,21 @@ type readier interface {
 	Ready() <-chan struct{}
 }
 
+// HTTP server limits. No request of babelcast needs large headers: a
+// bearer token, a subprotocol with a passcode.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 2 * time.Minute
+	MaxHeaderBytes           = 32 << 10
+)
+
+func or(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
 // roleReadyTimeout bounds the wait for roles to say they are ready.
 const roleReadyTimeout = 30 * time.Second
 
@@ -160,7 +175,10 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		add(RoleTranslate, w)
 	}
 	if cfg.has(RoleFanout) {
-		s, err := fanout.New(fanout.Options{NC: b.Conn, Rooms: rooms, State: b.State, Node: cfg.Node, Log: log.With("role", RoleFanout)})
+		s, err := fanout.New(fanout.Options{
+			NC: b.Conn, Rooms: rooms, State: b.State, Node: cfg.Node, Log: log.With("role", RoleFanout),
+			MaxListeners: cfg.MaxListeners, MaxListenersPerAddress: cfg.MaxListenersPerAddress,
+		})
 		if err != nil {
 			return fail(fmt.Errorf("fanout: %w", err))
 		}
@@ -191,8 +209,13 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	a.listener = ln
 	a.http = &http.Server{
 		Handler:           r,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: or(cfg.ReadHeaderTimeout, DefaultReadHeaderTimeout),
+		// Keep-alive connections that idle are closed: each holds a
+		// goroutine and buffers. (Listener streams are taken over from
+		// net/http and keep their own deadlines.)
+		IdleTimeout:    or(cfg.IdleTimeout, DefaultIdleTimeout),
+		MaxHeaderBytes: MaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
 	for _, s := range servers {

@@ -1,9 +1,14 @@
 package app_test
 
 import (
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/babelcast/babelcast/internal/app"
 	"github.com/babelcast/babelcast/test/harness/service"
@@ -66,5 +71,53 @@ func TestAdminLimitPerClientBehindTrustedProxy(t *testing.T) {
 	// at a venue, the organizers may share it.
 	if code := get("203.0.113.66", service.AdminToken); code != http.StatusOK {
 		t.Errorf("the right token from the guesser's address: %d, want 200", code)
+	}
+}
+
+// The HTTP server closes connections that idle between requests or never
+// finish their headers, and refuses oversized headers: each open
+// connection holds a goroutine and buffers, and nothing of babelcast needs
+// large headers.
+func TestHTTPServerLimits(t *testing.T) {
+	t.Parallel()
+	s := service.Start(t, service.Options{Config: func(c *app.Config) {
+		c.Roles, c.IdleTimeout, c.ReadHeaderTimeout = []string{app.RoleAPI}, 300*time.Millisecond, 300*time.Millisecond
+	}})
+	a := s.App()
+	closedWithin := func(c net.Conn, d time.Duration) bool {
+		_ = c.SetReadDeadline(time.Now().Add(d))
+		_, err := io.Copy(io.Discard, c)
+		return err == nil // EOF: the server closed it
+	}
+	// Idle after a request.
+	c, err := net.Dial("tcp", a.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	if !closedWithin(c, 5*time.Second) {
+		t.Error("an idle keep-alive connection was not closed")
+	}
+	// Headers that never end.
+	slow, err := net.Dial("tcp", a.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fmt.Fprintf(slow, "GET /healthz HTTP/1.1\r\nHost: x\r\n")
+	if !closedWithin(slow, 5*time.Second) {
+		t.Error("a connection whose headers never end was not closed")
+	}
+	// Oversized headers.
+	req, _ := http.NewRequest("GET", a.URL()+"/healthz", nil)
+	req.Header.Set("X-Big", strings.Repeat("a", 100<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("100 KiB of headers: %d, want 431", resp.StatusCode)
 	}
 }

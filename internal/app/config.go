@@ -58,6 +58,14 @@ type Config struct {
 	TranslateModel string
 	MaxSessions    int
 	Linger         time.Duration
+	// MaxListeners caps this node's listener connections, and
+	// MaxListenersPerAddress those from one client address (0: fanout's
+	// defaults; negative: no cap).
+	MaxListeners, MaxListenersPerAddress int
+	// IdleTimeout closes a keep-alive HTTP connection idle this long, and
+	// ReadHeaderTimeout one whose request headers take this long (0:
+	// DefaultIdleTimeout, DefaultReadHeaderTimeout).
+	IdleTimeout, ReadHeaderTimeout time.Duration
 	// RotateBefore is how long before an OpenAI connection expires the
 	// engine opens a fresh one and moves over at a pause (0: the engine's
 	// default, 3 minutes). A knob for tests and operators whose provider

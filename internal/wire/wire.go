@@ -56,8 +56,10 @@ const (
 	CloseTooLarge = websocket.CloseMessageTooBig // 1009
 	// CloseReplaced: a newer connection of the room's speaker took over.
 	CloseReplaced = 4001
-	// ClosePasscodeChanged: the room's listener passcode changed and the
-	// listener came in without the new one.
+	// ClosePasscodeChanged: the listener's passcode is not the room's:
+	// before the hello, it was wrong from the start (a passcode is checked
+	// once the WebSocket is open); after it, the room's passcode changed and
+	// the listener came in without the new one.
 	ClosePasscodeChanged = 4403
 	// CloseRoomGone: the room was deleted, or (listeners) their language
 	// was removed from it.
@@ -73,7 +75,7 @@ var closeMeanings = map[int]string{
 	CloseBadMessage:      "server rejected a message",
 	CloseTooLarge:        "message too large for the server",
 	CloseReplaced:        "replaced by a newer speaker connection",
-	ClosePasscodeChanged: "the room's passcode changed",
+	ClosePasscodeChanged: "wrong passcode, or the room's passcode changed",
 	CloseRoomGone:        "room deleted",
 	CloseTooSlow:         "too slow: fell behind the live stream",
 }

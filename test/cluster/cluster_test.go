@@ -27,9 +27,10 @@ import (
 	"github.com/babelcast/babelcast/internal/client"
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/internal/wire"
 	"github.com/babelcast/babelcast/test/fakerealtime"
+	"github.com/babelcast/babelcast/test/harness"
 	"github.com/babelcast/babelcast/test/natscluster"
-	"github.com/babelcast/babelcast/test/testlog"
 )
 
 const token = "adm_cluster_test"
@@ -46,7 +47,7 @@ const (
 type node struct {
 	name string
 	app  *app.App
-	logs *testlog.Buffer
+	logs *harness.Logs
 }
 
 // deployment is the cluster, the babelcast processes and the fake OpenAI.
@@ -65,7 +66,7 @@ type deployment struct {
 
 func (d *deployment) start(name string, roles ...string) *node {
 	t := d.t
-	logs := &testlog.Buffer{}
+	logs := &harness.Logs{}
 	cfg := app.Config{
 		Addr: "127.0.0.1:0", DataDir: t.TempDir(), NATSURL: d.nats.URLs(), Roles: roles, Node: name,
 		AdminToken: token, Engine: "openai", OpenAIKey: d.fake.APIKey(), RealtimeURL: d.fake.URL(),
@@ -76,7 +77,7 @@ func (d *deployment) start(name string, roles ...string) *node {
 	defer cancel()
 	a, err := app.Start(ctx, cfg)
 	if err != nil {
-		t.Fatalf("start %s: %v\n%s", name, err, testlog.Tail(logs.String(), 30))
+		t.Fatalf("start %s: %v\n%s", name, err, harness.Tail(logs.String(), 30))
 	}
 	n := &node{name: name, app: a, logs: logs}
 	t.Cleanup(func() {
@@ -91,7 +92,7 @@ func (d *deployment) start(name string, roles ...string) *node {
 			}
 		}
 		if t.Failed() {
-			t.Logf("%s log:\n%s", name, testlog.Tail(logs.String(), 60))
+			t.Logf("%s log:\n%s", name, harness.Tail(logs.String(), 60))
 		}
 		if dir := os.Getenv("BABELCAST_E2E_LOGS"); dir != "" {
 			_ = os.WriteFile(dir+"/"+t.Name()+"-"+name+".log", []byte(logs.String()), 0o644)
@@ -205,7 +206,7 @@ func (d *deployment) listen(ctx context.Context, lang string, wg *sync.WaitGroup
 				if typ != "caption" {
 					return
 				}
-				var c subject.CaptionMsg
+				var c wire.Caption
 				if json.Unmarshal(raw, &c) == nil && c.Final {
 					e.mu.Lock()
 					e.captions = append(e.captions, caption{time.Now(), c.Segment, c.Text})

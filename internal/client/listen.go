@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/babelcast/babelcast/internal/access"
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/wire"
 )
@@ -78,9 +79,6 @@ func Listen(ctx context.Context, o ListenOptions) (err error) {
 		o.MaxBackoff = max(o.MinBackoff, 10*time.Second)
 	}
 	q := url.Values{"lang": {o.Lang}}
-	if o.Passcode != "" {
-		q.Set("passcode", o.Passcode)
-	}
 	if o.NoPassthrough {
 		q.Set("passthrough", "false")
 	}
@@ -157,9 +155,15 @@ func Listen(ctx context.Context, o ListenOptions) (err error) {
 // listenOnce runs one connection: nil when the server closed normally or
 // ctx ended, else why it ended.
 func listenOnce(ctx context.Context, o ListenOptions, u string, wav *audio.WAVWriter) error {
-	dialer := o.Dialer
-	if dialer == nil {
-		dialer = websocket.DefaultDialer
+	dialer := *websocket.DefaultDialer
+	if o.Dialer != nil {
+		dialer = *o.Dialer
+	}
+	// The passcode goes in the subprotocol, as the pages send it: out of
+	// the URL, which load balancers log.
+	dialer.Subprotocols = []string{access.Protocol}
+	if o.Passcode != "" {
+		dialer.Subprotocols = append(dialer.Subprotocols, access.CredentialProtocol(access.KindPasscode, o.Passcode))
 	}
 	conn, resp, err := dialer.DialContext(ctx, u, nil)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/babelcast/babelcast/internal/access"
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/httperr"
 )
@@ -32,7 +33,7 @@ type fakeFanout struct {
 
 func newFakeFanout(t *testing.T, session func(c *websocket.Conn, attempt int, r *http.Request)) *fakeFanout {
 	f := &fakeFanout{session: session}
-	up := websocket.Upgrader{}
+	up := websocket.Upgrader{Subprotocols: []string{access.Protocol}}
 	var wg sync.WaitGroup
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/api/v1/rooms/keynote/listen" {
@@ -118,7 +119,8 @@ func readWAV(t *testing.T, path string) []int16 {
 func TestListenRecordsUntilServerCloses(t *testing.T) {
 	t.Parallel()
 	f := newFakeFanout(t, func(c *websocket.Conn, _ int, r *http.Request) {
-		if r.URL.Query().Get("passcode") != "s3cret" {
+		// The passcode comes in the subprotocol, not the URL.
+		if p, _ := access.Credential(r, access.KindPasscode); p != "s3cret" || r.URL.Query().Has("passcode") {
 			return
 		}
 		hello(c)

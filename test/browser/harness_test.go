@@ -17,6 +17,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -191,6 +193,12 @@ func (tb *tab) onEvent(ev any) {
 			}
 		}
 		line = "console." + string(ev.Type) + ": " + strings.Join(parts, " ")
+	case *network.EventRequestWillBeSent:
+		tb.checkURL(ev.Request.URL)
+		return
+	case *network.EventWebSocketCreated:
+		tb.checkURL(ev.URL)
+		return
 	case *log.EventEntryAdded:
 		e := ev.Entry
 		if e.Level != log.EntryLevelError {
@@ -210,6 +218,23 @@ func (tb *tab) onEvent(ev any) {
 		}
 	}
 	tb.problems = append(tb.problems, line)
+}
+
+// checkURL fails the test when a page put a secret in a URL it requested
+// (speaker key, passcode, token): load balancers and proxies write URLs to
+// their logs. Pages present secrets in headers or WebSocket subprotocols.
+func (tb *tab) checkURL(raw string) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return
+	}
+	for _, name := range []string{"key", "passcode", "token"} {
+		if u.Query().Has(name) {
+			tb.mu.Lock()
+			tb.problems = append(tb.problems, fmt.Sprintf("a secret (%s) in a requested URL: %s", name, u.Path))
+			tb.mu.Unlock()
+		}
+	}
 }
 
 // do runs actions in the tab, failing the test with what on error.

@@ -126,6 +126,21 @@ export function describeError(err) {
   return err.message || String(err);
 }
 
+/**
+ * The WebSocket subprotocols that present a secret to the server:
+ * "babelcast" (which the server selects) and "babelcast.<kind>.<base64url
+ * of the secret>". A secret there is in a request header, which load
+ * balancers do not log, where a query string (?key=, ?passcode=) is in
+ * every access log. kind is "key" (speaker) or "passcode" (listener).
+ */
+export function credentialProtocols(kind, secret) {
+  if (!secret) return ['babelcast'];
+  let bin = '';
+  for (const b of new TextEncoder().encode(secret)) bin += String.fromCharCode(b);
+  const enc = btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  return ['babelcast', `babelcast.${kind}.${enc}`];
+}
+
 /** The WebSocket URL for an API path on this server. */
 export function wsURL(path) {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';

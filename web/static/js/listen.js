@@ -21,7 +21,7 @@
 import { api, ApiError, describeError, probeHandshake, roomIdFromPath } from './api.js';
 import { QuestionFlow } from './ask.js';
 import { CaptionView } from './captions.js';
-import { AudioOut, ChannelStream, listenPath } from './player.js';
+import { AudioOut, ChannelStream, checkPasscode } from './player.js';
 import { ChannelState, Close, FLOOR, Msg } from './protocol.js';
 import { $, el, fmt, notice, store } from './ui.js';
 
@@ -64,6 +64,8 @@ const text = {
   passcodeWrong: 'Wrong passcode',
   passcodeWrongShort: 'That passcode was not accepted.',
   passcodeEnter: 'Enter the passcode the organizers gave you.',
+  tooManyAttempts: 'Too many attempts',
+  notLetIn: 'Not let in for now',
   delay: 'Delay {s} s',
   delayDetail: 'Interpretation {s} s + buffer {buffer} ms + output {out} ms',
   percent: '{n} percent',
@@ -208,13 +210,16 @@ class Stream {
     }
   }
 
-  async onClose({ code, opened }) {
+  async onClose({ code, opened, greeted }) {
     if (code === Close.ROOM_GONE) {
       roomEnded();
       return false;
     }
     if (code === Close.PASSCODE_CHANGED) {
-      lockedOut(text.passcodeChanged, text.passcodeChangedTitle);
+      // Before the hello: the passcode was not taken at all; after it: the
+      // organizers changed it while we listened.
+      if (greeted) lockedOut(text.passcodeChanged, text.passcodeChangedTitle);
+      else lockedOut(text.passcodeRefused);
       return false;
     }
     if (code === Close.TOO_SLOW) {
@@ -235,6 +240,12 @@ class Stream {
     if (err.status === 403) {
       lockedOut(text.passcodeRefused);
       return false;
+    }
+    if (err.status === 429) {
+      // Too many wrong passcodes from this network, or too many listeners
+      // from it: try again in a while.
+      if (this.role === 'main') notice(ui.pageNotice, 'warn', text.notLetIn, fmt(text.retrying, { why: err.message }));
+      return 5000;
     }
     if (err.status === 404 || err.status === 400) {
       // The room or this language may be gone: look again.
@@ -594,9 +605,10 @@ ui.passForm.addEventListener('submit', async (ev) => {
   if (!code) return askPasscode(text.passcodeEnter);
   ui.passSubmit.disabled = true;
   // Ask the listener endpoint whether the passcode is right before going on.
-  const err = await probeHandshake(listenPath(roomId, st.info.source_language.code, { passcode: code }));
+  const answer = await checkPasscode(roomId, st.info.source_language.code, code);
   ui.passSubmit.disabled = false;
-  if (err && err.status === 403) return askPasscode(text.passcodeWrongShort);
+  if (answer === 'wrong') return askPasscode(text.passcodeWrongShort);
+  if (answer instanceof ApiError && answer.status === 429) return askPasscode(answer.message, text.tooManyAttempts);
   st.passcode = code;
   store.set('sessionStorage', keys.passcode, code);
   ui.passInput.removeAttribute('aria-invalid');

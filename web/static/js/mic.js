@@ -11,7 +11,7 @@
 // What a page says about a failure is the page's affair; the sentences
 // both need are here (text), in one place for translation.
 
-import { describeError, wsURL } from './api.js';
+import { credentialProtocols, describeError, wsURL } from './api.js';
 import { Close, ErrorCode, Msg } from './protocol.js';
 import { ReconnectingSocket } from './ws.js';
 import { fmt } from './ui.js';
@@ -227,7 +227,9 @@ export class MicLink {
     this.o = o;
     this.ready = false;
     this.lastError = null; // {code, message} the server sent before closing
-    this.socket = new ReconnectingSocket(() => wsURL(`${speakPath(o.roomId)}?key=${encodeURIComponent(o.key())}`), {
+    this.socket = new ReconnectingSocket(() => wsURL(speakPath(o.roomId)), {
+      // The key goes in the subprotocol, out of every access log.
+      protocols: () => credentialProtocols('key', o.key()),
       onopen: (ws) => {
         this.ready = false;
         this.lastError = null;

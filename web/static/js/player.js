@@ -9,19 +9,65 @@
 //   resampling) through its own gain; it hands the text messages (hello,
 //   caption, state, delay) to its owner.
 
-import { wsURL } from './api.js';
+import { credentialProtocols, probeHandshake, wsURL } from './api.js';
 import { Close, FLOOR, Msg, SAMPLE_RATE } from './protocol.js';
 import { ReconnectingSocket } from './ws.js';
 
 /** The player worklet, loaded by URL into the AudioContext. */
 export const PLAYER_WORKLET = '/static/player-worklet.js';
 
-/** The listener endpoint of a channel (the passcode, if any, is added by the caller). */
-export function listenPath(roomId, lang, { passthrough = true, passcode = '' } = {}) {
+/**
+ * The listener endpoint of a channel. A passcode never goes in it: it is
+ * offered as the WebSocket subprotocol (credentialProtocols), which no
+ * load balancer logs.
+ */
+export function listenPath(roomId, lang, { passthrough = true } = {}) {
   const q = new URLSearchParams({ lang });
   if (!passthrough) q.set('passthrough', 'false');
-  if (passcode) q.set('passcode', passcode);
   return `/api/v1/rooms/${encodeURIComponent(roomId)}/listen?${q}`;
+}
+
+/**
+ * Asks the server whether code is roomId's passcode: a listener WebSocket
+ * on lang that says hello (right) or closes with 4403 before it (wrong).
+ * The server answers nothing else about a passcode, and counts wrong ones:
+ * too many from this network and it refuses for a while (429, which a
+ * failed handshake hides; a plain GET tells). Resolves to 'ok', 'wrong',
+ * or an ApiError (null: no answer).
+ */
+export function checkPasscode(roomId, lang, code) {
+  const path = listenPath(roomId, lang);
+  return new Promise((resolve) => {
+    let ws;
+    try {
+      ws = new WebSocket(wsURL(path), credentialProtocols('passcode', code));
+    } catch {
+      resolve(null);
+      return;
+    }
+    let settled = false;
+    const settle = (v) => {
+      if (settled) return;
+      settled = true;
+      ws.onmessage = ws.onclose = ws.onerror = ws.onopen = null;
+      try { ws.close(Close.NORMAL, 'checked'); } catch { /* closed */ }
+      resolve(v);
+    };
+    const timer = setTimeout(() => settle(null), 10000);
+    ws.onmessage = (ev) => {
+      if (typeof ev.data !== 'string') return;
+      try {
+        if (JSON.parse(ev.data).type === Msg.HELLO) { clearTimeout(timer); settle('ok'); }
+      } catch { /* not JSON */ }
+    };
+    let opened = false;
+    ws.onopen = () => { opened = true; };
+    ws.onclose = async (ev) => {
+      clearTimeout(timer);
+      if (ev.code === Close.PASSCODE_CHANGED) return settle('wrong');
+      settle(opened ? null : await probeHandshake(path));
+    };
+  });
 }
 
 /** The page's sound: one AudioContext, one master gain, the player worklet. */
@@ -116,7 +162,7 @@ export class ChannelStream {
    * @param {() => string} [o.passcode]
    * @param {(msg: object) => void} [o.onText]  every text message, hello included
    * @param {() => void} [o.onOpen]
-   * @param {(info: object) => any} [o.onClose]  as ReconnectingSocket's
+   * @param {(info: object) => any} [o.onClose]  as ReconnectingSocket's, with greeted: the hello had come
    * @param {() => void} [o.onRetry]
    * @param {(stats: object) => void} [o.onStats]  the player's stats, a few times a second
    */
@@ -146,24 +192,26 @@ export class ChannelStream {
       }
     };
     this.socket = new ReconnectingSocket(() => wsURL(this.path()), {
+      // The passcode goes in the subprotocol, out of every access log.
+      protocols: () => credentialProtocols('passcode', o.passcode ? o.passcode() : ''),
       onopen: () => o.onOpen?.(),
       onmessage: (ev) => this.onMessage(ev),
       onclose: (info) => {
+        // greeted: the hello came on this connection (a 4403 before it
+        // is a wrong passcode, after it a changed one).
+        const greeted = this.hello;
         this.hello = false;
         this.node.port.postMessage({ type: 'reset' });
-        return o.onClose ? o.onClose(info) : true;
+        return o.onClose ? o.onClose({ ...info, greeted }) : true;
       },
       onretry: () => { this.hello = false; o.onRetry?.(); },
     });
     this.socket.start();
   }
 
-  /** The endpoint's path and query (the passcode may change between attempts). */
+  /** The endpoint's path and query (the passcode goes in the subprotocol). */
   path() {
-    return listenPath(this.o.roomId, this.lang, {
-      passthrough: this.passthrough,
-      passcode: this.o.passcode ? this.o.passcode() : '',
-    });
+    return listenPath(this.o.roomId, this.lang, { passthrough: this.passthrough });
   }
 
   get isOpen() {

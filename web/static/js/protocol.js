@@ -38,7 +38,7 @@ export const Close = Object.freeze({
   BAD_MESSAGE: 1008, // a speaker's text message was refused, or its key changed
   TOO_LARGE: 1009, // a speaker's message was too large
   REPLACED: 4001, // a newer connection of the room's speaker took over
-  PASSCODE_CHANGED: 4403, // the room's passcode changed
+  PASSCODE_CHANGED: 4403, // wrong passcode (before the hello), or the room's passcode changed (after)
   ROOM_GONE: 4404, // the room was deleted, or the listener's language removed
   TOO_SLOW: 4408, // the listener fell behind the live stream
 });

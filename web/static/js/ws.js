@@ -21,6 +21,7 @@ export class ReconnectingSocket {
    *          (boolean|number|Promise<boolean|number>)} [opts.onclose]
    *        return false to stop, true to retry after the backoff delay, or a number of ms to retry after
    * @param {(delayMs: number, attempt: number) => void} [opts.onretry]  a retry is scheduled
+   * @param {() => string[]} [opts.protocols]  subprotocols to offer, asked before each attempt
    */
   constructor(url, opts = {}) {
     this.url = url;
@@ -88,7 +89,7 @@ export class ReconnectingSocket {
   connect() {
     let ws;
     try {
-      ws = new WebSocket(this.url());
+      ws = this.opts.protocols ? new WebSocket(this.url(), this.opts.protocols()) : new WebSocket(this.url());
     } catch (err) {
       // A malformed URL will not get better by retrying.
       this.stopped = true;

@@ -23,6 +23,7 @@ Usage:
   babelcast serve  [flags]             run the service (all roles, embedded NATS by default)
   babelcast speak  [flags] FILE|-      stream an .mp3, a .wav or raw PCM (-) as a room's speaker
   babelcast listen [flags]             record a room's channel to a WAV file
+  babelcast nkey FILE                  make a NATS NKey user for --nats-nkey (prints its public key)
   babelcast version                    print the version
   babelcast help [COMMAND]             explain a command and its flags
 
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runSpeak(ctx, rest, stdout, stderr)
 	case "listen":
 		err = runListen(ctx, rest, stdout, stderr)
+	case "nkey":
+		err = runNKey(ctx, rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "babelcast", version)
 	case "help", "-h", "--help":

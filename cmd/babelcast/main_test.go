@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // Flags beat the environment, which beats the YAML file.
@@ -67,5 +69,57 @@ func TestHelpAndUnknownCommands(t *testing.T) {
 	out.Reset()
 	if code := run(context.Background(), []string{"version"}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "babelcast ") {
 		t.Errorf("version: %d %q", code, out.String())
+	}
+}
+
+// babelcast nkey makes a key babelcast can join NATS with, and prints the
+// public key for the server's configuration; it never overwrites a key.
+func TestNKey(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "babelcast.nk")
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"nkey", file}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	pub := strings.TrimSpace(out.String())
+	if !strings.HasPrefix(pub, "U") || strings.Contains(out.String(), "SU") {
+		t.Errorf("printed %q: want the public user key only", out.String())
+	}
+	fi, err := os.Stat(file)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("seed file: %v %v", fi, err)
+	}
+	opt, err := nats.NkeyOptionFromSeed(file)
+	if err != nil || opt == nil {
+		t.Fatalf("the seed is not one nats.go reads: %v", err)
+	}
+	if code := run(context.Background(), []string{"nkey", file}, &out, &errOut); code != 1 {
+		t.Errorf("overwrite: exit %d", code)
+	}
+}
+
+// The example configuration names every serve flag, and serve reads it.
+func TestExampleConfigHasEveryFlag(t *testing.T) {
+	const example = "../../configs/babelcast.yaml"
+	b, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	run(context.Background(), []string{"help", "serve"}, &out, &errOut)
+	for _, line := range strings.Split(errOut.String(), "\n") {
+		name, ok := strings.CutPrefix(strings.TrimSpace(line), "-")
+		if !ok {
+			continue
+		}
+		name, _, _ = strings.Cut(name, " ")
+		if name == "config" {
+			continue
+		}
+		if !strings.Contains(string(b), "\n"+name+":") {
+			t.Errorf("--%s is not in %s", name, example)
+		}
+	}
+	if _, err := serveConfig([]string{"--config", example}, &out, &errOut); err != nil {
+		t.Errorf("serve cannot read %s: %v", example, err)
 	}
 }

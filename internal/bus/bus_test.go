@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/subject"
@@ -232,5 +235,38 @@ func TestOpenWaitsForAClusterStartingWithIt(t *testing.T) {
 	}
 	if !waited {
 		t.Log("no process had to wait (the cluster was quicker than they were)")
+	}
+}
+
+// The cluster configuration the README shows: babelcast in an account of
+// its own with JetStream, its user an NKey (made with babelcast nkey).
+// Joined with --nats-nkey, on three servers, every store has three
+// replicas; without the key, the cluster refuses at once.
+func TestReadmeClusterConfig(t *testing.T) {
+	t.Parallel()
+	kp, _ := nkeys.CreateUser()
+	pub, _ := kp.PublicKey()
+	seed, _ := kp.Seed()
+	seedFile := filepath.Join(t.TempDir(), "babelcast.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := natscluster.Start(t, natscluster.Options{Auth: `
+accounts {
+  BABELCAST {
+    jetstream: enabled
+    users: [ { nkey: "` + pub + `" } ]
+  }
+}
+`})
+	b := open(t, Options{URL: c.URLs(), NKey: seedFile})
+	if b.Replicas != 3 {
+		t.Errorf("replicas %d", b.Replicas)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if b, err := Open(ctx, Options{URL: c.URLs(), Logger: quiet()}); err == nil {
+		b.Close()
+		t.Error("joined without the key")
 	}
 }

@@ -47,17 +47,31 @@ type store struct {
 	open func(ctx context.Context, b *Bus, replicas int) error
 }
 
-// kv is a key-value bucket kept in *field(b).
-func kv(field func(*Bus) *jetstream.KeyValue, cfg jetstream.KeyValueConfig) store {
-	return store{name: "KV bucket " + cfg.Bucket, open: func(ctx context.Context, b *Bus, replicas int) error {
-		c := cfg // the table is shared by every Open
-		c.Replicas = replicas
-		s, err := b.JS.CreateOrUpdateKeyValue(ctx, c)
+// storeOf is a store named name whose create makes or updates it (from
+// its own copy of cfg) with a number of replicas; the result is kept in
+// *field(b).
+func storeOf[C, S any](name string, field func(*Bus) *S, cfg C, create func(context.Context, *Bus, C, int) (S, error)) store {
+	return store{name: name, open: func(ctx context.Context, b *Bus, replicas int) error {
+		s, err := create(ctx, b, cfg, replicas)
 		if err == nil {
-			*field(b) = newBucket(s, b.Conn)
+			*field(b) = s
 		}
 		return err
 	}}
+}
+
+// kv is a key-value bucket kept in *field(b).
+func kv(field func(*Bus) *jetstream.KeyValue, cfg jetstream.KeyValueConfig) store {
+	return storeOf("KV bucket "+cfg.Bucket, field, cfg, createKV)
+}
+
+func createKV(ctx context.Context, b *Bus, c jetstream.KeyValueConfig, replicas int) (jetstream.KeyValue, error) {
+	c.Replicas = replicas
+	s, err := b.JS.CreateOrUpdateKeyValue(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return newBucket(s, b.Conn), nil
 }
 
 // liveKV is a bucket of entries that expire unless rewritten (live state,
@@ -71,60 +85,58 @@ func kv(field func(*Bus) *jetstream.KeyValue, cfg jetstream.KeyValueConfig) stor
 // is deleted and made anew; its entries are rewritten by their writers
 // within their refresh period, and a lease lost meanwhile is retaken.
 func liveKV(field func(*Bus) *jetstream.KeyValue, cfg jetstream.KeyValueConfig) store {
-	return store{name: "KV bucket " + cfg.Bucket, open: func(ctx context.Context, b *Bus, replicas int) error {
-		c := cfg // the table is shared by every Open
-		c.Replicas = replicas
+	return storeOf("KV bucket "+cfg.Bucket, field, cfg, func(ctx context.Context, b *Bus, c jetstream.KeyValueConfig, replicas int) (jetstream.KeyValue, error) {
 		c.Storage = jetstream.FileStorage
 		if replicas == 1 {
 			c.Storage = jetstream.MemoryStorage
 		}
-		if old, err := b.JS.KeyValue(ctx, c.Bucket); err == nil {
-			st, err := old.Status(ctx)
-			if err != nil {
-				return err
-			}
-			if kvst, ok := st.(*jetstream.KeyValueBucketStatus); ok && kvst.StreamInfo().Config.Storage != c.Storage {
-				b.log.Warn("making the bucket anew on other storage; its entries are rewritten by their writers",
-					"bucket", c.Bucket, "storage", c.Storage.String(), "replicas", replicas)
-				if err := b.JS.DeleteKeyValue(ctx, c.Bucket); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
-					return err
-				}
-			}
-		} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
-			return err
+		if err := b.dropOnOtherStorage(ctx, c.Bucket, c.Storage); err != nil {
+			return nil, err
 		}
-		s, err := b.JS.CreateOrUpdateKeyValue(ctx, c)
-		if err == nil {
-			*field(b) = newBucket(s, b.Conn)
-		}
+		return createKV(ctx, b, c, replicas)
+	})
+}
+
+// dropOnOtherStorage deletes bucket if it exists on storage other than
+// want.
+func (b *Bus) dropOnOtherStorage(ctx context.Context, bucket string, want jetstream.StorageType) error {
+	old, err := b.JS.KeyValue(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil
+	}
+	if err != nil {
 		return err
-	}}
+	}
+	st, err := old.Status(ctx)
+	if err != nil {
+		return err
+	}
+	kvst, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok || kvst.StreamInfo().Config.Storage == want {
+		return nil
+	}
+	b.log.Warn("making the bucket anew on other storage; its entries are rewritten by their writers",
+		"bucket", bucket, "storage", want.String())
+	if err := b.JS.DeleteKeyValue(ctx, bucket); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return err
+	}
+	return nil
 }
 
 // stream is a stream kept in *field(b).
 func stream(field func(*Bus) *jetstream.Stream, cfg jetstream.StreamConfig) store {
-	return store{name: "stream " + cfg.Name, open: func(ctx context.Context, b *Bus, replicas int) error {
-		c := cfg // the table is shared by every Open
+	return storeOf("stream "+cfg.Name, field, cfg, func(ctx context.Context, b *Bus, c jetstream.StreamConfig, replicas int) (jetstream.Stream, error) {
 		c.Replicas = replicas
-		s, err := b.JS.CreateOrUpdateStream(ctx, c)
-		if err == nil {
-			*field(b) = s
-		}
-		return err
-	}}
+		return b.JS.CreateOrUpdateStream(ctx, c)
+	})
 }
 
 // objects is an object store kept in *field(b).
 func objects(field func(*Bus) *jetstream.ObjectStore, cfg jetstream.ObjectStoreConfig) store {
-	return store{name: "object store " + cfg.Bucket, open: func(ctx context.Context, b *Bus, replicas int) error {
-		c := cfg // the table is shared by every Open
+	return storeOf("object store "+cfg.Bucket, field, cfg, func(ctx context.Context, b *Bus, c jetstream.ObjectStoreConfig, replicas int) (jetstream.ObjectStore, error) {
 		c.Replicas = replicas
-		s, err := b.JS.CreateOrUpdateObjectStore(ctx, c)
-		if err == nil {
-			*field(b) = s
-		}
-		return err
-	}}
+		return b.JS.CreateOrUpdateObjectStore(ctx, c)
+	})
 }
 
 // openAttempt bounds one attempt at opening a store: a cluster electing

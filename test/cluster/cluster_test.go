@@ -37,10 +37,9 @@ const token = "adm_cluster_test"
 
 // Targets with one NATS server of three lost.
 const (
-	apiTarget       = 10 * time.Second // the organizer API answers again
-	admissionTarget = 10 * time.Second // a new listener is admitted again
-	gapAllowance    = 3 * time.Second  // silence beyond a channel's normal pause
-	returnTarget    = 10 * time.Second // everything back after a server's return
+	lossTarget   = 10 * time.Second // the organizer API works, new listeners are admitted again
+	gapAllowance = 3 * time.Second  // silence beyond a channel's normal pause
+	returnTarget = 10 * time.Second // everything back after a server's return
 )
 
 // node is one babelcast process of the test.
@@ -493,7 +492,6 @@ func (d *deployment) loseOne(ctx context.Context, admin *nats.Conn, ears map[str
 		victim = leader
 		return err == nil && leader != "" && len(current) == 3
 	})
-	f := figure{phase: "leader of " + bucket, killed: victim, gaps: map[string]time.Duration{}, normal: map[string]time.Duration{}}
 	var led []string
 	for _, st := range streams {
 		lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -503,37 +501,10 @@ func (d *deployment) loseOne(ctx context.Context, admin *nats.Conn, ears map[str
 		cancel()
 	}
 	killed := time.Now()
-	for lang, e := range ears {
-		f.normal[lang] = e.longestGap(killed.Add(-8*time.Second), killed)
-	}
+	f := newFigure("leader of "+bucket, victim, ears, killed)
 	t.Logf("kill -9 %s (leads %v) at %s", victim, led, killed.Format("15:04:05.000"))
 	d.nats.Server(victim).Kill()
-
-	pctx, stopProbes := context.WithCancel(ctx)
-	apiDone := probe(pctx, 300*time.Millisecond, d.apiWorks)
-	admitDone := probe(pctx, 300*time.Millisecond, func() (bool, string) { return d.admit("es") })
-	time.Sleep(15 * time.Second)
-	stopProbes()
-	api, admission := <-apiDone, <-admitDone
-	end := time.Now()
-	for lang, e := range ears {
-		f.gaps[lang] = e.longestGap(killed, end)
-	}
-	f.api = since(killed, api)
-	f.admission = since(killed, admission)
-	t.Logf("%s: API failed %d times (last: %s), back after %v; listeners refused %d times (last: %s), back after %v; gaps %v (normal %v)",
-		f.phase, api.failed, api.lastWhy, f.api, admission.failed, admission.lastWhy, f.admission, f.gaps, f.normal)
-	if api.failed > 0 && (api.recovered.IsZero() || f.api > apiTarget) {
-		t.Errorf("%s: the organizer API worked again after %v, want < %v", f.phase, f.api, apiTarget)
-	}
-	if admission.failed > 0 && (admission.recovered.IsZero() || f.admission > admissionTarget) {
-		t.Errorf("%s: new listeners admitted again after %v, want < %v", f.phase, f.admission, admissionTarget)
-	}
-	for lang, gap := range f.gaps {
-		if gap > f.normal[lang]+gapAllowance {
-			t.Errorf("%s: channel %s silent for %v, its normal pause %v", f.phase, lang, gap, f.normal[lang])
-		}
-	}
+	d.observe(ctx, ears, &f, killed, lossTarget, func() { time.Sleep(15 * time.Second) })
 	for _, lang := range []string{"es", "fr"} {
 		if ears[lang].captionsSince(killed) == 0 {
 			t.Errorf("%s: no %s caption since the kill", f.phase, lang)
@@ -542,6 +513,49 @@ func (d *deployment) loseOne(ctx context.Context, admin *nats.Conn, ears map[str
 	d.nats.Server(victim).Restart()
 	d.awaitCurrent(ctx, admin)
 	return f
+}
+
+// newFigure starts the figures of a phase that begins at t0, with each
+// channel's normal pause: its longest silence in the 8 s before.
+func newFigure(phase, killed string, ears map[string]*ear, t0 time.Time) figure {
+	f := figure{phase: phase, killed: killed, gaps: map[string]time.Duration{}, normal: map[string]time.Duration{}}
+	for lang, e := range ears {
+		f.normal[lang] = e.longestGap(t0.Add(-8*time.Second), t0)
+	}
+	return f
+}
+
+// observe probes the organizer API and new listeners' admission until wait
+// returns, fills f from t0 on, and checks it: the API and admission back
+// within target, no channel silent longer than its normal pause and
+// gapAllowance.
+func (d *deployment) observe(ctx context.Context, ears map[string]*ear, f *figure, t0 time.Time, target time.Duration, wait func()) {
+	t := d.t
+	t.Helper()
+	pctx, stop := context.WithCancel(ctx)
+	apiDone := probe(pctx, 300*time.Millisecond, d.apiWorks)
+	admitDone := probe(pctx, 300*time.Millisecond, func() (bool, string) { return d.admit("es") })
+	wait()
+	stop()
+	api, admission := <-apiDone, <-admitDone
+	end := time.Now()
+	for lang, e := range ears {
+		f.gaps[lang] = e.longestGap(t0, end)
+	}
+	f.api, f.admission = since(t0, api), since(t0, admission)
+	t.Logf("%s: API failed %d times (last: %s), back after %v; listeners refused %d times (last: %s), back after %v; gaps %v (normal %v)",
+		f.phase, api.failed, api.lastWhy, f.api, admission.failed, admission.lastWhy, f.admission, f.gaps, f.normal)
+	if api.failed > 0 && (api.recovered.IsZero() || f.api > target) {
+		t.Errorf("%s: the organizer API worked again after %v, want < %v", f.phase, f.api, target)
+	}
+	if admission.failed > 0 && (admission.recovered.IsZero() || f.admission > target) {
+		t.Errorf("%s: new listeners admitted again after %v, want < %v", f.phase, f.admission, target)
+	}
+	for lang, gap := range f.gaps {
+		if gap > f.normal[lang]+gapAllowance {
+			t.Errorf("%s: channel %s silent for %v, its normal pause %v", f.phase, lang, gap, f.normal[lang])
+		}
+	}
 }
 
 func since(t0 time.Time, r probeResult) time.Duration {
@@ -596,11 +610,8 @@ func unavailable(code int, body []byte) (bool, string) {
 func (d *deployment) loseTwo(ctx context.Context, admin *nats.Conn, ears map[string]*ear) figure {
 	t := d.t
 	a, b := d.nats.Servers[0], d.nats.Servers[1]
-	f := figure{phase: "two of three", killed: a.Name + "+" + b.Name, gaps: map[string]time.Duration{}, normal: map[string]time.Duration{}}
 	killed := time.Now()
-	for lang, e := range ears {
-		f.normal[lang] = e.longestGap(killed.Add(-8*time.Second), killed)
-	}
+	f := newFigure("two of three", a.Name+"+"+b.Name, ears, killed)
 	t.Logf("kill -9 %s and %s at %s", a.Name, b.Name, killed.Format("15:04:05.000"))
 	a.Kill()
 	b.Kill()
@@ -637,43 +648,22 @@ func (d *deployment) loseTwo(ctx context.Context, admin *nats.Conn, ears map[str
 	returned := time.Now()
 	t.Logf("%s returns at %s", a.Name, returned.Format("15:04:05.000"))
 	a.Start()
-	pctx, stopProbes := context.WithCancel(ctx)
-	apiDone := probe(pctx, 300*time.Millisecond, d.apiWorks)
-	admitDone := probe(pctx, 300*time.Millisecond, func() (bool, string) { return d.admit("es") })
 	var heard time.Time
-	waitFor(t, 3*returnTarget, "audio on every channel after the return", func() bool {
-		for _, e := range ears {
-			if !e.heardSince(returned) {
-				return false
+	d.observe(ctx, ears, &f, returned, returnTarget, func() {
+		waitFor(t, 3*returnTarget, "audio on every channel after the return", func() bool {
+			for _, e := range ears {
+				if !e.heardSince(returned) {
+					return false
+				}
 			}
-		}
-		heard = time.Now()
-		return true
+			heard = time.Now()
+			return true
+		})
+		time.Sleep(max(0, returnTarget+2*time.Second-time.Since(returned)))
 	})
-	time.Sleep(max(0, returnTarget+2*time.Second-time.Since(returned)))
-	stopProbes()
-	api, admission := <-apiDone, <-admitDone
-	end := time.Now()
-	for lang, e := range ears {
-		f.gaps[lang] = e.longestGap(returned, end)
-	}
-	f.api = since(returned, api)
-	f.admission = since(returned, admission)
-	t.Logf("%s: after the return, API back after %v (failed %d, last: %s), listeners after %v (refused %d, last: %s), audio after %v; gaps since %v",
-		f.phase, f.api, api.failed, api.lastWhy, f.admission, admission.failed, admission.lastWhy, heard.Sub(returned), f.gaps)
-	if api.failed > 0 && (api.recovered.IsZero() || f.api > returnTarget) {
-		t.Errorf("%s: the API worked again %v after a server's return, want < %v", f.phase, f.api, returnTarget)
-	}
-	if admission.failed > 0 && (admission.recovered.IsZero() || f.admission > returnTarget) {
-		t.Errorf("%s: listeners admitted again %v after a server's return, want < %v", f.phase, f.admission, returnTarget)
-	}
+	t.Logf("%s: audio on every channel %v after the return", f.phase, heard.Sub(returned))
 	if heard.Sub(returned) > returnTarget {
 		t.Errorf("%s: audio on every channel %v after a server's return", f.phase, heard.Sub(returned))
-	}
-	for lang, gap := range f.gaps {
-		if gap > f.normal[lang]+gapAllowance {
-			t.Errorf("%s: channel %s silent for %v after the return, its normal pause %v", f.phase, lang, gap, f.normal[lang])
-		}
 	}
 	d.nats.AwaitReady()
 	b.Start()

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -39,8 +40,9 @@ type RefresherOptions struct {
 	What string
 }
 
-// refreshTimeout bounds one write of a Refresher.
-const refreshTimeout = 5 * time.Second
+// refreshTimeout bounds one write of a Refresher: a write takes
+// milliseconds, one to a bucket electing its leader gets no answer.
+const refreshTimeout = 2 * time.Second
 
 // NewRefresher makes a Refresher; Run starts its writes.
 func NewRefresher(o RefresherOptions) *Refresher {
@@ -132,13 +134,22 @@ func (r *Refresher) pass(ctx context.Context, all bool) {
 
 	var failed []string
 	var lastErr error
+	timedOut := false
 	for k, v := range todo {
+		if timedOut {
+			// The bucket did not answer in time (a leader being elected):
+			// the rest waits for the next pass rather than each timing out
+			// in turn, so the pass ends, and the next one follows shortly.
+			failed = append(failed, k)
+			continue
+		}
 		if err := r.write(ctx, k, v); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			failed = append(failed, k)
 			lastErr = err
+			timedOut = errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 			continue
 		}
 		r.mu.Lock()

@@ -2,6 +2,8 @@ package kvlease_test
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,4 +59,56 @@ func TestRefresherWritesRewritesAndClears(t *testing.T) {
 		t.Fatal(err)
 	}
 	await("count.a", jetstream.KeyValueDelete)
+}
+
+// stalling is a bucket whose writes can be made to get no answer, as while
+// JetStream elects a leader: each waits out its deadline.
+type stalling struct {
+	jetstream.KeyValue
+	stalled atomic.Bool
+}
+
+func (s *stalling) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	if s.stalled.Load() {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
+	return s.KeyValue.Put(ctx, key, value)
+}
+
+// While the bucket answers no writes, a pass does not wait out every key's
+// timeout in turn: once the bucket answers again, every key is rewritten
+// within about one write's timeout (2 s), not one per key.
+func TestRefresherRecoversPromptlyFromAStall(t *testing.T) {
+	t.Parallel()
+	kv := &stalling{KeyValue: openState(t)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := kvlease.NewRefresher(kvlease.RefresherOptions{KV: kv, Every: 500 * time.Millisecond, Coalesce: 50 * time.Millisecond})
+	go r.Run(ctx)
+	const keys = 20
+	kv.stalled.Store(true)
+	for i := range keys {
+		r.Set(fmt.Sprintf("count.%d", i), []byte("1"))
+	}
+	time.Sleep(3 * time.Second) // the election: passes meet a bucket that does not answer
+	kv.stalled.Store(false)
+	back := time.Now()
+	deadline := back.Add(3500 * time.Millisecond)
+	for {
+		n := 0
+		for i := range keys {
+			if _, err := kv.Get(ctx, fmt.Sprintf("count.%d", i)); err == nil {
+				n++
+			}
+		}
+		if n == keys {
+			t.Logf("every key written %v after the bucket answered again", time.Since(back).Round(10*time.Millisecond))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d keys written 3.5 s after the bucket answered again", n, keys)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -20,7 +20,7 @@ import (
 // settings (fewer replicas, from an older version or another --replicas)
 // is updated in place. A new store is an entry here and a field on Bus:
 //
-//	kv(func(b *Bus) *jetstream.KeyValue { return &b.Questions }, jetstream.KeyValueConfig{Bucket: …}),
+//	kv(func(b *Bus) *jetstream.KeyValue { return &b.Booths }, jetstream.KeyValueConfig{Bucket: …}),
 //	liveKV(…) for a bucket of entries that expire (see liveKV),
 //	stream(func(b *Bus) *jetstream.Stream { return &b.Transcript }, jetstream.StreamConfig{Name: …}),
 //	objects(func(b *Bus) *jetstream.ObjectStore { return &b.Recordings }, jetstream.ObjectStoreConfig{Bucket: …}),

@@ -30,9 +30,16 @@ type ingestEnv struct {
 // room keynote, subscribed to the room's published audio.
 func newIngest(t *testing.T) *ingestEnv {
 	t.Helper()
-	s := service.Start(t, service.Options{Config: func(c *app.Config) { c.Roles = []string{app.RoleIngest, app.RoleAPI} }})
+	s := service.Start(t, service.Options{Config: func(c *app.Config) {
+		c.Roles = []string{app.RoleIngest, app.RoleAPI}
+		c.NATSListen = "127.0.0.1:0" // for the test's own connection
+	}})
 	rm := s.API.CreateRoom(`{"id":"keynote","source_language":"en","languages":[{"code":"es"}]}`)
-	nc, err := nats.Connect(s.App().NATSURL())
+	key, err := nats.NkeyOptionFromSeed(s.App().NATSKeyFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(s.App().NATSURL(), key)
 	if err != nil {
 		t.Fatal(err)
 	}

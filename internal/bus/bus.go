@@ -78,6 +78,10 @@ func Open(ctx context.Context, o Options) (*Bus, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Replicas < 0 || o.Replicas > 5 {
+		// JetStream's own limit is 5: more is refused by every server.
+		return nil, fmt.Errorf("replicas must be from 1 to 5 (0: the default), not %d", o.Replicas)
+	}
 	b := &Bus{closed: make(chan struct{}), log: o.Logger}
 	var opts []nats.Option
 	url := o.URL
@@ -112,10 +116,7 @@ func Open(ctx context.Context, o Options) (*Bus, error) {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	b.JS = js
-	if b.Replicas, err = b.replicas(o.Replicas); err != nil {
-		b.Close()
-		return nil, err
-	}
+	b.Replicas = b.replicas(o.Replicas)
 	if err := b.openStores(ctx); err != nil {
 		b.Close()
 		return nil, err
@@ -123,25 +124,20 @@ func Open(ctx context.Context, o Options) (*Bus, error) {
 	return b, nil
 }
 
-// replicas resolves Options.Replicas.
-func (b *Bus) replicas(configured int) (int, error) {
+// replicas resolves Options.Replicas (checked in Open).
+func (b *Bus) replicas(configured int) int {
 	switch {
-	case configured < 0:
-		return 0, fmt.Errorf("replicas must be 1 or more, not %d", configured)
-	case configured > 5:
-		// JetStream's own limit: more is refused by every server.
-		return 0, fmt.Errorf("replicas must be at most 5, not %d", configured)
 	case configured > 0:
-		return configured, nil
+		return configured
 	case b.server != nil:
-		return 1, nil
+		return 1
 	}
 	// A server in a cluster names the cluster; the servers of a cluster
 	// tell clients about each other, so Servers lists all of them.
 	if b.Conn.ConnectedClusterName() == "" {
-		return 1, nil
+		return 1
 	}
-	return min(3, len(b.Conn.Servers())), nil
+	return min(3, len(b.Conn.Servers()))
 }
 
 // Embedded reports whether this process runs the NATS server itself.

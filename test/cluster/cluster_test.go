@@ -288,6 +288,7 @@ func (s *speech) Read(dst []int16) (int, error) {
 // failure (zero if it never failed), and the last failure's reason.
 type probeResult struct {
 	failed    int
+	by        map[string]int // failures by the first word of their reason (status, create)
 	recovered time.Time
 	lastWhy   string
 	firstFail time.Time
@@ -296,7 +297,7 @@ type probeResult struct {
 func probe(ctx context.Context, interval time.Duration, check func() (bool, string)) <-chan probeResult {
 	out := make(chan probeResult, 1)
 	go func() {
-		var r probeResult
+		r := probeResult{by: map[string]int{}}
 		var failing bool
 		for ctx.Err() == nil {
 			ok, why := check()
@@ -308,6 +309,8 @@ func probe(ctx context.Context, interval time.Duration, check func() (bool, stri
 				}
 				r.failed++
 				r.lastWhy = why
+				first, _, _ := strings.Cut(why, " ")
+				r.by[first]++
 				failing = true
 			case failing:
 				r.recovered = now
@@ -449,7 +452,7 @@ func TestLosingANATSServer(t *testing.T) {
 
 	t.Log("figures (one server of three killed, by the bucket it led; then two):")
 	for _, f := range figures {
-		t.Logf("  %-22s killed %s: API %v, new listener %v, longest gap es %v fr %v floor %v (normal %v / %v / %v)",
+		t.Logf("  %-22s killed %s: API %v, new listener %v, longest gap es %v fr %v source %v (normal %v / %v / %v)",
 			f.phase, f.killed, f.api.Round(100*time.Millisecond), f.admission.Round(100*time.Millisecond),
 			f.gaps["es"].Round(100*time.Millisecond), f.gaps["fr"].Round(100*time.Millisecond), f.gaps["en"].Round(100*time.Millisecond),
 			f.normal["es"].Round(100*time.Millisecond), f.normal["fr"].Round(100*time.Millisecond), f.normal["en"].Round(100*time.Millisecond))
@@ -543,8 +546,8 @@ func (d *deployment) observe(ctx context.Context, ears map[string]*ear, f *figur
 		f.gaps[lang] = e.longestGap(t0, end)
 	}
 	f.api, f.admission = since(t0, api), since(t0, admission)
-	t.Logf("%s: API failed %d times (last: %s), back after %v; listeners refused %d times (last: %s), back after %v; gaps %v (normal %v)",
-		f.phase, api.failed, api.lastWhy, f.api, admission.failed, admission.lastWhy, f.admission, f.gaps, f.normal)
+	t.Logf("%s: API failed %d times %v (last: %s), back after %v; listeners refused %d times (last: %s), back after %v; gaps %v (normal %v)",
+		f.phase, api.failed, api.by, api.lastWhy, f.api, admission.failed, admission.lastWhy, f.admission, f.gaps, f.normal)
 	if api.failed > 0 && (api.recovered.IsZero() || f.api > target) {
 		t.Errorf("%s: the organizer API worked again after %v, want < %v", f.phase, f.api, target)
 	}

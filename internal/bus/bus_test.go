@@ -1,7 +1,6 @@
 package bus
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -22,25 +21,6 @@ import (
 )
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-// logs is a goroutine-safe log sink. (This package's tests cannot use
-// test/harness, which imports the bus.)
-type logs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 func open(t *testing.T, o Options) *Bus {
 	t.Helper()
@@ -154,7 +134,7 @@ func TestReplicasOnACluster(t *testing.T) {
 	if _, err := first.Rooms.Put(context.Background(), "keynote", []byte(`{"id":"keynote"}`)); err != nil {
 		t.Fatal(err)
 	}
-	logs := &logs{}
+	logs := &natscluster.Logs{}
 	b := open(t, Options{URL: c.URLs(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if b.Replicas != 3 {
 		t.Fatalf("replicas %d on a cluster of 3, want 3", b.Replicas)
@@ -208,10 +188,10 @@ func TestOpenWaitsForAClusterStartingWithIt(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
-	sinks := make([]*logs, 4)
+	sinks := make([]*natscluster.Logs, 4)
 	errs := make([]error, len(sinks))
 	for i := range sinks {
-		sinks[i] = &logs{}
+		sinks[i] = &natscluster.Logs{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -38,7 +38,7 @@ type Server struct {
 	c     *Cluster
 	conf  string
 	store string
-	logs  *logBuffer
+	logs  *Logs
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -100,7 +100,7 @@ func Start(t testing.TB, o Options) *Cluster {
 	}
 	for i := 0; i < o.Servers; i++ {
 		name := fmt.Sprintf("n%d", i+1)
-		s := &Server{Name: name, Port: ports[i], http: ports[2*o.Servers+i], c: c, store: filepath.Join(dir, name), logs: &logBuffer{}}
+		s := &Server{Name: name, Port: ports[i], http: ports[2*o.Servers+i], c: c, store: filepath.Join(dir, name), logs: &Logs{}}
 		s.conf = filepath.Join(dir, name+".conf")
 		conf := fmt.Sprintf(`server_name: %s
 listen: 127.0.0.1:%d
@@ -332,21 +332,21 @@ func (c *Cluster) Connect(opts ...nats.Option) *nats.Conn {
 	return nc
 }
 
-// logBuffer keeps a server's output. (Package harness has one too; this
-// package cannot import it: the bus's own tests use this one, and harness
-// imports the bus.)
-type logBuffer struct {
+// Logs is a goroutine-safe log sink: a server's output here, and the
+// logs of the bus's own tests. (Package harness has one too; the bus's
+// tests cannot use it, since harness imports the bus.)
+type Logs struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *logBuffer) Write(p []byte) (int, error) {
+func (b *Logs) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *logBuffer) String() string {
+func (b *Logs) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

@@ -98,9 +98,9 @@ type Server struct {
 	hub      *hub
 	presence *presence
 	upgrader websocket.Upgrader
-	// passFails counts wrong passcodes by client and room; conns caps
+	// passcodes counts wrong passcodes by client and room; conns caps
 	// listener connections.
-	passFails *access.Failures
+	passcodes *access.Passcodes
 	conns     *access.Conns
 
 	runOnce sync.Once
@@ -146,7 +146,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		o: o, log: o.Log.With("role", "fanout"),
-		passFails: access.NewFailures(passcodeFailBurst, passcodeFailEvery),
+		passcodes: access.NewPasscodes(),
 		conns:     access.NewConns(o.MaxListenersPerAddress, o.MaxListeners),
 	}
 	s.presence = newPresence(o.State, o.Node, s.log)
@@ -195,7 +195,7 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); s.presence.run(ctx) }()
 	go func() {
 		defer wg.Done()
-		livestate.Every(ctx, time.Minute, func() { s.passFails.Prune(time.Now()) }) // forget refilled budgets
+		livestate.Every(ctx, time.Minute, func() { s.passcodes.Prune(time.Now()) }) // forget refilled budgets
 	}()
 	<-ctx.Done()
 

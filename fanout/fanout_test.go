@@ -929,7 +929,7 @@ func TestPasscodeGuessesAreLimited(t *testing.T) {
 	e := newEnv(t, nil)
 	e.createRoom(&room.Room{ID: "private", SourceLanguage: "en", Languages: []room.Language{{Code: "de"}}, Passcode: "s3cret"})
 	e.createRoom(&room.Room{ID: "other", SourceLanguage: "en", Passcode: "0th3r"})
-	for i := range passcodeFailBurst {
+	for i := range access.PasscodeBurst {
 		if i%2 == 0 {
 			c := e.dialRaw(t, "/api/v1/rooms/private/listen?lang=de&passcode=guess"+strconv.Itoa(i), nil)
 			if code := c.closeCode(t); code != wire.ClosePasscodeChanged {

@@ -25,18 +25,6 @@ const maxClientMessage = 4096
 // delayEvery is how often a WebSocket listener is told its delay.
 const delayEvery = time.Second
 
-// Passcode guessing: a client gets passcodeFailBurst wrong passcodes for a
-// room at once, then one more every passcodeFailEvery. Past that, every
-// request of that client for that room is refused with 429 before its
-// passcode is looked at, the right one too: a passcode is short enough to
-// be guessed, so a right one let through while wrong ones are refused would
-// tell it. (Behind a venue's one NAT address, a guesser holds up new
-// attendees of that room until the budget refills; those connected stay.)
-const (
-	passcodeFailBurst = 20
-	passcodeFailEvery = 3 * time.Second
-)
-
 // admission is a listener request for a room and channel that exist,
 // holding one of the client's connection slots. Its passcode is not
 // checked yet: authorize does, when the endpoint is about to serve (after
@@ -95,7 +83,7 @@ func (s *Server) admit(r *http.Request, lang, transport string) (*admission, err
 	}
 	client := access.Client(r)
 	if rm.Passcode != "" {
-		if blocked, after := s.passFails.Blocked(passKey(client, rm.ID), time.Now()); blocked {
+		if blocked, after := s.passcodes.Blocked(client, rm.ID); blocked {
 			return nil, &admitError{status: http.StatusTooManyRequests, code: "too_many_attempts",
 				msg: "too many wrong passcodes from this address; try again later", retry: after}
 		}
@@ -115,14 +103,12 @@ func (s *Server) admit(r *http.Request, lang, transport string) (*admission, err
 	return &admission{s: s, room: rm, rev: rev, lang: lang, passcode: passcode, passthrough: passthrough, client: client, transport: transport}, nil
 }
 
-func passKey(client, roomID string) string { return client + " " + roomID }
-
 // authorize checks the passcode, counting a wrong one against the client.
 func (a *admission) authorize() bool {
 	if a.room.CheckPasscode(a.passcode) {
 		return true
 	}
-	a.s.passFails.Fail(passKey(a.client, a.room.ID), time.Now())
+	a.s.passcodes.Fail(a.client, a.room.ID)
 	a.s.log.Info("listener refused: wrong or missing passcode", "room", a.room.ID, "client", a.client, "transport", a.transport)
 	return false
 }

@@ -1,7 +1,10 @@
 package web
 
 import (
+	"fmt"
 	"testing"
+
+	"github.com/babelcast/babelcast/internal/access"
 )
 
 func TestQuestionsFromAskToEnd(t *testing.T) {
@@ -95,4 +98,22 @@ func TestQuestionNeedsThePasscode(t *testing.T) {
 		t.Errorf("a question without the passcode: %d", r.status)
 	}
 	mustStatus(t, f.request("POST", "/api/v1/rooms/closed/questions", "", `{"passcode":"sesame"}`), 201)
+}
+
+// Asking a question checks the room's passcode: its guesses count against
+// the same budget as the listener endpoints', and past it the right
+// passcode is refused too (429) rather than told apart.
+func TestQuestionPasscodeGuessesAreLimited(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "")
+	f.createRoom(`{"id":"closed","source_language":"en","questions":true,"passcode":"sesame"}`)
+	for i := range access.PasscodeBurst {
+		if r := f.request("POST", "/api/v1/rooms/closed/questions", "", fmt.Sprintf(`{"passcode":"guess%d"}`, i)); r.status != 403 {
+			t.Fatalf("guess %d: %d", i+1, r.status)
+		}
+	}
+	r := f.request("POST", "/api/v1/rooms/closed/questions", "", `{"passcode":"sesame"}`)
+	if r.status != 429 || r.header.Get("Retry-After") == "" || r.errBody(t).Code != "too_many_attempts" {
+		t.Errorf("the right passcode after %d guesses: %d %s, want 429", access.PasscodeBurst, r.status, r.body)
+	}
 }

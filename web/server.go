@@ -70,6 +70,7 @@ type Server struct {
 	publicURL  string
 	log        *slog.Logger
 	authFails  *access.Failures
+	passcodes  *access.Passcodes // wrong passcodes of askers, by client and room
 }
 
 // minTokenLen is the shortest admin token taken without a warning.
@@ -95,6 +96,7 @@ func New(o Options) (*Server, error) {
 		publicURL:  strings.TrimRight(strings.TrimSpace(o.PublicURL), "/"),
 		log:        o.Log,
 		authFails:  access.NewFailures(authFailBurst, authFailEvery),
+		passcodes:  access.NewPasscodes(),
 	}
 	if o.AdminToken == "" {
 		s.log.Warn("no admin token configured: the organizer API refuses every request")
@@ -135,6 +137,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			s.authFails.Prune(time.Now())
+			s.passcodes.Prune(time.Now())
 		}
 	}
 }

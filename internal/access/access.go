@@ -120,6 +120,41 @@ func (f *Failures) Len() int {
 	return len(f.keys)
 }
 
+// Passcode guessing: a client gets PasscodeBurst wrong passcodes for a
+// room at once, then one more every PasscodeEvery. Past that, every
+// request of that client for that room that carries a passcode is refused
+// (429) before the passcode is looked at, the right one too: a passcode is
+// short enough to be guessed, so a right one let through while wrong ones
+// are refused would tell it. Behind a venue's one NAT address, a guesser
+// holds up new attendees of that room until the budget refills; those
+// already in stay.
+const (
+	PasscodeBurst = 20
+	PasscodeEvery = 3 * time.Second
+)
+
+// Passcodes is the budget of wrong passcodes, by client and room: every
+// endpoint that checks a room's passcode (listening, streaming, asking a
+// question) goes through one.
+type Passcodes struct{ f *Failures }
+
+// NewPasscodes makes an empty budget.
+func NewPasscodes() *Passcodes { return &Passcodes{f: NewFailures(PasscodeBurst, PasscodeEvery)} }
+
+func passKey(client, roomID string) string { return client + " " + roomID }
+
+// Blocked reports whether client has used up its wrong passcodes for
+// roomID, and when it may try again.
+func (p *Passcodes) Blocked(client, roomID string) (bool, time.Duration) {
+	return p.f.Blocked(passKey(client, roomID), time.Now())
+}
+
+// Fail counts a wrong passcode of client for roomID.
+func (p *Passcodes) Fail(client, roomID string) { p.f.Fail(passKey(client, roomID), time.Now()) }
+
+// Prune forgets budgets that have refilled.
+func (p *Passcodes) Prune(now time.Time) { p.f.Prune(now) }
+
 // Refusals of Conns.
 var (
 	ErrClientFull = errors.New("too many connections from this address")

@@ -56,6 +56,7 @@ const ui = {
   roomsList: $('rooms-list'),
   detail: $('room-detail'),
   detailName: $('detail-name'),
+  roomsTitle: $('rooms-title'),
   detailMeta: $('detail-meta'),
   edit: $('edit-room'),
   del: $('delete-room'),
@@ -174,7 +175,8 @@ ui.signinForm.addEventListener('submit', async (ev) => {
     store.set('sessionStorage', TOKEN_KEY, token);
     ui.token.value = '';
     notice(ui.signinError, '', '');
-    enter();
+    await enter();
+    ui.roomsTitle.focus(); // the form that had the focus is gone
   } catch (err) {
     const msg = err instanceof ApiError && (err.status === 401 || err.status === 403)
       ? 'That token was not accepted. Check it in the server log or BABELCAST_ADMIN_TOKEN.'
@@ -348,6 +350,7 @@ function setSpeakShown(shown) {
   ui.showSpeak.setAttribute('aria-expanded', String(shown));
   ui.showSpeak.textContent = shown ? 'Hide' : 'Show';
   ui.linkSpeak.classList.toggle('shown', shown);
+  ui.linkSpeak.setAttribute('aria-hidden', String(!shown)); // blurred: not read out either
   ui.qrSpeak.hidden = !shown;
 }
 
@@ -355,6 +358,7 @@ function setTalkShown(shown) {
   ui.showTalk.setAttribute('aria-expanded', String(shown));
   ui.showTalk.textContent = shown ? 'Hide' : 'Show';
   ui.linkTalk.classList.toggle('shown', shown);
+  ui.linkTalk.setAttribute('aria-hidden', String(!shown));
   ui.qrTalk.hidden = !shown;
 }
 
@@ -504,6 +508,7 @@ ui.del.addEventListener('click', async () => {
     st.statuses.delete(r.id);
     select('');
     notice(ui.apiError, 'info', `Deleted “${r.name || r.id}”.`);
+    ui.roomsTitle.focus(); // the room's Delete button is gone
   } catch (err) {
     showApiError('Could not delete the room', err);
   } finally {

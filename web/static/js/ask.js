@@ -10,12 +10,13 @@
 // server makes it mic q-<id> in the question's language) until the
 // attendee or the moderator ends it.
 
+import { localize } from './i18n.js';
 import { api, ApiError, describeError } from './api.js';
 import { LiveGuard, Microphone, MicLink, mediaSupported, micError, noMediaReason, refusal } from './mic.js';
 import { Close } from './protocol.js';
 import { $, fmt, notice, setMeter, store } from './ui.js';
 
-const text = {
+const text = localize('ask', {
   hint: 'Ask the speaker a question out loud, in {lang}. Everyone hears it in their own language.',
   willSpeak: 'You will speak in {lang}, into this phone. Use earphones if you are listening here.',
   asking: 'Sending your question…',
@@ -35,7 +36,7 @@ const text = {
   serverRefused: 'The server refused the microphone',
   levelSilent: 'silent',
   levelDb: '{db} decibels',
-};
+});
 
 const POLL_MS = 2000;
 

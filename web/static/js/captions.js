@@ -8,11 +8,12 @@
 // (the original) as opposed to an interpretation. Final lines go to a
 // screen reader's live region too, a few at a time.
 
+import { dirOf, localize } from './i18n.js';
 import { el } from './ui.js';
 
-export const text = {
+export const text = localize('captions', {
   original: 'original',
-};
+});
 
 /** The parts of a caption message a view keeps. */
 function lineOf(msg) {
@@ -47,6 +48,13 @@ export class CaptionView {
     this.lines = [];
     this.sawSource = false;
     this.sawInterp = false;
+    this.announcing = true;
+  }
+
+  /** Whether final lines are read out (off while the person hid the captions). */
+  setAnnouncing(on) {
+    this.announcing = !!on;
+    if (!on) this.live.replaceChildren();
   }
 
   add(msg) {
@@ -103,16 +111,20 @@ export class CaptionView {
       const label = this.label(l);
       const cls = [l.final ? (i < shown.length - 1 ? 'older' : '') : 'partial', this.o.kind(l), l.source ? 'original' : '']
         .filter(Boolean).join(' ');
-      return el('p', { class: cls || null, lang: l.lang || null, dataset: { testid: 'caption-line', speaker: l.speaker, source: String(l.source) } },
-        label ? el('span', { class: 'who', lang: document.documentElement.lang || null }, label) : null,
+      // A line runs in its own language's direction; the label, in the
+      // page's language, is isolated from it so neither reorders the other.
+      const page = document.documentElement.lang;
+      return el('p', { class: cls || null, lang: l.lang || null, dir: l.lang ? dirOf(l.lang) : 'auto', dataset: { testid: 'caption-line', speaker: l.speaker, source: String(l.source) } },
+        label ? el('bdi', { class: 'who', lang: page || null, dir: page ? dirOf(page) : null }, label) : null,
         el('span', { class: 'said' }, l.text));
     }));
     this.o.onRender?.();
   }
 
   announce(line) {
+    if (!this.announcing) return;
     const label = this.label(line);
-    this.live.append(el('p', { lang: line.lang || null }, label ? `${label}: ${line.text}` : line.text));
+    this.live.append(el('p', { lang: line.lang || null, dir: line.lang ? dirOf(line.lang) : 'auto' }, label ? `${label}: ${line.text}` : line.text));
     while (this.live.childElementCount > this.o.announced) this.live.firstElementChild.remove();
   }
 }

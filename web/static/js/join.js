@@ -3,7 +3,21 @@
 // than on a broken listener page.
 
 import { api, ApiError, describeError, normalizeRoomCode, ROOM_ID } from './api.js';
-import { $, notice } from './ui.js';
+import { browserLanguages, localize, setLanguage } from './i18n.js';
+import { $, fmt, notice } from './ui.js';
+
+const text = localize('join', {
+  title: 'Join a talk · babelcast',
+  join: 'Join',
+  checking: 'Checking…',
+  enterCode: 'Enter a room code',
+  enterCodeText: 'It is on the screen or the sign at the venue, like “keynote”.',
+  notACode: 'That is not a room code',
+  notACodeText: 'Room codes use letters, digits and dashes only, like “track-2”.',
+  noRoom: 'There is no room “{room}”',
+  noRoomText: 'Check the code with the organizers; it may be spelled differently or not open yet.',
+  cannotCheck: 'Could not check the room',
+});
 
 const form = $('join-form');
 const input = $('room-code');
@@ -14,6 +28,9 @@ function fail(title, text) {
   notice(errorBox, 'error', title, text);
   input.setAttribute('aria-invalid', 'true');
   input.focus();
+
+// The page speaks the browser's language, the one the attendee reads.
+setLanguage(browserLanguages()).then(() => { document.title = text.title; });
 }
 
 input.addEventListener('input', () => {
@@ -25,27 +42,27 @@ form.addEventListener('submit', async (ev) => {
   ev.preventDefault();
   const code = normalizeRoomCode(input.value);
   if (!code) {
-    fail('Enter a room code', 'It is on the screen or the sign at the venue, like “keynote”.');
+    fail(text.enterCode, text.enterCodeText);
     return;
   }
   if (!ROOM_ID.test(code)) {
-    fail('That is not a room code', 'Room codes use letters, digits and dashes only, like “track-2”.');
+    fail(text.notACode, text.notACodeText);
     return;
   }
   submit.disabled = true;
-  submit.textContent = 'Checking…';
+  submit.textContent = text.checking;
   try {
     await api(`/api/v1/rooms/${encodeURIComponent(code)}/public`);
     location.assign(`/rooms/${encodeURIComponent(code)}`);
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) {
-      fail(`There is no room “${code}”`, 'Check the code with the organizers; it may be spelled differently or not open yet.');
+      fail(fmt(text.noRoom, { room: code }), text.noRoomText);
     } else {
-      fail('Could not check the room', describeError(err));
+      fail(text.cannotCheck, describeError(err));
     }
   } finally {
     submit.disabled = false;
-    submit.textContent = 'Join';
+    submit.textContent = text.join;
   }
 });
 
@@ -53,3 +70,6 @@ form.addEventListener('submit', async (ev) => {
 const given = new URLSearchParams(location.search).get('room');
 if (given) input.value = normalizeRoomCode(given);
 input.focus();
+
+// The page speaks the browser's language, the one the attendee reads.
+setLanguage(browserLanguages()).then(() => { document.title = text.title; });

@@ -21,12 +21,14 @@
 import { api, ApiError, describeError, probeHandshake, roomIdFromPath } from './api.js';
 import { QuestionFlow } from './ask.js';
 import { CaptionView } from './captions.js';
+import { browserLanguages, languageOption, localize, nameLanguages, onLanguage, setLanguage } from './i18n.js';
 import { AudioOut, ChannelStream, checkPasscode } from './player.js';
 import { ChannelState, Close, FLOOR, Msg } from './protocol.js';
 import { $, el, fmt, notice, store } from './ui.js';
 
-const text = {
+const text = localize('listen', {
   loading: 'Loading…',
+  loadingRoom: 'Loading room…',
   roomNotFound: 'Room not found',
   roomNotFoundTitle: 'Room not found · babelcast',
   noSuchRoom: 'There is no room “{room}”.',
@@ -73,7 +75,7 @@ const text = {
   show: 'Show',
   hideCaptions: 'Hide captions',
   showCaptions: 'Show captions',
-};
+});
 
 const roomId = roomIdFromPath();
 const keys = {
@@ -397,6 +399,7 @@ function chooseLanguage(code) {
   st.delayMs = null;
   captions.clear();
   renderFallback();
+  followLanguage();
   ui.mixRow.hidden = !mixOffered(code);
   if (st.playing && out.ctx) {
     if (st.main) st.main.stop();
@@ -424,20 +427,41 @@ function initialLanguage() {
 
 function renderLanguages() {
   const { info } = st;
-  const option = (code, name, sub) => el('label', { class: 'lang-option', dataset: { testid: 'lang-option', lang: code } },
-    el('input', {
-      type: 'radio', name: 'lang', id: `lang-${code}`, value: code,
-      checked: code === st.lang,
-      onchange: () => chooseLanguage(code),
-    }),
-    el('span', { lang: code }, name, sub && sub !== name ? el('small', { lang: 'en' }, sub) : null));
+  const option = (code, name) => languageOption(code, name, { name: 'lang', checked: code === st.lang, onchange: () => chooseLanguage(code) });
   const src = info.source_language;
   ui.langList.replaceChildren(
-    ...info.languages.map((l) => option(l.code, l.native || l.code, l.english)),
-    option(src.code, src.native || src.code, src.english),
+    ...info.languages.map((l) => option(l.code, l.native || l.code)),
+    option(src.code, src.native || src.code),
   );
+  nameLanguages(ui.langList);
   ui.mixRow.hidden = !mixOffered(st.lang);
 }
+
+/**
+ * The page speaks the chosen channel's language where it has a catalog,
+ * else the browser's (the original, "floor", has no language of its own).
+ */
+function followLanguage() {
+  const remembered = store.get('localStorage', keys.anyLang);
+  const chosen = st.lang || remembered;
+  setLanguage([chosen && !isFloor(chosen) ? chosen : '', ...browserLanguages()]);
+}
+
+onLanguage(() => {
+  if (!st.info) {
+    if (!st.ended) ui.roomName.textContent = text.loadingRoom;
+    setPill('idle', text.loading);
+  }
+  nameLanguages(ui.langList);
+  captions.render();
+  renderCaptionPrefs();
+  renderSliders();
+  renderPlay();
+  renderFallback();
+  renderState();
+  renderDelay();
+  questions?.render();
+});
 
 // ---------- captions ----------
 
@@ -449,6 +473,8 @@ function renderCaptionPrefs() {
   ui.captionsToggle.setAttribute('aria-label', shown ? text.hideCaptions : text.showCaptions);
   ui.smaller.disabled = !shown || st.captionSizeIdx === 0;
   ui.larger.disabled = !shown || st.captionSizeIdx === CAPTION_SIZES.length - 1;
+  // Hidden captions are not read out either.
+  captions.setAnnouncing(shown);
   ui.captions.style.setProperty('--caption-size', `${CAPTION_SIZES[st.captionSizeIdx]}rem`);
 }
 
@@ -461,6 +487,9 @@ function resizeCaptions(delta) {
   st.captionSizeIdx = clampIdx(st.captionSizeIdx + delta);
   store.set('localStorage', keys.captionSize, String(st.captionSizeIdx));
   renderCaptionPrefs();
+  // A button that disabled itself at the limit hands the focus to the other one.
+  const pressed = delta < 0 ? ui.smaller : ui.larger;
+  if (pressed.disabled) (delta < 0 ? ui.larger : ui.smaller).focus();
 }
 ui.smaller.addEventListener('click', () => resizeCaptions(-1));
 ui.larger.addEventListener('click', () => resizeCaptions(1));
@@ -670,6 +699,7 @@ function showPlayer() {
 }
 
 async function init() {
+  followLanguage();
   renderSliders();
   renderCaptionPrefs();
   if (!roomId) {
@@ -700,6 +730,7 @@ async function init() {
   ui.roomName.textContent = st.info.name || roomId;
   document.title = `${st.info.name || roomId} · babelcast`;
   st.lang = initialLanguage();
+  followLanguage();
   if (st.info.passcode_required && !st.passcode) {
     setPill('idle', text.pillPasscode);
     askPasscode('');

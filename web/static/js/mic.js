@@ -11,6 +11,7 @@
 // What a page says about a failure is the page's affair; the sentences
 // both need are here (text), in one place for translation.
 
+import { localize } from './i18n.js';
 import { credentialProtocols, describeError, wsURL } from './api.js';
 import { Close, ErrorCode, Msg } from './protocol.js';
 import { ReconnectingSocket } from './ws.js';
@@ -22,7 +23,7 @@ export const CAPTURE_WORKLET = '/static/capture-worklet.js';
 /** Audio the browser may hold unsent before frames are dropped. */
 const MAX_QUEUED_SECONDS = 2;
 
-export const text = {
+export const text = localize('mic', {
   micRefused: 'The browser was not allowed to use the microphone. Allow it in the site settings (the icon by the address), then try again.',
   micMissing: 'No microphone was found. Plug one in and try again.',
   micBusy: 'The microphone is busy or failed. Close other apps using it and try again.',
@@ -35,7 +36,7 @@ export const text = {
   badMic: 'That mic name is not accepted: use 1 to 32 lowercase letters, digits and dashes, not starting with “q-”.',
   badAudio: 'The server refused the audio ({why}). Reload the page and try again.',
   keyRotated: 'The key was changed by the organizers. Ask them for the new link.',
-};
+});
 
 /** Whether this browser can capture and send a microphone here. */
 export function mediaSupported() {

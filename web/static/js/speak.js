@@ -521,6 +521,7 @@ function setPill(state, label) {
 function render() {
   const live = st.phase === 'live';
   const busy = live || st.phase === 'starting';
+  const focused = document.activeElement;
   ui.start.disabled = st.ended || busy;
   ui.start.textContent = st.phase === 'stopped' ? text.startAgain : text.start;
   ui.stop.disabled = !busy;
@@ -531,6 +532,12 @@ function render() {
   ui.micId.disabled = busy;
   ui.micAnother.disabled = busy;
   ui.name.disabled = busy;
+  // A control that disabled itself (Start once on air, Stop once off)
+  // hands the keyboard focus on instead of dropping it to the page.
+  if (focused && focused.disabled) {
+    const next = [busy ? ui.stop : ui.start, ui.start, ui.stop].find((b) => !b.disabled);
+    if (next) next.focus();
+  }
   if (st.ended) return setPill('ended', text.pillClosed);
   if (!st.info) return undefined;
   if (st.phase === 'idle' || st.phase === 'stopped') return setPill('idle', text.pillIdle);

@@ -16,13 +16,16 @@
 
 import { api, ApiError, describeError, probeHandshake, roomIdFromPath } from './api.js';
 import { CaptionView } from './captions.js';
+import { browserLanguages, dirOf, languageOption, localize, nameLanguages, onLanguage, setLanguage } from './i18n.js';
 import { LiveGuard, mediaSupported, Microphone, MicLink, micError, noMediaReason, refusal, speakPath, text as micText } from './mic.js';
 import { AudioOut, ChannelStream } from './player.js';
 import { Close, Msg } from './protocol.js';
 import { $, el, fmt, notice, randomId, secretFromFragment, setMeter, store } from './ui.js';
 
-const text = {
+const text = localize('talk', {
   roomNotFound: 'Room not found',
+  loading: 'Loading…',
+  loadingRoom: 'Loading room…',
   noRoomInLink: 'This link names no room.',
   askForLink: 'Ask the organizers for the conversation link.',
   noSuchRoom: 'There is no room “{room}”',
@@ -60,7 +63,7 @@ const text = {
   meterSilent: 'silent',
   meterDb: '{db} decibels',
   title: 'Conversation: {room} · babelcast',
-};
+});
 
 const roomId = roomIdFromPath();
 const keys = {
@@ -169,20 +172,41 @@ function langName(code) {
 function renderLanguages() {
   const all = languages();
   if (!all.some((l) => l.code === st.lang)) st.lang = '';
-  ui.langList.replaceChildren(...all.map((l) => el('label', { class: 'lang-option', dataset: { testid: 'lang-option', lang: l.code } },
-    el('input', {
-      type: 'radio', name: 'lang', id: `lang-${l.code}`, value: l.code, checked: l.code === st.lang,
-      onchange: () => { st.lang = l.code; store.set('localStorage', keys.lang, l.code); },
-    }),
-    el('span', { lang: l.code }, l.native || l.code, l.english && l.english !== l.native ? el('small', { lang: 'en' }, l.english) : null))));
-  ui.language.replaceChildren(...all.map((l) => el('option', { value: l.code, lang: l.code }, l.native || l.code)));
+  ui.langList.replaceChildren(...all.map((l) => languageOption(l.code, l.native || l.code, {
+    name: 'lang', checked: l.code === st.lang,
+    onchange: () => {
+      st.lang = l.code;
+      store.set('localStorage', keys.lang, l.code);
+      followLanguage();
+    },
+  })));
+  nameLanguages(ui.langList);
+  ui.language.replaceChildren(...all.map((l) => el('option', { value: l.code, lang: l.code, dir: dirOf(l.code) }, l.native || l.code)));
   if (st.lang) ui.language.value = st.lang;
 }
+
+/** The page speaks the language this phone speaks where it has a catalog, else the browser's. */
+function followLanguage() {
+  setLanguage([st.lang, ...browserLanguages()]);
+}
+
+onLanguage(() => {
+  if (!st.info) {
+    ui.roomName.textContent = text.loadingRoom;
+    setPill('idle', text.loading);
+  } else if (st.phase !== 'ended') {
+    document.title = fmt(text.title, { room: st.info.name || roomId });
+  }
+  nameLanguages(ui.langList);
+  captions.render();
+  render();
+});
 
 /** Changing language mid-conversation: the mic says so, the phone listens to the new channel. */
 ui.language.addEventListener('change', () => {
   st.lang = ui.language.value;
   store.set('localStorage', keys.lang, st.lang);
+  followLanguage();
   const r = document.getElementById(`lang-${st.lang}`);
   if (r) r.checked = true;
   if (st.phase !== 'live' && st.phase !== 'starting') return;
@@ -398,6 +422,7 @@ function showSetup() {
 }
 
 async function init() {
+  followLanguage();
   st.key = secretFromFragment(keys.key);
   ui.name.value = store.get('localStorage', keys.name) || '';
   if (!roomId) {

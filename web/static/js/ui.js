@@ -64,6 +64,15 @@ export function englishName(code) {
   try { return englishNames?.of(code) || code; } catch { return code; }
 }
 
+/** A language's name in another language ("es", "fr" → "espagnol"), from the browser. */
+export function languageName(code, inLang) {
+  try {
+    return new Intl.DisplayNames([inLang], { type: 'language' }).of(code) || code;
+  } catch {
+    return code;
+  }
+}
+
 /** A language's name in itself ("es" → "Español"), from the browser. */
 export function nativeName(code) {
   try {

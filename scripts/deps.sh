@@ -10,6 +10,21 @@ RUN_PACKAGES="pocketsphinx pocketsphinx-en-us apertium apertium-eng-spa apertium
 # Tests also drive a headless browser.
 TEST_PACKAGES="$RUN_PACKAGES chromium"
 
+# The browser tests check every page with axe-core, from the npm registry,
+# pinned (test/browser/access_test.go names the same version).
+AXE_VERSION="4.14.1"
+
+# install_axe puts axe-core into test/output/node_modules (gitignored),
+# once; npm comes with Debian's nodejs.
+install_axe() {
+	[ -f test/output/node_modules/axe-core/package.json ] &&
+		grep -q "\"version\": \"$AXE_VERSION\"" test/output/node_modules/axe-core/package.json && return 0
+	command -v npm >/dev/null 2>&1 || install_packages npm
+	echo "Installing axe-core $AXE_VERSION for the browser tests" >&2
+	mkdir -p test/output
+	npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix test/output "axe-core@$AXE_VERSION" >/dev/null
+}
+
 install_packages() {
 	missing=""
 	for p in "$@"; do

@@ -61,6 +61,8 @@ func startService(t *testing.T) *service.Service {
 type browserOptions struct {
 	// micWAV, when set, is what the fake microphone plays (in a loop).
 	micWAV string
+	// lang is the browser's language (its navigator.languages); en-US when empty.
+	lang string
 }
 
 // requireChromium fails the test (it does not skip it: a machine without
@@ -85,6 +87,10 @@ func requireChromium(t *testing.T) string {
 func newBrowser(ctx context.Context, t *testing.T, o browserOptions) context.Context {
 	t.Helper()
 	exe := requireChromium(t)
+	lang := o.lang
+	if lang == "" {
+		lang = "en-US"
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
 		chromedp.UserDataDir(t.TempDir()),
@@ -95,7 +101,7 @@ func newBrowser(ctx context.Context, t *testing.T, o browserOptions) context.Con
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		chromedp.Flag("lang", "en-US"),
+		chromedp.Flag("lang", lang),
 		chromedp.WindowSize(1280, 800),
 	)
 	if o.micWAV != "" {
@@ -318,32 +324,50 @@ func (tb *tab) fail(format string, args ...any) {
 	tb.t.Fatal(msg)
 }
 
-// screenshots saves the whole page at a phone size (390×844, mobile) and at
-// a desktop size (1280×800) as <name>-phone.png and <name>-desktop.png, and
-// leaves the tab at the desktop size.
+// viewport is a window size the pages are checked at.
+type viewport struct {
+	suffix string
+	w, h   int64
+	mobile bool
+}
+
+// viewports are a phone (390×844, mobile) and a desktop (1280×800).
+var viewports = []viewport{{"phone", 390, 844, true}, {"desktop", 1280, 800, false}}
+
+// resize sets the tab's viewport and lets layout settle.
+func (tb *tab) resize(size viewport) {
+	tb.t.Helper()
+	opts := []chromedp.EmulateViewportOption{}
+	if size.mobile {
+		opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateScale(2))
+	}
+	tb.do("resize to "+size.suffix, chromedp.EmulateViewport(size.w, size.h, opts...))
+	// Let layout, fonts and images settle after the resize.
+	eval[chromedp.Void](tb, `new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))`)
+}
+
+// screenshot saves the whole page as <name>.png.
+func (tb *tab) screenshot(name string) {
+	tb.t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, 15*time.Second)
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	cancel()
+	if err != nil {
+		tb.fail("screenshot %s: %v", name, err)
+	}
+	if err := saveFile(name+".png", png); err != nil {
+		tb.t.Fatalf("save screenshot: %v", err)
+	}
+}
+
+// screenshots saves the whole page at a phone size and at a desktop size
+// as <name>-phone.png and <name>-desktop.png, and leaves the tab at the
+// desktop size.
 func (tb *tab) screenshots(name string) {
 	tb.t.Helper()
-	for _, size := range []struct {
-		suffix string
-		w, h   int64
-		mobile bool
-	}{{"phone", 390, 844, true}, {"desktop", 1280, 800, false}} {
-		opts := []chromedp.EmulateViewportOption{}
-		if size.mobile {
-			opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateScale(2))
-		}
-		tb.do("resize to "+size.suffix, chromedp.EmulateViewport(size.w, size.h, opts...))
-		// Let layout, fonts and images settle after the resize.
-		eval[chromedp.Void](tb, `new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))`)
-		ctx, cancel := context.WithTimeout(tb.ctx, 15*time.Second)
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		cancel()
-		if err != nil {
-			tb.fail("screenshot %s: %v", name, err)
-		}
-		if err := saveFile(name+"-"+size.suffix+".png", png); err != nil {
-			tb.t.Fatalf("save screenshot: %v", err)
-		}
+	for _, size := range viewports {
+		tb.resize(size)
+		tb.screenshot(name + "-" + size.suffix)
 	}
 }
 

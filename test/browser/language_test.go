@@ -1,0 +1,261 @@
+package browser
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"github.com/babelcast/babelcast/test/harness"
+	"github.com/babelcast/babelcast/test/harness/service"
+)
+
+// TestAttendeeInTheirLanguage is issue 15's attendee flow: a Chromium set
+// to Spanish (es-ES) joins a room that offers Spanish and Arabic. The join
+// page and the attendee page speak Spanish (lang="es") before any choice;
+// choosing the Arabic channel turns the page and its captions right to
+// left. Every state passes axe-core at phone and desktop size, and is
+// walked and worked by keyboard alone with the focus visible at every stop.
+func TestAttendeeInTheirLanguage(t *testing.T) {
+	requireChromium(t)
+	axeScript(t)
+	ctx := testContext(t, 240*time.Second)
+	s := startService(t)
+	r := s.API.CreateRoom(`{"id":"charla","name":"Charla de apertura","source_language":"en","languages":[{"code":"es"},{"code":"ar"}],"questions":true}`)
+	b := newBrowser(ctx, t, browserOptions{micWAV: harness.SpeechWAV(t, "en", 3, 1), lang: "es-ES"})
+	t.Logf("screenshots: %s", absScreenshotDir())
+
+	// ---- join page: Spanish from the browser's language ----
+	j := newTab(b, t, "join")
+	j.navigate(s.URL()+"/", "#room-code")
+	j.waitFor("the join page in Spanish", `document.documentElement.lang === 'es' &&
+		document.querySelector('h1').textContent === 'Escucha una charla en tu idioma'`, 5*time.Second)
+	if got := eval[string](j, `document.title`); got != "Entrar a una charla · babelcast" {
+		t.Errorf("join page title %q, want the Spanish one", got)
+	}
+	j.checkAccess("es-join")
+	requireStops(t, "join", j.walkKeyboard("es-join"), "room-code", "join-submit")
+	// An empty code, submitted with the keyboard: a Spanish error, focus back in the field.
+	j.focus("#room-code")
+	j.press("submit with Enter", kb.Enter)
+	j.waitFor("the Spanish join error", `document.getElementById('join-error').textContent.startsWith('Escribe un código de sala')`, 5*time.Second)
+	if f := eval[string](j, jsFocused); f != "room-code" {
+		t.Errorf("after the join error the focus is on %q, want the room code field", f)
+	}
+	j.checkAccess("es-join-error")
+
+	// ---- a speaker on air, for captions ----
+	sp := newTab(b, t, "speaker")
+	sp.navigate(s.URL()+"/rooms/"+r.ID+"/speak#key="+r.SpeakerKey, "#start")
+	sp.waitFor("the Start button to be enabled", `!document.getElementById('start').disabled`, 5*time.Second)
+	sp.focus("#start")
+	sp.press("start with the keyboard", kb.Enter)
+	sp.waitFor("the speaker to be on air", jsPill+` === 'live'`, 10*time.Second)
+	// Start disabled itself: the focus went on to Stop, not to the page.
+	if f := eval[string](sp, jsFocused); f != "stop" && f != "mute" {
+		t.Errorf("after Start the focus is on %q, want Stop (or Mute)", f)
+	}
+
+	// ---- attendee page: Spanish preselected, interface Spanish ----
+	a := newTab(b, t, "attendee")
+	a.navigate(s.URL()+"/rooms/"+r.ID, "#play")
+	a.waitFor("the attendee page in Spanish with Español chosen", `document.documentElement.lang === 'es' &&
+		document.getElementById('lang-es').checked &&
+		document.getElementById('lang-legend').textContent === 'Idioma' &&
+		document.getElementById('play-label').textContent === 'Reproducir'`, 5*time.Second)
+	for sel, want := range map[string]string{
+		`document.querySelector('label[for=volume] [data-i18n]').textContent`:       "Volumen",
+		`document.querySelector('label[for=original-mix] [data-i18n]').textContent`: "Original de fondo",
+		`document.getElementById('captions-heading').textContent`:                   "Subtítulos",
+		`document.getElementById('captions-toggle').textContent`:                    "Ocultar",
+		`document.getElementById('captions').dataset.empty`:                         "Los subtítulos aparecen aquí mientras habla el ponente.",
+		`document.getElementById('state-pill').textContent`:                         "Pulsa reproducir",
+		`document.getElementById('ask-open').textContent`:                           "Hacer una pregunta",
+	} {
+		if got := eval[string](a, sel); got != want {
+			t.Errorf("attendee page: %s is %q, want %q", sel, got, want)
+		}
+	}
+	a.checkAccess("es-listen")
+	stops := a.walkKeyboard("es-listen")
+	requireStops(t, "attendee", stops, "lang-es", "play", "volume", "original-mix", "caption-smaller", "caption-larger", "captions-toggle", "ask-open")
+
+	// Play with the keyboard; the pill and captions come in Spanish.
+	a.focus("#play")
+	a.press("play with Enter", kb.Enter)
+	a.waitFor("live, in Spanish", `document.getElementById('state-pill').textContent === 'En directo'`, 20*time.Second)
+	a.waitFor("Spanish captions", jsCaptions+`.includes('[es] sentence')`, 15*time.Second)
+	if got := eval[string](a, `document.getElementById('play-label').textContent`); got != "Pausa" {
+		t.Errorf("the play button says %q while playing, want Pausa", got)
+	}
+	a.checkAccess("es-listen-live")
+
+	// A+ pressed to its limit hands the focus to A−.
+	a.focus("#caption-larger")
+	for i := 0; i < 8 && !eval[bool](a, `document.getElementById('caption-larger').disabled`); i++ {
+		a.press("larger captions", kb.Enter)
+	}
+	if f := eval[string](a, jsFocused); f != "caption-smaller" {
+		t.Errorf("A+ at its limit left the focus on %q, want caption-smaller", f)
+	}
+	for i := 0; i < 8 && !eval[bool](a, `document.getElementById('caption-smaller').disabled`); i++ {
+		a.press("smaller captions", kb.Enter)
+	}
+	if f := eval[string](a, jsFocused); f != "caption-larger" {
+		t.Errorf("A− at its limit left the focus on %q, want caption-larger", f)
+	}
+
+	// Hidden captions are not read out: the live region stays empty while
+	// new lines arrive, and fills again once they are shown.
+	a.focus("#captions-toggle")
+	a.press("hide captions", kb.Enter)
+	a.waitFor("captions hidden", `document.getElementById('captions').hidden && document.getElementById('captions-toggle').textContent === 'Mostrar'`, 5*time.Second)
+	before := eval[string](a, jsCaptions)
+	a.waitFor("new caption lines while hidden", jsCaptions+` !== `+jsString(before), 15*time.Second)
+	a.waitFor("a final line while hidden", `[...document.querySelectorAll('#captions p')].some((p) => !p.classList.contains('partial'))`, 15*time.Second)
+	if n := eval[float64](a, `document.getElementById('captions-live').childElementCount`); n != 0 {
+		t.Errorf("hidden captions were announced: %v lines in the live region", n)
+	}
+	a.press("show captions", kb.Enter)
+	a.waitFor("captions announced again", `document.getElementById('captions-live').childElementCount > 0`, 20*time.Second)
+
+	// ---- the Arabic channel, chosen with the arrow keys ----
+	a.focus("#lang-es")
+	a.press("next language", kb.ArrowDown)
+	a.waitFor("the page in Arabic, right to left", jsDir+` === 'ar/rtl' &&
+		document.getElementById('lang-ar').checked &&
+		document.getElementById('lang-legend').textContent === 'اللغة'`, 5*time.Second)
+	if f := eval[string](a, jsFocused); f != "lang-ar" {
+		t.Errorf("after choosing Arabic the focus is on %q, want lang-ar", f)
+	}
+	a.waitFor("Arabic captions, right to left", `[...document.querySelectorAll('#captions p[lang=ar]')].some((p) =>
+		getComputedStyle(p).direction === 'rtl' && p.textContent.includes('[ar]'))`, 20*time.Second)
+	for expr, want := range map[string]string{
+		`getComputedStyle(document.getElementById('lang-list')).direction`:                         "rtl",
+		`getComputedStyle(document.querySelector('.lang-option[data-lang=es] span')).direction`:    "ltr",
+		`getComputedStyle(document.querySelector('.lang-option[data-lang=ar] span')).direction`:    "rtl",
+		`getComputedStyle(document.getElementById('captions')).direction`:                          "rtl",
+		`document.getElementById('state-pill').textContent`:                                        "مباشر",
+		`document.querySelector('.lang-option[data-lang=en] small').textContent.length > 0 + ''`:   "true",
+		`document.querySelector('.lang-option[data-lang=en] small').lang`:                          "ar",
+	} {
+		if got := eval[string](a, expr); got != want {
+			t.Errorf("Arabic page: %s is %q, want %q", expr, got, want)
+		}
+	}
+	// The page mirrors: the play button's end is on the left now.
+	if !eval[bool](a, `(() => { const l = document.getElementById('lang-list').getBoundingClientRect();
+		const first = document.querySelector('.lang-option').getBoundingClientRect();
+		return first.right > l.left + l.width / 2; })()`) {
+		t.Error("the first language option is not on the right of an Arabic page")
+	}
+	a.checkAccess("ar-listen-live")
+	requireStops(t, "attendee (Arabic)", a.walkKeyboard("ar-listen"), "lang-ar", "play", "volume", "original-mix", "captions-toggle")
+
+	// Back to Spanish with the keyboard: the page follows.
+	a.focus("#lang-ar")
+	a.press("previous language", kb.ArrowUp)
+	a.waitFor("the page back in Spanish", jsDir+` === 'es/ltr' && document.getElementById('state-pill').textContent !== 'مباشر'`, 5*time.Second)
+	a.focus("#play")
+	a.press("pause", kb.Enter)
+	a.waitFor("paused", `document.getElementById('play-label').textContent === 'Reproducir'`, 5*time.Second)
+
+	// ---- the question form ----
+	a.focus("#ask-open")
+	a.press("open the question form", kb.Enter)
+	a.waitFor("the question form", `!document.getElementById('ask-form').hidden && document.activeElement.id === 'ask-name'`, 5*time.Second)
+	a.checkAccess("es-ask-form")
+	requireStops(t, "question form", a.walkKeyboard("es-ask-form"), "ask-name", "ask-submit", "ask-cancel")
+}
+
+// TestPagesByKeyboard walks the conversation, speaker and console pages by
+// keyboard and checks each with axe-core: the conversation page follows
+// the browser's language (Spanish), the others stay English.
+func TestPagesByKeyboard(t *testing.T) {
+	requireChromium(t)
+	axeScript(t)
+	ctx := testContext(t, 180*time.Second)
+	s := startService(t)
+	r := s.API.CreateRoom(`{"id":"mesa","name":"Mesa redonda","source_language":"en","languages":[{"code":"es"},{"code":"ar"}]}`)
+	b := newBrowser(ctx, t, browserOptions{micWAV: harness.SpeechWAV(t, "en", 2, 1), lang: "es-ES"})
+	t.Logf("screenshots: %s", absScreenshotDir())
+
+	// Conversation: Spanish before a choice, Arabic once Arabic is chosen.
+	p := newTab(b, t, "talk")
+	p.navigate(s.URL()+"/rooms/"+r.ID+"/talk#key="+r.SpeakerKey, "#setup")
+	p.waitFor("the conversation page in Spanish", `document.documentElement.lang === 'es' &&
+		document.getElementById('talk-start').textContent === 'Empezar a hablar'`, 5*time.Second)
+	p.checkAccess("es-talk-setup")
+	requireStops(t, "conversation", p.walkKeyboard("es-talk-setup"), "lang-en", "talk-name", "talk-start")
+	p.focus("#lang-en")
+	p.press("pick Arabic", kb.ArrowUp) // en, es, ar: up from en wraps to ar
+	p.waitFor("the conversation page in Arabic", jsDir+` === 'ar/rtl'`, 5*time.Second)
+	p.checkAccess("ar-talk-setup")
+	p.focus("#talk-start")
+	p.press("start talking", kb.Enter)
+	p.waitFor("the phone live", jsPill+` === 'live'`, 15*time.Second)
+	p.waitFor("Arabic lines in the conversation", `[...document.querySelectorAll('#conversation p')].some((p) => getComputedStyle(p).direction === 'rtl')`, 20*time.Second)
+	p.checkAccess("ar-talk-live")
+	requireStops(t, "conversation (live)", p.walkKeyboard("ar-talk-live"), "talk-language", "talk-mute", "talk-leave")
+	p.focus("#talk-leave")
+	p.press("leave", kb.Enter)
+	p.waitFor("back to the setup with the focus on Start", `document.activeElement.id === 'talk-start'`, 5*time.Second)
+
+	// Speaker page.
+	sp := newTab(b, t, "speaker")
+	sp.navigate(s.URL()+"/rooms/"+r.ID+"/speak#key="+r.SpeakerKey, "#start")
+	sp.waitFor("the Start button to be enabled", `!document.getElementById('start').disabled`, 5*time.Second)
+	sp.checkAccess("speak")
+	requireStops(t, "speaker", sp.walkKeyboard("speak"), "speaker-name", "speaker-language", "mic-id", "start")
+	sp.focus("#start")
+	sp.press("start", kb.Enter)
+	sp.waitFor("on air", jsPill+` === 'live'`, 10*time.Second)
+	sp.focus("#stop")
+	sp.press("stop", kb.Enter)
+	sp.waitFor("off air, focus on Start", `document.getElementById('stop').disabled && document.activeElement.id === 'start'`, 5*time.Second)
+
+	// Console: sign in by keyboard, the focus lands on the room list.
+	c := newTab(b, t, "console")
+	c.navigate(s.URL()+"/admin", "#admin-token")
+	c.checkAccess("admin-signin")
+	c.do("type the token", chromedp.SendKeys(chromedp.CSS("#admin-token"), service.AdminToken))
+	c.press("sign in", kb.Enter)
+	c.waitFor("signed in, focus on the rooms heading", `!document.getElementById('app').hidden && document.activeElement.id === 'rooms-title'`, 10*time.Second)
+	c.waitFor("the room in the list", `!!document.querySelector('#rooms-list li')`, 5*time.Second)
+	c.do("open the room", chromedp.Navigate(s.URL()+"/admin#room="+r.ID))
+	c.waitFor("the room's details", `!document.getElementById('room-detail').hidden`, 10*time.Second)
+	if got := eval[string](c, `document.getElementById('link-speak').getAttribute('aria-hidden')`); got != "true" {
+		t.Errorf("the blurred speaker link is not hidden from screen readers (aria-hidden=%q)", got)
+	}
+	c.checkAccess("admin-room")
+	requireStops(t, "console", c.walkKeyboard("admin-room"), "new-room", "edit-room", "delete-room", "show-speak")
+
+	// Edit dialog: a focused field is never under the sticky Cancel/Save bar.
+	c.focus("#edit-room")
+	c.press("edit", kb.Enter)
+	c.waitFor("the dialog", `document.getElementById('room-dialog').open`, 5*time.Second)
+	c.resize(viewports[0])
+	c.checkAccess("admin-edit")
+	for i := 0; i < 40; i++ {
+		c.press("Tab in the dialog", kb.Tab)
+		hidden := eval[string](c, `(() => {
+			const a = document.activeElement, bar = document.querySelector('#room-dialog .dialog-actions');
+			if (!a || bar.contains(a) || !document.getElementById('room-dialog').contains(a)) return '';
+			const r = a.getBoundingClientRect(), b = bar.getBoundingClientRect();
+			return r.bottom > b.top + 1 ? (a.id || a.outerHTML.slice(0, 60)) : '';
+		})()`)
+		if hidden != "" {
+			t.Errorf("in the edit dialog %s is under the Cancel/Save bar", hidden)
+		}
+	}
+}
+
+func absScreenshotDir() string {
+	p, err := filepath.Abs(screenshotDir)
+	if err != nil {
+		return screenshotDir
+	}
+	return p
+}

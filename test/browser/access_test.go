@@ -117,7 +117,8 @@ const jsFocusStop = `(() => {
 func (tb *tab) walkKeyboard(state string) []string {
 	tb.t.Helper()
 	tb.resize(viewports[1])
-	eval[chromedp.Void](tb, `(document.activeElement && document.activeElement.blur(), window.scrollTo(0, 0))`)
+	// Start from the top: focusing the body makes it the place Tab goes on from.
+	eval[chromedp.Void](tb, `(() => { const b = document.body; b.tabIndex = -1; b.focus(); b.removeAttribute('tabindex'); scrollTo(0, 0); })()`)
 	var names []string
 	seen := map[string]bool{}
 	for i := 0; i < 80; i++ {

@@ -102,6 +102,7 @@ func newBrowser(ctx context.Context, t *testing.T, o browserOptions) context.Con
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
 		chromedp.Flag("lang", lang),
+		chromedp.Flag("accept-lang", lang), // navigator.languages in headless mode
 		chromedp.WindowSize(1280, 800),
 	)
 	if o.micWAV != "" {

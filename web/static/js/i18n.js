@@ -96,7 +96,7 @@ export function uiLanguage() {
 export async function setLanguage(prefs) {
   const lang = catalogFor(prefs);
   const mine = ++want;
-  if (lang === current && document.documentElement.dataset.i18n === lang) return false;
+  if (lang === current && document.documentElement.dataset.uiLang === lang) return false;
   let next = {};
   if (lang !== 'en') {
     try {
@@ -120,7 +120,7 @@ function apply() {
   const root = document.documentElement;
   root.lang = current;
   root.dir = dirOf(current);
-  root.dataset.i18n = current; // for tests and styles: the catalog in force
+  root.dataset.uiLang = current; // the catalog in force (not data-i18n: that marks text to replace)
   for (const e of texts) fill(e);
   for (const node of document.querySelectorAll('[data-i18n]')) {
     if (node.dataset.i18nEn === undefined) node.dataset.i18nEn = node.textContent;

@@ -182,6 +182,15 @@ func TestPagesByKeyboard(t *testing.T) {
 	b := newBrowser(ctx, t, browserOptions{micWAV: harness.SpeechWAV(t, "en", 2, 1), lang: "es-ES"})
 	t.Logf("screenshots: %s", absScreenshotDir())
 
+	// Speaker page, left on air: the conversation hears it interpreted.
+	sp := newTab(b, t, "speaker")
+	sp.navigate(s.URL()+"/rooms/"+r.ID+"/speak#key="+r.SpeakerKey, "#start")
+	sp.waitFor("the Start button to be enabled", `!document.getElementById('start').disabled`, 5*time.Second)
+	sp.checkAccess("speak")
+	requireStops(t, "speaker", sp.walkKeyboard("speak"), "speaker-name", "speaker-language", "mic-id", "start")
+	sp.focus("#start")
+	sp.press("start", kb.Enter)
+	sp.waitFor("on air", jsPill+` === 'live'`, 10*time.Second)
 	// Conversation: Spanish before a choice, Arabic once Arabic is chosen.
 	p := newTab(b, t, "talk")
 	p.navigate(s.URL()+"/rooms/"+r.ID+"/talk#key="+r.SpeakerKey, "#setup")
@@ -203,15 +212,7 @@ func TestPagesByKeyboard(t *testing.T) {
 	p.press("leave", kb.Enter)
 	p.waitFor("back to the setup with the focus on Start", `document.activeElement.id === 'talk-start'`, 5*time.Second)
 
-	// Speaker page.
-	sp := newTab(b, t, "speaker")
-	sp.navigate(s.URL()+"/rooms/"+r.ID+"/speak#key="+r.SpeakerKey, "#start")
-	sp.waitFor("the Start button to be enabled", `!document.getElementById('start').disabled`, 5*time.Second)
-	sp.checkAccess("speak")
-	requireStops(t, "speaker", sp.walkKeyboard("speak"), "speaker-name", "speaker-language", "mic-id", "start")
-	sp.focus("#start")
-	sp.press("start", kb.Enter)
-	sp.waitFor("on air", jsPill+` === 'live'`, 10*time.Second)
+	// The speaker stops: the focus goes back to Start.
 	sp.focus("#stop")
 	sp.press("stop", kb.Enter)
 	sp.waitFor("off air, focus on Start", `document.getElementById('stop').disabled && document.activeElement.id === 'start'`, 5*time.Second)
@@ -242,7 +243,8 @@ func TestPagesByKeyboard(t *testing.T) {
 		c.press("Tab in the dialog", kb.Tab)
 		hidden := eval[string](c, `(() => {
 			const a = document.activeElement, bar = document.querySelector('#room-dialog .dialog-actions');
-			if (!a || bar.contains(a) || !document.getElementById('room-dialog').contains(a)) return '';
+			const d = document.getElementById('room-dialog');
+			if (!a || a === d || bar.contains(a) || !d.contains(a)) return '';
 			const r = a.getBoundingClientRect(), b = bar.getBoundingClientRect();
 			return r.bottom > b.top + 1 ? (a.id || a.outerHTML.slice(0, 60)) : '';
 		})()`)

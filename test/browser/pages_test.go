@@ -397,11 +397,12 @@ func TestPasscode(t *testing.T) {
 	if code := s.API.Call("PATCH", "/api/v1/rooms/"+r.ID, `{"passcode":"n3w"}`, nil); code != http.StatusOK {
 		t.Fatalf("change the passcode: %d", code)
 	}
+	// The attendee chose Spanish: the page speaks Spanish now.
 	a.waitFor("the passcode form again, saying why", `!document.getElementById('passcode-form').hidden &&
-		document.getElementById('passcode-error').textContent.includes('changed the passcode') &&
+		document.getElementById('passcode-error').textContent.includes('han cambiado la contraseña') &&
 		document.getElementById('passcode').value === '' &&
 		document.getElementById('player').hidden`, 10*time.Second)
-	if pill := eval[string](a, `document.getElementById('state-pill').textContent`); pill != "Passcode needed" {
+	if pill := eval[string](a, `document.getElementById('state-pill').textContent`); pill != "Falta la contraseña" {
 		t.Errorf("state pill says %q once the passcode changed", pill)
 	}
 	harness.WaitFor(t, 10*time.Second, "the attendee to be gone", func() bool { return s.API.Status(r.ID).Listeners("es") == 0 })

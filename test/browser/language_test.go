@@ -1,10 +1,13 @@
 package browser
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -151,6 +154,15 @@ func TestAttendeeInTheirLanguage(t *testing.T) {
 		return first.right > l.left + l.width / 2; })()`) {
 		t.Error("the first language option is not on the right of an Arabic page")
 	}
+	// In forced colours (Windows high contrast) the chosen language still stands out.
+	a.do("emulate forced colours", forcedColors("active"))
+	chosen := eval[string](a, `getComputedStyle(document.querySelector('#lang-ar + span')).backgroundColor`)
+	other := eval[string](a, `getComputedStyle(document.querySelector('#lang-es + span')).backgroundColor`)
+	if chosen == other {
+		t.Errorf("in forced colours the chosen language looks like the others (background %s)", chosen)
+	}
+	a.screenshots("ar-listen-forced-colors")
+	a.do("stop emulating forced colours", forcedColors("none"))
 	a.checkAccess("ar-listen-live")
 	requireStops(t, "attendee (Arabic)", a.walkKeyboard("ar-listen"), "lang-ar", "play", "volume", "original-mix", "captions-toggle")
 
@@ -252,6 +264,19 @@ func TestPagesByKeyboard(t *testing.T) {
 			t.Errorf("in the edit dialog %s is under the Cancel/Save bar", hidden)
 		}
 	}
+	c.focus("#room-cancel")
+	c.press("cancel the dialog", kb.Enter)
+	c.waitFor("the dialog closed", `!document.getElementById('room-dialog').open`, 5*time.Second)
+	c.resize(viewports[1])
+
+	// Delete by keyboard: the focus goes to the room list, not the page.
+	c.focus("#delete-room")
+	c.press("delete", kb.Enter)
+	c.waitFor("the confirmation", `document.getElementById('confirm-dialog').open`, 5*time.Second)
+	c.focus("#confirm-ok")
+	c.press("confirm", kb.Enter)
+	c.waitFor("deleted, focus on the rooms heading", `document.getElementById('room-detail').hidden && document.activeElement.id === 'rooms-title'`, 10*time.Second)
+	c.checkAccess("admin-deleted")
 }
 
 func absScreenshotDir() string {
@@ -260,4 +285,14 @@ func absScreenshotDir() string {
 		return screenshotDir
 	}
 	return p
+}
+
+// forcedColors emulates the forced-colors media feature ("active" or "none").
+func forcedColors(value string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "forced-colors", Value: value}},
+		})
+		return err
+	})
 }

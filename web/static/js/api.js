@@ -3,6 +3,9 @@
 // server's {"error":{"code","message"}} body, an HTTP status with no body,
 // or no network at all).
 
+import { localize } from './i18n.js';
+import { fmt } from './ui.js';
+
 /** An API failure: status 0 means the server could not be reached. */
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -13,24 +16,28 @@ export class ApiError extends Error {
   }
 }
 
-const statusText = {
-  400: 'The request was not accepted.',
-  401: 'You need to sign in.',
-  403: 'Not allowed.',
-  404: 'Not found.',
-  409: 'Someone else changed this at the same time. Reload and try again.',
-  413: 'That is too large.',
-  429: 'Too many attempts. Wait a moment and try again.',
-  500: 'The server had a problem. Its log says more.',
-  502: 'The server is not reachable right now.',
-  503: 'The server is busy or starting. Try again shortly.',
-  504: 'The server took too long to answer.',
-};
+const text = localize('api', {
+  status400: 'The request was not accepted.',
+  status401: 'You need to sign in.',
+  status403: 'Not allowed.',
+  status404: 'Not found.',
+  status409: 'Someone else changed this at the same time. Reload and try again.',
+  status413: 'That is too large.',
+  status429: 'Too many attempts. Wait a moment and try again.',
+  status500: 'The server had a problem. Its log says more.',
+  status502: 'The server is not reachable right now.',
+  status503: 'The server is busy or starting. Try again shortly.',
+  status504: 'The server took too long to answer.',
+  statusOther: 'The server answered {status}.',
+  network: 'Cannot reach the server. Check your connection.',
+  unknown: 'Something went wrong.',
+  permission: 'Permission was refused.',
+});
 
 /** Turns a response that is not ok into an ApiError. */
 export async function errorFromResponse(res) {
   let code = `http_${res.status}`;
-  let message = statusText[res.status] || `The server answered ${res.status}.`;
+  let message = text[`status${res.status}`] || fmt(text.statusOther, { status: res.status });
   try {
     const type = res.headers.get('Content-Type') || '';
     if (type.includes('json')) {
@@ -67,7 +74,7 @@ export async function api(path, { method = 'GET', body, token, signal } = {}) {
     });
   } catch (err) {
     if (err && err.name === 'AbortError') throw err;
-    throw new ApiError(0, 'network', 'Cannot reach the server. Check your connection.');
+    throw new ApiError(0, 'network', text.network);
   }
   if (!res.ok) throw await errorFromResponse(res);
   if (res.status === 204) return null;
@@ -87,7 +94,7 @@ export async function apiBlob(path, { token, signal } = {}) {
     });
   } catch (err) {
     if (err && err.name === 'AbortError') throw err;
-    throw new ApiError(0, 'network', 'Cannot reach the server. Check your connection.');
+    throw new ApiError(0, 'network', text.network);
   }
   if (!res.ok) throw await errorFromResponse(res);
   return res.blob();
@@ -120,9 +127,9 @@ export async function probeHandshake(path, { token } = {}) {
 
 /** A readable message for any error thrown by this module or by code. */
 export function describeError(err) {
-  if (!err) return 'Something went wrong.';
+  if (!err) return text.unknown;
   if (err instanceof ApiError) return err.message;
-  if (err.name === 'NotAllowedError') return 'Permission was refused.';
+  if (err.name === 'NotAllowedError') return text.permission;
   return err.message || String(err);
 }
 

@@ -643,6 +643,7 @@ ui.passForm.addEventListener('submit', async (ev) => {
   ui.passInput.removeAttribute('aria-invalid');
   ui.passForm.hidden = true;
   showPlayer();
+  ui.play.focus(); // the form that had the focus is gone
 });
 
 // ---------- questions ----------

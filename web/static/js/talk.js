@@ -156,6 +156,7 @@ ui.keyForm.addEventListener('submit', async (ev) => {
   ui.keyInput.value = '';
   ui.keyForm.hidden = true;
   showSetup();
+  (ui.langList.querySelector('input:checked') || ui.langList.querySelector('input'))?.focus(); // the form is gone
 });
 
 // ---------- languages ----------
@@ -236,6 +237,7 @@ async function start() {
   ui.language.value = st.lang;
   st.phase = 'starting';
   render();
+  ui.mute.focus(); // the setup, with the Start button, is gone
   // Both the playback and the capture are made in this press.
   const played = out.ensure();
   const mic = new Microphone({

@@ -217,6 +217,9 @@ func TestPagesByKeyboard(t *testing.T) {
 	p.focus("#talk-start")
 	p.press("start talking", kb.Enter)
 	p.waitFor("the phone live", jsPill+` === 'live'`, 15*time.Second)
+	if f := eval[string](p, jsFocused); f != "talk-mute" {
+		t.Errorf("once the conversation started the focus is on %q, want talk-mute (the setup is gone)", f)
+	}
 	p.waitFor("Arabic lines in the conversation", `[...document.querySelectorAll('#conversation p')].some((p) => getComputedStyle(p).direction === 'rtl')`, 20*time.Second)
 	p.checkAccess("ar-talk-live")
 	requireStops(t, "conversation (live)", p.walkKeyboard("ar-talk-live"), "talk-language", "talk-mute", "talk-leave")

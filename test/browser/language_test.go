@@ -299,3 +299,30 @@ func forcedColors(value string) chromedp.Action[chromedp.Void] {
 		return err
 	})
 }
+
+// TestJoinInArabic opens the join page in a Chromium set to Arabic: the
+// page is Arabic and mirrored before anything is chosen, and its errors
+// are Arabic too.
+func TestJoinInArabic(t *testing.T) {
+	requireChromium(t)
+	axeScript(t)
+	ctx := testContext(t, 60*time.Second)
+	s := startService(t)
+	b := newBrowser(ctx, t, browserOptions{lang: "ar-EG"})
+	j := newTab(b, t, "join")
+	j.navigate(s.URL()+"/", "#room-code")
+	j.waitFor("the join page in Arabic, right to left", jsDir+` === 'ar/rtl' &&
+		document.querySelector('h1').textContent === 'استمع إلى محاضرة بلغتك'`, 5*time.Second)
+	// The form's start is on the right.
+	if !eval[bool](j, `(() => { const l = document.querySelector('label[for=room-code]').getBoundingClientRect();
+		const f = document.getElementById('join-form').getBoundingClientRect();
+		return l.right > f.left + f.width / 2; })()`) {
+		t.Error("the room code label is not on the right of an Arabic page")
+	}
+	j.checkAccess("ar-join")
+	requireStops(t, "join (Arabic)", j.walkKeyboard("ar-join"), "room-code", "join-submit")
+	j.do("type a code that is none", chromedp.SendKeys(chromedp.CSS("#room-code"), "no room!"))
+	j.press("submit", kb.Enter)
+	j.waitFor("the Arabic error", `document.getElementById('join-error').textContent.startsWith('هذا ليس رمز قاعة')`, 5*time.Second)
+	j.checkAccess("ar-join-error")
+}

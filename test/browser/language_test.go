@@ -137,8 +137,9 @@ func TestAttendeeInTheirLanguage(t *testing.T) {
 		getComputedStyle(p).direction === 'rtl' && p.textContent.includes('[ar]'))`, 20*time.Second)
 	for expr, want := range map[string]string{
 		`getComputedStyle(document.getElementById('lang-list')).direction`:                          "rtl",
-		`getComputedStyle(document.querySelector('.lang-option[data-lang=es] span')).direction`:     "ltr",
-		`getComputedStyle(document.querySelector('.lang-option[data-lang=ar] span')).direction`:     "rtl",
+		`getComputedStyle(document.querySelector('.lang-option[data-lang=es] bdi')).direction`:      "ltr",
+		`getComputedStyle(document.querySelector('.lang-option[data-lang=es] span')).direction`:     "rtl",
+		`getComputedStyle(document.querySelector('.lang-option[data-lang=ar] bdi')).direction`:      "rtl",
 		`getComputedStyle(document.getElementById('captions')).direction`:                           "rtl",
 		`document.getElementById('state-pill').textContent`:                                         "مباشر",
 		`String(document.querySelector('.lang-option[data-lang=en] small').textContent.length > 0)`: "true",

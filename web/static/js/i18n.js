@@ -138,13 +138,14 @@ function apply() {
 
 /**
  * One choice of a language list (a radio in a big label): the language's
- * own name in its own direction, and under it its name in the page's
- * language (filled by nameLanguages). input holds the radio's attributes.
+ * own name, isolated in its own direction, and under it its name in the
+ * page's language (filled by nameLanguages); the card itself runs in the
+ * page's direction. input holds the radio's attributes.
  */
 export function languageOption(code, name, input) {
   return el('label', { class: 'lang-option', dataset: { testid: 'lang-option', lang: code } },
     el('input', { type: 'radio', id: `lang-${code}`, value: code, ...input }),
-    el('span', { lang: code, dir: dirOf(code) }, el('bdi', {}, name), el('small', {})));
+    el('span', {}, el('bdi', { lang: code, dir: dirOf(code) }, name), el('small', {})));
 }
 
 /** Writes each languageOption's name in the page's language (none where it is the same). */

@@ -8,6 +8,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -326,4 +327,15 @@ func TestJoinInArabic(t *testing.T) {
 	j.press("submit", kb.Enter)
 	j.waitFor("the Arabic error", `document.getElementById('join-error').textContent.startsWith('هذا ليس رمز قاعة')`, 5*time.Second)
 	j.checkAccess("ar-join-error")
+
+	// The text follows the browser's text size (24 px instead of 16 px).
+	if got := eval[string](j, `getComputedStyle(document.documentElement).fontSize`); got != "18px" {
+		t.Errorf("root font size %s at the browser's default text size, want 18px", got)
+	}
+	j.do("set a larger text size", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.SetFontSizes, page.SetFontSizesParams{FontSizes: &page.FontSizes{Standard: 24}})
+		return err
+	}))
+	j.waitFor("the page to follow the text size", `getComputedStyle(document.documentElement).fontSize === '27px'`, 5*time.Second)
+	j.screenshots("ar-join-large-text")
 }

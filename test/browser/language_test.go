@@ -2,6 +2,7 @@ package browser
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"testing"
 	"time"
@@ -256,6 +257,7 @@ func TestPagesByKeyboard(t *testing.T) {
 	c.waitFor("the dialog", `document.getElementById('room-dialog').open`, 5*time.Second)
 	c.resize(viewports[0])
 	c.checkAccess("admin-edit")
+	sawAlwaysOn := false
 	for i := 0; i < 40; i++ {
 		c.press("Tab in the dialog", kb.Tab)
 		hidden := eval[string](c, `(() => {
@@ -268,6 +270,19 @@ func TestPagesByKeyboard(t *testing.T) {
 		if hidden != "" {
 			t.Errorf("in the edit dialog %s is under the Cancel/Save bar", hidden)
 		}
+		var stop focusStop
+		if err := json.Unmarshal([]byte(eval[string](c, jsFocusStop)), &stop); err != nil {
+			t.Fatalf("read focus: %v", err)
+		}
+		if !stop.Body && stop.Name != "room-dialog" && !stop.Visible {
+			t.Errorf("in the edit dialog %s shows no focus indicator", stop.Name)
+		}
+		if eval[bool](c, `document.activeElement.dataset.testid === 'lang-always-on'`) {
+			sawAlwaysOn = true
+		}
+	}
+	if !sawAlwaysOn {
+		t.Error("the keyboard never reached a language's Always on checkbox in the edit dialog")
 	}
 	c.focus("#room-cancel")
 	c.press("cancel the dialog", kb.Enter)

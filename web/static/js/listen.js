@@ -728,7 +728,7 @@ async function init() {
     }
   }
   notice(ui.pageNotice, '', '');
-  ui.roomName.textContent = st.info.name || roomId;
+  ui.roomName.replaceChildren(el('bdi', {}, st.info.name || roomId)); // in its own direction, isolated
   document.title = `${st.info.name || roomId} · babelcast`;
   st.lang = initialLanguage();
   followLanguage();

@@ -448,7 +448,7 @@ async function init() {
     }
   }
   notice(ui.pageNotice, '', '');
-  ui.roomName.textContent = st.info.name || roomId;
+  ui.roomName.replaceChildren(el('bdi', {}, st.info.name || roomId)); // in its own direction, isolated
   document.title = fmt(text.title, { room: st.info.name || roomId });
   if (!st.key) {
     askKey('');

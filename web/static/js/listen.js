@@ -449,8 +449,10 @@ function followLanguage() {
 
 onLanguage(() => {
   if (!st.info) {
-    if (!st.ended) ui.roomName.textContent = text.loadingRoom;
-    setPill('idle', text.loading);
+    // Still loading, or there is no such room (said before the catalog came).
+    ui.roomName.textContent = st.ended ? text.roomNotFound : text.loadingRoom;
+    if (st.ended) setPill('ended', text.noSuchRoomPill);
+    else setPill('idle', text.loading);
   }
   nameLanguages(ui.langList);
   captions.render();

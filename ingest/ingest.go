@@ -94,6 +94,7 @@ type Server struct {
 	active   int                // connections being served
 	stopping bool               // Run is shutting down: refuse new ones
 	idle     chan struct{}      // closed when active drops to 0 while stopping
+	booths   boothSet           // interpreters' connections (booth.go)
 }
 
 // New builds the ingest role.
@@ -149,6 +150,7 @@ func New(o Options) (*Server, error) {
 // Mount registers the speaker WebSocket.
 func (s *Server) Mount(r chi.Router) {
 	r.Get("/api/v1/rooms/{id}/speak", s.handleSpeak)
+	r.Get("/api/v1/rooms/{id}/booth/{lang}", s.handleBooth)
 }
 
 // Run keeps the speakers' state entries fresh and watches for room
@@ -174,6 +176,9 @@ func (s *Server) Run(ctx context.Context) error {
 	s.cancel()
 	for _, sp := range s.current() {
 		sp.close(wire.CloseShutdown, wire.CodeShuttingDown, "the server is shutting down; reconnect in a moment")
+	}
+	for _, c := range s.booths.of("") {
+		c.close(wire.CloseShutdown, wire.CodeShuttingDown, "the server is shutting down; reconnect in a moment")
 	}
 	select {
 	case <-idle:
@@ -469,6 +474,7 @@ func (s *Server) roomChanged(sp *speaker, rm *room.Room) {
 // watchRooms closes speakers whose room is deleted or whose key changes.
 func (s *Server) watchRooms(ctx context.Context) {
 	for ev := range livestate.WatchRooms(ctx, s.o.Rooms, s.log) {
+		s.boothRoomChanged(ev.ID, ev.Room)
 		for _, sp := range s.roomSpeakers(ev.ID) {
 			if ev.Room == nil {
 				sp.close(wire.CloseRoomGone, wire.CodeRoomDeleted, "the room was deleted")

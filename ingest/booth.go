@@ -1,0 +1,173 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/gorilla/websocket"
+
+	"github.com/babelcast/babelcast/internal/httperr"
+	"github.com/babelcast/babelcast/internal/metrics"
+	"github.com/babelcast/babelcast/internal/room"
+	"github.com/babelcast/babelcast/internal/wire"
+)
+
+// The booth of a channel: human interpreters beside the AI.
+//
+// GET /api/v1/rooms/{id}/booth/{lang}, with the language's booth key as a
+// speaker's key (bearer, subprotocol or ?key=), is one interpreter's
+// connection (interp.go). It starts off air; "take" puts it on air (the
+// partner goes off), "hand_over" takes it off, "mute" silences it. While
+// on air and not muted its audio goes out on subject.Booth, where fanout
+// and the translator pick it up (internal/booth chooses the channel's
+// voice). Back to the interpreter goes the floor, or with ?hear=<lang> the
+// channel lang as its listeners hear it (relay), as PCM at wire.SampleRate.
+
+// boothSet is the interpreter connections of this node.
+type boothSet struct {
+	mu    sync.Mutex
+	conns map[*interp]struct{}
+}
+
+func (b *boothSet) add(c *interp) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.conns == nil {
+		b.conns = map[*interp]struct{}{}
+	}
+	b.conns[c] = struct{}{}
+}
+
+func (b *boothSet) remove(c *interp) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.conns, c)
+}
+
+// of is the connections of room id (all rooms when id is "").
+func (b *boothSet) of(id string) []*interp {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []*interp
+	for c := range b.conns {
+		if id == "" || c.roomID == id {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// boothRoomChanged closes the room's interpreters whose booth is gone or
+// whose key was rotated (rm nil: the room was deleted).
+func (s *Server) boothRoomChanged(id string, rm *room.Room) {
+	for _, c := range s.booths.of(id) {
+		switch {
+		case rm == nil:
+			c.close(wire.CloseRoomGone, wire.CodeRoomDeleted, "the room was deleted")
+		case !rm.CheckBoothKey(c.lang, c.key):
+			if l, ok := rm.Language(c.lang); !ok || !l.Booth {
+				c.close(wire.CloseRoomGone, wire.CodeRoomDeleted, "the room has no booth for "+c.lang+" any more")
+			} else {
+				c.close(wire.CloseBadMessage, wire.CodeKeyRotated, "the booth's key was changed; reconnect with the new key")
+			}
+		}
+	}
+}
+
+// boothInfo answers a plain GET of the booth with a valid key: what the
+// booth page shows beside the audio.
+type boothInfo struct {
+	Room     string               `json:"room"`
+	Name     string               `json:"name"`
+	Lang     string               `json:"lang"`
+	Source   string               `json:"source_language"`
+	Key      string               `json:"key"` // "valid"
+	Glossary []room.GlossaryEntry `json:"glossary"`
+	Notes    string               `json:"notes,omitempty"`
+	// Languages are the channels a relay may hear (?hear=).
+	Languages []string `json:"languages"`
+}
+
+func (s *Server) handleBooth(w http.ResponseWriter, r *http.Request) {
+	roomID := chi.URLParam(r, "id")
+	log := s.log.With("room", roomID)
+	key := speakerKey(r)
+	if key == "" {
+		metrics.Errors.WithLabelValues(roleName, "auth").Inc()
+		httperr.Unauthorized(w, "a booth key is required: Authorization: Bearer <booth_key> or ?key=")
+		return
+	}
+	gctx, cancel := context.WithTimeout(r.Context(), writeWait)
+	rm, _, err := s.o.Rooms.Get(gctx, roomID)
+	cancel()
+	if errors.Is(err, room.ErrNotFound) {
+		httperr.NotFound(w, fmt.Sprintf("room %q does not exist", roomID))
+		return
+	}
+	if err != nil {
+		log.Error("booth: load room", "err", err)
+		httperr.Unavailable(w, 2*time.Second, "the room store is not answering right now; try again shortly")
+		return
+	}
+	pl, err := room.ParseLang(chi.URLParam(r, "lang"))
+	l, ok := rm.Language(pl.Code)
+	if err != nil || !ok || !l.Booth {
+		httperr.NotFound(w, fmt.Sprintf("room %q has no booth for %.40q", rm.ID, chi.URLParam(r, "lang")))
+		return
+	}
+	lang := l.Code
+	if !rm.CheckBoothKey(lang, key) {
+		metrics.Errors.WithLabelValues(roleName, "auth").Inc()
+		log.Warn("interpreter refused: wrong booth key", "lang", lang, "remote", r.RemoteAddr)
+		httperr.Unauthorized(w, "wrong booth key for this booth")
+		return
+	}
+	q := r.URL.Query()
+	hear := wire.Floor
+	if h := q.Get("hear"); h != "" && h != wire.Floor {
+		ph, err := room.ParseLang(h)
+		if err != nil || !rm.Serves(ph.Code) || ph.Code == lang {
+			httperr.Write(w, http.StatusBadRequest, wire.CodeBadHear,
+				fmt.Sprintf("hear=%.40q: a booth hears the floor or another channel of the room", h))
+			return
+		}
+		hear = ph.Code
+	}
+	if c := q.Get("codec"); c != "" && c != "pcm" {
+		httperr.BadRequest(w, "codec: a booth hears PCM (codec=pcm)")
+		return
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		info := boothInfo{Room: rm.ID, Name: rm.Name, Lang: lang, Source: rm.SourceLanguage, Key: "valid",
+			Glossary: rm.Glossary, Notes: rm.Notes, Languages: []string{rm.SourceLanguage}}
+		for _, x := range rm.Languages {
+			info.Languages = append(info.Languages, x.Code)
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(info)
+		return
+	}
+	if !s.enter() {
+		httperr.Write(w, http.StatusServiceUnavailable, "unavailable", "the server is shutting down")
+		return
+	}
+	defer s.leave()
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	c := newInterp(s, conn, rm, lang, hear, key, log.With("lang", lang))
+	s.booths.add(c)
+	defer s.booths.remove(c)
+	if s.base.Err() != nil {
+		c.close(wire.CloseShutdown, wire.CodeShuttingDown, "the server is shutting down; reconnect in a moment")
+	}
+	c.serve()
+}

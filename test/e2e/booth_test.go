@@ -1,0 +1,302 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/babelcast/babelcast/internal/audio"
+	"github.com/babelcast/babelcast/internal/wire"
+	"github.com/babelcast/babelcast/test/fakerealtime"
+	"github.com/babelcast/babelcast/test/harness"
+	"github.com/babelcast/babelcast/test/harness/service"
+)
+
+// interpreter is a booth connection as the booth page makes it: it streams
+// its "voice" at real time (a tone standing for a language the room does
+// not have, so a listener tells the interpreter from the AI; or silence),
+// and keeps what the server says and sends back.
+type interpreter struct {
+	t    *testing.T
+	name string
+	conn *websocket.Conn
+	wmu  sync.Mutex // writes
+
+	tone atomic.Value // string: the language whose tone it speaks, "" silence
+
+	mu     sync.Mutex
+	onAir  []wire.OnAir
+	heard  []byte // what the booth sent back
+	closed chan struct{}
+	cancel context.CancelFunc
+}
+
+// joinBooth connects an interpreter to the booth of lang (with query,
+// e.g. "hear=es"), sends its start, and streams its voice until hangUp.
+func joinBooth(t *testing.T, s *service.Service, room harness.Room, lang, name, query string) *interpreter {
+	t.Helper()
+	u := s.WS("/api/v1/rooms/" + room.ID + "/booth/" + lang + "?" + query)
+	conn, resp, err := websocket.DefaultDialer.Dial(u, http.Header{"Authorization": {"Bearer " + room.BoothKey(lang)}})
+	if err != nil {
+		t.Fatalf("booth %s: %v (%v)", lang, err, resp)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &interpreter{t: t, name: name, conn: conn, closed: make(chan struct{}), cancel: cancel}
+	in.tone.Store("")
+	in.send(map[string]any{"type": "start", "sample_rate": audio.Rate, "name": name})
+	go in.read()
+	go in.stream(ctx)
+	t.Cleanup(in.hangUp)
+	return in
+}
+
+func (in *interpreter) send(v any) {
+	b, _ := json.Marshal(v)
+	in.wmu.Lock()
+	defer in.wmu.Unlock()
+	_ = in.conn.WriteMessage(websocket.TextMessage, b)
+}
+
+func (in *interpreter) read() {
+	defer close(in.closed)
+	for {
+		mt, b, err := in.conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		in.mu.Lock()
+		if mt == websocket.BinaryMessage {
+			in.heard = append(in.heard, b...)
+		} else {
+			var m wire.OnAir
+			if json.Unmarshal(b, &m) == nil && m.Type == wire.TypeOnAir {
+				in.onAir = append(in.onAir, m)
+			}
+		}
+		in.mu.Unlock()
+	}
+}
+
+// stream sends 100 ms of its voice every 100 ms.
+func (in *interpreter) stream(ctx context.Context) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		pcm := fakerealtime.Silence(100 * time.Millisecond)
+		if l := in.tone.Load().(string); l != "" {
+			pcm = fakerealtime.Speech(l, 100*time.Millisecond) // whole cycles: seamless
+		}
+		in.wmu.Lock()
+		err := in.conn.WriteMessage(websocket.BinaryMessage, pcm)
+		in.wmu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+// speak makes the interpreter speak lang's tone ("" falls silent).
+func (in *interpreter) speak(lang string) { in.tone.Store(lang) }
+
+// lastOnAir is the last on_air message received.
+func (in *interpreter) lastOnAir() (wire.OnAir, bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if len(in.onAir) == 0 {
+		return wire.OnAir{}, false
+	}
+	return in.onAir[len(in.onAir)-1], true
+}
+
+// awaitOnAir waits until the interpreter is told it is (or is not) on air,
+// with name on air.
+func (in *interpreter) awaitOnAir(onAir bool, name string) {
+	in.t.Helper()
+	harness.WaitFor(in.t, 5*time.Second, in.name+" told who is on air", func() bool {
+		m, ok := in.lastOnAir()
+		return ok && m.OnAir == onAir && m.Name == name
+	})
+}
+
+// heardAudio is what the booth sent back so far.
+func (in *interpreter) heardAudio() []byte {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return append([]byte(nil), in.heard...)
+}
+
+// hangUp closes the connection as a browser does.
+func (in *interpreter) hangUp() {
+	in.cancel()
+	in.wmu.Lock()
+	_ = in.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+	in.wmu.Unlock()
+	select {
+	case <-in.closed:
+	case <-time.After(3 * time.Second):
+	}
+	in.conn.Close()
+}
+
+// firstHeard is when a listener first received lang's tone after t0.
+func firstHeard(rec *recording, t0 time.Time, lang string) time.Time {
+	return rec.firstAudioAfter(t0, lang)
+}
+
+// heardBetween counts the 100 ms blocks of lang's tone a listener received
+// between from and to.
+func heardBetween(rec *recording, from, to time.Time, lang string) int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	block := audio.DurationBytes(100 * time.Millisecond)
+	n, off := 0, 0
+	for _, f := range rec.frames {
+		for k := 0; k+block <= f.bytes; k += block {
+			at := f.at.Add(audio.BytesDuration(k))
+			b := rec.pcm[off+k : off+k+block]
+			if at.After(from) && at.Before(to) && fakerealtime.RMS(b) > 0.01 && fakerealtime.Goertzel(b, fakerealtime.ToneHz(lang)) > 0.5 {
+				n++
+			}
+		}
+		off += f.bytes
+	}
+	return n
+}
+
+// inputMs is the audio the fake model was sent for channel lang so far.
+func inputMs(s *service.Service, lang string) int64 {
+	var n int64
+	for _, si := range s.Fake.Sessions() {
+		if si.Lang == lang {
+			n += si.InputMs
+		}
+	}
+	return n
+}
+
+// TestBoothInterpreterWithTheAIAsSafetyNet: a Spanish channel with a booth,
+// a talk in English that does not stop. The AI interprets until the
+// interpreter (who "speaks" German's tone) takes the air; then listeners
+// hear the interpreter and none of the AI, and the model is fed nothing;
+// when the interpreter falls silent 4 s while the floor speaks, mutes or
+// hangs up, the AI is heard within 2 s; and the interpreter again from
+// their next word.
+func TestBoothInterpreterWithTheAIAsSafetyNet(t *testing.T) {
+	t.Parallel()
+	s := service.Start(t, service.Options{Fake: &fakerealtime.Options{}})
+	room := s.API.CreateRoom(`{"id":"booth","name":"Booth","source_language":"en","languages":[{"code":"es","booth":true}]}`)
+	if room.BoothKey("es") == "" || room.Links.Booths["es"] == "" {
+		t.Fatalf("no booth key or link for es: %+v", room)
+	}
+	aud := newAudience(t, s, room.ID)
+	es := aud.listen("es", "")
+	aud.await("es")
+	speakInBackground(t, s.URL(), room, newEndlessSpeech(2*time.Second, 300*time.Millisecond))
+	t0 := time.Now()
+	harness.WaitFor(t, 10*time.Second, "the AI heard", func() bool { return !firstHeard(es, t0, "es").IsZero() })
+
+	ines := joinBooth(t, s, room, "es", "Ines", "")
+	ines.awaitOnAir(false, "")
+	ines.speak("de")
+	ines.send(map[string]string{"type": wire.TypeTake})
+	ines.awaitOnAir(true, "Ines")
+	took := time.Now()
+	harness.WaitFor(t, 3*time.Second, "the interpreter heard", func() bool { return !firstHeard(es, took, "de").IsZero() })
+	t.Logf("interpreter heard %v after take", firstHeard(es, took, "de").Sub(took).Round(10*time.Millisecond))
+
+	// On air and speaking: the interpreter only, and the model fed nothing
+	// once its top-up of silence (5 s) is over.
+	settled := time.Now().Add(time.Second)
+	harness.WaitFor(t, 15*time.Second, "8 s of the interpreter", func() bool {
+		return heardBetween(es, settled, time.Now(), "de") >= 80
+	})
+	if n := heardBetween(es, settled, time.Now(), "es"); n > 0 {
+		t.Errorf("listeners heard %d blocks of the AI while the interpreter spoke", n)
+	}
+	before, at := inputMs(s, "es"), time.Now()
+	harness.WaitFor(t, 10*time.Second, "3 more s of the interpreter", func() bool {
+		return heardBetween(es, at, time.Now(), "de") >= 30
+	})
+	if fed := inputMs(s, "es") - before; fed > 200 {
+		t.Errorf("the model was fed %d ms of audio in 3 s while the interpreter spoke", fed)
+	}
+	if st := esVoice(t, s, room); st != "human" {
+		t.Errorf("state voice %q while the interpreter speaks, want human", st)
+	}
+
+	// Silent while the floor speaks: the AI within 4 + 2 s.
+	ines.speak("")
+	quiet := time.Now()
+	harness.WaitFor(t, 8*time.Second, "the AI after the interpreter's silence", func() bool { return !firstHeard(es, quiet, "es").IsZero() })
+	delay := firstHeard(es, quiet, "es").Sub(quiet)
+	t.Logf("silent interpreter: AI heard %v after their last word", delay.Round(10*time.Millisecond))
+	if delay < 3500*time.Millisecond || delay > 6*time.Second {
+		t.Errorf("the AI took over %v after the interpreter fell silent, want 4–6 s", delay)
+	}
+	// Their next word brings them back.
+	ines.speak("de")
+	back := time.Now()
+	harness.WaitFor(t, 2*time.Second, "the interpreter back", func() bool { return !firstHeard(es, back, "de").IsZero() })
+	t.Logf("interpreter back %v after their next word", firstHeard(es, back, "de").Sub(back).Round(10*time.Millisecond))
+
+	// Mute: the AI within 2 s; unmute and speak: the interpreter.
+	ines.send(map[string]any{"type": wire.TypeMute, "muted": true})
+	muted := time.Now()
+	harness.WaitFor(t, 4*time.Second, "the AI after mute", func() bool { return !firstHeard(es, muted, "es").IsZero() })
+	if d := firstHeard(es, muted, "es").Sub(muted); d > 2*time.Second {
+		t.Errorf("the AI took over %v after mute, want within 2 s", d)
+	} else {
+		t.Logf("mute: AI heard %v after", d.Round(10*time.Millisecond))
+	}
+	if n := heardBetween(es, muted.Add(500*time.Millisecond), time.Now(), "de"); n > 0 {
+		t.Errorf("a muted interpreter was heard (%d blocks)", n)
+	}
+	ines.send(map[string]any{"type": wire.TypeMute, "muted": false})
+	unmuted := time.Now()
+	harness.WaitFor(t, 3*time.Second, "the interpreter after unmute", func() bool { return !firstHeard(es, unmuted, "de").IsZero() })
+
+	// Hang up: the AI within 2 s.
+	ines.hangUp()
+	gone := time.Now()
+	harness.WaitFor(t, 4*time.Second, "the AI after hang-up", func() bool { return !firstHeard(es, gone, "es").IsZero() })
+	if d := firstHeard(es, gone, "es").Sub(gone); d > 2*time.Second {
+		t.Errorf("the AI took over %v after the interpreter hung up, want within 2 s", d)
+	} else {
+		t.Logf("hang-up: AI heard %v after", d.Round(10*time.Millisecond))
+	}
+	if st := esVoice(t, s, room); st != "ai" {
+		t.Errorf("state voice %q with nobody in the booth, want ai", st)
+	}
+}
+
+// esVoice is the voice a new listener of es is told.
+func esVoice(t *testing.T, s *service.Service, room harness.Room) string {
+	t.Helper()
+	conn, _, err := websocket.DefaultDialer.Dial(s.WS("/api/v1/rooms/"+room.ID+"/listen?lang=es"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		mt, b, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("no state: %v", err)
+		}
+		var m wire.State
+		if mt == websocket.TextMessage && json.Unmarshal(b, &m) == nil && m.Type == wire.TypeState {
+			return m.Voice
+		}
+	}
+}

@@ -300,3 +300,90 @@ func esVoice(t *testing.T, s *service.Service, room harness.Room) string {
 		}
 	}
 }
+
+// blocksOf lists when each 100 ms block of lang's tone reached a listener.
+func blocksOf(rec *recording, lang string) []time.Time {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	block := audio.DurationBytes(100 * time.Millisecond)
+	var out []time.Time
+	off := 0
+	for _, f := range rec.frames {
+		for k := 0; k+block <= f.bytes; k += block {
+			b := rec.pcm[off+k : off+k+block]
+			if fakerealtime.RMS(b) > 0.01 && fakerealtime.Goertzel(b, fakerealtime.ToneHz(lang)) > 0.5 {
+				out = append(out, f.at.Add(audio.BytesDuration(k)))
+			}
+		}
+		off += f.bytes
+	}
+	return out
+}
+
+// toneIn reports whether pcm holds at least d of lang's tone.
+func toneIn(pcm []byte, lang string, d time.Duration) bool { return duration(pcm, lang) >= d }
+
+// TestBoothHandoverAndRelay: two interpreters share the Spanish booth and
+// hand over while both speak (Ines "speaks" German's tone, Bea Italian's):
+// listeners hear Ines, then Bea from her first word, with no overlap and
+// no gap over 300 ms, and both are told who is on air. A French
+// interpreter relays from Spanish (?hear=es): they hear the Spanish
+// channel's AI, then its interpreter; one on the floor hears the speaker.
+func TestBoothHandoverAndRelay(t *testing.T) {
+	t.Parallel()
+	s := service.Start(t, service.Options{Fake: &fakerealtime.Options{}})
+	room := s.API.CreateRoom(`{"id":"relay","name":"Relay","source_language":"en",
+		"languages":[{"code":"es","booth":true},{"code":"fr","booth":true}]}`)
+	aud := newAudience(t, s, room.ID)
+	es := aud.listen("es", "")
+	aud.await("es")
+	relay := joinBooth(t, s, room, "fr", "Rémi", "hear=es")
+	floor := joinBooth(t, s, room, "fr", "Flo", "")
+	speakInBackground(t, s.URL(), room, newEndlessSpeech(2*time.Second, 300*time.Millisecond))
+	harness.WaitFor(t, 10*time.Second, "the relay hears the Spanish AI", func() bool {
+		return toneIn(relay.heardAudio(), "es", time.Second)
+	})
+	harness.WaitFor(t, 5*time.Second, "the floor booth hears the speaker", func() bool {
+		return toneIn(floor.heardAudio(), "en", time.Second)
+	})
+
+	ines := joinBooth(t, s, room, "es", "Ines", "")
+	bea := joinBooth(t, s, room, "es", "Bea", "")
+	ines.speak("de")
+	bea.speak("it") // off air: nobody hears her yet
+	ines.send(map[string]string{"type": wire.TypeTake})
+	bea.awaitOnAir(false, "Ines")
+	ines.awaitOnAir(true, "Ines")
+	took := time.Now()
+	harness.WaitFor(t, 5*time.Second, "2 s of Ines", func() bool { return heardBetween(es, took, time.Now(), "de") >= 20 })
+	if n := heardBetween(es, took, time.Now(), "it"); n > 0 {
+		t.Errorf("Bea, off air, was heard (%d blocks)", n)
+	}
+	harness.WaitFor(t, 5*time.Second, "the relay hears Ines", func() bool {
+		return toneIn(relay.heardAudio(), "de", time.Second)
+	})
+
+	bea.send(map[string]string{"type": wire.TypeTake})
+	bea.awaitOnAir(true, "Bea")
+	ines.awaitOnAir(false, "Bea")
+	handed := time.Now()
+	harness.WaitFor(t, 5*time.Second, "2 s of Bea", func() bool { return heardBetween(es, handed, time.Now(), "it") >= 20 })
+	aud.stop()
+
+	de, it := blocksOf(es, "de"), blocksOf(es, "it")
+	if len(de) == 0 || len(it) == 0 {
+		t.Fatalf("heard %d blocks of Ines and %d of Bea", len(de), len(it))
+	}
+	lastInes, firstBea := de[len(de)-1], it[0]
+	if lastInes.After(firstBea) {
+		t.Errorf("Ines and Bea overlap: Ines until %v after Bea began", lastInes.Sub(firstBea))
+	}
+	gap := firstBea.Sub(lastInes) - 100*time.Millisecond
+	t.Logf("handover: %v of silence between Ines's last and Bea's first block", gap.Round(10*time.Millisecond))
+	if gap > 300*time.Millisecond {
+		t.Errorf("handover left a gap of %v, want at most 300 ms", gap)
+	}
+	if n := heardBetween(es, handed, time.Now(), "es"); n > 0 {
+		t.Errorf("the AI was heard (%d blocks) during the handover", n)
+	}
+}

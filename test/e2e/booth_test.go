@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,6 +35,7 @@ type interpreter struct {
 	mu     sync.Mutex
 	onAir  []wire.OnAir
 	heard  []byte // what the booth sent back
+	code   int    // the close code received
 	closed chan struct{}
 	cancel context.CancelFunc
 }
@@ -68,6 +71,12 @@ func (in *interpreter) read() {
 	for {
 		mt, b, err := in.conn.ReadMessage()
 		if err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				in.mu.Lock()
+				in.code = ce.Code
+				in.mu.Unlock()
+			}
 			return
 		}
 		in.mu.Lock()
@@ -385,5 +394,84 @@ func TestBoothHandoverAndRelay(t *testing.T) {
 	}
 	if n := heardBetween(es, handed, time.Now(), "es"); n > 0 {
 		t.Errorf("the AI was heard (%d blocks) during the handover", n)
+	}
+}
+
+// TestBoothRefusesBadInput: the booth's door and messages. A wrong key,
+// a language without a booth, a relay of a channel the room has not and a
+// codec it does not serve are refused before the upgrade; a plain GET
+// with the key tells the booth page the glossary; a bad message closes
+// with 1008; rotating the keys closes the booth's connections.
+func TestBoothRefusesBadInput(t *testing.T) {
+	t.Parallel()
+	s := service.Start(t, service.Options{Fake: &fakerealtime.Options{}})
+	room := s.API.CreateRoom(`{"id":"door","source_language":"en","languages":[{"code":"es","booth":true},{"code":"fr"}],
+		"glossary":[{"term":"NATS","note":"keep"}]}`)
+	key := room.BoothKey("es")
+	get := func(path, key string) (int, string) {
+		req, _ := http.NewRequest("GET", s.URL()+path, nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b [4096]byte
+		n, _ := resp.Body.Read(b[:])
+		return resp.StatusCode, string(b[:n])
+	}
+	base := "/api/v1/rooms/door/booth/"
+	for _, c := range []struct {
+		path, key string
+		status    int
+	}{
+		{base + "es", "", http.StatusUnauthorized},
+		{base + "es", "bth_wrong", http.StatusUnauthorized},
+		{base + "es", room.SpeakerKey, http.StatusUnauthorized},
+		{base + "fr", key, http.StatusNotFound},
+		{base + "xx-not-a-language", key, http.StatusNotFound},
+		{"/api/v1/rooms/nope/booth/es", key, http.StatusNotFound},
+		{base + "es?hear=es", key, http.StatusBadRequest},
+		{base + "es?hear=de", key, http.StatusBadRequest},
+		{base + "es?codec=mp3", key, http.StatusBadRequest},
+	} {
+		if st, body := get(c.path, c.key); st != c.status {
+			t.Errorf("GET %s: %d %s, want %d", c.path, st, body, c.status)
+		}
+	}
+	if st, body := get(base+"es?hear=fr", key); st != http.StatusOK || !strings.Contains(body, `"term":"NATS"`) || strings.Contains(body, key) {
+		t.Errorf("key check: %d %s", st, body)
+	}
+
+	in := joinBooth(t, s, room, "es", "Ines", "")
+	in.send(map[string]string{"type": "dance"})
+	select {
+	case <-in.closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a bad message did not close the booth connection")
+	}
+	in.mu.Lock()
+	code := in.code
+	in.mu.Unlock()
+	if code != wire.CloseBadMessage {
+		t.Errorf("closed with %d, want %d", code, wire.CloseBadMessage)
+	}
+
+	other := joinBooth(t, s, room, "es", "Bea", "")
+	other.awaitOnAir(false, "")
+	if code := s.API.Call("PATCH", "/api/v1/rooms/door", `{"rotate_booth_keys":true}`, nil); code != http.StatusOK {
+		t.Fatalf("rotate: %d", code)
+	}
+	select {
+	case <-other.closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("rotating the keys did not close the booth")
+	}
+	other.mu.Lock()
+	defer other.mu.Unlock()
+	if other.code != wire.CloseBadMessage {
+		t.Errorf("rotation closed the booth with %d, want %d (key_rotated)", other.code, wire.CloseBadMessage)
 	}
 }

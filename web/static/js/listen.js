@@ -82,6 +82,8 @@ const keys = {
   passcode: `babelcast.passcode.${roomId}`,
   volume: 'babelcast.volume',
   mix: 'babelcast.originalMix',
+  voiceHuman: 'Interpreter',
+  voiceAI: 'AI',
   captions: 'babelcast.captions',
   captionSize: 'babelcast.captionSize',
 };
@@ -90,6 +92,7 @@ const DEFAULT_MIX = 15;
 
 const ui = {
   pill: $('state-pill'),
+  voice: $('voice'),
   delay: $('delay'),
   roomName: $('room-name'),
   pageNotice: $('page-notice'),
@@ -314,6 +317,10 @@ function onChannelState(msg) {
   if (typeof msg.speaker === 'boolean') st.speaker = msg.speaker;
   st.channelState = msg.state || '';
   st.channelMessage = msg.message || '';
+  // Whose interpretation plays: the booth's interpreter or the AI.
+  ui.voice.hidden = !msg.voice;
+  ui.voice.dataset.voice = msg.voice || '';
+  ui.voice.textContent = msg.voice === 'human' ? text.voiceHuman : text.voiceAI;
   const wasFallback = st.fallback;
   st.fallback = !isFloor(st.lang) && st.channelState === ChannelState.ERROR;
   if (st.fallback !== wasFallback) {

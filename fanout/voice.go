@@ -39,7 +39,7 @@ func (p *program) floorSpeech(f audio.Frame, now time.Time) {
 
 // pushHuman takes a frame of the booth's interpreter on air; an empty
 // frame says nobody is on air any more.
-func (p *program) pushHuman(f audio.Frame, now time.Time) {
+func (p *program) pushHuman(f audio.Frame, silent time.Duration, spoke bool, now time.Time) {
 	if p.pick == nil {
 		return
 	}
@@ -47,7 +47,7 @@ func (p *program) pushHuman(f audio.Frame, now time.Time) {
 		p.pick.track.Off()
 		return
 	}
-	p.pick.track.Frame(f.Speech, now)
+	p.pick.track.Frame(f.Speech, silent, spoke, now)
 	p.pick.human.Push(f, now)
 }
 
@@ -72,7 +72,8 @@ func (c *channel) onBooth(m *nats.Msg) {
 		return
 	}
 	f, _ := subject.FrameOf(m)
-	c.prog.pushHuman(f, time.Now())
+	silent, spoke := subject.SilentFor(m)
+	c.prog.pushHuman(f, silent, spoke, time.Now())
 }
 
 // setVoice tells listeners whose interpretation the channel now carries.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -69,6 +70,7 @@ type interp struct {
 	vad     *audio.VoiceDetector
 	acc     []int16
 	seq     uint64
+	spoke   time.Time // the interpreter's last word on air (zero: none since the take)
 }
 
 func newInterp(s *Server, conn *websocket.Conn, rm *room.Room, lang, hear, key string, log *slog.Logger) *interp {
@@ -290,6 +292,7 @@ func (c *interp) handleText(data []byte) {
 		c.mu.Unlock()
 		c.writeEntry(c.s.base)
 	case wire.TypeTake:
+		c.spoke = time.Time{} // listeners hear them from their next word
 		c.mu.Lock()
 		c.wants, c.tookAt, c.muted = true, time.Now().UTC(), false
 		c.mu.Unlock()
@@ -366,7 +369,14 @@ func (c *interp) handleAudio(data []byte, now time.Time) {
 		}
 		c.seq++
 		f := audio.Frame{PCM: audio.Bytes(samples), Captured: now.Add(-behind), Lang: c.lang, Speaker: name, Speech: speech, Voice: booth.Human}
-		if err := c.s.o.NC.PublishMsg(subject.FrameMsg(subject.Booth(c.roomID, c.lang, c.id), f, c.seq)); err != nil {
+		msg := subject.FrameMsg(subject.Booth(c.roomID, c.lang, c.id), f, c.seq)
+		if speech {
+			c.spoke = f.Captured
+		}
+		if !c.spoke.IsZero() {
+			msg.Header.Set(subject.HeaderSilent, strconv.FormatInt(max(0, f.Captured.Sub(c.spoke).Milliseconds()), 10))
+		}
+		if err := c.s.o.NC.PublishMsg(msg); err != nil {
 			metrics.Errors.WithLabelValues(roleName, "publish").Inc()
 		} else {
 			metrics.FramesOut.WithLabelValues(roleName).Inc()
@@ -487,7 +497,8 @@ func (c *interp) feed(ctx context.Context) {
 				voice.Off()
 				return
 			}
-			voice.Frame(f.Speech, time.Now())
+			silent, spoke := subject.SilentFor(m)
+			voice.Frame(f.Speech, silent, spoke, time.Now())
 			if voice.Human(time.Now()) {
 				mix.Push(f, time.Now())
 			}

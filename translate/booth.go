@@ -53,12 +53,12 @@ func (g *humanGate) release() []audio.Mix {
 
 // pushBooth takes a frame of the channel's booth: the interpreter on air
 // (an empty frame: nobody is, any more).
-func (in *input) pushBooth(f audio.Frame, now time.Time) {
+func (in *input) pushBooth(f audio.Frame, silent time.Duration, spoke bool, now time.Time) {
 	if len(f.PCM) == 0 {
 		in.human.track.Off()
 		return
 	}
-	in.human.track.Frame(f.Speech, now)
+	in.human.track.Frame(f.Speech, silent, spoke, now)
 }
 
 // deliverBooth hands a booth's frame to the inputs of its channel.
@@ -68,6 +68,7 @@ func (fs *feeds) deliverBooth(roomID string, m *nats.Msg) {
 		return
 	}
 	f, _ := subject.FrameOf(m)
+	silent, spoke := subject.SilentFor(m)
 	lang := subject.BoothLang(m.Subject)
 	now := time.Now()
 	fs.mu.RLock()
@@ -75,7 +76,7 @@ func (fs *feeds) deliverBooth(roomID string, m *nats.Msg) {
 	if fd := fs.m[roomID]; fd != nil {
 		for in := range fd.inputs {
 			if in.lang == lang {
-				in.pushBooth(f, now)
+				in.pushBooth(f, silent, spoke, now)
 			}
 		}
 	}

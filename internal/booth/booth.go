@@ -56,11 +56,21 @@ type Tracker struct {
 // for what listeners hear, FeedLimit for what a model is fed).
 func NewTracker(limit time.Duration) *Tracker { return &Tracker{limit: limit} }
 
-// Frame notes a frame of the interpreter on air, with speech or not.
-func (t *Tracker) Frame(speech bool, now time.Time) {
+// Frame notes a frame of the interpreter on air, with speech or not, and
+// (spoke) how long they have been silent, when the booth says so: a
+// tracker that starts mid-talk then knows their last word.
+func (t *Tracker) Frame(speech bool, silent time.Duration, spoke bool, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.lastFrame.IsZero() {
+		// The first frame this tracker sees: the interpreter may have been
+		// on air for long, and their last word (spoke) counts.
+		t.aiSince = time.Time{}
+	}
 	t.onAir, t.lastFrame = true, now
+	if last := now.Add(-silent); spoke && last.After(t.lastVoice) {
+		t.lastVoice = last
+	}
 	if speech {
 		t.lastVoice = now
 	}

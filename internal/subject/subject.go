@@ -91,7 +91,24 @@ const (
 	HeaderSpeech = "Babelcast-Speech"
 	// HeaderVoice says whose voice an interpretation is: "ai" or "human".
 	HeaderVoice = "Babelcast-Voice"
+	// HeaderSilent, on a booth's frame, is how long (ms) the interpreter
+	// on air has been silent; absent until their first word on air. A
+	// consumer that starts listening mid-talk knows what came before.
+	HeaderSilent = "Babelcast-Silent-Ms"
 )
+
+// SilentFor reads HeaderSilent: how long before m the interpreter last
+// spoke, and whether they have spoken on air at all.
+func SilentFor(m *nats.Msg) (time.Duration, bool) {
+	if m.Header == nil {
+		return 0, false
+	}
+	ms, err := strconv.ParseInt(m.Header.Get(HeaderSilent), 10, 64)
+	if err != nil || ms < 0 {
+		return 0, false
+	}
+	return time.Duration(ms) * time.Millisecond, true
+}
 
 // FrameMsg builds an audio message on subj from f, with sequence number
 // seq; f's capture time and who/what go in headers (the mic is the

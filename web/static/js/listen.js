@@ -73,6 +73,8 @@ const text = {
   show: 'Show',
   hideCaptions: 'Hide captions',
   showCaptions: 'Show captions',
+  voiceHuman: 'Interpreter',
+  voiceAI: 'AI',
 };
 
 const roomId = roomIdFromPath();
@@ -82,8 +84,6 @@ const keys = {
   passcode: `babelcast.passcode.${roomId}`,
   volume: 'babelcast.volume',
   mix: 'babelcast.originalMix',
-  voiceHuman: 'Interpreter',
-  voiceAI: 'AI',
   captions: 'babelcast.captions',
   captionSize: 'babelcast.captionSize',
 };

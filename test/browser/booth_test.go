@@ -72,6 +72,15 @@ func TestBoothPage(t *testing.T) {
 		return len(st.Languages) == 1 && st.Languages[0].Booth != nil && st.Languages[0].Booth.OnAir
 	})
 
+	// The console: the booth staffed with Ines on air, its link and QR code.
+	console := openConsole(t, s, floorB, "/admin#room="+r.ID, "#room-detail")
+	console.waitFor("the booth on air in the status", `[...document.querySelectorAll('[data-testid=status-booth]')].some((d) =>
+		d.dataset.onAir === 'true' && d.textContent.includes('Ines on air'))`, 10*time.Second)
+	console.click(`[data-testid=show-booth][data-lang=es]`)
+	console.waitFor("the booth link and its QR code", `document.querySelector('[data-testid=link-booth][data-lang=es]').textContent === `+jsString(link)+
+		` && document.querySelector('[data-testid=qr-booth]').naturalWidth > 0`, 10*time.Second)
+	console.screenshots("console-booth")
+
 	// A listener joining now hears the interpreter, not the AI.
 	attendee.click("#play") // pause
 	attendee.click("#play") // and play again: a new connection, tapped
@@ -93,7 +102,6 @@ func TestBoothPage(t *testing.T) {
 	booth.waitFor("off air", `document.getElementById('on-air').dataset.onAir === 'false'`, 5*time.Second)
 	attendee.waitFor("the AI after the hand-over", jsVoice+` === 'ai'`, 5*time.Second)
 
-	admin := newTab(floorB, t, "console")
-	admin.navigate(s.URL()+"/admin", "body")
-	admin.screenshots("console-booth-unused") // the console asks for a token first
+	console.waitFor("nobody on air in the status", `[...document.querySelectorAll('[data-testid=status-booth]')].some((d) =>
+		d.dataset.onAir === 'false' && d.dataset.staffed === 'true')`, 10*time.Second)
 }

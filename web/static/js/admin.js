@@ -126,6 +126,7 @@ const st = {
   deleting: new Set(), // ids of rooms being deleted: not polled
   qrURLs: {}, // object URLs to revoke
   qrFor: '', // room id + key the QR codes were made for
+  boothsShown: '', // room id + booth links the booth figures were made for
   lastStates: new Map(), // "room/lang" → state, for announcing changes
   detailFor: '', // room the detail panel shows
   listFailed: false, // the api-error notice says the room list failed
@@ -394,8 +395,8 @@ function renderDetail() {
   ui.linkSpeak.textContent = links.speak;
   ui.linkTalk.textContent = links.talk;
   const booths = JSON.stringify([r.id, r.links && r.links.booths]);
-  if (ui.boothLinks.dataset.for !== booths) { // another room, or new keys: hidden again
-    ui.boothLinks.dataset.for = booths;
+  if (st.boothsShown !== booths) { // another room, or new keys: hidden again
+    st.boothsShown = booths;
     renderBoothLinks(ui.boothLinks, r, st.token);
   }
   renderStatus();

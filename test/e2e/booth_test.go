@@ -369,10 +369,13 @@ func TestBoothHandoverAndRelay(t *testing.T) {
 		"languages":[{"code":"es","booth":true},{"code":"fr","booth":true}]}`)
 	aud := newAudience(t, s, room.ID)
 	es := aud.listen("es", "")
-	aud.await("es")
+	aud.listen("fr", "") // the French AI runs, and transcribes the floor
+	aud.await("es", "fr")
 	relay := joinBooth(t, s, room, "fr", "Rémi", "hear=es")
 	floor := joinBooth(t, s, room, "fr", "Flo", "")
-	speakInBackground(t, s.URL(), room, newEndlessSpeech(2*time.Second, 300*time.Millisecond))
+	// Sentences of 2 s with pauses of 0.5 s: the fake model ends a
+	// sentence, and a caption line, at 400 ms of silence.
+	speakInBackground(t, s.URL(), room, newEndlessSpeech(2*time.Second, 500*time.Millisecond))
 	harness.WaitFor(t, 10*time.Second, "the relay hears the Spanish AI", func() bool {
 		return toneIn(relay.heardAudio(), "es", time.Second)
 	})
@@ -394,6 +397,14 @@ func TestBoothHandoverAndRelay(t *testing.T) {
 	}
 	harness.WaitFor(t, 5*time.Second, "the relay hears Ines", func() bool {
 		return toneIn(relay.heardAudio(), "de", time.Second)
+	})
+
+	// Captions go on while Ines is on air: the floor's own words (babelcast
+	// does not transcribe interpreters), from the French AI's session.
+	lines := len(es.finalLines())
+	harness.WaitFor(t, 15*time.Second, "floor captions on the Spanish channel while Ines is on air", func() bool {
+		got := es.finalLines()
+		return len(got) > lines && got[len(got)-1].Source
 	})
 
 	bea.send(map[string]string{"type": wire.TypeTake})

@@ -35,6 +35,7 @@ const text = {
   someone: 'Someone',
   you: ' (you)',
   listens: 'listens to {what}',
+  theFloor: 'the floor',
   startFailed: 'Could not start the microphone',
   soundFailed: 'Sound could not start',
   refused: 'The server refused this booth',
@@ -217,7 +218,7 @@ function render() {
     dataset: { testid: 'partner', onAir: String(i.on_air), muted: String(!!i.muted) },
   }, el('strong', {}, (i.name || text.someone) + (i.conn === st.me ? text.you : '')), ' ',
   i.on_air ? el('span', { class: 'pill', dataset: { state: 'live' } }, i.muted ? text.onAirMuted : text.onAir) : '',
-  ' ', el('span', { class: 'muted small' }, fmt(text.listens, { what: i.hear && i.hear !== FLOOR ? nativeName(i.hear) : text.floor })))));
+  ' ', el('span', { class: 'muted small' }, fmt(text.listens, { what: i.hear && i.hear !== FLOOR ? nativeName(i.hear) : text.theFloor })))));
 }
 
 ui.start.addEventListener('click', enter);

@@ -29,6 +29,10 @@ import (
 // voice). Back to the interpreter goes the floor, or with ?hear=<lang> the
 // channel lang as its listeners hear it (relay), as PCM at wire.SampleRate.
 
+// MaxInterpreters bounds the connections of one booth on a node: a pair
+// of interpreters and spares, not a crowd holding a leaked key.
+const MaxInterpreters = 8
+
 // boothSet is the interpreter connections of this node.
 type boothSet struct {
 	mu    sync.Mutex
@@ -61,6 +65,19 @@ func (b *boothSet) of(id string) []*interp {
 		}
 	}
 	return out
+}
+
+// count is how many connections booth (id, lang) has on this node.
+func (b *boothSet) count(id, lang string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for c := range b.conns {
+		if c.roomID == id && c.lang == lang {
+			n++
+		}
+	}
+	return n
 }
 
 // boothRoomChanged closes the room's interpreters whose booth is gone or
@@ -152,6 +169,11 @@ func (s *Server) handleBooth(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		_ = json.NewEncoder(w).Encode(info)
+		return
+	}
+	if s.booths.count(rm.ID, lang) >= MaxInterpreters {
+		httperr.Write(w, http.StatusTooManyRequests, "booth_full",
+			fmt.Sprintf("the booth has %d interpreters connected, its maximum; one must leave first", MaxInterpreters))
 		return
 	}
 	if !s.enter() {

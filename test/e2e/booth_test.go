@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/babelcast/babelcast/ingest"
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/wire"
 	"github.com/babelcast/babelcast/test/fakerealtime"
@@ -496,6 +497,13 @@ func TestBoothRefusesBadInput(t *testing.T) {
 
 	other := joinBooth(t, s, room, "es", "Bea", "")
 	other.awaitOnAir(false, "")
+	// A booth takes MaxInterpreters connections, then 429.
+	for range ingest.MaxInterpreters - 1 {
+		joinBooth(t, s, room, "es", "Spare", "")
+	}
+	if _, resp, err := websocket.DefaultDialer.Dial(s.WS(base+"es"), http.Header{"Authorization": {"Bearer " + key}}); err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("one interpreter over the maximum: %v %v, want 429", err, resp)
+	}
 	if code := s.API.Call("PATCH", "/api/v1/rooms/door", `{"rotate_booth_keys":true}`, nil); code != http.StatusOK {
 		t.Fatalf("rotate: %d", code)
 	}

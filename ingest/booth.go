@@ -1,13 +1,10 @@
 package ingest
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/gorilla/websocket"
@@ -120,16 +117,8 @@ func (s *Server) handleBooth(w http.ResponseWriter, r *http.Request) {
 		httperr.Unauthorized(w, "a booth key is required: Authorization: Bearer <booth_key> or ?key=")
 		return
 	}
-	gctx, cancel := context.WithTimeout(r.Context(), writeWait)
-	rm, _, err := s.o.Rooms.Get(gctx, roomID)
-	cancel()
-	if errors.Is(err, room.ErrNotFound) {
-		httperr.NotFound(w, fmt.Sprintf("room %q does not exist", roomID))
-		return
-	}
-	if err != nil {
-		log.Error("booth: load room", "err", err)
-		httperr.Unavailable(w, 2*time.Second, "the room store is not answering right now; try again shortly")
+	rm, ok := s.roomOf(w, r, log)
+	if !ok {
 		return
 	}
 	pl, err := room.ParseLang(chi.URLParam(r, "lang"))

@@ -262,6 +262,25 @@ func speakerKey(r *http.Request) string {
 	return r.URL.Query().Get("key")
 }
 
+// roomOf loads the room a request to ingest names, answering 404 (no
+// such room) or 503 (the store does not answer) when it cannot.
+func (s *Server) roomOf(w http.ResponseWriter, r *http.Request, log *slog.Logger) (*room.Room, bool) {
+	roomID := chi.URLParam(r, "id")
+	gctx, cancel := context.WithTimeout(r.Context(), writeWait)
+	rm, _, err := s.o.Rooms.Get(gctx, roomID)
+	cancel()
+	if errors.Is(err, room.ErrNotFound) {
+		httperr.NotFound(w, fmt.Sprintf("room %q does not exist", roomID))
+		return nil, false
+	}
+	if err != nil {
+		log.Error("load room", "err", err)
+		httperr.Unavailable(w, 2*time.Second, "the room store is not answering right now; try again shortly")
+		return nil, false
+	}
+	return rm, true
+}
+
 func (s *Server) handleSpeak(w http.ResponseWriter, r *http.Request) {
 	roomID := chi.URLParam(r, "id")
 	log := s.log.With("room", roomID)
@@ -271,19 +290,12 @@ func (s *Server) handleSpeak(w http.ResponseWriter, r *http.Request) {
 		httperr.Unauthorized(w, "a speaker key is required: Authorization: Bearer <speaker_key> or ?key=")
 		return
 	}
-	gctx, cancel := context.WithTimeout(r.Context(), writeWait)
-	rm, _, err := s.o.Rooms.Get(gctx, roomID)
-	cancel()
-	if errors.Is(err, room.ErrNotFound) {
-		httperr.NotFound(w, fmt.Sprintf("room %q does not exist", roomID))
-		return
-	}
-	if err != nil {
-		log.Error("speaker: load room", "err", err)
-		httperr.Unavailable(w, 2*time.Second, "the room store is not answering right now; try again shortly")
+	rm, ok := s.roomOf(w, r, log)
+	if !ok {
 		return
 	}
 	var q *question.Question
+	var err error
 	if id := question.IDOfToken(key); id != "" {
 		// An audience question, accepted, speaks with its own token.
 		q, _, err = s.o.Questions.Get(r.Context(), rm.ID, id)

@@ -109,15 +109,7 @@ type boothInfo struct {
 }
 
 func (s *Server) handleBooth(w http.ResponseWriter, r *http.Request) {
-	roomID := chi.URLParam(r, "id")
-	log := s.log.With("room", roomID)
-	key := speakerKey(r)
-	if key == "" {
-		metrics.Errors.WithLabelValues(roleName, "auth").Inc()
-		httperr.Unauthorized(w, "a booth key is required: Authorization: Bearer <booth_key> or ?key=")
-		return
-	}
-	rm, ok := s.roomOf(w, r, log)
+	key, rm, log, ok := s.admit(w, r, "booth")
 	if !ok {
 		return
 	}

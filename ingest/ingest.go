@@ -262,35 +262,34 @@ func speakerKey(r *http.Request) string {
 	return r.URL.Query().Get("key")
 }
 
-// roomOf loads the room a request to ingest names, answering 404 (no
+// admit reads the key a request to ingest offers (what names it: "speaker"
+// or "booth") and loads the room it names, answering 401 (no key), 404 (no
 // such room) or 503 (the store does not answer) when it cannot.
-func (s *Server) roomOf(w http.ResponseWriter, r *http.Request, log *slog.Logger) (*room.Room, bool) {
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, what string) (key string, rm *room.Room, log *slog.Logger, ok bool) {
 	roomID := chi.URLParam(r, "id")
+	log = s.log.With("room", roomID)
+	if key = speakerKey(r); key == "" {
+		metrics.Errors.WithLabelValues(roleName, "auth").Inc()
+		httperr.Unauthorized(w, fmt.Sprintf("a %s key is required: Authorization: Bearer <%s_key> or ?key=", what, what))
+		return "", nil, nil, false
+	}
 	gctx, cancel := context.WithTimeout(r.Context(), writeWait)
 	rm, _, err := s.o.Rooms.Get(gctx, roomID)
 	cancel()
 	if errors.Is(err, room.ErrNotFound) {
 		httperr.NotFound(w, fmt.Sprintf("room %q does not exist", roomID))
-		return nil, false
+		return "", nil, nil, false
 	}
 	if err != nil {
-		log.Error("load room", "err", err)
+		log.Error(what+": load room", "err", err)
 		httperr.Unavailable(w, 2*time.Second, "the room store is not answering right now; try again shortly")
-		return nil, false
+		return "", nil, nil, false
 	}
-	return rm, true
+	return key, rm, log, true
 }
 
 func (s *Server) handleSpeak(w http.ResponseWriter, r *http.Request) {
-	roomID := chi.URLParam(r, "id")
-	log := s.log.With("room", roomID)
-	key := speakerKey(r)
-	if key == "" {
-		metrics.Errors.WithLabelValues(roleName, "auth").Inc()
-		httperr.Unauthorized(w, "a speaker key is required: Authorization: Bearer <speaker_key> or ?key=")
-		return
-	}
-	rm, ok := s.roomOf(w, r, log)
+	key, rm, log, ok := s.admit(w, r, "speaker")
 	if !ok {
 		return
 	}

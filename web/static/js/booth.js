@@ -61,7 +61,7 @@ const ui = {
   glossaryBox: $('glossary-box'), glossary: $('glossary'), notes: $('notes'), leave: $('leave'),
 };
 
-const st = { key: secretFromFragment(keyName), info: null, live: false, onAir: null, muted: false, me: '' };
+const st = { key: secretFromFragment(keyName), info: null, live: false, onAir: null, muted: false, me: '', resume: false };
 const out = new AudioOut({ volume: 1 });
 const live = { mic: null, link: null, player: null };
 const guard = new LiveGuard(() => st.live);
@@ -148,7 +148,14 @@ async function enter() {
       player.node.port.postMessage(b, [b]);
     },
     onOther: (msg) => {
-      if (msg.type === Msg.ON_AIR) { st.onAir = msg; render(); }
+      if (msg.type === Msg.ON_AIR) {
+        // Back after a network drop while on air, and nobody took over
+        // meanwhile: on air again (the AI covered the gap).
+        if (st.resume && !msg.interpreters.some((i) => i.on_air)) live.link?.message({ type: Msg.TAKE });
+        st.resume = false;
+        st.onAir = msg;
+        render();
+      }
       if (msg.type === Msg.CAPTION) crib.add(msg);
     },
     onClose: onClose,
@@ -163,6 +170,7 @@ async function enter() {
 }
 
 function onClose({ code }) {
+  st.resume = !!(st.onAir && st.onAir.on_air);
   st.onAir = null;
   render();
   if (code === Close.ROOM_GONE) {

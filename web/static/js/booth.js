@@ -151,7 +151,10 @@ async function enter() {
       if (msg.type === Msg.ON_AIR) {
         // Back after a network drop while on air, and nobody took over
         // meanwhile: on air again (the AI covered the gap).
-        if (st.resume && !msg.interpreters.some((i) => i.on_air)) live.link?.message({ type: Msg.TAKE });
+        if (st.resume && !msg.interpreters.some((i) => i.on_air)) {
+          st.muted = false; // a take is never muted
+          live.link?.message({ type: Msg.TAKE });
+        }
         st.resume = false;
         st.onAir = msg;
         render();

@@ -137,8 +137,13 @@ func (s *Server) handleBooth(w http.ResponseWriter, r *http.Request) {
 		}
 		hear = ph.Code
 	}
-	if c := q.Get("codec"); c != "" && c != "pcm" {
-		httperr.BadRequest(w, "codec: a booth hears PCM (codec=pcm)")
+	codec := q.Get("codec")
+	switch codec {
+	case "":
+		codec = codecPCM
+	case codecPCM, codecOpus:
+	default:
+		httperr.BadRequest(w, "codec must be pcm or opus")
 		return
 	}
 	if !websocket.IsWebSocketUpgrade(r) {
@@ -167,6 +172,7 @@ func (s *Server) handleBooth(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	c := newInterp(s, conn, rm, lang, hear, key, log.With("lang", lang))
+	c.codec = codec
 	s.booths.add(c)
 	defer s.booths.remove(c)
 	if s.base.Err() != nil {

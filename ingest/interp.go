@@ -18,12 +18,19 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/babelcast/babelcast/internal/audio"
+	"github.com/babelcast/babelcast/internal/audio/opus"
 	"github.com/babelcast/babelcast/internal/booth"
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/metrics"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
 	"github.com/babelcast/babelcast/internal/wire"
+)
+
+// Codecs of what an interpreter hears (?codec=).
+const (
+	codecPCM  = "pcm"
+	codecOpus = "opus" // 20 ms packets, length-prefixed, as a listener's
 )
 
 const (
@@ -43,6 +50,7 @@ type interp struct {
 	conn           *websocket.Conn
 	roomID, source string
 	lang, hear     string
+	codec          string // of what it hears: codecPCM or codecOpus
 	key, id        string
 	log            *slog.Logger
 	since          time.Time
@@ -133,7 +141,11 @@ func (c *interp) send(v any) {
 func (c *interp) serve() {
 	c.log.Info("interpreter connected", "hear", c.hear, "remote", c.conn.RemoteAddr().String())
 	ctx, cancel := context.WithCancel(c.s.base)
-	c.send(wire.BoothReady{Type: wire.TypeReady, Room: c.roomID, Lang: c.lang, Hear: c.hear, SampleRate: audio.Rate, Conn: c.id})
+	ready := wire.BoothReady{Type: wire.TypeReady, Room: c.roomID, Lang: c.lang, Hear: c.hear, Codec: c.codec, SampleRate: audio.Rate, Conn: c.id}
+	if c.codec == codecOpus {
+		ready.SampleRate = opus.ClockRate
+	}
+	c.send(ready)
 	c.writeEntry(ctx)
 	var wg sync.WaitGroup
 	wg.Add(4)
@@ -446,6 +458,19 @@ func (c *interp) finish(write func(int, []byte) bool) {
 	c.conn.Close()
 }
 
+// encodeOpus encodes a tick of PCM as length-prefixed 20 ms Opus packets.
+func encodeOpus(enc *opus.Encoder, pcm []byte) []byte {
+	samples := audio.Samples(pcm)
+	var msg, packet []byte
+	for off := 0; off+opus.FrameSamples <= len(samples); off += opus.FrameSamples {
+		var err error
+		if packet, err = enc.Encode(packet[:0], samples[off:off+opus.FrameSamples]); err == nil {
+			msg = opus.AppendFramed(msg, packet)
+		}
+	}
+	return msg
+}
+
 // feed sends the interpreter what they hear, on a 100 ms clock: the
 // floor (every mic), or the relayed channel as its listeners hear it
 // (its mics while they speak its language, and its voice: its booth's
@@ -532,9 +557,18 @@ func (c *interp) feed(ctx context.Context) {
 			_ = s.Unsubscribe()
 		}
 	}()
+	var enc *opus.Encoder
+	if c.codec == codecOpus {
+		var err error
+		if enc, err = opus.NewEncoder(0); err != nil {
+			c.log.Error("booth feed: no Opus encoder", "err", err)
+			c.close(wire.CloseShutdown, wire.CodeShuttingDown, "the server cannot encode Opus now; reconnect with codec=pcm")
+			return
+		}
+	}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	n := audio.DurationBytes(100*time.Millisecond) / 2
+	n := audio.DurationBytes(100*time.Millisecond) / 2 // five Opus packets
 	for {
 		select {
 		case <-ctx.Done():
@@ -544,8 +578,14 @@ func (c *interp) feed(ctx context.Context) {
 			if !m.Live() {
 				continue
 			}
+			msg := m.PCM
+			if enc != nil {
+				if msg = encodeOpus(enc, m.PCM); len(msg) == 0 {
+					continue
+				}
+			}
 			select {
-			case c.audio <- m.PCM:
+			case c.audio <- msg:
 			default:
 				metrics.FramesDropped.WithLabelValues(roleName, "booth_slow").Inc()
 			}

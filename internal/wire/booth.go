@@ -26,10 +26,13 @@ type Mute struct {
 
 // BoothReady opens a booth connection: which booth, what it hears.
 type BoothReady struct {
-	Type       string `json:"type"` // TypeReady
-	Room       string `json:"room"`
-	Lang       string `json:"lang"`
-	Hear       string `json:"hear"` // Floor, or the language relayed
+	Type string `json:"type"` // TypeReady
+	Room string `json:"room"`
+	Lang string `json:"lang"`
+	Hear string `json:"hear"` // Floor, or the language relayed
+	// Codec of what it hears: "pcm" (SampleRate 24000) or "opus" (20 ms
+	// packets, length-prefixed as a listener's; SampleRate 48000).
+	Codec      string `json:"codec"`
 	SampleRate int    `json:"sample_rate"`
 	// Conn names this connection among the booth's Interpreters.
 	Conn string `json:"conn"`

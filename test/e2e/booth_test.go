@@ -15,6 +15,7 @@ import (
 
 	"github.com/babelcast/babelcast/ingest"
 	"github.com/babelcast/babelcast/internal/audio"
+	"github.com/babelcast/babelcast/internal/audio/opus"
 	"github.com/babelcast/babelcast/internal/wire"
 	"github.com/babelcast/babelcast/test/fakerealtime"
 	"github.com/babelcast/babelcast/test/harness"
@@ -516,5 +517,54 @@ func TestBoothRefusesBadInput(t *testing.T) {
 	defer other.mu.Unlock()
 	if other.code != wire.CloseBadMessage {
 		t.Errorf("rotation closed the booth with %d, want %d (key_rotated)", other.code, wire.CloseBadMessage)
+	}
+}
+
+// TestBoothHearsOpus: with ?codec=opus the booth's feed is length-prefixed
+// 20 ms Opus packets at 48 kHz, as a listener's, and decodes to the floor.
+func TestBoothHearsOpus(t *testing.T) {
+	t.Parallel()
+	s := service.Start(t, service.Options{Fake: &fakerealtime.Options{}})
+	room := s.API.CreateRoom(`{"id":"opus","source_language":"en","languages":[{"code":"es","booth":true}]}`)
+	conn, _, err := websocket.DefaultDialer.Dial(s.WS("/api/v1/rooms/opus/booth/es?codec=opus"),
+		http.Header{"Authorization": {"Bearer " + room.BoothKey("es")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	speakInBackground(t, s.URL(), room, newEndlessSpeech(0, 0))
+	dec, err := opus.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ready wire.BoothReady
+	var pcm []int16
+	_ = conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	for len(pcm) < 2*audio.Rate {
+		mt, b, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %d samples: %v", len(pcm), err)
+		}
+		if mt == websocket.TextMessage {
+			if ready.Type == "" {
+				_ = json.Unmarshal(b, &ready)
+			}
+			continue
+		}
+		packets, err := opus.SplitFramed(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range packets {
+			if pcm, err = dec.Decode(pcm, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if ready.Codec != "opus" || ready.SampleRate != 48000 {
+		t.Errorf("ready %+v, want codec opus at 48000", ready)
+	}
+	if got := duration(audio.Bytes(pcm[audio.Rate/2:]), "en"); got < time.Second {
+		t.Errorf("decoded %v of the floor's tone in 1.5 s of the feed", got)
 	}
 }

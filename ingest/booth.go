@@ -162,15 +162,11 @@ func (s *Server) handleBooth(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("the booth has %d interpreters connected, its maximum; one must leave first", MaxInterpreters))
 		return
 	}
-	if !s.enter() {
-		httperr.Write(w, http.StatusServiceUnavailable, "unavailable", "the server is shutting down")
+	conn, ok := s.upgrade(w, r)
+	if !ok {
 		return
 	}
 	defer s.leave()
-	conn, err := s.upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		return // the upgrader has answered
-	}
 	c := newInterp(s, conn, rm, lang, hear, key, log.With("lang", lang))
 	c.codec = codec
 	s.booths.add(c)

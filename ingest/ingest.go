@@ -321,18 +321,30 @@ func (s *Server) handleSpeak(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "{\"room\":%q,\"key\":\"valid\"}\n", rm.ID)
 		return
 	}
-	if !s.enter() {
-		httperr.Write(w, http.StatusServiceUnavailable, "unavailable", "the server is shutting down")
+	conn, ok := s.upgrade(w, r)
+	if !ok {
 		return
 	}
 	defer s.leave()
-	conn, err := s.upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		return // the upgrader has answered
-	}
 	sp := newSpeaker(s, conn, rm, key, log)
 	sp.question = q
 	sp.serve()
+}
+
+// upgrade counts a connection in and upgrades it (the caller calls leave
+// when it ends), or answers why not: the server is stopping, or the
+// request is no WebSocket handshake (the upgrader answers).
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) (*websocket.Conn, bool) {
+	if !s.enter() {
+		httperr.Write(w, http.StatusServiceUnavailable, "unavailable", "the server is shutting down")
+		return nil, false
+	}
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.leave()
+		return nil, false
+	}
+	return conn, true
 }
 
 // enter counts a connection in, unless the server is stopping.

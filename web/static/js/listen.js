@@ -75,6 +75,8 @@ const text = localize('listen', {
   show: 'Show',
   hideCaptions: 'Hide captions',
   showCaptions: 'Show captions',
+  voiceHuman: 'Interpreter',
+  voiceAI: 'AI',
 });
 
 const roomId = roomIdFromPath();
@@ -92,6 +94,7 @@ const DEFAULT_MIX = 15;
 
 const ui = {
   pill: $('state-pill'),
+  voice: $('voice'),
   delay: $('delay'),
   roomName: $('room-name'),
   pageNotice: $('page-notice'),
@@ -312,10 +315,19 @@ function applyMix() {
   if (st.floor) st.floor.cs.setGain(st.fallback ? 1 : mixLevel());
 }
 
+/** Whose interpretation plays: the booth's interpreter or the AI. */
+function renderVoice() {
+  const voice = ui.voice.dataset.voice;
+  ui.voice.hidden = !voice;
+  ui.voice.textContent = voice === 'human' ? text.voiceHuman : text.voiceAI;
+}
+
 function onChannelState(msg) {
   if (typeof msg.speaker === 'boolean') st.speaker = msg.speaker;
   st.channelState = msg.state || '';
   st.channelMessage = msg.message || '';
+  ui.voice.dataset.voice = msg.voice || '';
+  renderVoice();
   const wasFallback = st.fallback;
   st.fallback = !isFloor(st.lang) && st.channelState === ChannelState.ERROR;
   if (st.fallback !== wasFallback) {
@@ -462,6 +474,7 @@ onLanguage(() => {
   renderFallback();
   renderState();
   renderDelay();
+  renderVoice();
   questions?.render();
 });
 

@@ -28,6 +28,12 @@ export const Msg = Object.freeze({
   CAPTION: 'caption',
   STATE: 'state',
   DELAY: 'delay',
+  // interpreter → server (booth)
+  TAKE: 'take',
+  HAND_OVER: 'hand_over',
+  MUTE: 'mute',
+  // server → interpreter
+  ON_AIR: 'on_air',
 });
 
 /** Close codes, and what the server means by them. */
@@ -56,6 +62,7 @@ export const ErrorCode = Object.freeze({
   BAD_MIC: 'bad_mic',
   BAD_LANGUAGE: 'bad_language',
   TOO_MANY_MICS: 'too_many_mics',
+  BAD_HEAR: 'bad_hear',
 });
 
 /** Translator states of a channel, in state and status messages and the

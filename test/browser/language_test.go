@@ -185,15 +185,15 @@ func TestAttendeeInTheirLanguage(t *testing.T) {
 	requireStops(t, "question form", a.walkKeyboard("es-ask-form"), "ask-name", "ask-submit", "ask-cancel")
 }
 
-// TestPagesByKeyboard walks the conversation, speaker and console pages by
-// keyboard and checks each with axe-core: the conversation page follows
-// the browser's language (Spanish), the others stay English.
+// TestPagesByKeyboard walks the conversation, speaker, booth and console
+// pages by keyboard and checks each with axe-core: the conversation page
+// follows the browser's language (Spanish), the others stay English.
 func TestPagesByKeyboard(t *testing.T) {
 	requireChromium(t)
 	axeScript(t)
 	ctx := testContext(t, 180*time.Second)
 	s := startService(t)
-	r := s.API.CreateRoom(`{"id":"mesa","name":"Mesa redonda","source_language":"en","languages":[{"code":"es"},{"code":"ar"}]}`)
+	r := s.API.CreateRoom(`{"id":"mesa","name":"Mesa redonda","source_language":"en","languages":[{"code":"es","booth":true},{"code":"ar"}]}`)
 	b := newBrowser(ctx, t, browserOptions{micWAV: harness.SpeechWAV(t, "en", 2, 1), lang: "es-ES"})
 	t.Logf("screenshots: %s", absScreenshotDir())
 
@@ -229,6 +229,30 @@ func TestPagesByKeyboard(t *testing.T) {
 	p.focus("#talk-leave")
 	p.press("leave", kb.Enter)
 	p.waitFor("back to the setup with the focus on Start", `document.activeElement.id === 'talk-start'`, 5*time.Second)
+
+	// Booth page (an interpreter's; English): enter, take the air and hand
+	// over by keyboard, the focus never dropped.
+	bo := newTab(b, t, "booth")
+	bo.navigate(r.Links.Booths["es"], "#booth-start")
+	bo.checkAccess("booth-setup")
+	requireStops(t, "booth", bo.walkKeyboard("booth-setup"), "booth-name", "booth-hear", "booth-start")
+	bo.focus("#booth-start")
+	bo.press("enter the booth", kb.Enter)
+	bo.waitFor("in the booth, Take enabled", jsPill+` === 'live' && !document.getElementById('take').disabled`, 15*time.Second)
+	if f := eval[string](bo, jsFocused); f != "on-air" {
+		t.Errorf("after entering the booth the focus is on %q, want the on-air light", f)
+	}
+	bo.checkAccess("booth-off-air")
+	requireStops(t, "booth (in)", bo.walkKeyboard("booth-off-air"), "take", "volume", "leave")
+	bo.focus("#take")
+	bo.press("take the air", kb.Enter)
+	bo.waitFor("on air, focus on Hand over", `document.getElementById('on-air').dataset.onAir === 'true' && document.activeElement.id === 'hand-over'`, 10*time.Second)
+	bo.checkAccess("booth-on-air")
+	bo.press("hand over", kb.Enter)
+	bo.waitFor("off air, focus on Take", `document.getElementById('on-air').dataset.onAir === 'false' && document.activeElement.id === 'take'`, 10*time.Second)
+	bo.focus("#leave")
+	bo.press("leave the booth", kb.Enter)
+	bo.waitFor("out of the booth, focus on Enter", `document.activeElement.id === 'booth-start'`, 5*time.Second)
 
 	// The speaker stops: the focus goes back to Start.
 	sp.focus("#stop")

@@ -170,7 +170,10 @@ async function enter() {
   ui.booth.hidden = false;
   guard.keepAwake();
   render();
-  ui.take.focus(); // the setup, with the Enter button, is gone
+  // The setup, with the Enter button, is gone: the focus goes to the
+  // on-air light (Take comes next), which says where the booth stands.
+  ui.onAir.tabIndex = -1;
+  ui.onAir.focus();
 }
 
 function onClose({ code }) {

@@ -269,8 +269,10 @@ func TestPagesByKeyboard(t *testing.T) {
 	c.waitFor("the room in the list", `!!document.querySelector('#rooms-list li')`, 5*time.Second)
 	c.do("open the room", chromedp.Navigate(s.URL()+"/admin#room="+r.ID))
 	c.waitFor("the room's details", `!document.getElementById('room-detail').hidden`, 10*time.Second)
-	if got := eval[string](c, `document.getElementById('link-speak').getAttribute('aria-hidden')`); got != "true" {
-		t.Errorf("the blurred speaker link is not hidden from screen readers (aria-hidden=%q)", got)
+	for _, sel := range []string{"#link-speak", "#link-talk", "[data-testid=link-booth]"} {
+		if got := eval[string](c, `String(document.querySelector(`+jsString(sel)+`).getAttribute('aria-hidden'))`); got != "true" {
+			t.Errorf("the blurred secret link %s is not hidden from screen readers (aria-hidden=%q)", sel, got)
+		}
 	}
 	c.checkAccess("admin-room")
 	requireStops(t, "console", c.walkKeyboard("admin-room"), "new-room", "edit-room", "delete-room", "show-speak")

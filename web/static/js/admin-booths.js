@@ -29,7 +29,7 @@ export function renderBoothLinks(container, r, token) {
   container.hidden = Object.keys(booths).length === 0;
   container.replaceChildren(...Object.entries(booths).map(([lang, link]) => {
     const img = el('img', { class: 'qr', alt: fmt(text.qrAlt, { lang: nativeName(lang) }), hidden: true, dataset: { testid: 'qr-booth' } });
-    const box = el('p', { class: 'link-box secret', dataset: { testid: 'link-booth', lang } }, link);
+    const box = el('p', { class: 'link-box secret', 'aria-hidden': 'true', dataset: { testid: 'link-booth', lang } }, link);
     const status = el('p', { class: 'muted small', role: 'status' });
     const button = el('button', {
       type: 'button', class: 'small', 'aria-expanded': 'false', dataset: { testid: 'show-booth', lang },
@@ -38,6 +38,7 @@ export function renderBoothLinks(container, r, token) {
         button.setAttribute('aria-expanded', String(shown));
         button.textContent = shown ? text.hide : text.show;
         box.classList.toggle('shown', shown);
+        box.setAttribute('aria-hidden', String(!shown)); // blurred: not read out either
         img.hidden = !shown;
         if (shown && !img.src) {
           try {

@@ -15,7 +15,7 @@ TEST_PACKAGES="$RUN_PACKAGES chromium"
 AXE_VERSION="4.14.1"
 
 # install_axe puts axe-core into test/output/node_modules (gitignored),
-# once; npm comes with Debian's nodejs.
+# once, with the machine's npm (Debian's npm package where there is none).
 install_axe() {
 	[ -f test/output/node_modules/axe-core/package.json ] &&
 		grep -q "\"version\": \"$AXE_VERSION\"" test/output/node_modules/axe-core/package.json && return 0

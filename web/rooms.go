@@ -222,6 +222,9 @@ func (s *Server) deleteRoom(w http.ResponseWriter, r *http.Request) {
 	if err := s.questions.DeleteRoom(ctx, id); err != nil {
 		s.log.Warn("questions of a deleted room not deleted; they expire within a day", "room", id, "err", err)
 	}
+	if err := s.record.DeleteRoom(ctx, id); err != nil {
+		s.log.Warn("record of a deleted room not deleted here; the fan-out node that kept it deletes it too", "room", id, "err", err)
+	}
 	s.log.Info("room deleted", "room", id)
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/babelcast/babelcast/internal/kvlease"
 	"github.com/babelcast/babelcast/internal/record"
 	"github.com/babelcast/babelcast/internal/room"
@@ -29,9 +31,10 @@ const (
 	// segmentPackets is a segment's length in 20 ms packets (5 s).
 	segmentPackets = 250
 	// recordIdleAfter: a recording pauses after this much silence (the
-	// silence is not kept; downloads fill the gap), and resumes with the
-	// next audio. A room nobody speaks in costs nothing.
-	recordIdleAfter = 10 * time.Second
+	// silence is not kept: downloads fill the gap, so nothing moves), and
+	// resumes with the next audio. A room nobody speaks in costs nothing,
+	// and a talk's last segment is kept this long after its last word.
+	recordIdleAfter = 3 * time.Second
 	// recordQueue bounds the writes waiting for the store: cues and
 	// segments, about 10 minutes of a room's channels at 5 s a segment.
 	recordQueue = 1024
@@ -150,6 +153,30 @@ type roomRecorder struct {
 	done    chan struct{}
 	discard atomic.Bool // the room is gone: drop what is not written
 	held    atomic.Bool // this node kept the room's record at some time
+	speech  spokenAt    // when each language was last spoken on a mic
+}
+
+// spokenAt is when speech in each language was last heard on the room's
+// mics, on the listeners' clock (a mic's frame plays micPrefill after it
+// arrives, and ends a frame after it starts).
+type spokenAt struct {
+	mu sync.Mutex
+	at map[string]time.Time
+}
+
+func (s *spokenAt) heard(lang string, end time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.at == nil {
+		s.at = map[string]time.Time{}
+	}
+	s.at[lang] = end
+}
+
+func (s *spokenAt) last(lang string) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.at[lang]
 }
 
 func (rr *roomRecorder) update(r *room.Room) {
@@ -219,6 +246,23 @@ func (rr *roomRecorder) record(ctx context.Context) {
 		<-wdone
 		wcancel()
 	}()
+
+	// Who speaks when, for the end of the original's lines.
+	sub, err := rr.rs.s.o.NC.Subscribe(subject.Mics(rr.id), func(m *nats.Msg) {
+		f, _ := subject.FrameOf(m)
+		if !f.Speech || len(m.Data) == 0 {
+			return
+		}
+		if f.Lang == "" {
+			f.Lang = rr.cur.Load().SourceLanguage
+		}
+		rr.speech.heard(f.Lang, time.Now().Add(micPrefill))
+	})
+	if err != nil {
+		rr.log.Warn("cannot follow the room's mics; the original's lines end when transcribed", "err", err)
+	} else {
+		defer func() { _ = sub.Unsubscribe() }()
+	}
 
 	running := map[string]*channelRecorder{}
 	stopAll := func(keep func(string) bool) {

@@ -229,7 +229,7 @@ func (c *channelRecorder) onCaption(m *nats.Msg) {
 	if !ok {
 		return
 	}
-	c.caption(cm, c.lines.interpretation(cm.Segment))
+	c.caption(cm, c.lines.interpretation(cm.Segment), false)
 }
 
 // onSourceCaption takes what the translators heard said, where the
@@ -252,11 +252,15 @@ func (c *channelRecorder) onSourceCaption(m *nats.Msg) {
 		return
 	}
 	cm.SourceLanguage = spoken
-	c.caption(cm, seg)
+	c.caption(cm, seg, true)
 }
 
-// caption notes a line's start, and keeps it as a cue once final.
-func (c *channelRecorder) caption(cm wire.Caption, seg uint64) {
+// caption notes a line's start, and keeps it as a cue once final. An
+// interpretation's line ends as it is finalized (translators publish it
+// with its speech); what was said in the original is transcribed after
+// the words, so its line ends when the speech in its language last was
+// heard, if that is later than its start.
+func (c *channelRecorder) caption(cm wire.Caption, seg uint64, original bool) {
 	now := time.Now()
 	c.mu.Lock()
 	l := c.open[seg]
@@ -273,7 +277,11 @@ func (c *channelRecorder) caption(cm wire.Caption, seg uint64) {
 	if !cm.Final || cm.Text == "" {
 		return
 	}
-	cue := record.Cue{Start: start, End: now, Text: cm.Text, Speaker: cm.Speaker, SourceLanguage: cm.SourceLanguage,
+	end := now
+	if heard := c.rr.speech.last(cm.SourceLanguage); original && heard.After(start) && heard.Before(end) {
+		end = heard
+	}
+	cue := record.Cue{Start: start, End: end, Text: cm.Text, Speaker: cm.Speaker, SourceLanguage: cm.SourceLanguage,
 		Line: c.run + "-" + strconv.FormatUint(seg, 10)}
 	store, roomID, lang := c.rr.rs.store, c.rr.id, c.lang
 	c.w.push(recordJob{what: "cue", write: func(ctx context.Context) error { return store.AddCue(ctx, roomID, lang, cue) }})
@@ -285,6 +293,19 @@ func (c *channelRecorder) caption(cm wire.Caption, seg uint64) {
 // the next audio.
 func (c *channelRecorder) deliver(pf programFrame) {
 	now := time.Now()
+	if c.active {
+		// The recording keeps to the wall clock, where cues are timed: a
+		// stall of the program's clock (ticks it skipped) is silence, and
+		// a clock running ahead starts a new segment.
+		at := c.segAt.Add(time.Duration(c.segN)*record.PacketDuration + time.Duration(c.silentN)*c.prog.tick)
+		switch lag := now.Sub(at); {
+		case lag > 2*c.prog.tick:
+			c.silentN += int(lag / c.prog.tick)
+		case lag < -time.Second && c.segN > 0:
+			c.endSegment()
+			c.segAt, c.silentN = now, 0
+		}
+	}
 	if len(pf.full) == 0 {
 		if c.active {
 			c.silentN++

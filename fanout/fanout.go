@@ -109,7 +109,8 @@ type Server struct {
 	// listener connections.
 	passcodes *access.Passcodes
 	conns     *access.Conns
-	rec       *recorders // nil without Options.Record
+	rec       *recorders    // nil without Options.Record
+	earlier   *earlierCache // nil without Options.Record
 
 	runOnce sync.Once
 }
@@ -162,6 +163,7 @@ func New(o Options) (*Server, error) {
 			return nil, errors.New("fanout: Leases is required with Record")
 		}
 		s.rec = newRecorders(s)
+		s.earlier = &earlierCache{store: o.Record}
 	}
 	s.presence = newPresence(o.State, o.Node, s.log)
 	s.hub = newHub(s)
@@ -192,6 +194,7 @@ func New(o Options) (*Server, error) {
 func (s *Server) Mount(r chi.Router) {
 	r.Get("/api/v1/rooms/{id}/listen", s.handleListen)
 	r.Get("/api/v1/rooms/{id}/audio/{file}", s.handleWAV)
+	r.Get("/api/v1/rooms/{id}/earlier", s.handleEarlier)
 }
 
 // Run watches rooms (closing listeners of deleted rooms and removed

@@ -282,7 +282,7 @@ func (c *channelRecorder) caption(cm wire.Caption, seg uint64, original bool) {
 		end = heard
 	}
 	cue := record.Cue{Start: start, End: end, Text: cm.Text, Speaker: cm.Speaker, SourceLanguage: cm.SourceLanguage,
-		Line: c.run + "-" + strconv.FormatUint(seg, 10)}
+		Line: c.run + "-" + strconv.FormatUint(seg, 10), Original: original}
 	store, roomID, lang := c.rr.rs.store, c.rr.id, c.lang
 	c.w.push(recordJob{what: "cue", write: func(ctx context.Context) error { return store.AddCue(ctx, roomID, lang, cue) }})
 }

@@ -36,6 +36,7 @@ var jsProtocol = []struct {
 	{"Msg.CAPTION", "TypeCaption", wire.TypeCaption},
 	{"Msg.STATE", "TypeState", wire.TypeState},
 	{"Msg.DELAY", "TypeDelay", wire.TypeDelay},
+	{"Msg.EARLIER", "TypeEarlier", wire.TypeEarlier},
 
 	{"Close.NORMAL", "CloseNormal", wire.CloseNormal},
 	{"Close.SHUTDOWN", "CloseShutdown", wire.CloseShutdown},

@@ -72,6 +72,9 @@ type Cue struct {
 	// line finalized twice (the second time with its full stop) is kept
 	// twice, and read back once, as its last version.
 	Line string `json:"line,omitempty"`
+	// Original is true for what was said in the original (the channel's
+	// own language), false for an interpretation.
+	Original bool `json:"original,omitempty"`
 }
 
 // Store reads and writes the record.

@@ -21,6 +21,7 @@
 import { api, ApiError, describeError, probeHandshake, roomIdFromPath } from './api.js';
 import { QuestionFlow } from './ask.js';
 import { CaptionView } from './captions.js';
+import { EarlierView } from './earlier.js';
 import { AudioOut, ChannelStream, checkPasscode } from './player.js';
 import { ChannelState, Close, FLOOR, Msg } from './protocol.js';
 import { $, el, fmt, notice, store } from './ui.js';
@@ -135,6 +136,9 @@ const st = {
 };
 
 const captions = new CaptionView(ui.captions, ui.captionsLive);
+const earlier = new EarlierView({
+  box: $('earlier'), list: $('earlier-lines'), more: $('earlier-more'), roomId, passcode: () => st.passcode,
+});
 
 function clampIdx(i) {
   return Number.isInteger(i) ? Math.min(CAPTION_SIZES.length - 1, Math.max(0, i)) : 2;
@@ -194,6 +198,9 @@ class Stream {
         break;
       case Msg.CAPTION:
         if (this.role === 'main' || st.fallback) captions.add(msg);
+        break;
+      case Msg.EARLIER:
+        if (this.role === 'main') earlier.take(msg, this.lang);
         break;
       case Msg.STATE:
         if (this.role === 'main') onChannelState(msg);
@@ -396,6 +403,7 @@ function chooseLanguage(code) {
   st.fallback = false;
   st.delayMs = null;
   captions.clear();
+  earlier.clear();
   renderFallback();
   ui.mixRow.hidden = !mixOffered(code);
   if (st.playing && out.ctx) {
@@ -698,6 +706,7 @@ async function init() {
   }
   notice(ui.pageNotice, '', '');
   ui.roomName.textContent = st.info.name || roomId;
+  $('recorded-note').hidden = !st.info.record;
   document.title = `${st.info.name || roomId} · babelcast`;
   st.lang = initialLanguage();
   if (st.info.passcode_required && !st.passcode) {

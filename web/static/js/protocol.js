@@ -28,6 +28,7 @@ export const Msg = Object.freeze({
   CAPTION: 'caption',
   STATE: 'state',
   DELAY: 'delay',
+  EARLIER: 'earlier',
 });
 
 /** Close codes, and what the server means by them. */

@@ -40,8 +40,6 @@ const (
 	recordQueue = 1024
 	// recordLeaseEvery renews the record lease; it lives subject.LeaseTTL.
 	recordLeaseEvery = time.Second
-	// pruneEvery bounds how often a recorder checks the audio's bound.
-	pruneEvery = 30 * time.Second
 )
 
 // recorders follows rooms and competes for each room's record lease.

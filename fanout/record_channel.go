@@ -33,7 +33,6 @@ type recordWriter struct {
 	q         *audio.Queue[recordJob]
 	closing   chan struct{}
 	closeOnce sync.Once
-	lastPrune time.Time
 }
 
 func newRecordWriter(rr *roomRecorder) *recordWriter {
@@ -91,8 +90,7 @@ func (w *recordWriter) do(ctx context.Context, j recordJob) {
 	if err != nil && ctx.Err() == nil {
 		w.rr.log.Warn("record write failed", "what", j.what, "err", err)
 	}
-	if j.segment && time.Since(w.lastPrune) > pruneEvery {
-		w.lastPrune = time.Now()
+	if j.segment {
 		w.prune(ctx)
 	}
 }

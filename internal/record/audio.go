@@ -189,7 +189,7 @@ func (s *Store) Prune(ctx context.Context, maxBytes uint64, keep string) (map[st
 		return nil, err
 	}
 	if st.Size() <= maxBytes {
-		return nil, nil
+		return nil, nil // the store's bytes (with its metadata) bound the audio's
 	}
 	segs, err := s.allSegments(ctx)
 	if err != nil {
@@ -213,6 +213,9 @@ func (s *Store) Prune(ctx context.Context, maxBytes uint64, keep string) (map[st
 		}
 		return segs[i].Start.Before(segs[j].Start)
 	})
+	if total <= maxBytes {
+		return nil, nil
+	}
 	removed := map[string]uint64{}
 	target := maxBytes * 9 / 10 // some room, so pruning is not every segment
 	for _, sg := range segs {

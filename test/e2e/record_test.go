@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/babelcast/babelcast/internal/app"
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/audio/opus"
 	"github.com/babelcast/babelcast/test/fakerealtime"
@@ -258,4 +259,124 @@ func absDur(d time.Duration) time.Duration {
 		return -d
 	}
 	return d
+}
+
+// recordedBytes is the audio kept of room: its recordings' bytes by
+// channel, and whether its audio was pruned.
+func recordedBytes(t *testing.T, s *service.Service, roomID string) (map[string]int64, bool) {
+	t.Helper()
+	var list struct {
+		Recordings []struct {
+			Lang  string
+			Bytes int64
+		}
+		Pruned *struct{ Bytes int64 }
+	}
+	if st := s.API.Call("GET", "/api/v1/rooms/"+roomID+"/recordings", "", &list); st != 200 {
+		t.Fatalf("recordings of %s: %d", roomID, st)
+	}
+	out := map[string]int64{}
+	for _, r := range list.Recordings {
+		out[r.Lang] = r.Bytes
+	}
+	return out, list.Pruned != nil
+}
+
+func sum(m map[string]int64) (n int64) {
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// speakBriefly speaks a few seconds to a recorded room and waits until its
+// recordings are complete.
+func speakBriefly(t *testing.T, s *service.Service, room harness.Room) map[string]int64 {
+	t.Helper()
+	speakAll(t, s, room, newPCMSource(fakerealtime.Speech("en", 4*time.Second)))
+	var got map[string]int64
+	harness.WaitFor(t, 20*time.Second, room.ID+"'s recordings complete", func() bool {
+		var list struct{ Recordings []struct{ End time.Time } }
+		s.API.Call("GET", "/api/v1/rooms/"+room.ID+"/recordings", "", &list)
+		for _, r := range list.Recordings {
+			if time.Since(r.End) < 4*time.Second {
+				return false
+			}
+		}
+		got, _ = recordedBytes(t, s, room.ID)
+		return len(list.Recordings) == 3
+	})
+	return got
+}
+
+// TestRecordBoundedByRetentionAndSize: --record-max-bytes removes the
+// oldest room's audio first (its transcripts stay, the console is told),
+// and --retention removes transcripts and recordings alike; a room that
+// does not ask to be recorded keeps no audio.
+func TestRecordBoundedByRetentionAndSize(t *testing.T) {
+	t.Parallel()
+	s := service.Start(t, service.Options{Fake: &fakerealtime.Options{}})
+	plain := s.API.CreateRoom(`{"id":"plain","source_language":"en","languages":[{"code":"es"}]}`)
+	s.API.CreateRoom(`{"id":"old","source_language":"en","languages":[{"code":"es"}],"record":true}`)
+	old := speakBriefly(t, s, harness.Room{ID: "old", SpeakerKey: roomKey(t, s, "old")})
+	t.Logf("a 4 s talk recorded: %v bytes", old)
+
+	// Room "plain" is not recorded: transcripts only. A listener makes its translator run.
+	aud := newAudience(t, s, plain.ID)
+	aud.listen("es", "")
+	aud.await("es")
+	speakAll(t, s, plain, newPCMSource(fakerealtime.Speech("en", 2*time.Second)))
+	harness.WaitFor(t, 15*time.Second, "plain's transcript", func() bool {
+		return len(s.API.Do("GET", "/api/v1/rooms/plain/transcript?lang=es&format=txt", "").Body) > 0
+	})
+	aud.stop()
+	if got, _ := recordedBytes(t, s, "plain"); len(got) != 0 {
+		t.Errorf("room plain, not recorded, has recordings %v", got)
+	}
+
+	// Bound the audio to 1.5 times one talk: a second room's talk puts the
+	// first room's audio over it.
+	bound := sum(old) * 3 / 2
+	s.RestartWith(func(c *app.Config) { c.RecordMaxBytes = uint64(bound) })
+	s.API.CreateRoom(`{"id":"new","source_language":"en","languages":[{"code":"es"}],"record":true}`)
+	fresh := speakBriefly(t, s, harness.Room{ID: "new", SpeakerKey: roomKey(t, s, "new")})
+	harness.WaitFor(t, 10*time.Second, "old's audio pruned", func() bool {
+		_, pruned := recordedBytes(t, s, "old")
+		return pruned
+	})
+	now, _ := recordedBytes(t, s, "old")
+	if sum(now)+sum(fresh) > bound {
+		t.Errorf("audio kept: %d + %d bytes, over the bound %d", sum(now), sum(fresh), bound)
+	}
+	if got, pruned := recordedBytes(t, s, "new"); pruned || sum(got) != sum(fresh) {
+		t.Errorf("the newest room lost audio: %v (pruned %v), recorded %v", got, pruned, fresh)
+	}
+	if tr := s.API.Do("GET", "/api/v1/rooms/old/transcript?lang=es&format=txt", ""); len(tr.Body) == 0 {
+		t.Error("old's transcript went with its audio")
+	}
+	if !strings.Contains(s.Logs.String(), "a room's oldest audio removed") {
+		t.Error("pruning is not logged")
+	}
+
+	// Retention: everything goes once older than it.
+	s.RestartWith(func(c *app.Config) { c.Retention = 2 * time.Second })
+	harness.WaitFor(t, 15*time.Second, "the record past its retention gone", func() bool {
+		for _, id := range []string{"old", "new", "plain"} {
+			if got, _ := recordedBytes(t, s, id); len(got) > 0 {
+				return false
+			}
+			if tr := s.API.Do("GET", "/api/v1/rooms/"+id+"/transcript?lang=es&format=txt", ""); len(tr.Body) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// roomKey is a room's speaker key.
+func roomKey(t *testing.T, s *service.Service, id string) string {
+	t.Helper()
+	var r harness.Room
+	s.API.Call("GET", "/api/v1/rooms/"+id, "", &r)
+	return r.SpeakerKey
 }

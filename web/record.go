@@ -32,16 +32,19 @@ func (s *Server) mountRecord(r chi.Router) {
 
 // recordLang checks a channel named in a request: floor, the source
 // language or one of the room's languages.
-func recordLang(w http.ResponseWriter, rm *room.Room, lang string) bool {
-	if lang == wire.Floor || rm.Serves(lang) {
+func recordLang(w http.ResponseWriter, rm *room.Room, lang *string) bool {
+	if pl, err := room.ParseLang(*lang); err == nil && *lang != wire.Floor {
+		*lang = pl.Code // pt-br → pt-BR
+	}
+	if *lang == wire.Floor || rm.Serves(*lang) {
 		return true
 	}
 	langs := []string{wire.Floor, rm.SourceLanguage}
 	for _, l := range rm.Languages {
 		langs = append(langs, l.Code)
 	}
-	what := fmt.Sprintf("unknown language %q", lang)
-	if lang == "" {
+	what := fmt.Sprintf("unknown language %q", *lang)
+	if *lang == "" {
 		what = "lang is required"
 	}
 	httperr.Write(w, http.StatusBadRequest, "bad_language", what+"; this room's channels are "+strings.Join(langs, ", "))
@@ -73,7 +76,7 @@ func (s *Server) transcript(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lang := q.Get("lang")
-	if !recordLang(w, rm, lang) {
+	if !recordLang(w, rm, &lang) {
 		return
 	}
 	cues, err := s.record.ReadCues(ctx, rm.ID, lang)
@@ -140,7 +143,7 @@ func (s *Server) downloadRecording(w http.ResponseWriter, r *http.Request) {
 		httperr.NotFound(w, fmt.Sprintf("no recording %q: recordings are <lang>.ogg", file))
 		return
 	}
-	if !recordLang(w, rm, lang) {
+	if !recordLang(w, rm, &lang) {
 		return
 	}
 	zero, err := s.record.Zero(ctx, rm.ID)

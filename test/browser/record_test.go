@@ -52,4 +52,11 @@ func TestAttendeeJoiningLateSeesEarlierLines(t *testing.T) {
 		}
 	}
 	attendee.screenshots("listen-earlier")
+
+	// The console lists the room's recordings with their sizes.
+	c := openConsole(t, s, b, "/admin", "#rooms-list")
+	c.click(`#rooms-list [data-room="late"] [data-testid="room-open"]`)
+	c.waitFor("every channel's recording with its size", `[...document.querySelectorAll('[data-testid=record-bytes]')]
+		.filter((td) => /KiB|MiB/.test(td.textContent)).length === 3`, 10*time.Second)
+	c.screenshots("console-record")
 }

@@ -154,28 +154,58 @@ type roomRecorder struct {
 	speech  spokenAt    // when each language was last spoken on a mic
 }
 
-// spokenAt is when speech in each language was last heard on the room's
-// mics, on the listeners' clock (a mic's frame plays micPrefill after it
-// arrives, and ends a frame after it starts).
+// spokenAt is when speech in each language was heard on the room's mics
+// lately: runs of speech frames, on the listeners' clock (a mic's frame
+// plays micPrefill after it arrives).
 type spokenAt struct {
-	mu sync.Mutex
-	at map[string]time.Time
+	mu   sync.Mutex
+	runs map[string][]speechRun
 }
 
-func (s *spokenAt) heard(lang string, end time.Time) {
+type speechRun struct{ start, end time.Time }
+
+// Runs of speech: frames closer than runGap are one run; the last
+// maxRuns of a language are kept.
+const (
+	runGap  = 250 * time.Millisecond
+	maxRuns = 64
+)
+
+func (s *spokenAt) heard(lang string, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.at == nil {
-		s.at = map[string]time.Time{}
+	if s.runs == nil {
+		s.runs = map[string][]speechRun{}
 	}
-	s.at[lang] = end
+	runs := s.runs[lang]
+	if n := len(runs); n > 0 && at.Sub(runs[n-1].end) <= runGap {
+		runs[n-1].end = at
+		return
+	}
+	if len(runs) >= maxRuns {
+		runs = append(runs[:0], runs[1:]...)
+	}
+	s.runs[lang] = append(runs, speechRun{at, at})
 }
 
-func (s *spokenAt) last(lang string) time.Time {
+// endOf is the end of the run of speech in lang a line that began at
+// start belongs to: the last run begun by then (the line's first words
+// reach us just after they are said); zero if none.
+func (s *spokenAt) endOf(lang string, start time.Time) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.at[lang]
+	runs := s.runs[lang]
+	for i := len(runs) - 1; i >= 0; i-- {
+		if !runs[i].start.After(start.Add(lineLead)) {
+			return runs[i].end
+		}
+	}
+	return time.Time{}
 }
+
+// lineLead is how long after its speech began a line's first words may
+// reach the recorder.
+const lineLead = 500 * time.Millisecond
 
 func (rr *roomRecorder) update(r *room.Room) {
 	rr.cur.Store(r)

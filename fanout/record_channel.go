@@ -128,9 +128,11 @@ type channelRecorder struct {
 	subs []*nats.Subscription
 	stop func()
 
-	mu    sync.Mutex
-	lines captionLines
-	open  map[uint64]*openLine // lines by our numbering, until a while after final
+	mu       sync.Mutex
+	lines    captionLines
+	open     map[uint64]*openLine   // lines by our numbering, until a while after final
+	settling map[*time.Timer]func() // the original's lines whose end is being settled
+	stopped  bool
 
 	// The recording, owned by the program's goroutine.
 	enc     *opus.Encoder
@@ -149,7 +151,7 @@ type openLine struct {
 
 func startChannelRecorder(rr *roomRecorder, w *recordWriter, r *room.Room, lang string) (*channelRecorder, error) {
 	c := &channelRecorder{rr: rr, w: w, lang: lang, floor: lang == wire.Floor, unsaid: r.SourceLanguage,
-		run: strconv.FormatInt(time.Now().UnixNano(), 36), audio: r.Record, open: map[uint64]*openLine{}}
+		run: strconv.FormatInt(time.Now().UnixNano(), 36), audio: r.Record, open: map[uint64]*openLine{}, settling: map[*time.Timer]func(){}}
 	c.prog = newProgram(lang, c.floor)
 	nc := rr.rs.s.o.NC
 	sub := func(subj string, cb nats.MsgHandler) error {
@@ -178,7 +180,7 @@ func startChannelRecorder(rr *roomRecorder, w *recordWriter, r *room.Room, lang 
 		return nil, err
 	}
 	if !c.audio {
-		c.stop = c.unsubscribe
+		c.stop = func() { c.unsubscribe(); c.settleAll() }
 		return c, nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -189,6 +191,7 @@ func startChannelRecorder(rr *roomRecorder, w *recordWriter, r *room.Room, lang 
 	}()
 	c.stop = func() {
 		c.unsubscribe()
+		c.settleAll()
 		cancel()
 		<-done
 		c.endSegment() // the program's goroutine has ended: ours now
@@ -275,14 +278,72 @@ func (c *channelRecorder) caption(cm wire.Caption, seg uint64, original bool) {
 	if !cm.Final || cm.Text == "" {
 		return
 	}
-	end := now
-	if heard := c.rr.speech.last(cm.SourceLanguage); original && heard.After(start) && heard.Before(end) {
-		end = heard
-	}
-	cue := record.Cue{Start: start, End: end, Text: cm.Text, Speaker: cm.Speaker, SourceLanguage: cm.SourceLanguage,
+	cue := record.Cue{Start: start, End: now, Text: cm.Text, Speaker: cm.Speaker, SourceLanguage: cm.SourceLanguage,
 		Line: c.run + "-" + strconv.FormatUint(seg, 10), Original: original}
+	if !original {
+		c.keep(cue)
+		return
+	}
+	// The original's line is transcribed while or after it is said: its
+	// end is the end of the speech in its language heard up to a moment
+	// after the transcript (originalSettle), less the voice detector's
+	// hangover.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		c.keep(cue)
+		return
+	}
+	var t *time.Timer
+	settle := func() {
+		c.mu.Lock()
+		if _, ok := c.settling[t]; !ok {
+			c.mu.Unlock()
+			return // settled by stop
+		}
+		delete(c.settling, t)
+		c.mu.Unlock()
+		if heard := c.rr.speech.endOf(cue.SourceLanguage, cue.Start).Add(-voiceHangover); heard.After(cue.Start) {
+			cue.End = heard
+		}
+		c.keep(cue)
+	}
+	t = time.AfterFunc(originalSettle, settle)
+	c.settling[t] = settle
+}
+
+// Settling the end of the original's lines.
+const (
+	// originalSettle is how long after its transcript a line of the
+	// original may still be spoken.
+	originalSettle = time.Second
+	// voiceHangover is how long ingest's voice detector calls speech
+	// after the last loud sound (audio.NewVoiceDetector's default).
+	voiceHangover = 300 * time.Millisecond
+)
+
+// keep sends a cue to the store.
+func (c *channelRecorder) keep(cue record.Cue) {
 	store, roomID, lang := c.rr.rs.store, c.rr.id, c.lang
 	c.w.push(recordJob{what: "cue", write: func(ctx context.Context) error { return store.AddCue(ctx, roomID, lang, cue) }})
+}
+
+// settleAll keeps the lines still settling, as they are.
+func (c *channelRecorder) settleAll() {
+	c.mu.Lock()
+	c.stopped = true
+	pending := c.settling
+	c.settling = map[*time.Timer]func(){}
+	c.mu.Unlock()
+	for t := range pending {
+		t.Stop()
+	}
+	for t, settle := range pending {
+		c.mu.Lock()
+		c.settling[t] = settle
+		c.mu.Unlock()
+		settle()
+	}
 }
 
 // deliver takes one tick of the program into the recording. Audio is

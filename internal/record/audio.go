@@ -107,7 +107,7 @@ func (s *Store) WriteOgg(ctx context.Context, w io.Writer, room, lang string, ze
 				return true, err
 			}
 		}
-		data, err := s.Recordings.GetBytes(ctx, sg.name)
+		data, err := s.Recordings.GetBytes(ctx, sg.Name)
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
 			continue // pruned or expired meanwhile
 		}
@@ -116,7 +116,7 @@ func (s *Store) WriteOgg(ctx context.Context, w io.Writer, room, lang string, ze
 		}
 		packets, err := opus.SplitFramed(data)
 		if err != nil {
-			s.logger().Warn("a recording segment is corrupt; skipped", "segment", sg.name, "err", err)
+			s.logger().Warn("a recording segment is corrupt; skipped", "segment", sg.Name, "err", err)
 			continue
 		}
 		for i, p := range packets {
@@ -222,8 +222,11 @@ func (s *Store) Prune(ctx context.Context, maxBytes uint64, keep string) (map[st
 		if total <= target {
 			break
 		}
-		if err := s.Recordings.Delete(ctx, sg.name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
-			return removed, fmt.Errorf("prune %s: %w", sg.name, err)
+		if err := s.Recordings.Delete(ctx, sg.Name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+			return removed, fmt.Errorf("prune %s: %w", sg.Name, err)
+		}
+		if err := s.Cues.DeleteMsg(ctx, sg.seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return removed, fmt.Errorf("prune %s from the index: %w", sg.Name, err)
 		}
 		total -= sg.Bytes
 		removed[sg.Room] += sg.Bytes

@@ -18,8 +18,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,23 +25,25 @@ import (
 
 // Names of the stores (internal/bus opens them with the others).
 const (
-	// Stream keeps cues: one message a final caption line, on
-	// CueSubject(room, lang).
+	// Stream keeps cues (one message a final caption line, on
+	// CueSubject) and the index of audio segments (one message a segment,
+	// on segSubject): a room's record is read by subject, never by
+	// listing every object of the bucket.
 	Stream = "babelcast_transcript"
-	// Bucket keeps audio segments, named by SegmentName.
+	// Bucket keeps audio segments, named by segmentName.
 	Bucket = "babelcast_recordings"
 	// DefaultRetention bounds how long the record is kept.
 	DefaultRetention = 30 * 24 * time.Hour
 )
 
-const cuePrefix = "babelcast_transcript."
+const prefix = "babelcast_transcript."
 
-// StreamConfig is the cue stream's configuration (replicas and MaxAge are
-// set where it is opened).
+// StreamConfig is the record stream's configuration (replicas and MaxAge
+// are set where it is opened).
 func StreamConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name: Stream, Description: "babelcast transcripts: final captions of every channel",
-		Subjects: []string{cuePrefix + ">"}, Storage: jetstream.FileStorage,
+		Name: Stream, Description: "babelcast transcripts (final captions of every channel) and the index of recordings",
+		Subjects: []string{prefix + ">"}, Storage: jetstream.FileStorage,
 		MaxMsgSize: 64 << 10, Discard: jetstream.DiscardOld,
 	}
 }
@@ -57,7 +57,10 @@ func BucketConfig() jetstream.ObjectStoreConfig {
 
 // CueSubject is where a channel's cues are kept. lang is a language code
 // or "floor"; neither holds a dot.
-func CueSubject(room, lang string) string { return cuePrefix + room + "." + lang }
+func CueSubject(room, lang string) string { return prefix + room + ".cue." + lang }
+
+// segSubject is where a channel's segments are indexed.
+func segSubject(room, lang string) string { return prefix + room + ".seg." + lang }
 
 // Cue is one final caption line of a channel.
 type Cue struct {
@@ -107,11 +110,15 @@ func (s *Store) AddCue(ctx context.Context, room, lang string, c Cue) error {
 func (s *Store) ReadCues(ctx context.Context, room, lang string) ([]Cue, error) {
 	filter := CueSubject(room, lang)
 	if lang == "" {
-		filter = cuePrefix + room + ".>"
+		filter = CueSubject(room, "*")
 	}
 	var out []Cue
 	idx := map[string]int{}
-	err := s.each(ctx, filter, func(c Cue) bool {
+	err := s.each(ctx, filter, func(data []byte, _ uint64) bool {
+		var c Cue
+		if json.Unmarshal(data, &c) != nil {
+			return true
+		}
 		if i, ok := idx[c.Line]; ok && c.Line != "" {
 			out[i] = c
 			return true
@@ -123,18 +130,24 @@ func (s *Store) ReadCues(ctx context.Context, room, lang string) ([]Cue, error) 
 	return out, err
 }
 
-// each calls f with every cue kept on filter, oldest first, until f says
-// stop. An ordered consumer reads them; it needs no cleanup.
-func (s *Store) each(ctx context.Context, filter string, f func(Cue) bool) error {
+// kept is how many messages are kept on filter, by subject.
+func (s *Store) kept(ctx context.Context, filter string) (map[string]uint64, error) {
 	info, err := s.Cues.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return nil, err
+	}
+	return info.State.Subjects, nil
+}
+
+// each calls f with every message kept on filter (and its sequence),
+// oldest first, until f says stop. An ordered consumer reads them; it
+// needs no cleanup.
+func (s *Store) each(ctx context.Context, filter string, f func(data []byte, seq uint64) bool) error {
+	subjects, err := s.kept(ctx, filter)
 	if err != nil {
 		return err
 	}
-	var kept uint64
-	for _, n := range info.State.Subjects {
-		kept += n
-	}
-	if kept == 0 {
+	if len(subjects) == 0 {
 		return nil
 	}
 	cons, err := s.Cues.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
@@ -149,11 +162,11 @@ func (s *Store) each(ctx context.Context, filter string, f func(Cue) bool) error
 		n := 0
 		for m := range batch.Messages() {
 			n++
-			var c Cue
-			if json.Unmarshal(m.Data(), &c) == nil && !f(c) {
-				return nil
+			md, err := m.Metadata()
+			if err != nil {
+				continue
 			}
-			if md, err := m.Metadata(); err == nil && md.NumPending == 0 {
+			if !f(m.Data(), md.Sequence.Stream) || md.NumPending == 0 {
 				return nil
 			}
 		}
@@ -169,22 +182,30 @@ func (s *Store) each(ctx context.Context, filter string, f func(Cue) bool) error
 	}
 }
 
-// Zero is the start of room's record: the start of its first segment of
-// audio or of its first cue, whichever is earlier; zero when nothing is
-// kept.
+// Zero is the start of room's record: the earliest start of its cues and
+// segments; zero when nothing is kept. It reads the first message of each
+// of the room's subjects (cues and segments are kept in time order per
+// channel).
 func (s *Store) Zero(ctx context.Context, room string) (time.Time, error) {
 	var zero time.Time
-	err := s.each(ctx, cuePrefix+room+".>", func(c Cue) bool { zero = c.Start; return false })
+	subjects, err := s.kept(ctx, prefix+room+".>")
 	if err != nil {
 		return zero, err
 	}
-	segs, err := s.Segments(ctx, room)
-	if err != nil {
-		return zero, err
-	}
-	for _, sg := range segs {
-		if zero.IsZero() || sg.Start.Before(zero) {
-			zero = sg.Start
+	for subj := range subjects {
+		m, err := s.Cues.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // expired meanwhile
+		}
+		if err != nil {
+			return zero, err
+		}
+		var first struct{ Start time.Time }
+		if json.Unmarshal(m.Data, &first) != nil || first.Start.IsZero() {
+			continue
+		}
+		if zero.IsZero() || first.Start.Before(zero) {
+			zero = first.Start
 		}
 	}
 	return zero, nil
@@ -192,44 +213,29 @@ func (s *Store) Zero(ctx context.Context, room string) (time.Time, error) {
 
 // DeleteRoom removes every cue and segment of room.
 func (s *Store) DeleteRoom(ctx context.Context, room string) error {
-	err := s.Cues.Purge(ctx, jetstream.WithPurgeSubject(cuePrefix+room+".>"))
-	segs, lerr := s.objects(ctx, room)
-	err = errors.Join(err, lerr)
-	for _, name := range segs {
-		if derr := s.Recordings.Delete(ctx, name); derr != nil && !errors.Is(derr, jetstream.ErrObjectNotFound) {
+	segs, err := s.Segments(ctx, room)
+	for _, sg := range segs {
+		if derr := s.Recordings.Delete(ctx, sg.Name); derr != nil && !errors.Is(derr, jetstream.ErrObjectNotFound) {
 			err = errors.Join(err, derr)
 		}
 	}
-	return err
-}
-
-// objects lists the names of room's objects (segments and notes).
-func (s *Store) objects(ctx context.Context, room string) ([]string, error) {
-	infos, err := s.Recordings.List(ctx)
-	if errors.Is(err, jetstream.ErrNoObjectsFound) {
-		return nil, nil
+	if derr := s.Recordings.Delete(ctx, prunedName(room)); derr != nil && !errors.Is(derr, jetstream.ErrObjectNotFound) {
+		err = errors.Join(err, derr)
 	}
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, in := range infos {
-		if strings.HasPrefix(in.Name, room+"/") {
-			out = append(out, in.Name)
-		}
-	}
-	return out, nil
+	return errors.Join(err, s.Cues.Purge(ctx, jetstream.WithPurgeSubject(prefix+room+".>")))
 }
 
 // Segment is a stretch of a channel's recording: 20 ms Opus packets,
 // each with its 2-byte length before it (opus.AppendFramed), contiguous
-// from Start.
+// from Start, kept in the object Name.
 type Segment struct {
-	Room, Lang string
-	Start      time.Time
-	Packets    int
-	Bytes      uint64
-	name       string
+	Room    string    `json:"room"`
+	Lang    string    `json:"lang"`
+	Start   time.Time `json:"start"`
+	Packets int       `json:"packets"`
+	Bytes   uint64    `json:"bytes"`
+	Name    string    `json:"name"`
+	seq     uint64    // of its index entry
 }
 
 // End is when the segment's last packet ends.
@@ -238,60 +244,47 @@ func (sg Segment) End() time.Time { return sg.Start.Add(time.Duration(sg.Packets
 // PacketDuration is one Opus packet's audio.
 const PacketDuration = 20 * time.Millisecond
 
-// segmentName is room/lang/<start, Unix ns, 20 digits>-<packets>: sorted
-// by name, a channel's segments are in time order.
-func segmentName(room, lang string, start time.Time, packets int) string {
-	return fmt.Sprintf("%s/%s/%020d-%d", room, lang, start.UnixNano(), packets)
-}
-
-func parseSegment(info *jetstream.ObjectInfo) (Segment, bool) {
-	parts := strings.Split(info.Name, "/")
-	if len(parts) != 3 {
-		return Segment{}, false
-	}
-	at, n, ok := strings.Cut(parts[2], "-")
-	ns, err1 := strconv.ParseInt(at, 10, 64)
-	packets, err2 := strconv.Atoi(n)
-	if !ok || err1 != nil || err2 != nil {
-		return Segment{}, false
-	}
-	return Segment{Room: parts[0], Lang: parts[1], Start: time.Unix(0, ns), Packets: packets, Bytes: info.Size, name: info.Name}, true
+// segmentName is room/lang/<start, Unix ns>.
+func segmentName(room, lang string, start time.Time) string {
+	return fmt.Sprintf("%s/%s/%020d", room, lang, start.UnixNano())
 }
 
 // PutSegment keeps a segment of channel lang of room: packets, framed,
-// the first starting at start.
+// the first starting at start; then indexes it.
 func (s *Store) PutSegment(ctx context.Context, room, lang string, start time.Time, packets int, framed []byte) error {
-	_, err := s.Recordings.PutBytes(ctx, segmentName(room, lang, start, packets), framed)
+	sg := Segment{Room: room, Lang: lang, Start: start, Packets: packets, Bytes: uint64(len(framed)), Name: segmentName(room, lang, start)}
+	if _, err := s.Recordings.PutBytes(ctx, sg.Name, framed); err != nil {
+		return err
+	}
+	b, err := json.Marshal(sg)
+	if err != nil {
+		return err
+	}
+	_, err = s.JS.Publish(ctx, segSubject(room, lang), b)
 	return err
 }
 
 // Segments lists room's segments, by channel and time.
 func (s *Store) Segments(ctx context.Context, room string) ([]Segment, error) {
-	all, err := s.allSegments(ctx)
-	var out []Segment
-	for _, sg := range all {
-		if sg.Room == room {
-			out = append(out, sg)
-		}
-	}
-	return out, err
+	return s.segments(ctx, segSubject(room, "*"))
 }
 
+// allSegments lists every room's segments.
 func (s *Store) allSegments(ctx context.Context) ([]Segment, error) {
-	infos, err := s.Recordings.List(ctx)
-	if errors.Is(err, jetstream.ErrNoObjectsFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
+	return s.segments(ctx, prefix+"*.seg.*")
+}
+
+func (s *Store) segments(ctx context.Context, filter string) ([]Segment, error) {
 	var out []Segment
-	for _, in := range infos {
-		if sg, ok := parseSegment(in); ok {
+	err := s.each(ctx, filter, func(data []byte, seq uint64) bool {
+		var sg Segment
+		if json.Unmarshal(data, &sg) == nil && sg.Name != "" {
+			sg.seq = seq
 			out = append(out, sg)
 		}
-	}
-	sort.Slice(out, func(i, j int) bool {
+		return true
+	})
+	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].Room != out[j].Room {
 			return out[i].Room < out[j].Room
 		}
@@ -300,5 +293,5 @@ func (s *Store) allSegments(ctx context.Context) ([]Segment, error) {
 		}
 		return out[i].Start.Before(out[j].Start)
 	})
-	return out, nil
+	return out, err
 }

@@ -25,6 +25,8 @@ const (
 	// earlierFresh: listeners joining within this of each other share one
 	// read of the channel's transcript.
 	earlierFresh = 2 * time.Second
+	// earlierWait bounds the read on a listener's join.
+	earlierWait = time.Second
 )
 
 // earlierCache holds channels' transcripts briefly, so a crowd joining at
@@ -80,12 +82,14 @@ func (ec *earlierCache) earlier(ctx context.Context, k chanKey, before time.Time
 	return out, nil
 }
 
-// sendEarlier queues what was said before l joined, if anything.
+// sendEarlier queues what was said before l joined, if anything. A store
+// slow to answer (a leader election) costs the joining listener at most
+// earlierWait, and then only these lines.
 func (s *Server) sendEarlier(ctx context.Context, l *listener) {
 	if s.earlier == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, earlierWait)
 	defer cancel()
 	e, err := s.earlier.earlier(ctx, chanKey{l.room, l.lang}, time.Time{}, earlierLines)
 	if err != nil {

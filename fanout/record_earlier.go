@@ -30,33 +30,42 @@ const (
 )
 
 // earlierCache holds channels' transcripts briefly, so a crowd joining at
-// once reads each once.
+// once reads each once; a failed read is remembered as briefly, so a
+// crowd does not retry it either. Channels are read independently.
 type earlierCache struct {
 	mu    sync.Mutex
-	read  map[chanKey]cachedCues
+	read  map[chanKey]*cachedCues
 	store *record.Store
 }
 
+// cachedCues is one channel's read; its mutex is held while reading.
 type cachedCues struct {
+	mu   sync.Mutex
 	at   time.Time
 	cues []record.Cue
+	err  error
 }
 
 func (ec *earlierCache) cues(ctx context.Context, k chanKey) ([]record.Cue, error) {
 	ec.mu.Lock()
-	defer ec.mu.Unlock()
-	if c, ok := ec.read[k]; ok && time.Since(c.at) < earlierFresh {
-		return c.cues, nil
-	}
-	cues, err := ec.store.ReadCues(ctx, k.room, k.lang)
-	if err != nil {
-		return nil, err
-	}
 	if ec.read == nil || len(ec.read) > 1000 {
-		ec.read = map[chanKey]cachedCues{}
+		ec.read = map[chanKey]*cachedCues{}
 	}
-	ec.read[k] = cachedCues{at: time.Now(), cues: cues}
-	return cues, nil
+	c := ec.read[k]
+	if c == nil {
+		c = &cachedCues{}
+		ec.read[k] = c
+	}
+	ec.mu.Unlock()
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.at) < earlierFresh {
+		return c.cues, c.err
+	}
+	c.cues, c.err = ec.store.ReadCues(ctx, k.room, k.lang)
+	c.at = time.Now()
+	return c.cues, c.err
 }
 
 // earlier is the last limit lines of channel k said before before (zero:

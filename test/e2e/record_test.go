@@ -224,14 +224,32 @@ func TestRecordOfATalk(t *testing.T) {
 	s.Restart()
 	check("after a restart")
 
+	// Catching up, as an attendee (no token): the last lines, then older ones.
+	type earlierLines struct {
+		Captions []struct{ Text, Start string }
+		More     bool
+	}
+	var last, older earlierLines
+	s.API.As("").Do("GET", "/api/v1/rooms/rec/earlier?lang=es&limit=2", "").Decode(t, &last)
+	if len(last.Captions) != 2 || !last.More || !strings.Contains(last.Captions[1].Text, fmt.Sprintf("sentence %d.", n)) {
+		t.Fatalf("the last 2 lines: %+v", last)
+	}
+	s.API.As("").Do("GET", "/api/v1/rooms/rec/earlier?lang=es&limit=100&before="+last.Captions[0].Start, "").Decode(t, &older)
+	if len(older.Captions) != n-2 || older.More || !strings.Contains(older.Captions[0].Text, "sentence 1.") {
+		t.Errorf("the lines before the last 2: %+v", older)
+	}
+
 	// Bad input changes nothing and says what is wrong.
 	for path, want := range map[string]int{
-		"/api/v1/rooms/rec/transcript?lang=xx&format=vtt": 400,
-		"/api/v1/rooms/rec/transcript?lang=es&format=doc": 400,
-		"/api/v1/rooms/rec/transcript?format=vtt":         400,
-		"/api/v1/rooms/rec/recordings/xx.ogg":             400,
-		"/api/v1/rooms/rec/recordings/es.mp3":             404,
-		"/api/v1/rooms/nope/transcript?lang=es":           404,
+		"/api/v1/rooms/rec/transcript?lang=xx&format=vtt":    400,
+		"/api/v1/rooms/rec/transcript?lang=es&format=doc":    400,
+		"/api/v1/rooms/rec/transcript?format=vtt":            400,
+		"/api/v1/rooms/rec/recordings/xx.ogg":                400,
+		"/api/v1/rooms/rec/recordings/es.mp3":                404,
+		"/api/v1/rooms/nope/transcript?lang=es":              404,
+		"/api/v1/rooms/rec/earlier?lang=es&before=yesterday": 400,
+		"/api/v1/rooms/rec/earlier?lang=es&limit=0":          400,
+		"/api/v1/rooms/rec/earlier?lang=xx":                  400,
 	} {
 		if res := s.API.Do("GET", path, ""); res.Status != want || !bytes.Contains(res.Body, []byte(`"message"`)) {
 			t.Errorf("GET %s: %d %s, want %d with a message", path, res.Status, res.Body, want)

@@ -128,7 +128,10 @@ func (rs *recorders) roomDeleted(id string) {
 	go func() {
 		defer rs.wg.Done()
 		<-rr.done
-		if !rr.held.Load() {
+		rs.mu.Lock()
+		again := rs.rooms[id] != nil // made anew meanwhile: its record is its own
+		rs.mu.Unlock()
+		if !rr.held.Load() || again {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -671,8 +671,8 @@ func TestOneSubscriptionPerChannel(t *testing.T) {
 	// state message says it is in place, so the count below is settled.
 	first.nextText(t, "state")
 	one := e.bus.Conn.NumSubscriptions()
-	if e.srv.hub.subscriptions() != 4 {
-		t.Errorf("hub holds %d subscriptions for one channel, want 4 (mics, interpretation, captions, source captions)", e.srv.hub.subscriptions())
+	if e.srv.hub.subscriptions() != 5 {
+		t.Errorf("hub holds %d subscriptions for one channel, want 5 (mics, interpretation, captions, source captions, booth)", e.srv.hub.subscriptions())
 	}
 	var cs []*client
 	for range 30 {
@@ -681,8 +681,8 @@ func TestOneSubscriptionPerChannel(t *testing.T) {
 	if got := e.bus.Conn.NumSubscriptions(); got != one {
 		t.Errorf("31 listeners hold %d NATS subscriptions, 1 listener %d: want the same", got, one)
 	}
-	if e.srv.hub.subscriptions() != 4 {
-		t.Errorf("hub holds %d subscriptions, want 4", e.srv.hub.subscriptions())
+	if e.srv.hub.subscriptions() != 5 {
+		t.Errorf("hub holds %d subscriptions, want 5", e.srv.hub.subscriptions())
 	}
 	// Every one of them still gets the audio.
 	e.publishAudio(subject.Out("keynote", "es"), 1, 960)

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/babelcast/babelcast/internal/audio"
+	"github.com/babelcast/babelcast/internal/booth"
 	"github.com/babelcast/babelcast/internal/metrics"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
@@ -94,6 +95,7 @@ type channel struct {
 	stateMu    sync.Mutex
 	state      wire.State
 	stateKnown bool
+	voice      string // booth.Human or booth.AI (voice.go)
 
 	// The channel's caption lines, numbered for its listeners.
 	lines captionLines
@@ -195,6 +197,9 @@ func (h *hub) openChannel(k chanKey, floor bool, unsaid string) (*channel, error
 		err = subscribe(subject.Out(k.room, k.lang), c.onInterp)
 		if err == nil {
 			err = subscribe(subject.Caption(k.room, k.lang), c.onCaption)
+		}
+		if err == nil {
+			err = subscribe(subject.Booths(k.room, k.lang), c.onBooth)
 		}
 	}
 	if err != nil {
@@ -310,6 +315,7 @@ func (c *channel) onInterp(m *nats.Msg) {
 // The WebSocket gets the audio there is; a continuous stream (WAV) gets a
 // whole tick, silence where there is no audio.
 func (c *channel) deliver(pf programFrame) {
+	c.setVoice(pf.voice)
 	ls := *c.listeners.Load()
 	if len(ls) == 0 {
 		return
@@ -377,8 +383,8 @@ func (c *channel) onSourceCaption(m *nats.Msg) {
 	if spoken == "" {
 		spoken = c.unsaid
 	}
-	if !c.prog.plays(spoken) {
-		return
+	if !c.prog.plays(spoken) && !c.voiceIs(booth.Human) {
+		return // the interpretation's own lines say it; an interpreter's have none
 	}
 	from := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
 	seg, ok := c.lines.original(from, cm.Segment, time.Now())

@@ -50,6 +50,7 @@ type program struct {
 	lang   string
 	orig   *audio.Mixer // the mics this channel plays in the original
 	interp *audio.Mixer // the channel's interpretation, one voice
+	pick   *voicePick   // its booth's interpreter, and the choice (voice.go)
 	tick   time.Duration
 }
 
@@ -60,6 +61,7 @@ func newProgram(lang string, floor bool) *program {
 	}
 	if !floor {
 		p.interp = audio.NewMixer(audio.MixerOptions{Prefill: interpPrefill, MaxDelay: interpMaxDelay})
+		p.pick = newVoicePick()
 	}
 	return p
 }
@@ -71,6 +73,7 @@ func (p *program) plays(lang string) bool { return p.floor || lang == p.lang }
 // pushMic takes a mic's frame (its language already known); the mics this
 // channel does not play in the original are left out.
 func (p *program) pushMic(f audio.Frame, now time.Time) {
+	p.floorSpeech(f, now)
 	if p.plays(f.Lang) {
 		p.orig.Push(f, now)
 	}
@@ -89,6 +92,7 @@ type programFrame struct {
 	full, alone []byte    // PCM, at most a tick; nil when silent
 	captured    time.Time // of the speech in full (or alone), zero when unknown
 	aloneAt     time.Time
+	voice       string // whose interpretation: booth.Human or booth.AI ("" on the floor)
 }
 
 // played is the part of m's PCM some voice filled: a voice starts at the
@@ -107,10 +111,10 @@ func (p *program) compose(now time.Time) programFrame {
 	n := audio.DurationBytes(p.tick) / 2
 	o := p.orig.Mix(n, now)
 	var i audio.Mix
-	if p.interp != nil {
-		i = p.interp.Mix(n, now)
-	}
 	var f programFrame
+	if p.interp != nil {
+		i, f.voice = p.interpretation(n, now)
+	}
 	if i.Live() {
 		f.alone, f.aloneAt = played(i), i.Captured
 	}

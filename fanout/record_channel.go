@@ -174,6 +174,9 @@ func startChannelRecorder(rr *roomRecorder, w *recordWriter, r *room.Room, lang 
 		if err == nil && !c.floor {
 			err = sub(subject.Out(r.ID, lang), c.onInterp)
 		}
+		if err == nil && !c.floor {
+			err = sub(subject.Booths(r.ID, lang), c.onBooth)
+		}
 	}
 	if err != nil {
 		c.unsubscribe()
@@ -222,6 +225,17 @@ func (c *channelRecorder) onInterp(m *nats.Msg) {
 	}
 	f, _ := subject.FrameOf(m)
 	c.prog.pushInterp(f, time.Now())
+}
+
+// onBooth takes a human interpreter's audio (voice.go: the program
+// prefers it to the AI's while they are on air).
+func (c *channelRecorder) onBooth(m *nats.Msg) {
+	if len(m.Data)%2 != 0 {
+		return
+	}
+	f, _ := subject.FrameOf(m)
+	silent, spoke := subject.SilentFor(m)
+	c.prog.pushHuman(f, silent, spoke, time.Now())
 }
 
 // onCaption takes a line of the channel's interpretation.

@@ -3,6 +3,7 @@ package fanout
 import (
 	"context"
 
+	"github.com/babelcast/babelcast/internal/booth"
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/wire"
 )
@@ -64,6 +65,12 @@ func (c *channel) speaksOwn(rs *livestate.RoomState) bool {
 func (c *channel) setState(m wire.State) {
 	c.stateMu.Lock()
 	defer c.stateMu.Unlock()
+	if !c.floor {
+		if c.voice == "" {
+			c.voice = booth.AI
+		}
+		m.Voice = c.voice
+	}
 	if c.stateKnown && c.state == m {
 		return
 	}

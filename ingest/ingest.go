@@ -94,6 +94,7 @@ type Server struct {
 	active   int                // connections being served
 	stopping bool               // Run is shutting down: refuse new ones
 	idle     chan struct{}      // closed when active drops to 0 while stopping
+	booths   boothSet           // interpreters' connections (booth.go)
 }
 
 // New builds the ingest role.
@@ -149,6 +150,7 @@ func New(o Options) (*Server, error) {
 // Mount registers the speaker WebSocket.
 func (s *Server) Mount(r chi.Router) {
 	r.Get("/api/v1/rooms/{id}/speak", s.handleSpeak)
+	r.Get("/api/v1/rooms/{id}/booth/{lang}", s.handleBooth)
 }
 
 // Run keeps the speakers' state entries fresh and watches for room
@@ -174,6 +176,9 @@ func (s *Server) Run(ctx context.Context) error {
 	s.cancel()
 	for _, sp := range s.current() {
 		sp.close(wire.CloseShutdown, wire.CodeShuttingDown, "the server is shutting down; reconnect in a moment")
+	}
+	for _, c := range s.booths.of("") {
+		c.close(wire.CloseShutdown, wire.CodeShuttingDown, "the server is shutting down; reconnect in a moment")
 	}
 	select {
 	case <-idle:
@@ -257,28 +262,39 @@ func speakerKey(r *http.Request) string {
 	return r.URL.Query().Get("key")
 }
 
-func (s *Server) handleSpeak(w http.ResponseWriter, r *http.Request) {
+// admit reads the key a request to ingest offers (what names it: "speaker"
+// or "booth") and loads the room it names, answering 401 (no key), 404 (no
+// such room) or 503 (the store does not answer) when it cannot.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, what string) (key string, rm *room.Room, log *slog.Logger, ok bool) {
 	roomID := chi.URLParam(r, "id")
-	log := s.log.With("room", roomID)
-	key := speakerKey(r)
-	if key == "" {
+	log = s.log.With("room", roomID)
+	if key = speakerKey(r); key == "" {
 		metrics.Errors.WithLabelValues(roleName, "auth").Inc()
-		httperr.Unauthorized(w, "a speaker key is required: Authorization: Bearer <speaker_key> or ?key=")
-		return
+		httperr.Unauthorized(w, fmt.Sprintf("a %s key is required: Authorization: Bearer <%s_key> or ?key=", what, what))
+		return "", nil, nil, false
 	}
 	gctx, cancel := context.WithTimeout(r.Context(), writeWait)
 	rm, _, err := s.o.Rooms.Get(gctx, roomID)
 	cancel()
 	if errors.Is(err, room.ErrNotFound) {
 		httperr.NotFound(w, fmt.Sprintf("room %q does not exist", roomID))
-		return
+		return "", nil, nil, false
 	}
 	if err != nil {
-		log.Error("speaker: load room", "err", err)
+		log.Error(what+": load room", "err", err)
 		httperr.Unavailable(w, 2*time.Second, "the room store is not answering right now; try again shortly")
+		return "", nil, nil, false
+	}
+	return key, rm, log, true
+}
+
+func (s *Server) handleSpeak(w http.ResponseWriter, r *http.Request) {
+	key, rm, log, ok := s.admit(w, r, "speaker")
+	if !ok {
 		return
 	}
 	var q *question.Question
+	var err error
 	if id := question.IDOfToken(key); id != "" {
 		// An audience question, accepted, speaks with its own token.
 		q, _, err = s.o.Questions.Get(r.Context(), rm.ID, id)
@@ -305,18 +321,30 @@ func (s *Server) handleSpeak(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "{\"room\":%q,\"key\":\"valid\"}\n", rm.ID)
 		return
 	}
-	if !s.enter() {
-		httperr.Write(w, http.StatusServiceUnavailable, "unavailable", "the server is shutting down")
+	conn, ok := s.upgrade(w, r)
+	if !ok {
 		return
 	}
 	defer s.leave()
-	conn, err := s.upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		return // the upgrader has answered
-	}
 	sp := newSpeaker(s, conn, rm, key, log)
 	sp.question = q
 	sp.serve()
+}
+
+// upgrade counts a connection in and upgrades it (the caller calls leave
+// when it ends), or answers why not: the server is stopping, or the
+// request is no WebSocket handshake (the upgrader answers).
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) (*websocket.Conn, bool) {
+	if !s.enter() {
+		httperr.Write(w, http.StatusServiceUnavailable, "unavailable", "the server is shutting down")
+		return nil, false
+	}
+	conn, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		s.leave()
+		return nil, false
+	}
+	return conn, true
 }
 
 // enter counts a connection in, unless the server is stopping.
@@ -469,6 +497,7 @@ func (s *Server) roomChanged(sp *speaker, rm *room.Room) {
 // watchRooms closes speakers whose room is deleted or whose key changes.
 func (s *Server) watchRooms(ctx context.Context) {
 	for ev := range livestate.WatchRooms(ctx, s.o.Rooms, s.log) {
+		s.boothRoomChanged(ev.ID, ev.Room)
 		for _, sp := range s.roomSpeakers(ev.ID) {
 			if ev.Room == nil {
 				sp.close(wire.CloseRoomGone, wire.CodeRoomDeleted, "the room was deleted")

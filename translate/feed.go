@@ -21,6 +21,7 @@ type feeds struct {
 
 type feed struct {
 	sub    *nats.Subscription
+	booths *nats.Subscription // the room's booths (booth.go)
 	inputs map[*input]struct{}
 }
 
@@ -43,6 +44,10 @@ func (fs *feeds) add(roomID string, in *input) error {
 		// bounds what it keeps.
 		_ = sub.SetPendingLimits(4096, 64<<20)
 		f.sub = sub
+		if f.booths, err = fs.nc.Subscribe(subject.RoomBooths(roomID), func(m *nats.Msg) { fs.deliverBooth(roomID, m) }); err != nil {
+			_ = sub.Unsubscribe()
+			return fmt.Errorf("subscribe to the room's booths: %w", err)
+		}
 		fs.m[roomID] = f
 	}
 	f.inputs[in] = struct{}{}
@@ -60,6 +65,7 @@ func (fs *feeds) remove(roomID string, in *input) {
 	delete(f.inputs, in)
 	if len(f.inputs) == 0 {
 		_ = f.sub.Unsubscribe()
+		_ = f.booths.Unsubscribe()
 		delete(fs.m, roomID)
 	}
 }

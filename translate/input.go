@@ -46,12 +46,13 @@ type input struct {
 	unsaid  string   // the language of a frame that does not say: the room's source language
 	mixer   *audio.Mixer
 	attr    *attribution
+	human   *humanGate // the channel's booth (booth.go)
 	tick    time.Duration
 }
 
 func newInput(lang, unsaid string, sources []string, attr *attribution) *input {
 	return &input{
-		lang: lang, unsaid: unsaid, sources: sources, attr: attr, tick: inputTick,
+		lang: lang, unsaid: unsaid, sources: sources, attr: attr, tick: inputTick, human: newHumanGate(),
 		mixer: audio.NewMixer(audio.MixerOptions{Prefill: inputPrefill, MaxDelay: inputMaxDelay}),
 	}
 }
@@ -71,6 +72,9 @@ func (in *input) push(f audio.Frame, now time.Time) {
 		// The mic switched to the channel's language, or one the engine
 		// does not know: what it still had queued plays out, then stops.
 		return
+	}
+	if f.Speech {
+		in.human.track.Floor(now)
 	}
 	before := in.mixer.Dropped()
 	in.mixer.Push(f, now)
@@ -99,6 +103,16 @@ func (in *input) run(ctx context.Context, sess engine.Session, onAppendErr func(
 			return
 		case now := <-t.C:
 			m := in.mixer.Mix(n, now)
+			if in.human.covers(m, now) {
+				held = held[:0]
+				continue
+			}
+			for _, h := range in.human.release() {
+				if h.Speech() {
+					lastSpeech = now
+				}
+				send(h)
+			}
 			if !m.Live() {
 				held = held[:0]
 				continue

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -43,7 +44,16 @@ func (s *Server) baseURL(r *http.Request) string {
 // browsers never send, so it stays out of access logs.
 func (s *Server) links(r *http.Request, rm *room.Room) Links {
 	base := s.baseURL(r) + "/rooms/" + rm.ID
-	return Links{Listen: base, Speak: base + "/speak#key=" + rm.SpeakerKey, Talk: base + "/talk#key=" + rm.SpeakerKey}
+	l := Links{Listen: base, Speak: base + "/speak#key=" + rm.SpeakerKey, Talk: base + "/talk#key=" + rm.SpeakerKey}
+	for _, lang := range rm.Languages {
+		if lang.Booth {
+			if l.Booths == nil {
+				l.Booths = map[string]string{}
+			}
+			l.Booths[lang.Code] = base + "/booth/" + lang.Code + "#key=" + lang.BoothKey
+		}
+	}
+	return l
 }
 
 func (s *Server) roomLinks(w http.ResponseWriter, r *http.Request) {
@@ -58,8 +68,9 @@ func (s *Server) roomQR(w http.ResponseWriter, r *http.Request) {
 	if which == "" {
 		which = "listen"
 	}
-	if which != "listen" && which != "speak" && which != "talk" {
-		httperr.BadRequest(w, `"for" must be listen, speak or talk`)
+	booth, isBooth := strings.CutPrefix(which, "booth:")
+	if which != "listen" && which != "speak" && which != "talk" && !isBooth {
+		httperr.BadRequest(w, `"for" must be listen, speak, talk or booth:<lang>`)
 		return
 	}
 	size := qrDefaultSize
@@ -78,6 +89,12 @@ func (s *Server) roomQR(w http.ResponseWriter, r *http.Request) {
 	}
 	l := s.links(r, rm)
 	link := map[string]string{"listen": l.Listen, "speak": l.Speak, "talk": l.Talk}[which]
+	if isBooth {
+		if link = l.Booths[booth]; link == "" {
+			httperr.NotFound(w, fmt.Sprintf("room %q has no booth for %q", rm.ID, booth))
+			return
+		}
+	}
 	png, err := qrcode.Encode(link, qrcode.Medium, size)
 	if err != nil {
 		s.log.Error("QR code", "room", rm.ID, "err", err)

@@ -37,6 +37,7 @@ const (
 	pageListen = "listen.html"
 	pageSpeak  = "speak.html"
 	pageTalk   = "talk.html"
+	pageBooth  = "booth.html"
 	pageAdmin  = "admin.html"
 )
 
@@ -103,7 +104,7 @@ func loadAssets() (*siteAssets, error) {
 	}
 	// Render the pages and version their references, now that every asset
 	// has a hash.
-	for _, name := range []string{pageJoin, pageListen, pageSpeak, pageTalk, pageAdmin} {
+	for _, name := range []string{pageJoin, pageListen, pageSpeak, pageTalk, pageBooth, pageAdmin} {
 		html, err := renderPage(name)
 		if err != nil {
 			return nil, err
@@ -157,6 +158,7 @@ var pageAssets = func() *siteAssets {
 //	GET /rooms/{id}/speak  speaker: microphone to the room (one of its mics)
 //	GET /rooms/{id}/talk   conversation: each phone a mic in its owner's
 //	                       language, hearing the others interpreted
+//	GET /rooms/{id}/booth/{lang}  an interpreter of the channel's booth
 //	GET /admin             organizer console
 //	GET /static/*          embedded CSS, JavaScript modules, worklets, icons
 //
@@ -172,6 +174,7 @@ func MountPages(r chi.Router) {
 	page("/rooms/{id}", pageListen)
 	page("/rooms/{id}/speak", pageSpeak)
 	page("/rooms/{id}/talk", pageTalk)
+	page("/rooms/{id}/booth/{lang}", pageBooth)
 	page("/admin", pageAdmin)
 	r.Get("/static/*", serveStatic)
 	r.Head("/static/*", serveStatic)

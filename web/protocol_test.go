@@ -37,6 +37,10 @@ var jsProtocol = []struct {
 	{"Msg.STATE", "TypeState", wire.TypeState},
 	{"Msg.DELAY", "TypeDelay", wire.TypeDelay},
 	{"Msg.EARLIER", "TypeEarlier", wire.TypeEarlier},
+	{"Msg.TAKE", "TypeTake", wire.TypeTake},
+	{"Msg.HAND_OVER", "TypeHandOver", wire.TypeHandOver},
+	{"Msg.MUTE", "TypeMute", wire.TypeMute},
+	{"Msg.ON_AIR", "TypeOnAir", wire.TypeOnAir},
 
 	{"Close.NORMAL", "CloseNormal", wire.CloseNormal},
 	{"Close.SHUTDOWN", "CloseShutdown", wire.CloseShutdown},
@@ -59,6 +63,7 @@ var jsProtocol = []struct {
 	{"ErrorCode.BAD_MIC", "CodeBadMic", wire.CodeBadMic},
 	{"ErrorCode.BAD_LANGUAGE", "CodeBadLanguage", wire.CodeBadLanguage},
 	{"ErrorCode.TOO_MANY_MICS", "CodeTooManyMics", wire.CodeTooManyMics},
+	{"ErrorCode.BAD_HEAR", "CodeBadHear", wire.CodeBadHear},
 
 	// The translator states are the state bucket's; wire carries them.
 	{"ChannelState.IDLE", "", livestate.StateIdle},

@@ -52,6 +52,7 @@ type patchRequest struct {
 	PublicTrans      *bool                 `json:"public_transcript"`
 	SpeakerKey       *string               `json:"speaker_key"`
 	RotateSpeakerKey bool                  `json:"rotate_speaker_key"`
+	RotateBoothKeys  bool                  `json:"rotate_booth_keys"`
 }
 
 // Links are a room's share links.
@@ -64,6 +65,9 @@ type Links struct {
 	// Talk is the conversation page: each person picks a language, talks,
 	// and hears the others interpreted. It holds the speaker key too.
 	Talk string `json:"talk"`
+	// Booths are the interpreters' pages by language, each with its
+	// booth key in the fragment; absent when the room has no booth.
+	Booths map[string]string `json:"booths,omitempty"`
 }
 
 // adminRoom is a room as the organizer sees it: everything, plus links.
@@ -118,6 +122,10 @@ func (s *Server) createRoom(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := rm.Normalize(); err != nil {
+		invalidRoom(w, err.Error())
+		return
+	}
+	if err := rm.AssignBoothKeys(nil, false); err != nil {
 		invalidRoom(w, err.Error())
 		return
 	}
@@ -253,6 +261,10 @@ func (s *Server) patchRoom(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err := next.Normalize(); err != nil {
+			invalidRoom(w, err.Error())
+			return
+		}
+		if err := next.AssignBoothKeys(cur, req.RotateBoothKeys); err != nil {
 			invalidRoom(w, err.Error())
 			return
 		}

@@ -68,6 +68,9 @@ type LanguageStatus struct {
 	Engine         string  `json:"engine,omitempty"`
 	Node           string  `json:"node,omitempty"`
 	SessionSeconds float64 `json:"session_seconds"`
+	// Booth is the channel's booth, where it has one: the interpreters
+	// connected, the longest connected first (booth.go).
+	Booth *BoothStatus `json:"booth,omitempty"`
 }
 
 func (s *Server) roomStatus(w http.ResponseWriter, r *http.Request) {
@@ -111,6 +114,7 @@ func (s *Server) roomStatus(w http.ResponseWriter, r *http.Request) {
 		st.Languages = append(st.Languages, LanguageStatus{
 			Code: l.Code, Listeners: l.Listeners, State: l.State, Error: l.Error,
 			Kind: l.Kind, Engine: l.Engine, Node: l.Node, SessionSeconds: l.SessionSeconds,
+			Booth: boothStatus(rm, live, l.Code),
 		})
 	}
 	writeJSON(w, http.StatusOK, st)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -74,7 +75,28 @@ func createKV(ctx context.Context, b *Bus, c jetstream.KeyValueConfig, replicas 
 	if err != nil {
 		return nil, err
 	}
+	if err := awaitWrites(ctx, s); err != nil {
+		return nil, err
+	}
 	return newBucket(s, b.Conn), nil
+}
+
+// readyProbeKey is a key no one writes: awaitWrites asks the bucket to
+// update it at a revision it can never have.
+const readyProbeKey = "babelcast-ready-probe"
+
+// awaitWrites reports whether the bucket takes writes from this
+// connection. A bucket just made on a cluster is answered by its stream's
+// leader only once the stream's interest has reached the server we are
+// connected to; until then a write fails with "no response from stream".
+// The probe is an update at an impossible revision: the stream answers it
+// with a revision mismatch and stores nothing.
+func awaitWrites(ctx context.Context, kv jetstream.KeyValue) error {
+	_, err := kv.Update(ctx, readyProbeKey, nil, math.MaxInt64)
+	if err == nil || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return nil
+	}
+	return err
 }
 
 // liveKV is a bucket of entries that expire unless rewritten (live state,

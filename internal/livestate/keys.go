@@ -49,6 +49,8 @@ const (
 	KindChannel   Kind = "channel"   // channel.<room>.<lang>: Channel, by translate
 	KindListeners Kind = "listeners" // listeners.<room>.<lang>.<node>: Listeners, by fanout
 	KindEngine    Kind = "engine"    // engine.<node>: Engine, by translate
+	// interpreter.<room>.<lang>.<conn>: Interpreter, by ingest
+	KindInterpreter Kind = "interpreter"
 )
 
 // Key is a key of the bucket, parsed. Only the fields its Kind's layout
@@ -59,6 +61,7 @@ type Key struct {
 	Mic  string
 	Lang string
 	Node string
+	Conn string
 }
 
 // field is one token of a key after its kind.
@@ -69,16 +72,18 @@ const (
 	fMic
 	fLang
 	fNode
+	fConn
 )
 
 // layout lists, for every kind, the tokens that follow it. A new kind of
 // key is a line here, a builder below, and a field of Key if it names
 // something new.
 var layout = map[Kind][]field{
-	KindMic:       {fRoom, fMic},
-	KindChannel:   {fRoom, fLang},
-	KindListeners: {fRoom, fLang, fNode},
-	KindEngine:    {fNode},
+	KindMic:         {fRoom, fMic},
+	KindChannel:     {fRoom, fLang},
+	KindListeners:   {fRoom, fLang, fNode},
+	KindEngine:      {fNode},
+	KindInterpreter: {fRoom, fLang, fConn},
 }
 
 func (k *Key) field(f field) *string {
@@ -89,6 +94,8 @@ func (k *Key) field(f field) *string {
 		return &k.Mic
 	case fLang:
 		return &k.Lang
+	case fConn:
+		return &k.Conn
 	default:
 		return &k.Node
 	}
@@ -152,5 +159,5 @@ func Engines() string { return EngineKey(anyToken) }
 // RoomKeys match every entry about one room: its mics, its channels and
 // their listeners.
 func RoomKeys(room string) []string {
-	return []string{RoomMics(room), ChannelKey(room, anyToken), ListenersKey(room, anyToken, anyToken)}
+	return []string{RoomMics(room), ChannelKey(room, anyToken), ListenersKey(room, anyToken, anyToken), BoothKeys(room, anyToken)}
 }

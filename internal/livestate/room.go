@@ -23,6 +23,9 @@ type RoomState struct {
 	// Channels are the translator states reported, by language.
 	Channels  map[string]Channel
 	listeners map[string]map[string]int // language → fan-out node → listeners
+	// Booths are the interpreters connected to each booth: language →
+	// connection → entry (see booth.go).
+	Booths map[string]map[string]Interpreter
 	// Written is, for ReadRoom, when the newest entry it read (the room's
 	// or a translator node's engine entry) was written; zero if none.
 	Written time.Time
@@ -43,7 +46,8 @@ func (r *RoomState) Frozen(now time.Time) bool {
 
 // NewRoomState is the state of room id before anything is known.
 func NewRoomState(id string) *RoomState {
-	return &RoomState{room: id, Mics: map[string]Mic{}, Channels: map[string]Channel{}, listeners: map[string]map[string]int{}}
+	return &RoomState{room: id, Mics: map[string]Mic{}, Channels: map[string]Channel{}, listeners: map[string]map[string]int{},
+		Booths: map[string]map[string]Interpreter{}}
 }
 
 // ReadRoom reads the room's entries once, and the engine entries that
@@ -71,6 +75,7 @@ func (r *RoomState) Apply(u Update) {
 		clear(r.Mics)
 		clear(r.Channels)
 		clear(r.listeners)
+		clear(r.Booths)
 	}
 	for _, e := range u.Entries {
 		k, ok := ParseKey(e.Key)
@@ -93,6 +98,8 @@ func (r *RoomState) Apply(u Update) {
 			}
 		case KindListeners:
 			r.setListeners(k.Lang, k.Node, e)
+		case KindInterpreter:
+			r.setInterpreter(k, e)
 		}
 	}
 }

@@ -47,6 +47,24 @@ func SourceCaption(room, lang string) string { return prefix + room + ".srccap."
 // SourceCaptions matches SourceCaption for every channel of a room.
 func SourceCaptions(room string) string { return prefix + room + ".srccap.*" }
 
+// Booth is the subject of the audio of interpreter conn in the booth of
+// channel lang, built by FrameMsg (Voice "human", Speech per frame),
+// published only while that interpreter is on air and not muted. An empty
+// message says nobody is on air any more (hand-over, mute, hang-up).
+func Booth(room, lang, conn string) string { return prefix + room + ".booth." + lang + "." + conn }
+
+// Booths matches Booth for every interpreter of a channel's booth.
+func Booths(room, lang string) string { return prefix + room + ".booth." + lang + ".*" }
+
+// RoomBooths matches Booth for every booth of a room.
+func RoomBooths(room string) string { return prefix + room + ".booth.*.*" }
+
+// BoothLang is the language of a subject built by Booth.
+func BoothLang(subj string) string {
+	rest := subj[:strings.LastIndexByte(subj, '.')]
+	return rest[strings.LastIndexByte(rest, '.')+1:]
+}
+
 // TranslatorAlive is the subject a running translator node answers
 // requests on. A node waiting for a channel asks the lease holder: when
 // NATS says no one is subscribed, the holder's process (and its
@@ -73,7 +91,24 @@ const (
 	HeaderSpeech = "Babelcast-Speech"
 	// HeaderVoice says whose voice an interpretation is: "ai" or "human".
 	HeaderVoice = "Babelcast-Voice"
+	// HeaderSilent, on a booth's frame, is how long (ms) the interpreter
+	// on air has been silent; absent until their first word on air. A
+	// consumer that starts listening mid-talk knows what came before.
+	HeaderSilent = "Babelcast-Silent-Ms"
 )
+
+// SilentFor reads HeaderSilent: how long before m the interpreter last
+// spoke, and whether they have spoken on air at all.
+func SilentFor(m *nats.Msg) (time.Duration, bool) {
+	if m.Header == nil {
+		return 0, false
+	}
+	ms, err := strconv.ParseInt(m.Header.Get(HeaderSilent), 10, 64)
+	if err != nil || ms < 0 {
+		return 0, false
+	}
+	return time.Duration(ms) * time.Millisecond, true
+}
 
 // FrameMsg builds an audio message on subj from f, with sequence number
 // seq; f's capture time and who/what go in headers (the mic is the
@@ -104,8 +139,8 @@ func FrameMsg(subj string, f audio.Frame, seq uint64) *nats.Msg {
 func FrameOf(m *nats.Msg) (audio.Frame, uint64) {
 	seq, captured := AudioMeta(m)
 	f := audio.Frame{PCM: m.Data, Captured: captured, Speech: true}
-	if strings.Contains(m.Subject, ".src.") {
-		f.Mic = MicOf(m.Subject)
+	if strings.Contains(m.Subject, ".src.") || strings.Contains(m.Subject, ".booth.") {
+		f.Mic = MicOf(m.Subject) // a booth's: the interpreter's connection
 	}
 	if m.Header == nil {
 		return f, seq

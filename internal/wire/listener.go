@@ -53,6 +53,9 @@ type State struct {
 	State   string `json:"state"` // idle, starting, active or error
 	Message string `json:"message"`
 	Speaker bool   `json:"speaker"`
+	// Voice is whose interpretation the channel carries: "human" (an
+	// interpreter of its booth on air) or "ai"; absent on the floor.
+	Voice string `json:"voice,omitempty"`
 }
 
 // Earlier is what was said on the channel before the listener joined (its

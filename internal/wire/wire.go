@@ -99,6 +99,7 @@ const (
 	CodeBadMic        = "bad_mic"       // a mic id of the wrong shape, or a question's
 	CodeBadLanguage   = "bad_language"  // a language the room has not
 	CodeTooManyMics   = "too_many_mics" // the room has max_mics live
+	CodeBadHear       = "bad_hear"      // a booth's ?hear= names no channel it may relay
 )
 
 // Envelope is the part every text message shares: enough to tell which

@@ -32,7 +32,7 @@ func tapListeners(tb *tab) {
 		window.WebSocket = class extends Native {
 			constructor(url, protocols) {
 				super(url, protocols);
-				if (!/\/listen\?/.test(String(url))) return;
+				if (!/\/(listen\?|booth\/)/.test(String(url))) return; // a booth hears the floor
 				const rec = { url: String(url), chunks: [], bytes: 0 };
 				window.__tap.push(rec);
 				// Registered before the page's handler, so it sees the buffer
@@ -59,10 +59,17 @@ func tapBytes(tb *tab, lang string) float64 {
 // connections on lang received, one after the other.
 func heard(tb *tab, lang string) []byte {
 	tb.t.Helper()
+	return heardWhere(tb, `new URL(r.url).searchParams.get('lang') === `+jsString(lang))
+}
+
+// heardWhere returns the audio of the tapped connections r for which the
+// JavaScript condition cond holds.
+func heardWhere(tb *tab, cond string) []byte {
+	tb.t.Helper()
 	b64 := eval[string](tb, `(() => {
 		let s = '';
 		for (const r of window.__tap) {
-			if (new URL(r.url).searchParams.get('lang') !== `+jsString(lang)+`) continue;
+			if (!(`+cond+`)) continue;
 			for (const c of r.chunks) for (let i = 0; i < c.length; i += 0x8000) s += String.fromCharCode(...c.subarray(i, i + 0x8000));
 		}
 		return btoa(s);

@@ -100,9 +100,25 @@ type Room struct {
 	Name       string `json:"name"`
 	SpeakerKey string `json:"speaker_key"`
 	Links      struct {
-		Listen string `json:"listen"`
-		Speak  string `json:"speak"`
+		Listen string            `json:"listen"`
+		Speak  string            `json:"speak"`
+		Booths map[string]string `json:"booths"`
 	} `json:"links"`
+	Languages []struct {
+		Code     string `json:"code"`
+		Booth    bool   `json:"booth"`
+		BoothKey string `json:"booth_key"`
+	} `json:"languages"`
+}
+
+// BoothKey is the booth key of language lang ("" when it has no booth).
+func (r Room) BoothKey(lang string) string {
+	for _, l := range r.Languages {
+		if l.Code == lang {
+			return l.BoothKey
+		}
+	}
+	return ""
 }
 
 // CreateRoom creates a room from its JSON, failing the test otherwise.

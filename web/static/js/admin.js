@@ -6,6 +6,7 @@
 // /api/v1/engines (what the live translator nodes serve). The selected
 // room's status is polled every 2 s while the page is visible.
 
+import { boothLine, renderBoothLinks } from './admin-booths.js';
 import { api, apiBlob, ApiError, describeError } from './api.js';
 import { ChannelState } from './protocol.js';
 import { QuestionQueue } from './questions.js';
@@ -78,6 +79,7 @@ const ui = {
   linkTalk: $('link-talk'),
   showTalk: $('show-talk'),
   copyTalk: $('copy-talk'),
+  boothLinks: $('booth-links'),
   micsBody: $('mics-body'),
   questions: $('questions'),
   questionsList: $('questions-list'),
@@ -127,6 +129,7 @@ const st = {
   deleting: new Set(), // ids of rooms being deleted: not polled
   qrURLs: {}, // object URLs to revoke
   qrFor: '', // room id + key the QR codes were made for
+  boothsShown: '', // room id + booth links the booth figures were made for
   lastStates: new Map(), // "room/lang" → state, for announcing changes
   detailFor: '', // room the detail panel shows
   listFailed: false, // the api-error notice says the room list failed
@@ -402,6 +405,11 @@ function renderDetail() {
   ui.openListen.href = links.listen;
   ui.linkSpeak.textContent = links.speak;
   ui.linkTalk.textContent = links.talk;
+  const booths = JSON.stringify([r.id, r.links && r.links.booths]);
+  if (st.boothsShown !== booths) { // another room, or new keys: hidden again
+    st.boothsShown = booths;
+    renderBoothLinks(ui.boothLinks, r, st.token);
+  }
   renderStatus();
   loadQRs(r);
 }
@@ -572,7 +580,8 @@ function renderStatus() {
     el('td', {},
       el('span', { class: 'state', dataset: { state: l.state || ChannelState.IDLE } }, stateWords[l.state] || l.state || '—'),
       l.kind ? el('span', { class: 'muted small' }, ` · ${l.kind}`) : null,
-      l.error ? el('div', { class: 'small', dataset: { testid: 'status-error' } }, l.error) : null),
+      l.error ? el('div', { class: 'small', dataset: { testid: 'status-error' } }, l.error) : null,
+      boothLine(l.booth)),
     el('td', { class: 'num' }, String(l.listeners || 0)),
     el('td', { class: 'num' }, formatDuration(l.session_seconds))));
   if (s.floor) {
@@ -711,6 +720,9 @@ function languageRow(l = {}) {
     el('div', { class: 'check' },
       el('input', { type: 'checkbox', id: `${id}-on`, checked: !!l.always_on, dataset: { testid: 'lang-always-on' } }),
       el('label', { for: `${id}-on`, class: 'inline' }, 'Always on')),
+    el('div', { class: 'check' },
+      el('input', { type: 'checkbox', id: `${id}-booth`, checked: !!l.booth, dataset: { testid: 'lang-booth' } }),
+      el('label', { for: `${id}-booth`, class: 'inline' }, 'Interpreters’ booth')),
     el('button', {
       type: 'button', class: 'small danger', dataset: { testid: 'lang-remove' }, 'aria-label': 'Remove this language',
       onclick: () => { row.remove(); ui.addLanguage.focus(); },
@@ -800,6 +812,7 @@ function readForm() {
     const voice = row.querySelector('[data-testid="lang-voice"]').value;
     if (voice) l.voice = voice;
     if (row.querySelector('[data-testid="lang-always-on"]').checked) l.always_on = true;
+    if (row.querySelector('[data-testid="lang-booth"]').checked) l.booth = true;
     return l;
   });
   const codes = languages.map((l) => l.code);

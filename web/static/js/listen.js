@@ -74,6 +74,8 @@ const text = {
   show: 'Show',
   hideCaptions: 'Hide captions',
   showCaptions: 'Show captions',
+  voiceHuman: 'Interpreter',
+  voiceAI: 'AI',
 };
 
 const roomId = roomIdFromPath();
@@ -91,6 +93,7 @@ const DEFAULT_MIX = 15;
 
 const ui = {
   pill: $('state-pill'),
+  voice: $('voice'),
   delay: $('delay'),
   roomName: $('room-name'),
   pageNotice: $('page-notice'),
@@ -321,6 +324,10 @@ function onChannelState(msg) {
   if (typeof msg.speaker === 'boolean') st.speaker = msg.speaker;
   st.channelState = msg.state || '';
   st.channelMessage = msg.message || '';
+  // Whose interpretation plays: the booth's interpreter or the AI.
+  ui.voice.hidden = !msg.voice;
+  ui.voice.dataset.voice = msg.voice || '';
+  ui.voice.textContent = msg.voice === 'human' ? text.voiceHuman : text.voiceAI;
   const wasFallback = st.fallback;
   st.fallback = !isFloor(st.lang) && st.channelState === ChannelState.ERROR;
   if (st.fallback !== wasFallback) {

@@ -222,12 +222,15 @@ export class MicLink {
    * @param {(info: object) => any} [o.onClose]  as ReconnectingSocket's; lastError is on the link
    * @param {() => void} [o.onRetry]
    * @param {() => void} [o.onDropped]  a frame was dropped: the network is too slow
+   * @param {() => string} [o.path]  another endpoint taking a mic (a booth's); default the speaker's
+   * @param {(buf: ArrayBuffer) => void} [o.onAudio]  binary messages (a booth sends what it hears)
+   * @param {(msg: object) => void} [o.onOther]  text messages of other types
    */
   constructor(o) {
     this.o = o;
     this.ready = false;
     this.lastError = null; // {code, message} the server sent before closing
-    this.socket = new ReconnectingSocket(() => wsURL(speakPath(o.roomId)), {
+    this.socket = new ReconnectingSocket(() => wsURL(o.path ? o.path() : speakPath(o.roomId)), {
       // The key goes in the subprotocol, out of every access log.
       protocols: () => credentialProtocols('key', o.key()),
       onopen: (ws) => {
@@ -266,13 +269,21 @@ export class MicLink {
     return s.send(pcm);
   }
 
+  /** Sends a text message (a booth's take, hand_over, mute). */
+  message(msg) {
+    return this.socket.send(JSON.stringify(msg));
+  }
+
   /** Tells the server the mic speaks another language from now on. */
   setLanguage(language) {
     return this.socket.send(JSON.stringify({ type: Msg.LANGUAGE, language }));
   }
 
   onMessage(ev) {
-    if (typeof ev.data !== 'string') return;
+    if (typeof ev.data !== 'string') {
+      this.o.onAudio?.(ev.data);
+      return;
+    }
     let msg;
     try { msg = JSON.parse(ev.data); } catch { return; }
     switch (msg.type) {
@@ -291,7 +302,7 @@ export class MicLink {
         this.o.onServerError?.(this.lastError);
         break;
       default:
-        break; // newer servers may say more
+        this.o.onOther?.(msg); // newer servers may say more
     }
   }
 }

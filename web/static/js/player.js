@@ -146,6 +146,25 @@ export function rampGain(ctx, gain, value) {
 }
 
 /**
+ * A player worklet node with its own gain, into out's master. Paced audio
+ * (the floor, as mics send it) keeps at most a second; an interpretation,
+ * which comes in bursts, may buffer many seconds.
+ */
+export function playerNode(out, paced) {
+  const node = new AudioWorkletNode(out.ctx, 'pcm-player', {
+    numberOfInputs: 0,
+    numberOfOutputs: 1,
+    outputChannelCount: [1],
+    processorOptions: paced
+      ? { inputRate: SAMPLE_RATE, targetMs: 150, maxMs: 1000, catchUpMs: 250 }
+      : { inputRate: SAMPLE_RATE, targetMs: 150, maxMs: 12000, catchUpMs: 1000 },
+  });
+  const gain = out.ctx.createGain();
+  node.connect(gain).connect(out.master);
+  return { node, gain };
+}
+
+/**
  * ChannelStream plays one channel. The floor (lang=floor) arrives paced at
  * real time by the mics, so more than a second buffered is lag to drop. A
  * channel may carry an interpretation, which arrives in bursts faster than
@@ -174,17 +193,7 @@ export class ChannelStream {
     this.hello = false;
     this.bytes = 0; // audio received
     this.stats = null;
-    const paced = o.lang === FLOOR;
-    this.node = new AudioWorkletNode(out.ctx, 'pcm-player', {
-      numberOfInputs: 0,
-      numberOfOutputs: 1,
-      outputChannelCount: [1],
-      processorOptions: paced
-        ? { inputRate: SAMPLE_RATE, targetMs: 150, maxMs: 1000, catchUpMs: 250 }
-        : { inputRate: SAMPLE_RATE, targetMs: 150, maxMs: 12000, catchUpMs: 1000 },
-    });
-    this.gain = out.ctx.createGain();
-    this.node.connect(this.gain).connect(out.master);
+    ({ node: this.node, gain: this.gain } = playerNode(out, o.lang === FLOOR));
     this.node.port.onmessage = (ev) => {
       if (ev.data && ev.data.type === 'stats') {
         this.stats = ev.data;

@@ -29,6 +29,12 @@ export const Msg = Object.freeze({
   STATE: 'state',
   DELAY: 'delay',
   EARLIER: 'earlier',
+  // interpreter → server (booth)
+  TAKE: 'take',
+  HAND_OVER: 'hand_over',
+  MUTE: 'mute',
+  // server → interpreter
+  ON_AIR: 'on_air',
 });
 
 /** Close codes, and what the server means by them. */
@@ -57,6 +63,7 @@ export const ErrorCode = Object.freeze({
   BAD_MIC: 'bad_mic',
   BAD_LANGUAGE: 'bad_language',
   TOO_MANY_MICS: 'too_many_mics',
+  BAD_HEAR: 'bad_hear',
 });
 
 /** Translator states of a channel, in state and status messages and the

@@ -29,6 +29,7 @@ import (
 	"github.com/babelcast/babelcast/internal/access"
 	"github.com/babelcast/babelcast/internal/httperr"
 	"github.com/babelcast/babelcast/internal/livestate"
+	"github.com/babelcast/babelcast/internal/record"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/wire"
 )
@@ -59,6 +60,12 @@ type Options struct {
 	// State is the livestate.Bucket bucket: channel and speaker state is
 	// read from it, listener presence written to it.
 	State jetstream.KeyValue
+	// Record, when set, is where this node keeps the record of events
+	// (record.go): every channel's cues, and recorded rooms' audio, for
+	// the rooms whose record lease (in Leases) it holds.
+	Record         *record.Store
+	Leases         jetstream.KeyValue
+	RecordMaxBytes uint64 // bound on the recordings' audio; 0: none
 	// Node names this process in presence keys.
 	Node string
 	Log  *slog.Logger
@@ -102,6 +109,8 @@ type Server struct {
 	// listener connections.
 	passcodes *access.Passcodes
 	conns     *access.Conns
+	rec       *recorders    // nil without Options.Record
+	earlier   *earlierCache // nil without Options.Record
 
 	runOnce sync.Once
 }
@@ -149,6 +158,13 @@ func New(o Options) (*Server, error) {
 		passcodes: access.NewPasscodes(),
 		conns:     access.NewConns(o.MaxListenersPerAddress, o.MaxListeners),
 	}
+	if o.Record != nil {
+		if o.Leases == nil {
+			return nil, errors.New("fanout: Leases is required with Record")
+		}
+		s.rec = newRecorders(s)
+		s.earlier = &earlierCache{store: o.Record}
+	}
 	s.presence = newPresence(o.State, o.Node, s.log)
 	s.hub = newHub(s)
 	s.upgrader = websocket.Upgrader{
@@ -178,6 +194,7 @@ func New(o Options) (*Server, error) {
 func (s *Server) Mount(r chi.Router) {
 	r.Get("/api/v1/rooms/{id}/listen", s.handleListen)
 	r.Get("/api/v1/rooms/{id}/audio/{file}", s.handleWAV)
+	r.Get("/api/v1/rooms/{id}/earlier", s.handleEarlier)
 }
 
 // Run watches rooms (closing listeners of deleted rooms and removed
@@ -190,8 +207,10 @@ func (s *Server) Run(ctx context.Context) error {
 		return errors.New("fanout: Run called twice")
 	}
 	var wg sync.WaitGroup
-	wg.Add(3)
+	s.rec.begin(ctx)
+	wg.Add(4)
 	go func() { defer wg.Done(); s.watchRooms(ctx) }()
+	go func() { defer wg.Done(); s.rec.run(ctx) }()
 	go func() { defer wg.Done(); s.presence.run(ctx) }()
 	go func() {
 		defer wg.Done()
@@ -214,8 +233,10 @@ func (s *Server) watchRooms(ctx context.Context) {
 	for ev := range livestate.WatchRooms(ctx, s.o.Rooms, s.log) {
 		if ev.Room == nil {
 			s.hub.roomDeleted(ev.ID)
+			s.rec.roomDeleted(ev.ID)
 		} else {
 			s.hub.roomChanged(ev.Room, ev.Revision)
+			s.rec.roomChanged(ev.Room)
 		}
 	}
 }

@@ -194,6 +194,7 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 	l := adm.listener()
 	l.pushText(textFrame(wire.Hello{Type: wire.TypeHello, Room: roomID, Lang: l.lang, SampleRate: wire.SampleRate,
 		Floor: l.floor || l.lang == l.unsaid, Passthrough: l.passthrough}))
+	s.sendEarlier(r.Context(), l)
 	if err := s.hub.join(r.Context(), l); err != nil {
 		adm.release()
 		code, reason := s.joinRefusal(err, roomID, l.lang)

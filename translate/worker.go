@@ -328,7 +328,8 @@ func (w *Worker) reconcile(now time.Time) {
 }
 
 // markLive notes the channels that are live now: speaker connected, and
-// listeners or always_on. It runs before every change is applied (and in
+// listeners, always_on, or a recorded room (its record needs every
+// channel, listened to or not). It runs before every change is applied (and in
 // every reconcile), so a channel's linger counts from the moment it stopped
 // being live (its last listener or its speaker left), not from the
 // reconcile before that.
@@ -337,7 +338,7 @@ func (w *Worker) markLive(now time.Time) {
 		live := w.live.Get(id)
 		for _, l := range channels(r) {
 			if room.Covers(w.caps.Targets, l.Code) && w.mustInterpret(r, live, l.Code) &&
-				(l.AlwaysOn || live.Listeners(l.Code) > 0) {
+				(l.AlwaysOn || r.Record || live.Listeners(l.Code) > 0) {
 				w.lastWant[subject.LeaseKey(id, l.Code)] = now
 			}
 		}

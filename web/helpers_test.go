@@ -13,6 +13,7 @@ import (
 	"github.com/babelcast/babelcast/internal/bus"
 	"github.com/babelcast/babelcast/internal/httperr"
 	"github.com/babelcast/babelcast/internal/question"
+	"github.com/babelcast/babelcast/internal/record"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/test/harness"
 )
@@ -31,6 +32,11 @@ type fixture struct {
 	logs   *harness.Logs
 }
 
+// recordStore is the record of events kept on b.
+func recordStore(b *bus.Bus) *record.Store {
+	return &record.Store{JS: b.JS, Cues: b.Transcript, Recordings: b.Recordings}
+}
+
 func newFixture(t *testing.T, publicURL string) *fixture {
 	t.Helper()
 	b := harness.Bus(t)
@@ -38,6 +44,7 @@ func newFixture(t *testing.T, publicURL string) *fixture {
 	var err error
 	f.server, err = New(Options{
 		Rooms: f.rooms, Questions: question.NewStore(b.Questions), State: b.State, AdminToken: testToken, PublicURL: publicURL, Log: f.logs.Logger(),
+		Record: recordStore(b),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -36,6 +36,7 @@ var jsProtocol = []struct {
 	{"Msg.CAPTION", "TypeCaption", wire.TypeCaption},
 	{"Msg.STATE", "TypeState", wire.TypeState},
 	{"Msg.DELAY", "TypeDelay", wire.TypeDelay},
+	{"Msg.EARLIER", "TypeEarlier", wire.TypeEarlier},
 	{"Msg.TAKE", "TypeTake", wire.TypeTake},
 	{"Msg.HAND_OVER", "TypeHandOver", wire.TypeHandOver},
 	{"Msg.MUTE", "TypeMute", wire.TypeMute},

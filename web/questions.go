@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/babelcast/babelcast/internal/access"
 	"github.com/babelcast/babelcast/internal/httperr"
 	"github.com/babelcast/babelcast/internal/question"
 	"github.com/babelcast/babelcast/internal/room"
@@ -77,17 +76,7 @@ func (s *Server) askQuestion(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The passcode's guesses are limited as the listener endpoints' are.
-	client := access.Client(r)
-	if rm.Passcode != "" {
-		if blocked, after := s.passcodes.Blocked(client, rm.ID); blocked {
-			access.RetryAfter(w, after)
-			httperr.Write(w, http.StatusTooManyRequests, "too_many_attempts", "too many wrong passcodes from this address; try again later")
-			return
-		}
-	}
-	if !rm.CheckPasscode(req.Passcode) {
-		s.passcodes.Fail(client, rm.ID)
-		httperr.Forbidden(w, "wrong or missing passcode")
+	if !s.checkPasscode(w, r, rm, req.Passcode) {
 		return
 	}
 	lang, err := rm.SpeakerLanguage(req.Language)

@@ -30,6 +30,8 @@ type createRequest struct {
 	Passcode       string               `json:"passcode"`
 	MaxMics        int                  `json:"max_mics"`
 	Questions      bool                 `json:"questions"`
+	Record         bool                 `json:"record"`
+	PublicTrans    bool                 `json:"public_transcript"`
 	SpeakerKey     *string              `json:"speaker_key"`
 }
 
@@ -46,6 +48,8 @@ type patchRequest struct {
 	Passcode         *string               `json:"passcode"`
 	MaxMics          *int                  `json:"max_mics"`
 	Questions        *bool                 `json:"questions"`
+	Record           *bool                 `json:"record"`
+	PublicTrans      *bool                 `json:"public_transcript"`
 	SpeakerKey       *string               `json:"speaker_key"`
 	RotateSpeakerKey bool                  `json:"rotate_speaker_key"`
 	RotateBoothKeys  bool                  `json:"rotate_booth_keys"`
@@ -103,9 +107,10 @@ func (s *Server) createRoom(w http.ResponseWriter, r *http.Request) {
 		Passcode:       req.Passcode,
 		MaxMics:        req.MaxMics,
 		Questions:      req.Questions,
-		SpeakerKey:     room.NewSpeakerKey(),
-		CreatedAt:      now,
-		UpdatedAt:      now,
+		Record:         req.Record, PublicTranscript: req.PublicTrans,
+		SpeakerKey: room.NewSpeakerKey(),
+		CreatedAt:  now,
+		UpdatedAt:  now,
 	}
 	explicit := req.ID != ""
 	base := req.ID
@@ -225,6 +230,9 @@ func (s *Server) deleteRoom(w http.ResponseWriter, r *http.Request) {
 	if err := s.questions.DeleteRoom(ctx, id); err != nil {
 		s.log.Warn("questions of a deleted room not deleted; they expire within a day", "room", id, "err", err)
 	}
+	if err := s.record.DeleteRoom(ctx, id); err != nil {
+		s.log.Warn("record of a deleted room not deleted here; the fan-out node that kept it deletes it too", "room", id, "err", err)
+	}
 	s.log.Info("room deleted", "room", id)
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -322,6 +330,12 @@ func applyPatch(cur *room.Room, req *patchRequest) (*room.Room, string) {
 	}
 	if req.Questions != nil {
 		n.Questions = *req.Questions
+	}
+	if req.Record != nil {
+		n.Record = *req.Record
+	}
+	if req.PublicTrans != nil {
+		n.PublicTranscript = *req.PublicTrans
 	}
 	if req.Languages != nil {
 		n.Languages = *req.Languages

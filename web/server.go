@@ -39,6 +39,7 @@ import (
 	"github.com/babelcast/babelcast/internal/bus"
 	"github.com/babelcast/babelcast/internal/httperr"
 	"github.com/babelcast/babelcast/internal/question"
+	"github.com/babelcast/babelcast/internal/record"
 	"github.com/babelcast/babelcast/internal/room"
 )
 
@@ -59,6 +60,8 @@ type Options struct {
 	PublicURL string
 	// Log receives request failures and every room mutation.
 	Log *slog.Logger
+	// Record is the record of events: transcripts and recordings.
+	Record *record.Store
 }
 
 // Server serves the organizer API and the pages.
@@ -70,7 +73,8 @@ type Server struct {
 	publicURL  string
 	log        *slog.Logger
 	authFails  *access.Failures
-	passcodes  *access.Passcodes // wrong passcodes of askers, by client and room
+	passcodes  *access.Passcodes // wrong passcodes of askers and transcript readers, by client and room
+	record     *record.Store
 }
 
 // minTokenLen is the shortest admin token taken without a warning.
@@ -82,8 +86,8 @@ const kvTimeout = 5 * time.Second
 
 // New builds the api role.
 func New(o Options) (*Server, error) {
-	if o.Rooms == nil || o.State == nil || o.Questions == nil {
-		return nil, errors.New("web: Options.Rooms, Options.Questions and Options.State are required")
+	if o.Rooms == nil || o.State == nil || o.Questions == nil || o.Record == nil {
+		return nil, errors.New("web: Options.Rooms, Options.Questions, Options.State and Options.Record are required")
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -97,6 +101,7 @@ func New(o Options) (*Server, error) {
 		log:        o.Log,
 		authFails:  access.NewFailures(authFailBurst, authFailEvery),
 		passcodes:  access.NewPasscodes(),
+		record:     o.Record,
 	}
 	if o.AdminToken == "" {
 		s.log.Warn("no admin token configured: the organizer API refuses every request")
@@ -125,6 +130,7 @@ func (s *Server) Mount(r chi.Router) {
 	r.Get("/api/v1/rooms/{id}/public", s.publicRoom)
 	r.Get("/api/v1/engines", s.listEngines)
 	s.mountQuestions(r)
+	s.mountRecord(r)
 }
 
 // Run waits for ctx, forgetting stale brute-force counters once a minute.

@@ -66,7 +66,7 @@ func TestRoomTooLargeToStoreIs413(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Options{Rooms: room.NewStore(small), Questions: question.NewStore(f.bus.Questions), State: f.bus.State, AdminToken: testToken, Log: slog.New(slog.DiscardHandler)})
+	s, err := New(Options{Rooms: room.NewStore(small), Questions: question.NewStore(f.bus.Questions), State: f.bus.State, AdminToken: testToken, Log: slog.New(slog.DiscardHandler), Record: recordStore(f.bus)})
 	if err != nil {
 		t.Fatal(err)
 	}

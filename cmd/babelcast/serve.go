@@ -80,6 +80,8 @@ func serveConfig(args []string, stdout, stderr io.Writer) (app.Config, error) {
 		realtimeModel  = fs.String("realtime-model", "gpt-realtime", "model of instructed interpreter sessions")
 		translateModel = fs.String("translate-model", "gpt-realtime-translate", "model of dedicated translation sessions")
 		maxSessions    = fs.Int("max-sessions", 0, "cap on concurrent translator sessions in the cluster (0: no cap)")
+		retention      = fs.Duration("retention", 720*time.Hour, "how long transcripts and recordings are kept")
+		recordMax      = fs.Uint64("record-max-bytes", 0, "bound on the recordings' audio in bytes; when full, the oldest room's audio goes first, transcripts stay (0: no bound)")
 		linger         = fs.Duration("linger", 30*time.Second, "how long a session outlives its speaker or its last listener")
 		maxListeners   = fs.Int("max-listeners", fanout.DefaultMaxListeners, "listener connections this node takes (WebSocket and streams); one more is refused with 503 (-1: no cap)")
 		maxPerAddress  = fs.Int("max-listeners-per-address", fanout.DefaultMaxListenersPerAddress, "listener connections from one client address; one more is refused with 429 (-1: no cap; behind a load balancer, see --trusted-proxies)")
@@ -119,6 +121,7 @@ func serveConfig(args []string, stdout, stderr io.Writer) (app.Config, error) {
 		Engine:         *engine, OpenAIKey: os.Getenv("OPENAI_API_KEY"),
 		RealtimeURL: *realtimeURL, RealtimeModel: *realtimeModel, TranslateModel: *translateModel,
 		MaxSessions: *maxSessions, Linger: *linger, Log: log,
+		Retention: *retention, RecordMaxBytes: *recordMax,
 		MaxListeners: *maxListeners, MaxListenersPerAddress: *maxPerAddress,
 		Announce: func(msg string) { fmt.Fprintln(stdout, msg) },
 	}, nil

@@ -22,6 +22,7 @@ import (
 	"github.com/babelcast/babelcast/internal/httperr"
 	"github.com/babelcast/babelcast/internal/metrics"
 	"github.com/babelcast/babelcast/internal/question"
+	"github.com/babelcast/babelcast/internal/record"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/translate"
 	"github.com/babelcast/babelcast/translate/engine"
@@ -112,7 +113,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 	b, err := bus.Open(ctx, bus.Options{
 		URL: cfg.NATSURL, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Replicas: cfg.Replicas,
 		Creds: cfg.NATSCreds, NKey: cfg.NATSNKey, TLSCA: cfg.NATSTLSCA, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey,
-		Name: "babelcast " + cfg.Node, Logger: log,
+		Name: "babelcast " + cfg.Node, Logger: log, Retention: cfg.Retention,
 	})
 	if err != nil {
 		return nil, err
@@ -124,6 +125,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		log.Info("NATS", "mode", "external", "url", b.ClientURL(), "replicas", b.Replicas)
 	}
 	rooms := room.NewStore(b.Rooms)
+	rec := &record.Store{JS: b.JS, Cues: b.Transcript, Recordings: b.Recordings, Log: log}
 
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
@@ -178,6 +180,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		s, err := fanout.New(fanout.Options{
 			NC: b.Conn, Rooms: rooms, State: b.State, Node: cfg.Node, Log: log.With("role", RoleFanout),
 			MaxListeners: cfg.MaxListeners, MaxListenersPerAddress: cfg.MaxListenersPerAddress,
+			Record: rec, Leases: b.Leases, RecordMaxBytes: cfg.RecordMaxBytes,
 		})
 		if err != nil {
 			return fail(fmt.Errorf("fanout: %w", err))
@@ -193,7 +196,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 		if fresh {
 			a.announce(fmt.Sprintf("Admin token (shown once; kept in %s): %s", cfg.DataDir+"/"+adminTokenFile, token))
 		}
-		s, err := web.New(web.Options{Rooms: rooms, Questions: question.NewStore(b.Questions), State: b.State, AdminToken: token, PublicURL: cfg.PublicURL, Log: log.With("role", RoleAPI)})
+		s, err := web.New(web.Options{Rooms: rooms, Questions: question.NewStore(b.Questions), State: b.State, AdminToken: token, PublicURL: cfg.PublicURL, Log: log.With("role", RoleAPI), Record: rec})
 		if err != nil {
 			return fail(fmt.Errorf("api: %w", err))
 		}

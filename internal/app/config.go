@@ -58,6 +58,10 @@ type Config struct {
 	TranslateModel string
 	MaxSessions    int
 	Linger         time.Duration
+	// Retention is how long transcripts and recordings are kept (0: 30
+	// days); RecordMaxBytes bounds the recordings' audio (0: no bound).
+	Retention      time.Duration
+	RecordMaxBytes uint64
 	// MaxListeners caps this node's listener connections, and
 	// MaxListenersPerAddress those from one client address (0: fanout's
 	// defaults; negative: no cap).

@@ -19,6 +19,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/babelcast/babelcast/internal/record"
 )
 
 // Bus is a NATS connection with the shared stores opened.
@@ -30,13 +32,18 @@ type Bus struct {
 	Leases jetstream.KeyValue
 	// Questions holds the audience's questions (package question).
 	Questions jetstream.KeyValue
+	// Transcript and Recordings keep the record of events (package
+	// record): every channel's final captions, and recorded audio.
+	Transcript jetstream.Stream
+	Recordings jetstream.ObjectStore
 
 	// Replicas is how many copies of each store the cluster keeps.
 	Replicas int
 
-	server *embedded     // nil when connected to an external NATS
-	closed chan struct{} // closed by the connection's ClosedHandler
-	log    *slog.Logger
+	retention time.Duration // of streams and object stores
+	server    *embedded     // nil when connected to an external NATS
+	closed    chan struct{} // closed by the connection's ClosedHandler
+	log       *slog.Logger
 }
 
 // Options says how to reach NATS.
@@ -65,6 +72,9 @@ type Options struct {
 	TLSCA   string
 	TLSCert string
 	TLSKey  string
+	// Retention is how long streams and object stores keep what they
+	// hold (the record of events); 0: record.DefaultRetention.
+	Retention time.Duration
 	// Name identifies this process's connection in NATS monitoring.
 	Name string
 	// Logger receives connection events and what opening waits for.
@@ -82,7 +92,13 @@ func Open(ctx context.Context, o Options) (*Bus, error) {
 		// JetStream's own limit is 5: more is refused by every server.
 		return nil, fmt.Errorf("replicas must be from 1 to 5 (0: the default), not %d", o.Replicas)
 	}
-	b := &Bus{closed: make(chan struct{}), log: o.Logger}
+	if o.Retention < 0 {
+		return nil, fmt.Errorf("retention must be positive (0: the default), not %s", o.Retention)
+	}
+	if o.Retention == 0 {
+		o.Retention = record.DefaultRetention
+	}
+	b := &Bus{closed: make(chan struct{}), log: o.Logger, retention: o.Retention}
 	var opts []nats.Option
 	url := o.URL
 	if url == "" {

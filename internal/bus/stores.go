@@ -12,6 +12,7 @@ import (
 
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/question"
+	"github.com/babelcast/babelcast/internal/record"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/subject"
 )
@@ -39,6 +40,8 @@ var stores = []store{
 		Bucket: subject.BucketLeases, Description: "babelcast channel leases",
 		TTL: subject.LeaseTTL, LimitMarkerTTL: subject.LeaseTTL,
 	}),
+	stream(func(b *Bus) *jetstream.Stream { return &b.Transcript }, record.StreamConfig()),
+	objects(func(b *Bus) *jetstream.ObjectStore { return &b.Recordings }, record.BucketConfig()),
 }
 
 // store is one JetStream store: its name, and how to create or update it
@@ -145,18 +148,26 @@ func (b *Bus) dropOnOtherStorage(ctx context.Context, bucket string, want jetstr
 	return nil
 }
 
-// stream is a stream kept in *field(b).
+// stream is a stream kept in *field(b); with no MaxAge, it keeps its
+// messages for the Bus's retention (Options.Retention).
 func stream(field func(*Bus) *jetstream.Stream, cfg jetstream.StreamConfig) store {
 	return storeOf("stream "+cfg.Name, field, cfg, func(ctx context.Context, b *Bus, c jetstream.StreamConfig, replicas int) (jetstream.Stream, error) {
 		c.Replicas = replicas
+		if c.MaxAge == 0 {
+			c.MaxAge = b.retention
+		}
 		return b.JS.CreateOrUpdateStream(ctx, c)
 	})
 }
 
-// objects is an object store kept in *field(b).
+// objects is an object store kept in *field(b); with no TTL, it keeps its
+// objects for the Bus's retention.
 func objects(field func(*Bus) *jetstream.ObjectStore, cfg jetstream.ObjectStoreConfig) store {
 	return storeOf("object store "+cfg.Bucket, field, cfg, func(ctx context.Context, b *Bus, c jetstream.ObjectStoreConfig, replicas int) (jetstream.ObjectStore, error) {
 		c.Replicas = replicas
+		if c.TTL == 0 {
+			c.TTL = b.retention
+		}
 		return b.JS.CreateOrUpdateObjectStore(ctx, c)
 	})
 }

@@ -29,10 +29,15 @@ type Room struct {
 	MaxMics int `json:"max_mics"`
 	// Questions lets the audience ask to speak: an attendee's phone
 	// becomes a mic once the organizers or the speaker accept.
-	Questions  bool      `json:"questions"`
-	SpeakerKey string    `json:"speaker_key"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	Questions bool `json:"questions"`
+	// Record keeps every channel's audio (Ogg/Opus) with the transcripts
+	// every room keeps; PublicTranscript lets attendees (with the
+	// passcode, if any) download the transcripts, not only organizers.
+	Record           bool      `json:"record"`
+	PublicTranscript bool      `json:"public_transcript"`
+	SpeakerKey       string    `json:"speaker_key"`
+	CreatedAt        time.Time `json:"created_at"`
+	UpdatedAt        time.Time `json:"updated_at"`
 }
 
 // Language is one target language of a room: a channel.
@@ -298,11 +303,16 @@ type Public struct {
 	Passcode       bool   `json:"passcode_required"`
 	// Questions: the audience may ask to speak.
 	Questions bool `json:"questions"`
+	// Record: the room's audio is recorded; PublicTranscript: attendees
+	// may download its transcripts.
+	Record           bool `json:"record"`
+	PublicTranscript bool `json:"public_transcript"`
 }
 
 // Public returns the room as shown to attendees.
 func (r *Room) Public() Public {
-	p := Public{ID: r.ID, Name: r.Name, Passcode: r.Passcode != "", Questions: r.Questions, Languages: []Lang{}}
+	p := Public{ID: r.ID, Name: r.Name, Passcode: r.Passcode != "", Questions: r.Questions, Languages: []Lang{},
+		Record: r.Record, PublicTranscript: r.PublicTranscript}
 	p.SourceLanguage, _ = ParseLang(r.SourceLanguage)
 	for _, l := range r.Languages {
 		pl, _ := ParseLang(l.Code)

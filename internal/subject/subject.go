@@ -193,3 +193,7 @@ const LeaseTTL = 4 * time.Second
 
 // LeaseKey is a channel's key in BucketLeases.
 func LeaseKey(room, lang string) string { return room + "." + lang }
+
+// RecordLeaseKey is the key in BucketLeases of the fan-out node that keeps
+// a room's record (transcripts, recordings). No language is "_record".
+func RecordLeaseKey(room string) string { return room + "._record" }

@@ -58,6 +58,29 @@ type State struct {
 	Voice string `json:"voice,omitempty"`
 }
 
+// Earlier is what was said on the channel before the listener joined (its
+// final caption lines, oldest first), sent once after Hello where the
+// service keeps transcripts; More says that older lines exist (GET
+// /api/v1/rooms/{id}/earlier?lang=…&before=… gives them, same shape).
+type Earlier struct {
+	Type     string        `json:"type"` // TypeEarlier
+	Lang     string        `json:"lang"`
+	Captions []EarlierLine `json:"captions"`
+	More     bool          `json:"more"`
+}
+
+// EarlierLine is a final caption line kept in the transcript, with when it
+// was said (RFC 3339).
+type EarlierLine struct {
+	Text           string `json:"text"`
+	Speaker        string `json:"speaker,omitempty"`
+	SourceLanguage string `json:"source_language,omitempty"`
+	// Source is true for what was said in the original.
+	Source bool   `json:"source,omitempty"`
+	Start  string `json:"start"`
+	End    string `json:"end"`
+}
+
 // Delay is the listener's lag: from the capture of the speech to the send
 // of the audio that carries it (or its translation), in milliseconds.
 type Delay struct {

@@ -37,6 +37,7 @@ const (
 	TypeCaption = "caption"
 	TypeState   = "state"
 	TypeDelay   = "delay"
+	TypeEarlier = "earlier"
 )
 
 // Close codes. The standard ones (RFC 6455) are what the server uses them

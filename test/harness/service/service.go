@@ -131,9 +131,16 @@ func (s *Service) Stop() {
 
 // Restart stops the process and starts a new one on the same address and
 // data directory.
-func (s *Service) Restart() {
+func (s *Service) Restart() { s.t.Helper(); s.RestartWith(nil) }
+
+// RestartWith restarts the process with its configuration changed by
+// change (nil: the same).
+func (s *Service) RestartWith(change func(*app.Config)) {
 	s.t.Helper()
 	s.Stop()
+	if change != nil {
+		change(&s.cfg)
+	}
 	a, err := app.Start(context.Background(), s.cfg)
 	if err != nil {
 		s.t.Fatalf("restart babelcast: %v", err)

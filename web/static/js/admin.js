@@ -10,6 +10,7 @@ import { boothLine, renderBoothLinks } from './admin-booths.js';
 import { api, apiBlob, ApiError, describeError } from './api.js';
 import { ChannelState } from './protocol.js';
 import { QuestionQueue } from './questions.js';
+import { RecordPanel } from './record.js';
 import { $, copyText, el, englishName, fmt, formatDuration, nativeName, notice, setMeter, store } from './ui.js';
 
 // Sentences of the parts for several mics and questions (the rest of the
@@ -87,6 +88,8 @@ const ui = {
   questionsError: $('questions-error'),
   fMaxMics: $('f-max-mics'),
   fQuestions: $('f-questions'),
+  fRecord: $('f-record'),
+  fPublicTranscript: $('f-public-transcript'),
   shareStatus: $('share-status'),
   dialog: $('room-dialog'),
   dialogTitle: $('room-dialog-title'),
@@ -133,6 +136,12 @@ const st = {
   listFailed: false, // the api-error notice says the room list failed
   gen: 0, // bumped by every change made here, so an older room list is not shown over it
 };
+
+/** The selected room's recordings and transcripts. */
+const record = new RecordPanel({
+  body: $('record-body'), note: $('record-note'), error: $('record-error'),
+  token: () => st.token, langName: (code) => langLabel(code),
+});
 
 /** The selected room's questions from the audience, where it takes them. */
 const queue = new QuestionQueue({
@@ -378,6 +387,7 @@ function renderDetail() {
     queue.stop();
     ui.questionsList.replaceChildren();
   }
+  record.refresh(r);
   ui.questions.hidden = !r.questions;
   if (r.questions) queue.start();
   else queue.stop();
@@ -392,6 +402,7 @@ function renderDetail() {
     r.passcode ? 'passcode required' : 'open to anyone with the link',
     fmt(text.upToMics, { n: r.max_mics || 8 }),
     r.questions ? text.questionsOn : '',
+    r.record ? 'recorded' : '',
   ].filter(Boolean).join(' · ');
   const links = linksOf(r);
   ui.linkListen.textContent = links.listen;
@@ -776,6 +787,8 @@ function openEditor(r) {
   ui.fPasscode.value = r ? r.passcode || '' : '';
   ui.fMaxMics.value = r && r.max_mics ? String(r.max_mics) : '';
   ui.fQuestions.checked = !!(r && r.questions);
+  ui.fRecord.checked = !!(r && r.record);
+  ui.fPublicTranscript.checked = !!(r && r.public_transcript);
   ui.save.disabled = false;
   ui.dialog.showModal();
   ui.fName.focus();
@@ -836,6 +849,8 @@ function readForm() {
     passcode: ui.fPasscode.value.trim(),
     max_mics: maxMics,
     questions: ui.fQuestions.checked,
+    record: ui.fRecord.checked,
+    public_transcript: ui.fPublicTranscript.checked,
   };
   if (!st.editing && id) body.id = id;
   return { body };

@@ -21,6 +21,7 @@
 import { api, ApiError, describeError, probeHandshake, roomIdFromPath } from './api.js';
 import { QuestionFlow } from './ask.js';
 import { CaptionView } from './captions.js';
+import { EarlierView } from './earlier.js';
 import { browserLanguages, languageOption, localize, nameLanguages, onLanguage, setLanguage } from './i18n.js';
 import { AudioOut, ChannelStream, checkPasscode } from './player.js';
 import { ChannelState, Close, FLOOR, Msg } from './protocol.js';
@@ -140,6 +141,9 @@ const st = {
 };
 
 const captions = new CaptionView(ui.captions, ui.captionsLive);
+const earlier = new EarlierView({
+  box: $('earlier'), list: $('earlier-lines'), more: $('earlier-more'), roomId, passcode: () => st.passcode,
+});
 
 function clampIdx(i) {
   return Number.isInteger(i) ? Math.min(CAPTION_SIZES.length - 1, Math.max(0, i)) : 2;
@@ -199,6 +203,9 @@ class Stream {
         break;
       case Msg.CAPTION:
         if (this.role === 'main' || st.fallback) captions.add(msg);
+        break;
+      case Msg.EARLIER:
+        if (this.role === 'main') earlier.take(msg, this.lang);
         break;
       case Msg.STATE:
         if (this.role === 'main') onChannelState(msg);
@@ -410,6 +417,7 @@ function chooseLanguage(code) {
   st.fallback = false;
   st.delayMs = null;
   captions.clear();
+  earlier.clear();
   renderFallback();
   followLanguage();
   ui.mixRow.hidden = !mixOffered(code);
@@ -468,6 +476,7 @@ onLanguage(() => {
   }
   nameLanguages(ui.langList);
   captions.render();
+  earlier.render(false);
   renderCaptionPrefs();
   renderSliders();
   renderPlay();
@@ -744,6 +753,7 @@ async function init() {
   }
   notice(ui.pageNotice, '', '');
   ui.roomName.replaceChildren(el('bdi', {}, st.info.name || roomId)); // in its own direction, isolated
+  $('recorded-note').hidden = !st.info.record;
   document.title = `${st.info.name || roomId} · babelcast`;
   st.lang = initialLanguage();
   followLanguage();

@@ -28,6 +28,7 @@ export const Msg = Object.freeze({
   CAPTION: 'caption',
   STATE: 'state',
   DELAY: 'delay',
+  EARLIER: 'earlier',
   // interpreter → server (booth)
   TAKE: 'take',
   HAND_OVER: 'hand_over',

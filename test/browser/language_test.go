@@ -28,7 +28,7 @@ func TestAttendeeInTheirLanguage(t *testing.T) {
 	axeScript(t)
 	ctx := testContext(t, 240*time.Second)
 	s := startService(t)
-	r := s.API.CreateRoom(`{"id":"charla","name":"Charla de apertura","source_language":"en","languages":[{"code":"es"},{"code":"ar"}],"questions":true}`)
+	r := s.API.CreateRoom(`{"id":"charla","name":"Charla de apertura","source_language":"en","languages":[{"code":"es"},{"code":"ar"}],"questions":true,"record":true}`)
 	b := newBrowser(ctx, t, browserOptions{micWAV: harness.SpeechWAV(t, "en", 3, 1), lang: "es-ES"})
 	t.Logf("screenshots: %s", absScreenshotDir())
 
@@ -78,6 +78,7 @@ func TestAttendeeInTheirLanguage(t *testing.T) {
 		`document.getElementById('captions').dataset.empty`:                         "Los subtítulos aparecen aquí mientras habla el ponente.",
 		`document.getElementById('state-pill').textContent`:                         "Pulsa reproducir",
 		`document.getElementById('ask-open').textContent`:                           "Hacer una pregunta",
+		`document.getElementById('recorded-note').textContent`:                      "Esta charla se graba.",
 	} {
 		if got := eval[string](a, sel); got != want {
 			t.Errorf("attendee page: %s is %q, want %q", sel, got, want)
@@ -166,6 +167,9 @@ func TestAttendeeInTheirLanguage(t *testing.T) {
 	}
 	a.screenshots("ar-listen-forced-colors")
 	a.do("stop emulating forced colours", forcedColors("none"))
+	if n := eval[float64](a, `[...document.querySelectorAll('[data-testid=earlier-line]')].filter((p) => getComputedStyle(p).direction !== 'rtl').length`); n > 0 {
+		t.Errorf("%v of the Arabic channel's earlier lines are not right to left", n)
+	}
 	a.checkAccess("ar-listen-live")
 	requireStops(t, "attendee (Arabic)", a.walkKeyboard("ar-listen"), "lang-ar", "play", "volume", "original-mix", "captions-toggle")
 

@@ -2,6 +2,7 @@ package fanout
 
 import (
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/babelcast/babelcast/internal/audio"
@@ -37,6 +38,9 @@ type opusStage struct {
 	seq    [2]uint32        // next Ogg page of each variant
 	gran   [2]int64         // granule position at the end of the last page
 	broken [2]bool          // no encoder could be made: the variant has no Opus
+	// encoded counts the packets encoded, for tests and benchmarks (read
+	// from other goroutines).
+	encoded atomic.Uint64
 }
 
 // opusTick is one tick's Opus frames, built on first use by deliver.
@@ -134,6 +138,7 @@ func (c *channel) opusPackets(t *opusTick, pf programFrame, v int) [][]byte {
 		}
 		ends = append(ends, len(buf))
 	}
+	st.encoded.Add(uint64(len(ends)))
 	out := make([][]byte, len(ends))
 	for i, at := range ends {
 		from := 0

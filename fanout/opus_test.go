@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
-	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,75 +14,18 @@ import (
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/audio/opus"
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/test/signal"
 )
 
-// testSignal is a voice-like test signal: two tones under an envelope that
-// steps every 200 ms, never silent, so its onset, its end and its
-// envelope can be found again after a lossy codec.
-func testSignal(d time.Duration) []int16 {
-	levels := []float64{0.08, 0.5, 0.2, 0.7, 0.3, 0.6, 0.1, 0.45, 0.25, 0.65}
-	n := int(d.Seconds() * audio.Rate)
-	s := make([]int16, n)
-	for i := range s {
-		t := float64(i) / audio.Rate
-		a := levels[(i/(audio.Rate/5))%len(levels)]
-		s[i] = int16(a * 16000 * (math.Sin(2*math.Pi*310*t) + 0.6*math.Sin(2*math.Pi*720*t)) / 1.6)
-	}
-	return s
-}
-
-// loudSpan is where s is louder than silence: its first and last sample.
-func loudSpan(s []int16) (int, int) {
-	first, last := -1, -1
-	for i, v := range s {
-		if v > 600 || v < -600 {
-			if first < 0 {
-				first = i
-			}
-			last = i
-		}
-	}
-	return first, last
-}
-
-func rms(s []int16) float64 {
-	var sum float64
-	for _, v := range s {
-		sum += float64(v) * float64(v)
-	}
-	return math.Sqrt(sum / float64(max(1, len(s))))
-}
-
-// sameSignal checks that got (decoded) holds want with the same length
-// (so no packet was lost) and the same energy envelope, step by step.
+// sameSignal fails t unless got (decoded) holds want (signal.Compare)
+// with the stream going on after it.
 func sameSignal(t *testing.T, what string, want, got []int16) {
 	t.Helper()
-	wf, wl := loudSpan(want)
-	gf, gl := loudSpan(got)
-	if gf < 0 {
-		t.Fatalf("%s: decoded audio is silent (%d samples)", what, len(got))
+	for _, e := range signal.Compare(want, got) {
+		t.Errorf("%s: %s", what, e)
 	}
-	// Opus moves the onset by its look-ahead and smears edges by a few ms;
-	// a lost 20 ms packet would shorten the span by 480 samples.
-	if d := (gl - gf) - (wl - wf); d < -240 || d > 240 {
-		t.Errorf("%s: the signal lasts %d samples, want %d (±240)", what, gl-gf, wl-wf)
-	}
-	step := audio.Rate / 5
-	for k := 0; wf+(k+1)*step <= wl; k++ {
-		// The middle of each step, away from the edges.
-		a := want[wf+k*step+step/4 : wf+k*step+3*step/4]
-		from := gf + k*step + step/4
-		if from+step/2 > len(got) {
-			t.Fatalf("%s: decoded audio ends in step %d", what, k)
-		}
-		b := got[from : from+step/2]
-		if r := rms(b) / rms(a); r < 0.7 || r > 1.4 {
-			t.Errorf("%s: step %d: level %.0f, want %.0f", what, k, rms(b), rms(a))
-		}
-	}
-	// After the signal, the stream goes on in silence.
-	if tail := len(got) - gl; tail < audio.Rate/2 {
-		t.Errorf("%s: only %d samples after the signal; want the stream to go on", what, tail)
+	if !signal.Heard(got, time.Second/2) {
+		t.Errorf("%s: the stream does not go on after the signal", what)
 	}
 }
 
@@ -135,7 +77,7 @@ func decodeUntil(t *testing.T, c *client) []int16 {
 					t.Fatal(err)
 				}
 			}
-			if f, l := loudSpan(pcm); f >= 0 && len(pcm)-l > audio.Rate*3/4 && l-f > audio.Rate {
+			if signal.Heard(pcm, 3*time.Second/4) {
 				return pcm
 			}
 		case <-c.done:
@@ -162,10 +104,10 @@ func TestOpusListenerHearsTheChannel(t *testing.T) {
 	}
 	// The Opus stream flows before anything is said: silence.
 	silent := decodeSome(t, c, audio.Rate/2)
-	if f, _ := loudSpan(silent); f >= 0 {
+	if f, _ := signal.Loud(silent); f >= 0 {
 		t.Errorf("audio before anything was published, at sample %d", f)
 	}
-	sig := testSignal(2 * time.Second)
+	sig := signal.Make(2 * time.Second)
 	e.publishSignal("es", sig)
 	sameSignal(t, "WebSocket", sig, decodeUntil(t, c))
 	// The PCM listener of the same channel still gets PCM.
@@ -288,14 +230,14 @@ func TestOggStream(t *testing.T) {
 	for len(pcm) < audio.Rate/2 { // half a second of silence first
 		decode()
 	}
-	if f, _ := loudSpan(pcm); f >= 0 {
+	if f, _ := signal.Loud(pcm); f >= 0 {
 		t.Fatalf("sound at %d before anything was published", f)
 	}
-	sig := testSignal(2 * time.Second)
+	sig := signal.Make(2 * time.Second)
 	e.publishSignal("es", sig)
 	for {
 		decode()
-		if f, l := loudSpan(pcm); f >= 0 && len(pcm)-l > audio.Rate*3/4 && l-f > audio.Rate {
+		if signal.Heard(pcm, 3*time.Second/4) {
 			break
 		}
 	}
@@ -330,7 +272,7 @@ func TestWAVStreamCarriesSilence(t *testing.T) {
 	if _, err := io.ReadFull(resp.Body, b); err != nil {
 		t.Fatal(err)
 	}
-	if f, _ := loudSpan(audio.Samples(b[44:])); f >= 0 {
+	if f, _ := signal.Loud(audio.Samples(b[44:])); f >= 0 {
 		t.Errorf("sound at sample %d of a silent channel", f)
 	}
 }

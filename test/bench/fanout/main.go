@@ -252,7 +252,9 @@ func runOne(c config, n int) (result, error) {
 	if err := rooms.Create(ctx, rm); err != nil {
 		return r, err
 	}
-	srv, err := fanout.New(fanout.Options{NC: b.Conn, Rooms: rooms, State: b.State, Node: "bench", Log: quiet, QueueFrames: c.queue})
+	srv, err := fanout.New(fanout.Options{NC: b.Conn, Rooms: rooms, State: b.State, Node: "bench", Log: quiet, QueueFrames: c.queue,
+		// Every client is on loopback: no per-address or node cap.
+		MaxListeners: -1, MaxListenersPerAddress: -1})
 	if err != nil {
 		return r, err
 	}

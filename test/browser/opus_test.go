@@ -11,7 +11,8 @@ import (
 // TestOpusInChromium: where the browser has WebCodecs (Chromium does), the
 // speaker page sends Opus (AudioEncoder) and the attendee page asks for
 // Opus and plays it through AudioDecoder, saying so on its debug line;
-// ?codec=pcm on the attendee page's address gets PCM, said the same way.
+// ?codec=pcm on the attendee page's address gets PCM, said the same way,
+// as does a browser without AudioDecoder.
 func TestOpusInChromium(t *testing.T) {
 	requireChromium(t)
 	ctx := testContext(t, 120*time.Second)
@@ -54,5 +55,14 @@ func TestOpusInChromium(t *testing.T) {
 	pcm.click("#play")
 	pcm.waitFor("the debug line to say PCM", `document.getElementById('audio-debug').dataset.codec === 'pcm'`, 20*time.Second)
 	pcm.waitFor("PCM audio", jsMainBytes+` > 24000`, 15*time.Second)
+
+	// A browser without WebCodecs falls back to PCM by itself.
+	old := newTab(b, t, "attendee-no-webcodecs")
+	old.navigate(s.URL()+"/rooms/"+r.ID, "#play")
+	eval[bool](old, `(() => { window.AudioDecoder = undefined; return true; })()`)
+	old.click("#lang-es")
+	old.click("#play")
+	old.waitFor("the debug line to say PCM", `document.getElementById('audio-debug').dataset.codec === 'pcm'`, 20*time.Second)
+	old.waitFor("PCM audio", jsMainBytes+` > 24000`, 15*time.Second)
 	attendee.screenshots("listen-opus")
 }

@@ -52,7 +52,8 @@ func Heard(s []int16, tail time.Duration) bool {
 	return f >= 0 && len(s)-l > int(tail.Seconds()*audio.Rate) && l > f
 }
 
-func rms(s []int16) float64 {
+// RMS is the root mean square of s.
+func RMS(s []int16) float64 {
 	var sum float64
 	for _, v := range s {
 		sum += float64(v) * float64(v)
@@ -81,8 +82,8 @@ func Compare(want, got []int16) []string {
 		if from+step/2 > len(got) {
 			return append(errs, fmt.Sprintf("decoded audio ends in step %d", k))
 		}
-		if r := rms(got[from:from+step/2]) / rms(a); r < 0.7 || r > 1.4 {
-			errs = append(errs, fmt.Sprintf("step %d: level %.0f, want %.0f", k, rms(got[from:from+step/2]), rms(a)))
+		if r := RMS(got[from:from+step/2]) / RMS(a); r < 0.7 || r > 1.4 {
+			errs = append(errs, fmt.Sprintf("step %d: level %.0f, want %.0f", k, RMS(got[from:from+step/2]), RMS(a)))
 		}
 	}
 	return errs

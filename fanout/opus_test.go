@@ -327,3 +327,22 @@ func TestBadCodecIsRefused(t *testing.T) {
 		t.Errorf("%d %s", resp.StatusCode, b)
 	}
 }
+
+// An Opus frame weighs in a listener's queue what its audio lasts, not
+// its few bytes: a slow Opus listener is held to the same 3 s of audio as
+// a PCM one, not to 150 frames (15 s of ticks).
+func TestOpusFramesWeighTheirAudio(t *testing.T) {
+	t.Parallel()
+	l := testListener(DefaultQueueFrames, 3*time.Second, time.Hour)
+	now := time.Now()
+	tick := audio.DurationBytes(programTick)
+	for i := range 40 { // 4 s of ticks, 100 bytes each
+		f := audioFrame(byte(i), 100)
+		f.pcmBytes = tick
+		l.pushAudio(f, now)
+	}
+	got, _ := drain(l)
+	if len(got) != 30 || got[0] != 10 {
+		t.Errorf("queue kept frames %v; want the last 30 (3 s): 10 to 39", got)
+	}
+}

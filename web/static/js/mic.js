@@ -233,6 +233,7 @@ export class MicLink {
     this.opusOK = false; // this browser encodes Opus at the capture's rate
     this.codec = ''; // what this connection sends: Codec.OPUS or Codec.PCM
     this.enc = null; // the connection's OpusSender
+    this.stopped = false;
     this.socket = new ReconnectingSocket(() => wsURL(speakPath(o.roomId)), {
       // The key goes in the subprotocol, out of every access log.
       protocols: () => credentialProtocols('key', o.key()),

@@ -376,6 +376,7 @@ func drive(c config, n int, url string, publish func(seq uint64, payload []byte)
 	}
 	cpu0 := cpuOf(pid)
 	frames := uint64(c.duration / c.frame)
+	var markerSent []string // Opus: when each marker was published, unix ns
 	for seq := uint64(1); seq <= frames; seq++ {
 		if d := time.Until(start.Add(time.Duration(seq-1) * c.frame)); d > 0 {
 			time.Sleep(d)
@@ -386,6 +387,9 @@ func drive(c config, n int, url string, publish func(seq uint64, payload []byte)
 		binary.LittleEndian.PutUint64(p[16:], uint64(time.Now().UnixNano()))
 		if shaped != nil {
 			p = shaped.frame(seq, c.frame)
+			if (seq-1)%markerGroup == 1 {
+				markerSent = append(markerSent, strconv.FormatInt(time.Now().UnixNano(), 10))
+			}
 		}
 		if err := publish(seq, p); err != nil {
 			return err
@@ -398,6 +402,11 @@ func drive(c config, n int, url string, publish func(seq uint64, payload []byte)
 	r.serverCPU = cpuOf(pid) - cpu0
 	if n == 0 {
 		return nil
+	}
+	if shaped != nil {
+		if _, err := fmt.Fprintln(stdin, "markers", strings.Join(markerSent, " ")); err != nil {
+			return err
+		}
 	}
 	if _, err := fmt.Fprintf(stdin, "stop %d\n", r.published); err != nil {
 		return err
@@ -685,7 +694,8 @@ func runClients(args []string) {
 		frames.Add(1)
 		h.add(float64(time.Now().UnixNano()-sent) / 1000)
 	}
-	oc := &opusCounters{frame: time.Duration(*fb/2) * time.Second / 24000, latency: h.add}
+	oc := &opusCounters{frame: time.Duration(*fb/2) * time.Second / 24000}
+	var markerSent []int64
 	oc.limit.Store(math.MaxUint64)
 	dialer := &websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 8192}
 	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: -1, DisableCompression: true}}
@@ -826,6 +836,14 @@ func runClients(args []string) {
 			}
 			continue
 		}
+		if len(f) > 0 && f[0] == "markers" {
+			for _, v := range f[1:] {
+				if ns, err := strconv.ParseInt(v, 10, 64); err == nil {
+					markerSent = append(markerSent, ns)
+				}
+			}
+			continue
+		}
 		if len(f) == 2 && f[0] == "stop" {
 			if p, err := strconv.ParseUint(f[1], 10, 64); err == nil {
 				limit.Store(p)
@@ -834,6 +852,7 @@ func runClients(args []string) {
 			break
 		}
 	}
+	oc.latencies(markerSent, h.add)
 	rep := clientReport{Frames: frames.Load(), P50: h.quantile(0.5), P99: h.quantile(0.99), Max: float64(h.max.Load()),
 		Closed: int(closed.Load()), Failed: int(failed.Load()), CPU: (cpuOf(0) - cpu0).Seconds()}
 	if *transport == "opus" || *transport == "ogg" {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,10 +22,12 @@ import (
 // number and publish time, so the source is shaped instead: 100 ms frames
 // in groups of ten, one of near silence then nine of speech-like sound
 // (test/signal). A listener sees the silence as small packets and each
-// return of sound as large ones: every onset is a marker whose publish
-// time both sides know (start + (10k+1) × 100 ms), for the delivered
-// share and the added latency (which must stay under the group's second
-// to be told apart). The bytes received give the egress per listener
+// return of sound as large ones: every onset is a marker, told by its
+// time (due at start + (10k+1) × 100 ms; latency must stay under the
+// group's second for that), for the delivered share and the added latency:
+// the publisher tells the clients when it actually published each marker,
+// and they count from then, as the PCM rows count from the time a frame
+// carries. The bytes received give the egress per listener
 // (sound 90 % of the time, and during sound alone), and the packets
 // received (50 a second in a continuous stream) show none went missing.
 
@@ -112,7 +115,24 @@ type opusCounters struct {
 	packets   atomic.Uint64
 	loudBytes atomic.Uint64 // of groups with sound, for the speech bitrate
 	loudPkts  atomic.Uint64
-	latency   func(us float64)
+
+	mu     sync.Mutex
+	onsets []onset // every listener's, for the latencies once the publish times are known
+}
+
+// onset is marker k received at (unix ns).
+type onset struct{ k, at int64 }
+
+// latencies adds, for every onset, receipt minus the marker's publish time
+// (sent[k], unix ns), in µs.
+func (c *opusCounters) latencies(sent []int64, add func(us float64)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, o := range c.onsets {
+		if o.k < int64(len(sent)) {
+			add(float64(o.at-sent[o.k]) / 1000)
+		}
+	}
 }
 
 // listener follows one connection's ticks.
@@ -142,11 +162,12 @@ func (l *opusListener) tick(pks [][]byte, size int, now time.Time) {
 		group := time.Duration(markerGroup) * l.c.frame
 		since := time.Duration(now.UnixNano()-start) - l.c.frame
 		k := int64(since / group)
-		sent := time.Duration(k)*group + l.c.frame
 		if since >= 0 && k != l.lastOnset && uint64(k)*markerGroup+2 <= l.c.limit.Load() {
 			l.lastOnset = k
 			l.c.markers.Add(1)
-			l.c.latency(float64(time.Duration(now.UnixNano()-start)-sent) / 1000)
+			l.c.mu.Lock()
+			l.c.onsets = append(l.c.onsets, onset{k, now.UnixNano()})
+			l.c.mu.Unlock()
 		}
 	}
 	l.prevLoud = loud

@@ -80,19 +80,10 @@ func (r *recorder) packets(pks [][]byte) error {
 			return fmt.Errorf("server sent bad Opus: %w", err)
 		}
 	}
-	b := audio.Bytes(pcm)
-	if r.wav != nil {
-		if _, err := r.wav.Write(b); err != nil {
-			return err
-		}
-	}
-	r.written += audio.BytesDuration(len(b))
-	if r.onAudio != nil {
-		r.onAudio(b)
-	}
-	return nil
+	return r.pcm(audio.Bytes(pcm))
 }
 
+// pcm records PCM16LE: to the WAV, and to onAudio.
 func (r *recorder) pcm(b []byte) error {
 	if r.wav != nil {
 		if _, err := r.wav.Write(b); err != nil {

@@ -2,10 +2,7 @@ package client
 
 import (
 	"context"
-	"errors"
-	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -88,7 +85,10 @@ func TestListenOggFillsTheTimeOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	took := time.Since(began)
-	pcm := decodeOggFile(t, path)
+	pcm, err := signal.DecodeOggFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := audio.BytesDuration(2 * len(pcm))
 	if got < took-300*time.Millisecond || got > took+300*time.Millisecond {
 		t.Errorf("the recording lasts %v; the recording ran %v", got, took)
@@ -118,29 +118,5 @@ func TestListenWAVKeepsThePauses(t *testing.T) {
 	gap := time.Duration(silentRun(pcm)) * time.Second / audio.Rate
 	if gap < pause-300*time.Millisecond || gap > pause+100*time.Millisecond {
 		t.Errorf("the pause of %v is %v of silence in the recording", pause, gap)
-	}
-}
-
-func decodeOggFile(t *testing.T, path string) []int16 {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r := opus.NewReader(f)
-	dec, _ := opus.NewDecoder()
-	var pcm []int16
-	for {
-		p, _, err := r.ReadPacket()
-		if errors.Is(err, io.EOF) {
-			return pcm
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if pcm, err = dec.Decode(pcm, p); err != nil {
-			t.Fatal(err)
-		}
 	}
 }

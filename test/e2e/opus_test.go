@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -11,7 +9,6 @@ import (
 	"time"
 
 	"github.com/babelcast/babelcast/internal/audio"
-	"github.com/babelcast/babelcast/internal/audio/opus"
 	"github.com/babelcast/babelcast/internal/client"
 	"github.com/babelcast/babelcast/internal/wire"
 	"github.com/babelcast/babelcast/test/fakerealtime"
@@ -76,7 +73,10 @@ func TestOpusSpeakerToOggAndWAVRecordings(t *testing.T) {
 	wg.Wait()
 	covered := time.Since(began)
 
-	ogg := decodeOgg(t, oggPath)
+	ogg, err := signal.DecodeOggFile(oggPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	wav := readWAVFile(t, wavPath)
 	for _, r := range []struct {
 		name string
@@ -103,32 +103,6 @@ func TestOpusSpeakerToOggAndWAVRecordings(t *testing.T) {
 	wf, _ := signal.Loud(wav)
 	if d := time.Duration(of-wf) * time.Second / audio.Rate; d < -250*time.Millisecond || d > 250*time.Millisecond {
 		t.Errorf("the speech starts %v into the Ogg and %v into the WAV", time.Duration(of)*time.Second/audio.Rate, time.Duration(wf)*time.Second/audio.Rate)
-	}
-}
-
-// decodeOgg reads an Ogg/Opus file with the package's reader (checking
-// every page's CRC) and decodes it.
-func decodeOgg(t *testing.T, path string) []int16 {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r := opus.NewReader(f)
-	dec, _ := opus.NewDecoder()
-	var pcm []int16
-	for {
-		p, _, err := r.ReadPacket()
-		if errors.Is(err, io.EOF) {
-			return pcm
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		if pcm, err = dec.Decode(pcm, p); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
 	}
 }
 

@@ -1,16 +1,21 @@
 // Package signal is a test signal for lossy audio paths (Opus): a
 // voice-like sound whose length and energy envelope can be found again
-// after encoding, mixing and decoding, and the comparison that finds them.
+// after encoding, mixing and decoding, the comparison that finds them,
+// and the decoding of an Ogg/Opus recording to compare.
 // Tests use it to check that what a listener decodes is what was sent:
 // as long (no packet lost) and shaped the same.
 package signal
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"math"
+	"os"
 	"time"
 
 	"github.com/babelcast/babelcast/internal/audio"
+	"github.com/babelcast/babelcast/internal/audio/opus"
 )
 
 // Step is the envelope's step: the signal's level changes every Step.
@@ -87,4 +92,32 @@ func Compare(want, got []int16) []string {
 		}
 	}
 	return errs
+}
+
+// DecodeOggFile reads an Ogg/Opus file with opus.Reader (which checks
+// every page's CRC) and decodes it with libopus, to 24 kHz.
+func DecodeOggFile(path string) ([]int16, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := opus.NewReader(f)
+	dec, err := opus.NewDecoder()
+	if err != nil {
+		return nil, err
+	}
+	var pcm []int16
+	for {
+		p, _, err := r.ReadPacket()
+		if errors.Is(err, io.EOF) {
+			return pcm, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if pcm, err = dec.Decode(pcm, p); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
 }

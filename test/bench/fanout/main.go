@@ -34,6 +34,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -202,6 +203,9 @@ func (r result) print(n int, base float64) {
 		notes = append(notes, fmt.Sprintf("%d failed to connect", r.clients.Failed))
 	}
 	notes = append(notes, fmt.Sprintf("client CPU %.0f%% of a core", r.clients.CPU/r.window.Seconds()*100))
+	if r.clients.ServerDelay > 0 {
+		notes = append(notes, fmt.Sprintf("server's delay messages: median %.0f ms", r.clients.ServerDelay))
+	}
 	if cr := r.clients; cr.Window > 0 && n > 0 {
 		per := cr.Window * float64(n)
 		notes = append(notes, fmt.Sprintf("egress %.1f kbit/s per listener (%.1f during sound), %.1f packets/s",
@@ -614,7 +618,43 @@ type clientReport struct {
 	LoudBytes   uint64  `json:"loud_bytes,omitempty"`
 	LoudPackets uint64  `json:"loud_packets,omitempty"`
 	Window      float64 `json:"window_s,omitempty"`
+	// ServerDelay is the median of the server's own "delay" messages
+	// (capture, here publish, to send) on WebSockets, in ms.
+	ServerDelay float64 `json:"server_delay_ms,omitempty"`
 }
+
+// delays collects the server's delay messages of every connection.
+type delays struct {
+	mu sync.Mutex
+	ms []float64
+}
+
+var serverDelay delays
+
+// note takes a text message, keeping it if it is a delay.
+func (d *delays) note(b []byte) {
+	var m wire.Delay
+	if json.Unmarshal(b, &m) != nil || m.Type != wire.TypeDelay {
+		return
+	}
+	d.mu.Lock()
+	d.ms = append(d.ms, float64(m.MS))
+	d.mu.Unlock()
+}
+
+// median of the delays noted since reset.
+func (d *delays) median() float64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.ms) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), d.ms...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func (d *delays) reset() { d.mu.Lock(); d.ms = nil; d.mu.Unlock() }
 
 // hist is a log-scale latency histogram shared by all connections: bucket
 // i holds latencies around 1.02^i µs.
@@ -753,7 +793,10 @@ func runClients(args []string) {
 						return
 					}
 					if typ != websocket.BinaryMessage {
-						continue // the next NextReader skips the rest
+						if b, err := io.ReadAll(io.LimitReader(rd, 512)); err == nil {
+							serverDelay.note(b)
+						}
+						continue
 					}
 					if _, err := io.ReadFull(rd, buf); err == nil {
 						record(buf)
@@ -829,6 +872,7 @@ func runClients(args []string) {
 		f := strings.Fields(line)
 		if len(f) == 2 && f[0] == "start" {
 			frames.Store(0)
+			serverDelay.reset()
 			cpu0 = cpuOf(0)
 			if ns, err := strconv.ParseInt(f[1], 10, 64); err == nil {
 				began = time.Unix(0, ns)
@@ -853,8 +897,9 @@ func runClients(args []string) {
 		}
 	}
 	oc.latencies(markerSent, h.add)
+	serverDelayMS := serverDelay.median()
 	rep := clientReport{Frames: frames.Load(), P50: h.quantile(0.5), P99: h.quantile(0.99), Max: float64(h.max.Load()),
-		Closed: int(closed.Load()), Failed: int(failed.Load()), CPU: (cpuOf(0) - cpu0).Seconds()}
+		Closed: int(closed.Load()), Failed: int(failed.Load()), CPU: (cpuOf(0) - cpu0).Seconds(), ServerDelay: serverDelayMS}
 	if *transport == "opus" || *transport == "ogg" {
 		rep.Frames, rep.Bytes, rep.Packets = oc.markers.Load(), oc.bytes.Load(), oc.packets.Load()
 		rep.LoudBytes, rep.LoudPackets = oc.loudBytes.Load(), oc.loudPkts.Load()

@@ -181,6 +181,7 @@ func readOpusWS(conn *websocket.Conn, l *opusListener) error {
 			return err
 		}
 		if typ != websocket.BinaryMessage {
+			serverDelay.note(b)
 			continue
 		}
 		pks, err := opus.SplitFramed(b)

@@ -87,6 +87,7 @@ type channel struct {
 	counts    map[string]int // listeners by transport; under hub.mu
 
 	prog    *program
+	opus    opusStage // the program's goroutine only (deliver)
 	subs    []*nats.Subscription
 	silence *frame        // a tick of silence: the length of a continuous stream's frames
 	ready   chan struct{} // closed once NATS has confirmed the subscriptions
@@ -310,8 +311,9 @@ func (c *channel) onInterp(m *nats.Msg) {
 	c.prog.pushInterp(f, time.Now())
 }
 
-// deliver hands one tick of the program to every listener: prepared once
-// per variant and transport, queued everywhere, never waiting for anyone.
+// deliver hands one tick of the program to every listener: prepared (and
+// encoded, for Opus: opus.go) once per variant and transport, queued
+// everywhere, never waiting for anyone.
 // The WebSocket gets the audio there is; a continuous stream (WAV) gets a
 // whole tick, silence where there is no audio.
 func (c *channel) deliver(pf programFrame) {
@@ -343,7 +345,12 @@ func (c *channel) deliver(pf programFrame) {
 		return f
 	}
 	now := time.Now()
+	var op opusTick
 	for _, l := range ls {
+		if l.codec != codecPCM {
+			c.deliverOpus(&op, pf, l, now)
+			continue
+		}
 		if f := get(l.passthrough, !l.text); f != nil {
 			l.pushAudio(f, now)
 		}

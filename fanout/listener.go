@@ -11,6 +11,7 @@ import (
 const (
 	transportWS  = "websocket"
 	transportWAV = "wav"
+	transportOgg = "ogg"
 )
 
 // maxControl bounds a listener's queue of text messages (captions, state).
@@ -26,6 +27,18 @@ type frame struct {
 	data     []byte // the payload: PCM for audio, JSON for text
 	audio    bool
 	captured time.Time // capture time of audio, zero when unknown
+	// pcmBytes is what the frame weighs in a listener's queue when its
+	// data is compressed (Opus): the PCM it stands for, so the queue's
+	// bound in audio time holds whatever the codec.
+	pcmBytes int
+}
+
+// weight is what f counts for against a listener's queue bound.
+func (f *frame) weight() int {
+	if f.pcmBytes > 0 {
+		return f.pcmBytes
+	}
+	return len(f.data)
 }
 
 // listener is one connected listener's queue. The hub pushes into it from
@@ -46,6 +59,10 @@ type listener struct {
 	passcode    string // as given at the handshake: checked again when the room changes
 	admittedAt  uint64 // revision of the room the handshake checked
 	text        bool   // wants text messages (WebSocket)
+	codec       int    // codecPCM, codecOpus or codecOgg
+	// oggStarted: the Ogg listener has had its header pages (deliver's
+	// goroutine only).
+	oggStarted bool
 
 	maxFrames, maxBytes int
 	slowAfter           time.Duration
@@ -97,12 +114,12 @@ func (l *listener) pushAudio(f *frame, now time.Time) {
 		return
 	}
 	drops := 0
-	for l.n > 0 && (l.n == l.maxFrames || l.bytes+len(f.data) > l.maxBytes) {
+	for l.n > 0 && (l.n == l.maxFrames || l.bytes+f.weight() > l.maxBytes) {
 		old := l.audio[l.head]
 		l.audio[l.head] = nil
 		l.head = (l.head + 1) % len(l.audio)
 		l.n--
-		l.bytes -= len(old.data)
+		l.bytes -= old.weight()
 		drops++
 	}
 	if l.n == len(l.audio) { // room to grow, up to maxFrames
@@ -123,7 +140,7 @@ func (l *listener) pushAudio(f *frame, now time.Time) {
 	if !l.closing {
 		l.audio[(l.head+l.n)%len(l.audio)] = f
 		l.n++
-		l.bytes += len(f.data)
+		l.bytes += f.weight()
 	}
 	l.mu.Unlock()
 	if drops > 0 {
@@ -191,7 +208,7 @@ func (l *listener) next() (f *frame, code int, reason string) {
 	l.audio[l.head] = nil
 	l.head = (l.head + 1) % len(l.audio)
 	l.n--
-	l.bytes -= len(f.data)
+	l.bytes -= f.weight()
 	return f, 0, ""
 }
 

@@ -18,19 +18,30 @@ import (
 // before we hang up: players send nothing.
 const maxWAVClientBytes = 64 << 10
 
-// handleWAV serves /api/v1/rooms/{id}/audio/{lang}.wav: the channel's audio
-// as an endless WAV stream, for players and tools that are not browsers.
-// The same queue and slow-listener rules apply; a closing reason (shutdown,
-// room deleted, too slow) simply ends the stream.
+// handleWAV serves /api/v1/rooms/{id}/audio/{lang}.wav and {lang}.ogg: the
+// channel's audio as an endless WAV (PCM) or Ogg/Opus stream, for players
+// and tools that are not browsers. Both are continuous (silence while
+// nobody speaks), so a player never starves. The same queue and
+// slow-listener rules apply; a closing reason (shutdown, room deleted, too
+// slow) simply ends the stream.
 func (s *Server) handleWAV(w http.ResponseWriter, r *http.Request) {
 	roomID := chi.URLParam(r, "id")
 	file := chi.URLParam(r, "file")
+	transport, contentType := transportWAV, "audio/wav"
+	// The WAV header opens the stream; an Ogg listener's header pages come
+	// through its queue (opus.go), numbered to run into its first page.
+	streamHead := audio.StreamHeader(wire.SampleRate, 1)
 	lang, ok := strings.CutSuffix(file, ".wav")
+	if !ok {
+		if lang, ok = strings.CutSuffix(file, ".ogg"); ok {
+			transport, contentType, streamHead = transportOgg, "audio/ogg", nil
+		}
+	}
 	if !ok || lang == "" {
-		httperr.NotFound(w, "no such stream; use /api/v1/rooms/{id}/audio/{lang}.wav")
+		httperr.NotFound(w, "no such stream; use /api/v1/rooms/{id}/audio/{lang}.wav or .ogg")
 		return
 	}
-	adm, err := s.admit(r, lang, transportWAV)
+	adm, err := s.admit(r, lang, transport)
 	if err != nil {
 		writeAdmitError(w, err)
 		return
@@ -48,7 +59,7 @@ func (s *Server) handleWAV(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log := s.log.With("room", roomID, "lang", lang)
-	head := "Content-Type: audio/wav\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+	head := "Content-Type: " + contentType + "\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
 
 	// HTTP/1: take the connection over, as for a WebSocket, so the handler
 	// returns and net/http frees the request's buffers; the body is the
@@ -59,7 +70,7 @@ func (s *Server) handleWAV(w http.ResponseWriter, r *http.Request) {
 			go func() {
 				defer adm.release()
 				defer s.hub.leave(l)
-				s.serveWAVConn(nc, brw, r.Proto, head, l, log)
+				s.serveWAVConn(nc, brw, r.Proto, head, streamHead, l, log)
 			}()
 			return
 		}
@@ -75,7 +86,11 @@ func (s *Server) handleWAV(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	bw := &batchWriter{w: w, deadline: rc.SetWriteDeadline, flush: rc.Flush, timeout: s.o.WriteTimeout}
-	bw.add(&frame{data: audio.StreamHeader(wire.SampleRate, 1)})
+	if streamHead != nil {
+		bw.add(&frame{data: streamHead})
+	} else if err := rc.Flush(); err != nil { // the headers, before the first page
+		return
+	}
 	if err := bw.write(); err != nil {
 		return
 	}
@@ -83,7 +98,7 @@ func (s *Server) handleWAV(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveWAVConn streams to a hijacked HTTP/1 connection.
-func (s *Server) serveWAVConn(nc net.Conn, brw *bufio.ReadWriter, proto, head string, l *listener, log *slog.Logger) {
+func (s *Server) serveWAVConn(nc net.Conn, brw *bufio.ReadWriter, proto, head string, streamHead []byte, l *listener, log *slog.Logger) {
 	readDone := make(chan struct{})
 	defer func() {
 		_ = nc.Close()
@@ -99,7 +114,9 @@ func (s *Server) serveWAVConn(nc net.Conn, brw *bufio.ReadWriter, proto, head st
 	}
 	bw := newBatchWriter(nc, false, s.o.WriteTimeout)
 	bw.add(&frame{data: []byte(proto + " 200 OK\r\n" + head + "Connection: close\r\n\r\n")})
-	bw.add(&frame{data: audio.StreamHeader(wire.SampleRate, 1)})
+	if streamHead != nil {
+		bw.add(&frame{data: streamHead})
+	}
 	if err := bw.write(); err != nil {
 		close(readDone)
 		return

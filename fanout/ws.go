@@ -39,6 +39,7 @@ type admission struct {
 	lang        string // canonical, or wire.Floor
 	passcode    string
 	passthrough bool
+	codec       int // codecPCM, codecOpus or codecOgg
 	client      string
 	transport   string
 	once        sync.Once
@@ -62,6 +63,16 @@ func (s *Server) admit(r *http.Request, lang, transport string) (*admission, err
 		passthrough = false
 	default:
 		return nil, &admitError{status: http.StatusBadRequest, code: "invalid_request", msg: "passthrough must be true or false, not " + quote(v)}
+	}
+	codec := codecPCM
+	switch v := q.Get("codec"); {
+	case transport == transportOgg:
+		codec = codecOgg
+	case transport != transportWS, v == "", v == wire.CodecPCM:
+	case v == wire.CodecOpus:
+		codec = codecOpus
+	default:
+		return nil, &admitError{status: http.StatusBadRequest, code: "invalid_request", msg: "codec must be pcm or opus, not " + quote(v)}
 	}
 	rm, rev, err := s.lookup(r.Context(), roomID)
 	if errors.Is(err, room.ErrNotFound) {
@@ -100,7 +111,7 @@ func (s *Server) admit(r *http.Request, lang, transport string) (*admission, err
 	if !ok {
 		passcode = q.Get("passcode")
 	}
-	return &admission{s: s, room: rm, rev: rev, lang: lang, passcode: passcode, passthrough: passthrough, client: client, transport: transport}, nil
+	return &admission{s: s, room: rm, rev: rev, lang: lang, passcode: passcode, passthrough: passthrough, codec: codec, client: client, transport: transport}, nil
 }
 
 // authorize checks the passcode, counting a wrong one against the client.
@@ -117,6 +128,7 @@ func (a *admission) authorize() bool {
 func (a *admission) listener() *listener {
 	l := newListener(a.s, a.room.ID, a.lang, a.lang == wire.Floor, a.transport)
 	l.passcode, l.admittedAt, l.unsaid, l.passthrough = a.passcode, a.rev, a.room.SourceLanguage, a.passthrough
+	l.codec = a.codec
 	return l
 }
 
@@ -192,7 +204,11 @@ func (s *Server) handleListen(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l := adm.listener()
-	l.pushText(textFrame(wire.Hello{Type: wire.TypeHello, Room: roomID, Lang: l.lang, SampleRate: wire.SampleRate,
+	codec, rate := wire.CodecPCM, wire.SampleRate
+	if l.codec == codecOpus {
+		codec, rate = wire.CodecOpus, wire.OpusClockRate
+	}
+	l.pushText(textFrame(wire.Hello{Type: wire.TypeHello, Room: roomID, Lang: l.lang, SampleRate: rate, Codec: codec,
 		Floor: l.floor || l.lang == l.unsaid, Passthrough: l.passthrough}))
 	s.sendEarlier(r.Context(), l)
 	if err := s.hub.join(r.Context(), l); err != nil {

@@ -74,6 +74,7 @@ type interp struct {
 
 	// Reader goroutine only.
 	started bool
+	opus    *opusInput // with "codec":"opus": what decodes the binary messages
 	rs      *audio.Resampler
 	vad     *audio.VoiceDetector
 	acc     []int16
@@ -273,6 +274,7 @@ func (c *interp) bad(code int, errCode, message string) {
 type boothMessage struct {
 	Type       string `json:"type"`
 	SampleRate *int   `json:"sample_rate"`
+	Codec      string `json:"codec"`
 	Name       string `json:"name"`
 	Muted      *bool  `json:"muted"`
 }
@@ -292,6 +294,21 @@ func (c *interp) handleText(data []byte) {
 		rate := audio.Rate
 		if m.SampleRate != nil {
 			rate = *m.SampleRate
+		}
+		switch m.Codec {
+		case "", wire.CodecPCM:
+		case wire.CodecOpus:
+			in, err := newOpusInput()
+			if err != nil {
+				c.log.Error("no Opus decoder", "err", err)
+				c.bad(wire.CloseBadMessage, wire.CodeBadMessage, "this server cannot decode Opus; send PCM")
+				return
+			}
+			// The decoder gives the 24 kHz the rest of babelcast speaks.
+			c.opus, rate = in, audio.Rate
+		default:
+			c.bad(wire.CloseBadMessage, wire.CodeBadMessage, fmt.Sprintf("codec must be %q or %q, not %.20q", wire.CodecPCM, wire.CodecOpus, m.Codec))
+			return
 		}
 		if err := audio.CheckRate(rate); err != nil {
 			c.bad(wire.CloseBadMessage, wire.CodeBadSampleRate, err.Error())
@@ -352,6 +369,15 @@ func (c *interp) offAir() {
 }
 
 func (c *interp) handleAudio(data []byte, now time.Time) {
+	if c.opus != nil { // started, with "codec":"opus"
+		in, err := c.opus.decode(data)
+		if err != nil {
+			c.bad(wire.CloseBadAudio, wire.CodeBadAudio, err.Error())
+			return
+		}
+		c.takeSamples(in, now)
+		return
+	}
 	if len(data)%2 == 1 {
 		c.bad(wire.CloseBadAudio, wire.CodeBadAudio, fmt.Sprintf("binary message of %d bytes: PCM16LE needs an even number of bytes", len(data)))
 		return
@@ -360,7 +386,12 @@ func (c *interp) handleAudio(data []byte, now time.Time) {
 		return
 	}
 	c.started = true
-	in := audio.Samples(data)
+	c.takeSamples(audio.Samples(data), now)
+}
+
+// takeSamples publishes an interpreter's samples (at the start message's
+// rate) in frames, while they are on air and not muted.
+func (c *interp) takeSamples(in []int16, now time.Time) {
 	rms, peak := audio.Level(in)
 	c.mu.Lock()
 	c.lvlRMS, c.lvlPk, c.lvlN = max(c.lvlRMS, rms), max(c.lvlPk, peak), c.lvlN+1

@@ -78,6 +78,7 @@ type speaker struct {
 	// Reader goroutine only.
 	started bool
 	rs      *audio.Resampler
+	opus    *opusInput // the speaker sends Opus (start "codec":"opus")
 	vad     *audio.VoiceDetector
 	acc     []int16 // 24 kHz samples not yet published
 	seq     uint64
@@ -278,6 +279,20 @@ func (sp *speaker) handleText(data []byte) {
 		if m.SampleRate != nil {
 			rate = *m.SampleRate
 		}
+		switch m.Codec {
+		case "", wire.CodecPCM:
+		case wire.CodecOpus:
+			in, err := newOpusInput()
+			if err != nil {
+				sp.log.Error("no Opus decoder", "err", err)
+				sp.badInput(wire.CloseBadMessage, wire.CodeBadMessage, "this server cannot decode Opus; send PCM")
+				return
+			}
+			sp.opus, rate = in, wire.OpusClockRate
+		default:
+			sp.badInput(wire.CloseBadMessage, wire.CodeBadMessage, fmt.Sprintf("codec must be %q or %q, not %.20q", wire.CodecPCM, wire.CodecOpus, m.Codec))
+			return
+		}
 		if err := audio.CheckRate(rate); err != nil {
 			sp.badInput(wire.CloseBadMessage, wire.CodeBadSampleRate, err.Error())
 			return
@@ -313,7 +328,11 @@ func (sp *speaker) start(rate int, mic, name, lang string) {
 		sp.badInput(wire.CloseBadMessage, code, msg)
 		return
 	}
-	sp.rs = audio.NewResampler(rate, audio.Rate)
+	if sp.opus != nil {
+		sp.rs = audio.NewResampler(audio.Rate, audio.Rate) // decoded at audio.Rate
+	} else {
+		sp.rs = audio.NewResampler(rate, audio.Rate)
+	}
 	sp.mu.Lock()
 	name, lang = sp.name, sp.lang
 	sp.mu.Unlock()
@@ -461,6 +480,15 @@ func (sp *speaker) rewriteEntry() {
 }
 
 func (sp *speaker) handleAudio(data []byte, now time.Time) {
+	if sp.opus != nil { // started, with "codec":"opus"
+		in, err := sp.opus.decode(data)
+		if err != nil {
+			sp.badInput(wire.CloseBadAudio, wire.CodeBadAudio, err.Error())
+			return
+		}
+		sp.takeSamples(in, now)
+		return
+	}
 	if len(data)%2 == 1 {
 		sp.badInput(wire.CloseBadAudio, wire.CodeBadAudio,
 			fmt.Sprintf("binary message of %d bytes: PCM16LE needs an even number of bytes", len(data)))
@@ -475,8 +503,13 @@ func (sp *speaker) handleAudio(data []byte, now time.Time) {
 			return
 		}
 	}
+	sp.takeSamples(audio.Samples(data), now)
+}
+
+// takeSamples takes a binary message's audio, at the connection's rate,
+// into the mic's frames.
+func (sp *speaker) takeSamples(in []int16, now time.Time) {
 	metrics.FramesIn.WithLabelValues(roleName).Inc()
-	in := audio.Samples(data)
 	sp.addLevel(in)
 	sp.acc = append(sp.acc, sp.rs.Process(in)...)
 	sp.publish(now, false)

@@ -25,6 +25,9 @@ var jsProtocol = []struct {
 	{"SAMPLE_RATE", "SampleRate", wire.SampleRate},
 	{"DEFAULT_MIC", "DefaultMic", wire.DefaultMic},
 	{"FLOOR", "Floor", wire.Floor},
+	{"Codec.PCM", "CodecPCM", wire.CodecPCM},
+	{"Codec.OPUS", "CodecOpus", wire.CodecOpus},
+	{"OPUS_CLOCK_RATE", "OpusClockRate", wire.OpusClockRate},
 
 	{"Msg.START", "TypeStart", wire.TypeStart},
 	{"Msg.LANGUAGE", "TypeLanguage", wire.TypeLanguage},

@@ -16,7 +16,8 @@ const speakUsage = `Usage: babelcast speak --server URL --room ID --key KEY [--m
 
 Streams FILE to a room as one of its mics, at real-time pace: an .mp3, a
 .wav of any common rate and channel count (downmixed and resampled to 24 kHz
-mono), or - for raw PCM16LE mono on stdin at --rate. The key may also come
+mono), or - for raw PCM16LE mono on stdin at --rate. It goes as Opus
+(32 kbit/s) unless --codec pcm. The key may also come
 from BABELCAST_SPEAKER_KEY. Several mics may speak at once (a panel); a mic
 id already live is taken over.
 
@@ -34,6 +35,7 @@ func runSpeak(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	mic := fs.String("mic", "main", "which mic of the room this is (1-32 of a-z, 0-9, -)")
 	name := fs.String("name", "", "who speaks, shown with the captions")
 	language := fs.String("language", "", "the language spoken (default: the room's source language)")
+	codec := fs.String("codec", "opus", "what goes on the wire: opus (32 kbit/s) or pcm (384 kbit/s, lossless)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,7 +56,7 @@ func runSpeak(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer src.Close()
 	err = client.Speak(ctx, client.SpeakOptions{
 		Server: *server, Room: *roomID, Key: *key, Source: src, Log: stderr, Realtime: true,
-		Mic: *mic, Name: *name, Language: *language,
+		Mic: *mic, Name: *name, Language: *language, Codec: *codec,
 	})
 	if errors.Is(err, context.Canceled) {
 		return nil // interrupted by the user: a normal stop
@@ -62,11 +64,13 @@ func runSpeak(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return err
 }
 
-const listenUsage = `Usage: babelcast listen --server URL --room ID --lang CODE --out FILE.wav
+const listenUsage = `Usage: babelcast listen --server URL --room ID --lang CODE --out FILE.ogg|FILE.wav
 
-Records a room's channel to a WAV file (PCM16 mono 24 kHz) until interrupted,
---duration passes, or the server ends the stream; dropped connections are
-retried. --lang floor records the floor itself (every mic, untranslated);
+Records a room's channel until interrupted, --duration passes, or the server
+ends the stream: FILE.ogg as Ogg/Opus (what the server sends, any player
+plays it), FILE.wav as PCM16 mono 24 kHz. Either keeps the channel's
+timing (silence where nobody spoke), so it lines up with the talk; dropped
+connections are retried. --lang floor records the floor itself (every mic, untranslated);
 --passthrough=false only the interpretations, never the original.
 
 Flags:
@@ -79,7 +83,7 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	server := fs.String("server", "http://localhost:8080", "babelcast server base URL")
 	roomID := fs.String("room", "", "room id")
 	lang := fs.String("lang", "", "language code of the channel")
-	out := fs.String("out", "", "WAV file to write")
+	out := fs.String("out", "", "file to write: .ogg (Ogg/Opus) or .wav (PCM)")
 	captions := fs.String("captions", "", "file to write final captions to, one a line (- for stdout)")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until interrupted)")
 	passcode := fs.String("passcode", os.Getenv("BABELCAST_PASSCODE"), "the room's listener passcode, if it has one")

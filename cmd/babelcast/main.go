@@ -22,7 +22,7 @@ const usage = `babelcast — live speech translation for talks and conferences
 Usage:
   babelcast serve  [flags]             run the service (all roles, embedded NATS by default)
   babelcast speak  [flags] FILE|-      stream an .mp3, a .wav or raw PCM (-) as a room's speaker
-  babelcast listen [flags]             record a room's channel to a WAV file
+  babelcast listen [flags]             record a room's channel to an .ogg or .wav file
   babelcast nkey FILE                  make a NATS NKey user for --nats-nkey (prints its public key)
   babelcast version                    print the version
   babelcast help [COMMAND]             explain a command and its flags

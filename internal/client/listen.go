@@ -8,13 +8,13 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/babelcast/babelcast/internal/access"
-	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/wire"
 )
 
@@ -28,18 +28,28 @@ type ListenOptions struct {
 	// NoPassthrough asks for interpretations only, never the original
 	// (a participant who must not hear themselves back).
 	NoPassthrough bool
-	// Out receives the recording as WAV (PCM16 mono 24 kHz). When it is an
-	// io.WriteSeeker (a file), the header gets the real sizes at the end;
-	// otherwise it keeps stream sizes. OutPath, used when Out is nil,
-	// names a file to create. With neither, audio goes only to OnAudio.
+	// Out receives the recording as WAV (PCM16 mono 24 kHz) or, when
+	// Format is "ogg", Ogg/Opus. A WAV's header gets the real sizes at the
+	// end when Out is an io.WriteSeeker (a file); otherwise it keeps stream
+	// sizes. OutPath, used when Out is nil, names a file to create (its
+	// extension, .ogg or .wav, gives the format when Format is empty).
+	// With neither, audio goes only to OnAudio. A recording keeps the
+	// channel's timing: silence where nobody spoke, and where the
+	// connection was down.
 	Out     io.Writer
 	OutPath string
+	Format  string // "wav" (default) or "ogg"
+	// Codec is what the server sends: wire.CodecPCM (default) or
+	// wire.CodecOpus (a twelfth of the bandwidth). An Ogg recording is
+	// always Opus.
+	Codec string
 	// Captions gets one line per final caption.
 	Captions io.Writer
 	// Duration stops the recording after this long; 0 records until ctx
 	// ends or the server ends the stream.
 	Duration time.Duration
-	// OnAudio, if set, sees every audio message (PCM16LE mono 24 kHz).
+	// OnAudio, if set, sees every audio message (PCM16LE mono 24 kHz,
+	// decoded when Opus), and the silence a recording fills gaps with.
 	OnAudio func(pcm []byte)
 	// OnMessage, if set, sees every text message.
 	OnMessage func(typ string, raw []byte)
@@ -78,9 +88,28 @@ func Listen(ctx context.Context, o ListenOptions) (err error) {
 	if o.MaxBackoff < o.MinBackoff {
 		o.MaxBackoff = max(o.MinBackoff, 10*time.Second)
 	}
+	if o.Format == "" {
+		o.Format = "wav"
+		if strings.EqualFold(filepath.Ext(o.OutPath), ".ogg") {
+			o.Format = "ogg"
+		}
+	}
+	switch {
+	case o.Format != "wav" && o.Format != "ogg":
+		return fmt.Errorf("listen: format %q: want wav or ogg", o.Format)
+	case o.Format == "ogg":
+		o.Codec = wire.CodecOpus
+	case o.Codec == "":
+		o.Codec = wire.CodecPCM
+	case o.Codec != wire.CodecPCM && o.Codec != wire.CodecOpus:
+		return fmt.Errorf("listen: codec %q: want %s or %s", o.Codec, wire.CodecPCM, wire.CodecOpus)
+	}
 	q := url.Values{"lang": {o.Lang}}
 	if o.NoPassthrough {
 		q.Set("passthrough", "false")
+	}
+	if o.Codec == wire.CodecOpus {
+		q.Set("codec", wire.CodecOpus)
 	}
 	u, err := endpoint(o.Server, roomPath(o.Room, "/listen"), q)
 	if err != nil {
@@ -92,7 +121,6 @@ func Listen(ctx context.Context, o ListenOptions) (err error) {
 		defer cancel()
 	}
 
-	var wav *audio.WAVWriter
 	out := o.Out
 	if out == nil && o.OutPath != "" {
 		f, err := os.Create(o.OutPath)
@@ -106,21 +134,20 @@ func Listen(ctx context.Context, o ListenOptions) (err error) {
 		}()
 		out = f
 	}
-	if out != nil {
-		if wav, err = audio.NewWAVWriter(out, audio.Rate, 1); err != nil {
-			return fmt.Errorf("listen: %w", err)
-		}
-		defer func() {
-			if cerr := wav.Close(); cerr != nil && err == nil {
-				err = fmt.Errorf("listen: finish WAV: %w", cerr)
-			}
-		}()
+	rec, err := newRecorder(out, o.Format, o.Codec == wire.CodecOpus, o.Room+" "+o.Lang, o.OnAudio)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
 	}
+	defer func() {
+		if cerr := rec.finish(time.Now()); cerr != nil && err == nil {
+			err = fmt.Errorf("listen: finish the recording: %w", cerr)
+		}
+	}()
 
 	backoff := o.MinBackoff
 	for {
 		began := time.Now()
-		err := listenOnce(ctx, o, u, wav)
+		err := listenOnce(ctx, o, u, rec)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -154,7 +181,7 @@ func Listen(ctx context.Context, o ListenOptions) (err error) {
 
 // listenOnce runs one connection: nil when the server closed normally or
 // ctx ended, else why it ended.
-func listenOnce(ctx context.Context, o ListenOptions, u string, wav *audio.WAVWriter) error {
+func listenOnce(ctx context.Context, o ListenOptions, u string, rec *recorder) error {
 	dialer := *websocket.DefaultDialer
 	if o.Dialer != nil {
 		dialer = *o.Dialer
@@ -220,13 +247,8 @@ func listenOnce(ctx context.Context, o ListenOptions, u string, wav *audio.WAVWr
 		}
 		switch mt {
 		case websocket.BinaryMessage:
-			if wav != nil {
-				if _, err := wav.Write(b); err != nil {
-					return fatal{err}
-				}
-			}
-			if o.OnAudio != nil {
-				o.OnAudio(b)
+			if err := rec.message(b, time.Now()); err != nil {
+				return fatal{err}
 			}
 		case websocket.TextMessage:
 			var head wire.Envelope
@@ -238,6 +260,7 @@ func listenOnce(ctx context.Context, o ListenOptions, u string, wav *audio.WAVWr
 			}
 			switch head.Type {
 			case wire.TypeHello:
+				rec.hello(time.Now())
 				if m, ok := decode[wire.Hello](b); ok {
 					logf(o.Log, "listening to room %s in %s", o.Room, m.Lang)
 				}

@@ -44,6 +44,10 @@ type SpeakOptions struct {
 	Realtime bool
 	// FrameDuration is how much audio each message carries (default 100 ms).
 	FrameDuration time.Duration
+	// Codec is what goes on the wire: wire.CodecPCM (the default: PCM16LE
+	// at SampleRate) or wire.CodecOpus (20 ms packets at 32 kbit/s, a
+	// twelfth of the bandwidth; the CLI's default).
+	Codec string
 	// OnMessage, if set, sees every text message from the server.
 	OnMessage func(typ string, raw []byte)
 	// Dialer overrides websocket.DefaultDialer.
@@ -95,7 +99,18 @@ func Speak(ctx context.Context, o SpeakOptions) error {
 	}
 	defer conn.Close()
 
+	var packer *opusPacker
 	st := wire.Start{Type: wire.TypeStart, SampleRate: &o.SampleRate, Name: o.Name, Language: o.Language}
+	switch o.Codec {
+	case "", wire.CodecPCM:
+	case wire.CodecOpus:
+		if packer, err = newOpusPacker(o.SampleRate); err != nil {
+			return fmt.Errorf("speak: %w", err)
+		}
+		st.Codec, st.SampleRate = wire.CodecOpus, nil
+	default:
+		return fmt.Errorf("speak: codec %q: want %s or %s", o.Codec, wire.CodecPCM, wire.CodecOpus)
+	}
 	if o.Mic != "" {
 		st.Mic = &o.Mic
 	}
@@ -148,6 +163,23 @@ func Speak(ctx context.Context, o SpeakOptions) error {
 		return quit(errors.New("speak: the server did not answer the start message"))
 	}
 
+	// send writes one binary message (none when msg is empty: Opus short
+	// of a packet yet).
+	send := func(msg []byte) error {
+		if len(msg) == 0 {
+			return nil
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if err := conn.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+			select {
+			case serr := <-serverDone: // the server said why
+				return serverEnded(serr)
+			case <-time.After(time.Second):
+				return fmt.Errorf("speak: send audio: %w", err)
+			}
+		}
+		return nil
+	}
 	frame := max(1, int(int64(o.SampleRate)*int64(o.FrameDuration)/int64(time.Second)))
 	buf := make([]int16, frame)
 	pcm := make([]byte, 0, 2*frame)
@@ -176,15 +208,15 @@ func Speak(ctx context.Context, o SpeakOptions) error {
 					}
 				}
 			}
-			pcm = audio.AppendBytes(pcm[:0], buf[:n])
-			_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if err := conn.WriteMessage(websocket.BinaryMessage, pcm); err != nil {
-				select {
-				case serr := <-serverDone: // the server said why
-					return serverEnded(serr)
-				case <-time.After(time.Second):
-					return fmt.Errorf("speak: send audio: %w", err)
+			if packer != nil {
+				if pcm, err = packer.pack(pcm[:0], buf[:n]); err != nil {
+					return quit(fmt.Errorf("speak: %w", err))
 				}
+			} else {
+				pcm = audio.AppendBytes(pcm[:0], buf[:n])
+			}
+			if err := send(pcm); err != nil {
+				return err
 			}
 			sent += int64(n)
 		}
@@ -196,6 +228,14 @@ func Speak(ctx context.Context, o SpeakOptions) error {
 		default:
 		}
 		if errors.Is(rerr, io.EOF) {
+			if packer != nil { // the last packet, padded
+				if pcm, err = packer.flush(pcm[:0]); err != nil {
+					return quit(fmt.Errorf("speak: %w", err))
+				}
+				if err := send(pcm); err != nil {
+					return err
+				}
+			}
 			break
 		}
 		if rerr != nil {

@@ -14,6 +14,10 @@ type Hello struct {
 	Room       string `json:"room"`
 	Lang       string `json:"lang"`
 	SampleRate int    `json:"sample_rate"`
+	// Codec is the binary messages' audio: CodecPCM at SampleRate, or
+	// CodecOpus (SampleRate is then OpusClockRate), as ?codec= asked. The
+	// server always says it.
+	Codec string `json:"codec,omitempty"`
 	// Floor is true for the floor itself (lang=floor: every mic,
 	// untranslated) and for the room's source language, whose channel
 	// carries the floor while it speaks that language.

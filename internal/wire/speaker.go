@@ -16,6 +16,10 @@ type Start struct {
 	Mic        *string `json:"mic,omitempty"`
 	Name       string  `json:"name,omitempty"`
 	Language   string  `json:"language,omitempty"`
+	// Codec is the audio that follows: CodecPCM (the default) at
+	// SampleRate, or CodecOpus (length-prefixed packets; SampleRate is
+	// then ignored: Opus keeps its own 48 kHz clock).
+	Codec string `json:"codec,omitempty"`
 }
 
 // DefaultMic is the mic of a speaker connection that names none.

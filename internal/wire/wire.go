@@ -107,3 +107,14 @@ const (
 type Envelope struct {
 	Type string `json:"type"`
 }
+
+// Codecs of the audio on both WebSockets: the listener's ?codec= and the
+// speaker's start message name one. CodecPCM (the default) is PCM16LE mono;
+// CodecOpus is 20 ms mono Opus packets on a 48 kHz clock (OpusClockRate),
+// each preceded by its length as a 2-byte big-endian integer, one or more
+// to a binary message.
+const (
+	CodecPCM      = "pcm"
+	CodecOpus     = "opus"
+	OpusClockRate = 48000
+)

@@ -17,6 +17,7 @@ func TestMessageShapes(t *testing.T) {
 	}{
 		{Start{Type: TypeStart, SampleRate: &rate}, `{"type":"start","sample_rate":48000}`},
 		{Start{Type: TypeStart}, `{"type":"start"}`},
+		{Start{Type: TypeStart, Codec: CodecOpus}, `{"type":"start","codec":"opus"}`},
 		{Ready{Type: TypeReady, Room: "keynote", SampleRate: 48000, Mic: "guest", Name: "Ana", Language: "es"},
 			`{"type":"ready","room":"keynote","sample_rate":48000,"mic":"guest","name":"Ana","language":"es"}`},
 		{Level{Type: TypeLevel, RMSDB: -23.5, PeakDB: -6}, `{"type":"level","rms_db":-23.5,"peak_db":-6}`},
@@ -24,6 +25,7 @@ func TestMessageShapes(t *testing.T) {
 			`{"type":"status","speaker":true,"languages":[{"code":"es","state":"active","listeners":3,"error":""}],"floor_listeners":2,"mics":null}`},
 		{Error{Type: TypeError, Code: CodeBadAudio, Message: "odd"}, `{"type":"error","code":"bad_audio","message":"odd"}`},
 		{Hello{Type: TypeHello, Room: "keynote", Lang: "es", SampleRate: SampleRate}, `{"type":"hello","room":"keynote","lang":"es","sample_rate":24000,"floor":false,"passthrough":false}`},
+		{Hello{Type: TypeHello, Room: "keynote", Lang: "es", SampleRate: OpusClockRate, Codec: CodecOpus, Passthrough: true}, `{"type":"hello","room":"keynote","lang":"es","sample_rate":48000,"codec":"opus","floor":false,"passthrough":true}`},
 		{Caption{Type: TypeCaption, Lang: "es", Text: "Hola", Final: true, Segment: 7}, `{"type":"caption","lang":"es","text":"Hola","final":true,"segment":7}`},
 		{Caption{Type: TypeCaption, Lang: "en", Text: "Hello", Segment: 1, Source: true}, `{"type":"caption","lang":"en","text":"Hello","final":false,"segment":1,"source":true}`},
 		{State{Type: TypeState, Lang: "es", State: "error", Message: "no key", Speaker: true}, `{"type":"state","lang":"es","state":"error","message":"no key","speaker":true}`},

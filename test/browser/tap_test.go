@@ -20,8 +20,9 @@ import (
 // of the audio it receives, and heard reads it back.
 
 // tapListeners makes the page keep the audio of every listener WebSocket
-// it opens from now on. Run it after the page loaded and before the press
-// that starts listening.
+// it opens from now on, as PCM: it asks the server for PCM where the page
+// asked for Opus (the page plays what the hello says). Run it after the
+// page loaded and before the press that starts listening.
 func tapListeners(tb *tab) {
 	tb.t.Helper()
 	eval[chromedp.Void](tb, `(() => {
@@ -31,6 +32,7 @@ func tapListeners(tb *tab) {
 		const limit = 24000 * 2 * 60; // a minute of audio per connection
 		window.WebSocket = class extends Native {
 			constructor(url, protocols) {
+				if (/\/listen\?/.test(String(url))) url = String(url).replace(/([?&])codec=opus/, '$1codec=pcm');
 				super(url, protocols);
 				if (!/\/(listen\?|booth\/)/.test(String(url))) return; // a booth hears the floor
 				const rec = { url: String(url), chunks: [], bytes: 0 };

@@ -32,7 +32,8 @@ type interpreter struct {
 	conn *websocket.Conn
 	wmu  sync.Mutex // writes
 
-	tone atomic.Value // string: the language whose tone it speaks, "" silence
+	tone atomic.Value  // string: the language whose tone it speaks, "" silence
+	enc  *opus.Encoder // with "codec":"opus": what encodes its voice
 
 	mu     sync.Mutex
 	onAir  []wire.OnAir
@@ -46,6 +47,12 @@ type interpreter struct {
 // e.g. "hear=es"), sends its start, and streams its voice until hangUp.
 func joinBooth(t *testing.T, s *service.Service, room harness.Room, lang, name, query string) *interpreter {
 	t.Helper()
+	return joinBoothWith(t, s, room, lang, name, query, wire.CodecPCM)
+}
+
+// joinBoothWith is joinBooth with the interpreter's voice sent in codec.
+func joinBoothWith(t *testing.T, s *service.Service, room harness.Room, lang, name, query, codec string) *interpreter {
+	t.Helper()
 	u := s.WS("/api/v1/rooms/" + room.ID + "/booth/" + lang + "?" + query)
 	conn, resp, err := websocket.DefaultDialer.Dial(u, http.Header{"Authorization": {"Bearer " + room.BoothKey(lang)}})
 	if err != nil {
@@ -54,7 +61,12 @@ func joinBooth(t *testing.T, s *service.Service, room harness.Room, lang, name, 
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &interpreter{t: t, name: name, conn: conn, closed: make(chan struct{}), cancel: cancel}
 	in.tone.Store("")
-	in.send(map[string]any{"type": "start", "sample_rate": audio.Rate, "name": name})
+	if codec == wire.CodecOpus {
+		if in.enc, err = opus.NewEncoder(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in.send(map[string]any{"type": "start", "sample_rate": audio.Rate, "name": name, "codec": codec})
 	go in.read()
 	go in.stream(ctx)
 	t.Cleanup(in.hangUp)
@@ -108,8 +120,20 @@ func (in *interpreter) stream(ctx context.Context) {
 		if l := in.tone.Load().(string); l != "" {
 			pcm = fakerealtime.Speech(l, 100*time.Millisecond) // whole cycles: seamless
 		}
+		msg := pcm
+		if in.enc != nil {
+			msg = nil
+			samples := audio.Samples(pcm)
+			for i := 0; i+opus.FrameSamples <= len(samples); i += opus.FrameSamples {
+				p, err := in.enc.Encode(nil, samples[i:i+opus.FrameSamples])
+				if err != nil {
+					return
+				}
+				msg = opus.AppendFramed(msg, p)
+			}
+		}
 		in.wmu.Lock()
-		err := in.conn.WriteMessage(websocket.BinaryMessage, pcm)
+		err := in.conn.WriteMessage(websocket.BinaryMessage, msg)
 		in.wmu.Unlock()
 		if err != nil {
 			return
@@ -566,5 +590,40 @@ func TestBoothHearsOpus(t *testing.T) {
 	}
 	if got := duration(audio.Bytes(pcm[audio.Rate/2:]), "en"); got < time.Second {
 		t.Errorf("decoded %v of the floor's tone in 1.5 s of the feed", got)
+	}
+}
+
+// TestBoothSpeaksOpus: an interpreter may send Opus (start "codec":"opus",
+// length-prefixed packets, as a speaker); listeners hear them, and a packet
+// that is not Opus closes the connection with bad_audio.
+func TestBoothSpeaksOpus(t *testing.T) {
+	t.Parallel()
+	s := service.Start(t, service.Options{Fake: &fakerealtime.Options{}})
+	room := s.API.CreateRoom(`{"id":"opusin","source_language":"en","languages":[{"code":"es","booth":true}]}`)
+	aud := newAudience(t, s, room.ID)
+	es := aud.listen("es", "")
+	aud.await("es")
+	ines := joinBoothWith(t, s, room, "es", "Ines", "", wire.CodecOpus)
+	ines.awaitOnAir(false, "")
+	ines.speak("de")
+	ines.send(map[string]string{"type": wire.TypeTake})
+	ines.awaitOnAir(true, "Ines")
+	took := time.Now()
+	harness.WaitFor(t, 10*time.Second, "a second of the interpreter's Opus", func() bool {
+		return heardBetween(es, took, time.Now(), "de") >= 10
+	})
+
+	ines.wmu.Lock()
+	_ = ines.conn.WriteMessage(websocket.BinaryMessage, []byte{0, 9, 1, 2}) // says 9 bytes, has 2
+	ines.wmu.Unlock()
+	select {
+	case <-ines.closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("bad Opus framing did not close the booth connection")
+	}
+	ines.mu.Lock()
+	defer ines.mu.Unlock()
+	if ines.code != wire.CloseBadAudio {
+		t.Errorf("closed with %d, want %d (bad_audio)", ines.code, wire.CloseBadAudio)
 	}
 }

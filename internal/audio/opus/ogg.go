@@ -134,6 +134,9 @@ func NewWriter(w io.Writer, serial uint32, title string) (*Writer, error) {
 
 func (o *Writer) page(p Page, packets ...[]byte) error {
 	p.Serial, p.Seq, p.Granule = o.serial, o.seq, o.granule
+	if len(packets) == 0 {
+		p.Granule = -1 // Ogg: a page where no packet ends has no position
+	}
 	var err error
 	o.buf, err = AppendPage(o.buf[:0], p, packets...)
 	if err != nil {

@@ -34,6 +34,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,7 +83,7 @@ func main() {
 	flag.StringVar(&ns, "listeners", "100,1000,5000", "listener counts to measure, comma-separated")
 	flag.DurationVar(&c.frame, "frame", 20*time.Millisecond, "audio frame duration (20ms or 100ms)")
 	flag.DurationVar(&c.duration, "duration", 30*time.Second, "how long to publish at real time, per count")
-	flag.StringVar(&c.transport, "transport", "ws", "ws (listener WebSocket) or wav (HTTP WAV stream)")
+	flag.StringVar(&c.transport, "transport", "ws", "ws (listener WebSocket), wav (HTTP WAV stream), opus (listener WebSocket, ?codec=opus) or ogg (HTTP Ogg/Opus stream; with -target, an Icecast Ogg mount)")
 	flag.IntVar(&c.connConc, "connect-concurrency", 100, "connections opened at once by the clients")
 	flag.IntVar(&c.queue, "queue-frames", 0, "fanout QueueFrames (0: default)")
 	flag.StringVar(&c.target, "target", "", "HTTP stream URL of another server to drive (e.g. Icecast); no babelcast server is started")
@@ -101,6 +102,9 @@ func main() {
 	}
 	if c.frame < 10*time.Millisecond || c.frame > time.Second {
 		fatalf("-frame must be between 10ms and 1s")
+	}
+	if opusTransport(c.transport) && c.frame != 100*time.Millisecond {
+		fatalf("-transport %s measures 100 ms frames (the program's tick): -frame 100ms", c.transport)
 	}
 	raiseNoFile()
 	fmt.Printf("# fan-out benchmark: %s frames (%d B), %s per run, transport %s, GOMAXPROCS %d, %s\n",
@@ -199,6 +203,14 @@ func (r result) print(n int, base float64) {
 		notes = append(notes, fmt.Sprintf("%d failed to connect", r.clients.Failed))
 	}
 	notes = append(notes, fmt.Sprintf("client CPU %.0f%% of a core", r.clients.CPU/r.window.Seconds()*100))
+	if r.clients.ServerDelay > 0 {
+		notes = append(notes, fmt.Sprintf("server's delay messages: median %.0f ms", r.clients.ServerDelay))
+	}
+	if cr := r.clients; cr.Window > 0 && n > 0 {
+		per := cr.Window * float64(n)
+		notes = append(notes, fmt.Sprintf("egress %.1f kbit/s per listener (%.1f during sound), %.1f packets/s",
+			float64(cr.Bytes)*8/per/1000, float64(cr.LoudBytes)*8/(float64(cr.LoudPackets)*0.02*1000), float64(cr.Packets)/per))
+	}
 	fmt.Printf("%-7d %-9s %-10s %-10s %-10s %-16s %-14s %-14s %s\n", n,
 		fmt.Sprintf("%.2f%%", delivered*100),
 		fmtDur(r.clients.P50), fmtDur(r.clients.P99), fmtDur(r.clients.Max), cpu,
@@ -244,7 +256,9 @@ func runOne(c config, n int) (result, error) {
 	if err := rooms.Create(ctx, rm); err != nil {
 		return r, err
 	}
-	srv, err := fanout.New(fanout.Options{NC: b.Conn, Rooms: rooms, State: b.State, Node: "bench", Log: quiet, QueueFrames: c.queue})
+	srv, err := fanout.New(fanout.Options{NC: b.Conn, Rooms: rooms, State: b.State, Node: "bench", Log: quiet, QueueFrames: c.queue,
+		// Every client is on loopback: no per-address or node cap.
+		MaxListeners: -1, MaxListenersPerAddress: -1})
 	if err != nil {
 		return r, err
 	}
@@ -265,8 +279,11 @@ func runOne(c config, n int) (result, error) {
 	}()
 
 	url := "ws://" + ln.Addr().String() + "/api/v1/rooms/bench/listen?lang=es"
-	if c.transport == "wav" {
-		url = "http://" + ln.Addr().String() + "/api/v1/rooms/bench/audio/es.wav"
+	switch c.transport {
+	case "wav", "ogg":
+		url = "http://" + ln.Addr().String() + "/api/v1/rooms/bench/audio/es." + c.transport
+	case "opus":
+		url += "&codec=opus"
 	}
 	heap0, rss0 := memNow(0)
 	stack0 := lastStack
@@ -342,7 +359,12 @@ func drive(c config, n int, url string, publish func(seq uint64, payload []byte)
 
 	payload := make([]byte, frameBytes(c.frame))
 	copy(payload, magic)
-	if _, err := fmt.Fprintln(stdin, "start"); err != nil {
+	var shaped *markerSource // Opus: frames shaped into markers (opus.go)
+	if opusTransport(c.transport) {
+		shaped = newMarkerSource()
+	}
+	start := time.Now().Add(10 * time.Millisecond)
+	if _, err := fmt.Fprintln(stdin, "start", start.UnixNano()); err != nil {
 		return err
 	}
 	if c.cpuProf != "" && pid == 0 && n > 0 {
@@ -357,8 +379,8 @@ func drive(c config, n int, url string, publish func(seq uint64, payload []byte)
 		defer pprof.StopCPUProfile()
 	}
 	cpu0 := cpuOf(pid)
-	start := time.Now()
 	frames := uint64(c.duration / c.frame)
+	var markerSent []string // Opus: when each marker was published, unix ns
 	for seq := uint64(1); seq <= frames; seq++ {
 		if d := time.Until(start.Add(time.Duration(seq-1) * c.frame)); d > 0 {
 			time.Sleep(d)
@@ -367,6 +389,12 @@ func drive(c config, n int, url string, publish func(seq uint64, payload []byte)
 		copy(p, payload)
 		binary.LittleEndian.PutUint64(p[8:], seq)
 		binary.LittleEndian.PutUint64(p[16:], uint64(time.Now().UnixNano()))
+		if shaped != nil {
+			p = shaped.frame(seq, c.frame)
+			if (seq-1)%markerGroup == 1 {
+				markerSent = append(markerSent, strconv.FormatInt(time.Now().UnixNano(), 10))
+			}
+		}
 		if err := publish(seq, p); err != nil {
 			return err
 		}
@@ -379,11 +407,19 @@ func drive(c config, n int, url string, publish func(seq uint64, payload []byte)
 	if n == 0 {
 		return nil
 	}
+	if shaped != nil {
+		if _, err := fmt.Fprintln(stdin, "markers", strings.Join(markerSent, " ")); err != nil {
+			return err
+		}
+	}
 	if _, err := fmt.Fprintf(stdin, "stop %d\n", r.published); err != nil {
 		return err
 	}
 	if err := json.NewDecoder(out).Decode(&r.clients); err != nil {
 		return fmt.Errorf("client report: %w", err)
+	}
+	if shaped != nil {
+		r.published = markersIn(r.published) // what the clients count
 	}
 	return nil
 }
@@ -454,14 +490,18 @@ func runExternal(c config, n int) (result, error) {
 	pw, _ := u.User.Password()
 	auth := base64.StdEncoding.EncodeToString([]byte(u.User.Username() + ":" + pw))
 	var src net.Conn
+	ctype := "audio/wav"
+	if c.transport == "ogg" {
+		ctype = "audio/ogg"
+	}
 	// The previous run's mount may linger a few seconds: retry.
 	for try := 0; ; try++ {
 		src, err = net.Dial("tcp", u.Host)
 		if err != nil {
 			return r, err
 		}
-		fmt.Fprintf(src, "PUT %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Basic %s\r\nContent-Type: audio/wav\r\n"+
-			"Ice-Public: 0\r\nIce-Name: babelcast bench\r\n\r\n", u.RequestURI(), u.Host, auth)
+		fmt.Fprintf(src, "PUT %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Basic %s\r\nContent-Type: %s\r\n"+
+			"Ice-Public: 0\r\nIce-Name: babelcast bench\r\n\r\n", u.RequestURI(), u.Host, auth, ctype)
 		_ = src.SetReadDeadline(time.Now().Add(5 * time.Second))
 		status, err := bufio.NewReader(src).ReadString('\n')
 		if err == nil && strings.Contains(status, " 200") {
@@ -475,8 +515,14 @@ func runExternal(c config, n int) (result, error) {
 	}
 	_ = src.SetReadDeadline(time.Time{})
 	defer src.Close()
-	// The stream starts like ours: a WAV header, then frames.
-	if _, err := src.Write(wavHeader()); err != nil {
+	// The stream starts like ours: a WAV header, then frames; or Ogg/Opus
+	// headers, then a page a frame.
+	var ogg *oggSource
+	if c.transport == "ogg" {
+		if ogg, err = newOggSource(src); err != nil {
+			return r, err
+		}
+	} else if _, err := src.Write(wavHeader()); err != nil {
 		return r, err
 	}
 	// After publishing ends, push silence: Icecast holds the last chunk
@@ -491,7 +537,9 @@ func runExternal(c config, n int) (result, error) {
 		// Silence, framed like the real frames (sequence 0, not
 		// counted).
 		silence := make([]byte, frameBytes(c.frame))
-		copy(silence, magic)
+		if ogg == nil {
+			copy(silence, magic)
+		}
 		for {
 			select {
 			case <-keep:
@@ -499,7 +547,11 @@ func runExternal(c config, n int) (result, error) {
 			case <-t.C:
 				mu.Lock()
 				if !lastWrite.IsZero() && time.Since(lastWrite) > c.frame*3/2 {
-					_, _ = src.Write(silence)
+					if ogg != nil {
+						_ = ogg.write(silence)
+					} else {
+						_, _ = src.Write(silence)
+					}
 					lastWrite = time.Now()
 				}
 				mu.Unlock()
@@ -510,13 +562,18 @@ func runExternal(c config, n int) (result, error) {
 	publish := func(seq uint64, payload []byte) error {
 		mu.Lock()
 		defer mu.Unlock()
-		_, err := src.Write(payload)
 		lastWrite = time.Now()
+		if ogg != nil {
+			return ogg.write(payload)
+		}
+		_, err := src.Write(payload)
 		return err
 	}
 	time.Sleep(time.Second)
 	_, rss0 := memNow(c.procPID)
-	c.transport = "stream"
+	if c.transport != "ogg" {
+		c.transport = "stream"
+	}
 	if err := drive(c, n, c.target, publish, c.procPID, &r); err != nil {
 		return r, err
 	}
@@ -554,7 +611,50 @@ type clientReport struct {
 	Closed int     `json:"closed"` // connections the server closed
 	Failed int     `json:"failed"` // connections that never opened
 	CPU    float64 `json:"cpu_s"`  // this process's CPU time while publishing
+	// Opus transports (opus.go): bytes and packets received while
+	// measuring (all listeners), those of groups with sound, the window.
+	Bytes       uint64  `json:"bytes,omitempty"`
+	Packets     uint64  `json:"packets,omitempty"`
+	LoudBytes   uint64  `json:"loud_bytes,omitempty"`
+	LoudPackets uint64  `json:"loud_packets,omitempty"`
+	Window      float64 `json:"window_s,omitempty"`
+	// ServerDelay is the median of the server's own "delay" messages
+	// (capture, here publish, to send) on WebSockets, in ms.
+	ServerDelay float64 `json:"server_delay_ms,omitempty"`
 }
+
+// delays collects the server's delay messages of every connection.
+type delays struct {
+	mu sync.Mutex
+	ms []float64
+}
+
+var serverDelay delays
+
+// note takes a text message, keeping it if it is a delay.
+func (d *delays) note(b []byte) {
+	var m wire.Delay
+	if json.Unmarshal(b, &m) != nil || m.Type != wire.TypeDelay {
+		return
+	}
+	d.mu.Lock()
+	d.ms = append(d.ms, float64(m.MS))
+	d.mu.Unlock()
+}
+
+// median of the delays noted since reset.
+func (d *delays) median() float64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.ms) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), d.ms...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func (d *delays) reset() { d.mu.Lock(); d.ms = nil; d.mu.Unlock() }
 
 // hist is a log-scale latency histogram shared by all connections: bucket
 // i holds latencies around 1.02^i µs.
@@ -634,6 +734,9 @@ func runClients(args []string) {
 		frames.Add(1)
 		h.add(float64(time.Now().UnixNano()-sent) / 1000)
 	}
+	oc := &opusCounters{frame: time.Duration(*fb/2) * time.Second / 24000}
+	var markerSent []int64
+	oc.limit.Store(math.MaxUint64)
 	dialer := &websocket.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 8192}
 	httpc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: -1, DisableCompression: true}}
 	for range *n {
@@ -650,7 +753,7 @@ func runClients(args []string) {
 				}
 			}
 			defer done()
-			if *transport == "ws" {
+			if *transport == "ws" || *transport == "opus" {
 				var conn *websocket.Conn
 				var err error
 				for try := 0; try < 5; try++ {
@@ -672,6 +775,12 @@ func runClients(args []string) {
 					return
 				}
 				done()
+				if *transport == "opus" {
+					if err := readOpusWS(conn, &opusListener{c: oc, lastOnset: -1}); websocket.IsCloseError(err, wire.CloseTooSlow, wire.CloseShutdown) {
+						closed.Add(1)
+					}
+					return
+				}
 				// Read each message into one reused buffer: the clients'
 				// share of the machine should go to reading, not to GC.
 				buf := make([]byte, headerLen)
@@ -684,7 +793,10 @@ func runClients(args []string) {
 						return
 					}
 					if typ != websocket.BinaryMessage {
-						continue // the next NextReader skips the rest
+						if b, err := io.ReadAll(io.LimitReader(rd, 512)); err == nil {
+							serverDelay.note(b)
+						}
+						continue
 					}
 					if _, err := io.ReadFull(rd, buf); err == nil {
 						record(buf)
@@ -705,6 +817,10 @@ func runClients(args []string) {
 			defer resp.Body.Close()
 			go func() { <-stopped; resp.Body.Close() }()
 			done()
+			if *transport == "ogg" {
+				_ = readOgg(resp.Body, &opusListener{c: oc, lastOnset: -1})
+				return
+			}
 			br := bufio.NewReaderSize(resp.Body, 2**fb)
 			buf := make([]byte, *fb)
 			aligned := false
@@ -747,26 +863,48 @@ func runClients(args []string) {
 	// "start" when publishing starts, "stop <published>" when it is over.
 	in := bufio.NewReader(os.Stdin)
 	var cpu0 time.Duration
+	var began time.Time
 	for {
 		line, err := in.ReadString('\n')
 		if err != nil {
 			return
 		}
 		f := strings.Fields(line)
-		if len(f) == 1 && f[0] == "start" {
+		if len(f) == 2 && f[0] == "start" {
 			frames.Store(0)
+			serverDelay.reset()
 			cpu0 = cpuOf(0)
+			if ns, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+				began = time.Unix(0, ns)
+				oc.start.Store(ns)
+			}
+			continue
+		}
+		if len(f) > 0 && f[0] == "markers" {
+			for _, v := range f[1:] {
+				if ns, err := strconv.ParseInt(v, 10, 64); err == nil {
+					markerSent = append(markerSent, ns)
+				}
+			}
 			continue
 		}
 		if len(f) == 2 && f[0] == "stop" {
 			if p, err := strconv.ParseUint(f[1], 10, 64); err == nil {
 				limit.Store(p)
+				oc.limit.Store(p)
 			}
 			break
 		}
 	}
+	oc.latencies(markerSent, h.add)
+	serverDelayMS := serverDelay.median()
 	rep := clientReport{Frames: frames.Load(), P50: h.quantile(0.5), P99: h.quantile(0.99), Max: float64(h.max.Load()),
-		Closed: int(closed.Load()), Failed: int(failed.Load()), CPU: (cpuOf(0) - cpu0).Seconds()}
+		Closed: int(closed.Load()), Failed: int(failed.Load()), CPU: (cpuOf(0) - cpu0).Seconds(), ServerDelay: serverDelayMS}
+	if *transport == "opus" || *transport == "ogg" {
+		rep.Frames, rep.Bytes, rep.Packets = oc.markers.Load(), oc.bytes.Load(), oc.packets.Load()
+		rep.LoudBytes, rep.LoudPackets = oc.loudBytes.Load(), oc.loudPkts.Load()
+		rep.Window = time.Since(began).Seconds()
+	}
 	close(stopped)
 	_ = json.NewEncoder(os.Stdout).Encode(rep)
 	done := make(chan struct{})
@@ -781,8 +919,13 @@ func transportName(c config) string {
 	if c.target != "" {
 		return "HTTP stream from " + c.target
 	}
-	if c.transport == "wav" {
+	switch c.transport {
+	case "wav":
 		return "babelcast WAV over HTTP"
+	case "ogg":
+		return "babelcast Ogg/Opus over HTTP"
+	case "opus":
+		return "babelcast listener WebSocket, Opus"
 	}
 	return "babelcast listener WebSocket"
 }

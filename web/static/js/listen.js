@@ -24,7 +24,7 @@ import { CaptionView } from './captions.js';
 import { EarlierView } from './earlier.js';
 import { browserLanguages, languageOption, localize, nameLanguages, onLanguage, setLanguage } from './i18n.js';
 import { AudioOut, ChannelStream, checkPasscode } from './player.js';
-import { ChannelState, Close, FLOOR, Msg } from './protocol.js';
+import { ChannelState, Close, Codec, FLOOR, Msg } from './protocol.js';
 import { $, el, fmt, notice, store } from './ui.js';
 
 const text = localize('listen', {
@@ -70,6 +70,8 @@ const text = localize('listen', {
   tooManyAttempts: 'Too many attempts',
   notLetIn: 'Not let in for now',
   delay: 'Delay {s} s',
+  audioOpus: 'Audio: Opus, decoded by the browser (WebCodecs), {kb} kB so far',
+  audioPCM: 'Audio: PCM 24 kHz, {kb} kB so far (this browser decodes no Opus, or ?codec=pcm asked for PCM)',
   delayDetail: 'Interpretation {s} s + buffer {buffer} ms + output {out} ms',
   percent: '{n} percent',
   hide: 'Hide',
@@ -97,6 +99,7 @@ const ui = {
   pill: $('state-pill'),
   voice: $('voice'),
   delay: $('delay'),
+  audioDebug: $('audio-debug'),
   roomName: $('room-name'),
   pageNotice: $('page-notice'),
   passForm: $('passcode-form'),
@@ -164,6 +167,8 @@ class Stream {
       roomId,
       lang,
       passthrough,
+      // ?codec=pcm on the page's address refuses Opus (for comparing, debugging).
+      codec: new URLSearchParams(location.search).get('codec') || '',
       passcode: () => st.passcode,
       onOpen: () => { if (this.role === 'main') renderState(); },
       onText: (msg) => this.onText(msg),
@@ -175,7 +180,11 @@ class Stream {
         d[`${this.role}Bytes`] = String(this.cs.bytes);
         d[`${this.role}BufferedMs`] = String(s.bufferedMs);
         d[`${this.role}Playing`] = String(s.playing);
-        if (this.role === 'main') renderDelay();
+        d[`${this.role}Codec`] = this.cs.codec;
+        if (this.role === 'main') {
+          renderDelay();
+          renderAudioDebug(this.cs);
+        }
       },
     });
   }
@@ -189,7 +198,7 @@ class Stream {
   get socket() { return this.cs.socket; }
 
   stop() {
-    for (const k of ['Bytes', 'BufferedMs', 'Playing']) delete ui.player.dataset[`${this.role}${k}`];
+    for (const k of ['Bytes', 'BufferedMs', 'Playing', 'Codec']) delete ui.player.dataset[`${this.role}${k}`];
     this.cs.stop();
   }
 
@@ -570,6 +579,15 @@ function renderState() {
     return setPill('starting', text.pillStarting);
   }
   return setPill('live', text.pillLive);
+}
+
+/** The debug line: which codec the main stream plays, and what it took. */
+function renderAudioDebug(cs) {
+  if (!cs.codec) return;
+  const kb = (cs.received / 1000).toFixed(0);
+  ui.audioDebug.textContent = fmt(cs.codec === Codec.OPUS ? text.audioOpus : text.audioPCM, { kb });
+  ui.audioDebug.dataset.codec = cs.codec;
+  ui.audioDebug.hidden = false;
 }
 
 function renderDelay() {

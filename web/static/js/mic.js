@@ -5,15 +5,17 @@
 //   the AudioContext's own rate, in 100 ms PCM16 frames.
 // - MicLink is the speaker WebSocket (/api/v1/rooms/{id}/speak): it
 //   reconnects by itself, says which mic it is in its start message (mic
-//   id, name, language, the capture's rate), sends frames while the
-//   browser keeps up, and passes the server's messages on.
+//   id, name, language, the capture's rate or "codec":"opus"), sends
+//   frames while the browser keeps up (as Opus where WebCodecs encodes it:
+//   opus.js; PCM elsewhere), and passes the server's messages on.
 //
 // What a page says about a failure is the page's affair; the sentences
 // both need are here (text), in one place for translation.
 
 import { localize } from './i18n.js';
 import { credentialProtocols, describeError, wsURL } from './api.js';
-import { Close, ErrorCode, Msg } from './protocol.js';
+import { Close, Codec, ErrorCode, Msg } from './protocol.js';
+import { OpusSender, opusEncodeSupported } from './opus.js';
 import { ReconnectingSocket } from './ws.js';
 import { fmt } from './ui.js';
 
@@ -215,6 +217,7 @@ export class MicLink {
    * @param {string} o.roomId
    * @param {() => string} o.key  the speaker key, or an accepted question's token
    * @param {() => number} o.sampleRate
+   * @param {string} [o.codec]  Codec.PCM to send PCM; by default Opus where the browser encodes it
    * @param {() => {mic?: string, name?: string, language?: string}} [o.hello]
    * @param {(msg: object) => void} [o.onReady]
    * @param {(msg: object) => void} [o.onLevel]
@@ -231,6 +234,10 @@ export class MicLink {
     this.o = o;
     this.ready = false;
     this.lastError = null; // {code, message} the server sent before closing
+    this.opusOK = false; // this browser encodes Opus at the capture's rate
+    this.codec = ''; // what this connection sends: Codec.OPUS or Codec.PCM
+    this.enc = null; // the connection's OpusSender
+    this.stopped = false;
     this.socket = new ReconnectingSocket(() => wsURL(o.path ? o.path() : speakPath(o.roomId)), {
       // The key goes in the subprotocol, out of every access log.
       protocols: () => credentialProtocols('key', o.key()),
@@ -238,6 +245,22 @@ export class MicLink {
         this.ready = false;
         this.lastError = null;
         const start = { type: Msg.START, sample_rate: o.sampleRate() };
+        this.closeEncoder();
+        if (this.opusOK) {
+          try {
+            this.enc = new OpusSender(o.sampleRate(), (msg) => ws.send(msg), () => {
+              // The encoder failed: PCM from the next connection on.
+              this.opusOK = false;
+              this.socket.retryNow();
+            });
+            start.codec = Codec.OPUS;
+            delete start.sample_rate;
+          } catch {
+            this.opusOK = false;
+            this.enc = null;
+          }
+        }
+        this.codec = this.enc ? Codec.OPUS : Codec.PCM;
         const h = o.hello ? o.hello() : {};
         for (const k of ['mic', 'name', 'language']) if (h[k]) start[k] = h[k];
         ws.send(JSON.stringify(start));
@@ -245,27 +268,54 @@ export class MicLink {
       onmessage: (ev) => this.onMessage(ev),
       onclose: (info) => {
         this.ready = false;
+        this.closeEncoder();
         return o.onClose ? o.onClose(info) : true;
       },
       onretry: () => { this.ready = false; o.onRetry?.(); },
     });
   }
 
-  start() { this.socket.start(); }
+  /** Connects, once it is known whether this browser encodes Opus. */
+  start() {
+    this.stopped = false;
+    const check = this.o.codec === Codec.PCM ? Promise.resolve(false) : opusEncodeSupported(this.o.sampleRate());
+    check.then((ok) => {
+      this.opusOK = ok;
+      if (!this.stopped) this.socket.start();
+    });
+  }
 
-  stop(reason = 'stopped') { this.ready = false; this.socket.stop(Close.NORMAL, reason); }
+  stop(reason = 'stopped') {
+    this.stopped = true;
+    this.ready = false;
+    this.closeEncoder();
+    this.socket.stop(Close.NORMAL, reason);
+  }
+
+  closeEncoder() {
+    if (this.enc) this.enc.close();
+    this.enc = null;
+  }
 
   get isOpen() { return this.socket.isOpen; }
 
   get attempt() { return this.socket.attempt; }
 
-  /** Sends a frame of PCM, unless the browser already holds too much unsent. */
+  /**
+   * Sends a frame of PCM (encoded first, on an Opus connection), unless
+   * the browser already holds too much unsent.
+   */
   send(pcm) {
     const s = this.socket;
     if (!s.isOpen) return false; // live audio: what is captured while offline is not kept
-    if (s.bufferedAmount > MAX_QUEUED_SECONDS * this.o.sampleRate() * 2) {
+    const perSecond = this.enc ? 4000 : this.o.sampleRate() * 2; // Opus: 32 kbit/s
+    if (s.bufferedAmount > MAX_QUEUED_SECONDS * perSecond) {
       this.o.onDropped?.();
       return false;
+    }
+    if (this.enc) {
+      this.enc.encode(pcm);
+      return true;
     }
     return s.send(pcm);
   }

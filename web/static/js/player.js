@@ -7,10 +7,13 @@
 // - ChannelStream is one listener WebSocket (/api/v1/rooms/{id}/listen)
 //   feeding one player node (/static/player-worklet.js: jitter buffer and
 //   resampling) through its own gain; it hands the text messages (hello,
-//   caption, state, delay) to its owner.
+//   caption, state, delay) to its owner. It asks for Opus (a twelfth of
+//   PCM's bandwidth: venue Wi-Fi) where the browser decodes it with
+//   WebCodecs (opus.js), PCM elsewhere, and plays what the hello says.
 
 import { credentialProtocols, probeHandshake, wsURL } from './api.js';
-import { Close, FLOOR, Msg, SAMPLE_RATE } from './protocol.js';
+import { Close, Codec, FLOOR, Msg, SAMPLE_RATE } from './protocol.js';
+import { OpusPlayer, opusDecodeSupported } from './opus.js';
 import { ReconnectingSocket } from './ws.js';
 
 /** The player worklet, loaded by URL into the AudioContext. */
@@ -21,9 +24,10 @@ export const PLAYER_WORKLET = '/static/player-worklet.js';
  * offered as the WebSocket subprotocol (credentialProtocols), which no
  * load balancer logs.
  */
-export function listenPath(roomId, lang, { passthrough = true } = {}) {
+export function listenPath(roomId, lang, { passthrough = true, codec = '' } = {}) {
   const q = new URLSearchParams({ lang });
   if (!passthrough) q.set('passthrough', 'false');
+  if (codec && codec !== Codec.PCM) q.set('codec', codec);
   return `/api/v1/rooms/${encodeURIComponent(roomId)}/listen?${q}`;
 }
 
@@ -178,6 +182,7 @@ export class ChannelStream {
    * @param {string} o.roomId
    * @param {string} o.lang  a language of the room, or FLOOR
    * @param {boolean} [o.passthrough=true]  false: interpretations only, never the original
+   * @param {string} [o.codec]  Codec.PCM to refuse Opus; by default Opus where the browser decodes it
    * @param {() => string} [o.passcode]
    * @param {(msg: object) => void} [o.onText]  every text message, hello included
    * @param {() => void} [o.onOpen]
@@ -191,8 +196,14 @@ export class ChannelStream {
     this.lang = o.lang;
     this.passthrough = o.passthrough !== false;
     this.hello = false;
-    this.bytes = 0; // audio received
+    this.bytes = 0; // audio played, in bytes of 24 kHz PCM16 (whatever the codec)
+    this.received = 0; // bytes of audio off the network
     this.stats = null;
+    this.wantOpus = false; // ask for Opus (decided before the first connection)
+    this.codec = ''; // what the hello said: Codec.OPUS or Codec.PCM
+    this.opus = null; // OpusPlayer while the connection is Opus
+    this.playRate = SAMPLE_RATE; // the rate the worklet is told
+    this.stopped = false;
     ({ node: this.node, gain: this.gain } = playerNode(out, o.lang === FLOOR));
     this.node.port.onmessage = (ev) => {
       if (ev.data && ev.data.type === 'stats') {
@@ -210,17 +221,36 @@ export class ChannelStream {
         // is a wrong passcode, after it a changed one).
         const greeted = this.hello;
         this.hello = false;
+        this.closeOpus();
         this.node.port.postMessage({ type: 'reset' });
         return o.onClose ? o.onClose({ ...info, greeted }) : true;
       },
       onretry: () => { this.hello = false; o.onRetry?.(); },
     });
-    this.socket.start();
+    // Opus where this browser decodes it, unless the owner says PCM.
+    const check = o.codec === Codec.PCM ? Promise.resolve(false) : opusDecodeSupported();
+    check.then((ok) => {
+      this.wantOpus = ok;
+      if (!this.stopped) this.socket.start();
+    });
   }
 
   /** The endpoint's path and query (the passcode goes in the subprotocol). */
   path() {
-    return listenPath(this.o.roomId, this.lang, { passthrough: this.passthrough });
+    return listenPath(this.o.roomId, this.lang, { passthrough: this.passthrough, codec: this.wantOpus ? Codec.OPUS : '' });
+  }
+
+  /** Tells the worklet the rate of what it gets. */
+  setRate(rate) {
+    if (rate && rate !== this.playRate) {
+      this.playRate = rate;
+      this.node.port.postMessage({ type: 'config', inputRate: rate });
+    }
+  }
+
+  closeOpus() {
+    if (this.opus) this.opus.close();
+    this.opus = null;
   }
 
   get isOpen() {
@@ -232,6 +262,8 @@ export class ChannelStream {
   }
 
   stop() {
+    this.stopped = true;
+    this.closeOpus();
     this.socket.stop(Close.NORMAL, 'bye');
     this.node.port.postMessage({ type: 'reset' });
     this.node.disconnect();
@@ -241,6 +273,11 @@ export class ChannelStream {
   onMessage(ev) {
     if (ev.data instanceof ArrayBuffer) {
       let buf = ev.data;
+      this.received += buf.byteLength;
+      if (this.opus) {
+        this.opus.decode(buf);
+        return;
+      }
       if (buf.byteLength & 1) buf = buf.slice(0, buf.byteLength - 1);
       this.bytes += buf.byteLength;
       this.node.port.postMessage(buf, [buf]);
@@ -250,8 +287,17 @@ export class ChannelStream {
     try { msg = JSON.parse(ev.data); } catch { return; }
     if (msg.type === Msg.HELLO) {
       this.hello = true;
-      if (msg.sample_rate && msg.sample_rate !== SAMPLE_RATE) {
-        this.node.port.postMessage({ type: 'config', inputRate: msg.sample_rate });
+      this.codec = msg.codec === Codec.OPUS ? Codec.OPUS : Codec.PCM;
+      this.closeOpus();
+      if (this.codec === Codec.OPUS) {
+        // Decoded at the decoder's own rate (48 kHz), which the worklet is told.
+        this.opus = new OpusPlayer((pcm, rate) => {
+          this.bytes += Math.round((pcm.byteLength * SAMPLE_RATE) / rate);
+          this.setRate(rate);
+          this.node.port.postMessage(pcm, [pcm]);
+        });
+      } else {
+        this.setRate(msg.sample_rate || SAMPLE_RATE);
       }
     }
     this.o.onText?.(msg);

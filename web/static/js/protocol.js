@@ -13,6 +13,15 @@ export const DEFAULT_MIC = 'main';
 /** The channel that is the floor itself: every mic, untranslated. */
 export const FLOOR = 'floor';
 
+/** Codecs of the audio both ways: the listener's ?codec=, the speaker's
+ *  start message. Opus is 20 ms mono packets, each preceded by its length
+ *  (2 bytes, big-endian), on a 48 kHz clock. */
+export const Codec = Object.freeze({
+  PCM: 'pcm',
+  OPUS: 'opus',
+});
+export const OPUS_CLOCK_RATE = 48000;
+
 /** Message types: the "type" field of every text message. */
 export const Msg = Object.freeze({
   // speaker → server

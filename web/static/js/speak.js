@@ -331,6 +331,8 @@ async function start() {
     sampleRate: () => mic.sampleRate,
     hello: () => ({ mic: st.mic, name: ui.name.value.trim(), language: language() }),
     onReady: () => {
+      // For people debugging and for browser tests: what the mic sends.
+      document.body.dataset.micCodec = cap.link ? cap.link.codec : '';
       if (ui.pageNotice.classList.contains('info') || ui.pageNotice.classList.contains('warn')) notice(ui.pageNotice, '', '');
       render();
     },

@@ -190,18 +190,13 @@ func (h *hub) openChannel(k chanKey, floor bool, unsaid string) (*channel, error
 		c.subs = append(c.subs, sub)
 		return nil
 	}
-	err := subscribe(subject.Mics(k.room), c.onMic)
+	in := &programInput{prog: c.prog, unsaid: unsaid, count: true}
+	err := in.subscribe(k.room, k.lang, floor, subscribe)
 	if err == nil {
 		err = subscribe(subject.SourceCaptions(k.room), c.onSourceCaption)
 	}
 	if err == nil && !floor {
-		err = subscribe(subject.Out(k.room, k.lang), c.onInterp)
-		if err == nil {
-			err = subscribe(subject.Caption(k.room, k.lang), c.onCaption)
-		}
-		if err == nil {
-			err = subscribe(subject.Booths(k.room, k.lang), c.onBooth)
-		}
+		err = subscribe(subject.Caption(k.room, k.lang), c.onCaption)
 	}
 	if err != nil {
 		for _, sub := range c.subs {
@@ -284,31 +279,6 @@ func (h *hub) listenerCount(roomID, lang string) int {
 		return len(*c.listeners.Load())
 	}
 	return 0
-}
-
-// onMic takes a frame of one of the room's mics into the program.
-func (c *channel) onMic(m *nats.Msg) {
-	framesIn.Inc()
-	if len(m.Data) == 0 || len(m.Data)%2 != 0 {
-		oddAudio.Inc() // half a sample would shift every later one
-		return
-	}
-	f, _ := subject.FrameOf(m)
-	if f.Lang == "" {
-		f.Lang = c.unsaid
-	}
-	c.prog.pushMic(f, time.Now())
-}
-
-// onInterp takes a frame of the channel's interpretation into the program.
-func (c *channel) onInterp(m *nats.Msg) {
-	framesIn.Inc()
-	if len(m.Data) == 0 || len(m.Data)%2 != 0 {
-		oddAudio.Inc()
-		return
-	}
-	f, _ := subject.FrameOf(m)
-	c.prog.pushInterp(f, time.Now())
 }
 
 // deliver hands one tick of the program to every listener: prepared (and

@@ -169,13 +169,8 @@ func startChannelRecorder(rr *roomRecorder, w *recordWriter, r *room.Room, lang 
 	}
 	if err == nil && c.audio {
 		if c.enc, err = opus.NewEncoder(0); err == nil {
-			err = sub(subject.Mics(r.ID), c.onMic)
-		}
-		if err == nil && !c.floor {
-			err = sub(subject.Out(r.ID, lang), c.onInterp)
-		}
-		if err == nil && !c.floor {
-			err = sub(subject.Booths(r.ID, lang), c.onBooth)
+			in := &programInput{prog: c.prog, unsaid: c.unsaid}
+			err = in.subscribe(r.ID, lang, c.floor, sub)
 		}
 	}
 	if err != nil {
@@ -206,36 +201,6 @@ func (c *channelRecorder) unsubscribe() {
 	for _, s := range c.subs {
 		_ = s.Unsubscribe()
 	}
-}
-
-func (c *channelRecorder) onMic(m *nats.Msg) {
-	if len(m.Data) == 0 || len(m.Data)%2 != 0 {
-		return
-	}
-	f, _ := subject.FrameOf(m)
-	if f.Lang == "" {
-		f.Lang = c.unsaid
-	}
-	c.prog.pushMic(f, time.Now())
-}
-
-func (c *channelRecorder) onInterp(m *nats.Msg) {
-	if len(m.Data) == 0 || len(m.Data)%2 != 0 {
-		return
-	}
-	f, _ := subject.FrameOf(m)
-	c.prog.pushInterp(f, time.Now())
-}
-
-// onBooth takes a human interpreter's audio (voice.go: the program
-// prefers it to the AI's while they are on air).
-func (c *channelRecorder) onBooth(m *nats.Msg) {
-	if len(m.Data)%2 != 0 {
-		return
-	}
-	f, _ := subject.FrameOf(m)
-	silent, spoke := subject.SilentFor(m)
-	c.prog.pushHuman(f, silent, spoke, time.Now())
 }
 
 // onCaption takes a line of the channel's interpretation.

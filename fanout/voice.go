@@ -3,11 +3,8 @@ package fanout
 import (
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/booth"
-	"github.com/babelcast/babelcast/internal/subject"
 )
 
 // A language's channel may have a booth of human interpreters. Its
@@ -62,18 +59,6 @@ func (p *program) interpretation(n int, now time.Time) (audio.Mix, string) {
 		return human, booth.Human
 	}
 	return ai, booth.AI
-}
-
-// onBooth takes a frame of the channel's booth into the program.
-func (c *channel) onBooth(m *nats.Msg) {
-	framesIn.Inc()
-	if len(m.Data)%2 != 0 {
-		oddAudio.Inc()
-		return
-	}
-	f, _ := subject.FrameOf(m)
-	silent, spoke := subject.SilentFor(m)
-	c.prog.pushHuman(f, silent, spoke, time.Now())
 }
 
 // setVoice tells listeners whose interpretation the channel now carries.

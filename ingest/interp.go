@@ -55,14 +55,10 @@ type interp struct {
 	log            *slog.Logger
 	since          time.Time
 
-	out        chan []byte // text messages; full → dropped
-	audio      chan []byte // what the interpreter hears; full → dropped
-	closing    chan struct{}
-	closeOnce  sync.Once
-	readerDone chan struct{}
+	peer
+	audio chan []byte // what the interpreter hears; full → dropped
 
 	mu     sync.Mutex
-	req    closeReq
 	name   string
 	wants  bool      // took the air and has not handed it over
 	tookAt time.Time // when
@@ -89,52 +85,9 @@ func newInterp(s *Server, conn *websocket.Conn, rm *room.Room, lang, hear, key s
 	return &interp{
 		s: s, conn: conn, roomID: rm.ID, source: rm.SourceLanguage, lang: lang, hear: hear, key: key, id: id,
 		log: log.With("conn", id), since: time.Now().UTC(),
-		out: make(chan []byte, sendQueue), audio: make(chan []byte, hearQueue),
-		closing: make(chan struct{}), readerDone: make(chan struct{}),
+		peer: newPeer(sendQueue, "booth_queue_full"), audio: make(chan []byte, hearQueue),
 		rs: audio.NewResampler(audio.Rate, audio.Rate), vad: audio.NewVoiceDetector(0),
 		lvlRMS: audio.SilenceDB, lvlPk: audio.SilenceDB,
-	}
-}
-
-func (c *interp) close(code int, errCode, message string) {
-	c.shut(closeReq{code: code, errCode: errCode, message: message})
-}
-
-func (c *interp) shut(r closeReq) {
-	c.closeOnce.Do(func() {
-		c.mu.Lock()
-		c.req = r
-		c.mu.Unlock()
-		close(c.closing)
-	})
-}
-
-func (c *interp) closeReq() closeReq {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.req
-}
-
-func (c *interp) isClosing() bool {
-	select {
-	case <-c.closing:
-		return true
-	default:
-		return false
-	}
-}
-
-// send queues a text message, dropping it when the interpreter's
-// connection cannot keep up (a newer one follows).
-func (c *interp) send(v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return
-	}
-	select {
-	case c.out <- b:
-	default:
-		metrics.FramesDropped.WithLabelValues(roleName, "booth_queue_full").Inc()
 	}
 }
 

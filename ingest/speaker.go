@@ -68,12 +68,8 @@ type speaker struct {
 	accLevel, shownLevel   float64
 	accSpeech, shownSpeech bool
 
-	out        chan []byte   // text messages for the writer; full → dropped
-	closing    chan struct{} // closed by close: the writer ends the connection
-	closeOnce  sync.Once
-	req        closeReq // why it closes, set once
-	readerDone chan struct{}
-	ready      atomic.Bool // "ready" was sent
+	peer
+	ready atomic.Bool // "ready" was sent
 
 	// Reader goroutine only.
 	started bool
@@ -85,19 +81,12 @@ type speaker struct {
 	frames  uint64
 }
 
-type closeReq struct {
-	code    int
-	errCode string
-	message string
-	quiet   bool // the connection is gone or the peer closed: write nothing
-}
-
 func newSpeaker(s *Server, conn *websocket.Conn, rm *room.Room, key string, log *slog.Logger) *speaker {
 	return &speaker{
 		s: s, conn: conn, roomID: rm.ID, key: key, log: log, since: time.Now().UTC(),
 		rm: rm, rate: audio.Rate, lang: rm.SourceLanguage, live: livestate.NewRoomState(rm.ID),
 		accLevel: audio.SilenceDB, shownLevel: audio.SilenceDB, vad: audio.NewVoiceDetector(0),
-		out: make(chan []byte, sendQueue), closing: make(chan struct{}), readerDone: make(chan struct{}),
+		peer: newPeer(sendQueue, "speaker_queue_full"),
 	}
 }
 
@@ -117,52 +106,6 @@ func (sp *speaker) stateValue() []byte {
 	}
 	sp.mu.Unlock()
 	return livestate.Encode(st)
-}
-
-// close ends the connection: the writer sends an error message (unless
-// code is 1000) and a close frame with code, then hangs up. Only the first
-// call counts.
-func (sp *speaker) close(code int, errCode, message string) {
-	sp.shut(closeReq{code: code, errCode: errCode, message: message})
-}
-
-func (sp *speaker) shut(c closeReq) {
-	sp.closeOnce.Do(func() {
-		sp.mu.Lock()
-		sp.req = c
-		sp.mu.Unlock()
-		close(sp.closing)
-	})
-}
-
-func (sp *speaker) closeReq() closeReq {
-	sp.mu.Lock()
-	defer sp.mu.Unlock()
-	return sp.req
-}
-
-func (sp *speaker) isClosing() bool {
-	select {
-	case <-sp.closing:
-		return true
-	default:
-		return false
-	}
-}
-
-// send queues a text message. The queue is bounded: when a speaker's
-// connection cannot take our messages, level and status updates are
-// dropped (newer ones follow).
-func (sp *speaker) send(v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return
-	}
-	select {
-	case sp.out <- b:
-	default:
-		metrics.FramesDropped.WithLabelValues(roleName, "speaker_queue_full").Inc()
-	}
 }
 
 // serve runs the connection until it ends. The connection becomes a mic of

@@ -49,7 +49,8 @@ type ListenOptions struct {
 	// ends or the server ends the stream.
 	Duration time.Duration
 	// OnAudio, if set, sees every audio message (PCM16LE mono 24 kHz,
-	// decoded when Opus), and the silence a recording fills gaps with.
+	// decoded when Opus) as the server sent it: not the silence a
+	// recording fills gaps with, so a caller can time what arrived.
 	OnAudio func(pcm []byte)
 	// OnMessage, if set, sees every text message.
 	OnMessage func(typ string, raw []byte)

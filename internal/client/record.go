@@ -19,7 +19,8 @@ type recorder struct {
 	dec     *opus.Decoder    // Opus on the wire, for WAV and onAudio
 	enc     *opus.Encoder    // for the silent packets of an Ogg recording's gaps
 	codec   bool             // Opus on the wire
-	onAudio func(pcm []byte)
+	onAudio func(pcm []byte) // sees what the server sent, never the filling
+	filling bool             // fill is recording silence: not for onAudio
 
 	start   time.Time     // when the first connection said hello
 	written time.Duration // audio recorded since
@@ -69,7 +70,7 @@ func (r *recorder) packets(pks [][]byte) error {
 			return err
 		}
 	}
-	if r.wav == nil && r.onAudio == nil {
+	if r.wav == nil && (r.onAudio == nil || r.filling) {
 		r.written += time.Duration(len(pks)) * 20 * time.Millisecond
 		return nil
 	}
@@ -91,7 +92,7 @@ func (r *recorder) pcm(b []byte) error {
 		}
 	}
 	r.written += audio.BytesDuration(len(b))
-	if r.onAudio != nil {
+	if r.onAudio != nil && !r.filling {
 		r.onAudio(b)
 	}
 	return nil
@@ -107,6 +108,8 @@ func (r *recorder) fill(now time.Time, slack time.Duration) error {
 	if gap <= slack {
 		return nil
 	}
+	r.filling = true
+	defer func() { r.filling = false }()
 	if r.ogg == nil { // PCM out (or none), a second at a time
 		for gap > 0 {
 			d := min(gap, time.Second)

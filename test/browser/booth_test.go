@@ -49,9 +49,15 @@ func TestBoothPage(t *testing.T) {
 	booth.do("type the name", chromedp.SendKeys(chromedp.CSS("#booth-name"), "Ines"))
 	booth.click("#booth-start")
 	booth.waitFor("the booth connected and told nobody is on air", jsPill+` === 'live' && !document.getElementById('take').disabled`, 15*time.Second)
-	booth.waitFor("the floor in the headphones", `window.__tap.reduce((n, r) => n + r.bytes, 0) > 48000`, 15*time.Second)
-	if got := voices(heardWhere(booth, `r.url.includes('/booth/')`), "en", "es", "de"); got["en"] < 5 || got["de"] > 0 {
-		t.Errorf("the booth heard %s, want the floor (en) and not itself (de)", fmtVoices(got))
+	// The floor's talk has pauses: wait for half a second of it rather
+	// than for a length of feed, which may all fall in a pause.
+	var inBooth map[string]int
+	harness.WaitFor(t, 20*time.Second, "the floor in the headphones", func() bool {
+		inBooth = voices(heardWhere(booth, `r.url.includes('/booth/')`), "en", "es", "de")
+		return inBooth["en"] >= 5
+	})
+	if inBooth["de"] > 0 {
+		t.Errorf("the booth heard %s, want the floor (en) and not itself (de)", fmtVoices(inBooth))
 	}
 
 	booth.click("#take")

@@ -17,7 +17,7 @@ import (
 	"github.com/babelcast/babelcast/test/harness/service"
 )
 
-// TestAttendeeInTheirLanguage is issue 15's attendee flow: a Chromium set
+// TestAttendeeInTheirLanguage is the attendee flow: a Chromium set
 // to Spanish (es-ES) joins a room that offers Spanish and Arabic. The join
 // page and the attendee page speak Spanish (lang="es") before any choice;
 // choosing the Arabic channel turns the page and its captions right to

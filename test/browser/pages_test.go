@@ -60,7 +60,7 @@ func goLive(t *testing.T, s *service.Service, bctx context.Context, r harness.Ro
 	return speaker, attendee
 }
 
-// TestSpeakerToAttendee is issue 5's first page check: a speaker on the
+// TestSpeakerToAttendee is the first page check: a speaker on the
 // speaker page (Chromium's fake microphone playing English speech) and an
 // attendee on the attendee page hearing and reading the Spanish
 // translation, while the speaker sees the attendee counted.

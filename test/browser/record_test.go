@@ -11,7 +11,7 @@ import (
 	"github.com/babelcast/babelcast/test/harness"
 )
 
-// TestAttendeeJoiningLateSeesEarlierLines is issue 12's page check: an
+// TestAttendeeJoiningLateSeesEarlierLines is the page check: an
 // attendee who opens a recorded room's page after the talk began reads
 // what was said before they joined, and is told the room is recorded.
 func TestAttendeeJoiningLateSeesEarlierLines(t *testing.T) {

@@ -19,7 +19,7 @@ import (
 	"github.com/babelcast/babelcast/test/harness/service"
 )
 
-// TestSpeakerToListenersThroughBothSessionKinds is issue 2's end-to-end
+// TestSpeakerToListenersThroughBothSessionKinds is the end-to-end
 // check: a room with Spanish (the dedicated translation model) and Dutch
 // (an instructed realtime session), a speaker streaming a file, and
 // listeners of each channel and of the floor.

@@ -76,7 +76,7 @@ func (p *translatorProcess) kill() {
 	}
 }
 
-// TestKilledTranslatorCostsOneChannelUnderFiveSeconds is issue 3's failover
+// TestKilledTranslatorCostsOneChannelUnderFiveSeconds is the failover
 // check with real processes: the api, ingest and fanout roles in-process
 // (with the embedded NATS), two translator processes. Killing the one that
 // owns Spanish silences the Spanish listener for less than 5 s, and then

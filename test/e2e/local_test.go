@@ -20,7 +20,7 @@ import (
 // power to do for them" (its transcription file).
 const librivox = "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav"
 
-// Issue 6's check: with no OpenAI key the service interprets with the
+// With no OpenAI key the service interprets with the
 // offline engine; an English speaker recorded in a WAV is heard in Spanish
 // with Spanish captions, and a language the engine lacks is refused with
 // the list of those it has.

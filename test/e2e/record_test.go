@@ -101,7 +101,7 @@ func voiced(pcm []byte, lang string, gap time.Duration) [][2]time.Duration {
 	return runs
 }
 
-// TestRecordOfATalk is issue 12's end-to-end check: a recorded room's
+// TestRecordOfATalk is the end-to-end check: a recorded room's
 // talk, its transcripts (VTT, SRT, JSON) and recordings (Ogg/Opus) of
 // every channel, checked cue by cue against the turns spoken and against
 // the recording; again after a restart on the same data directory; then

@@ -1,6 +1,6 @@
 package e2e
 
-// Issue 3's "Done when", end to end: the whole service in-process with the
+// The translator end to end: the whole service in-process with the
 // fake Realtime server, a speaker streaming at real time with the speak
 // client and listeners recording with the listen client. Output is paced at
 // real time, so these tests run in wall time; the talk is scaled down (a
@@ -84,14 +84,14 @@ var (
 	nlLine = regexp.MustCompile(`^\[nl\] (sentence \d+|\(audio\))\.$`)
 )
 
-// TestSoakTalkThroughRotationsAndADrop is issue 3's soak: a 150 s talk of
+// TestSoakTalkThroughRotationsAndADrop is the soak: a 150 s talk of
 // numbered turns through sessions that expire every 30 s (rotated 8 s
 // before) and one connection drop, into Spanish (the translation model) and
 // Dutch (the instructed model). Every turn must be heard translated once, in order,
 // with a flat context, and no session may run into its expiry.
 //
 // BABELCAST_SOAK_TALK and BABELCAST_SOAK_SESSION (Go durations) run it at
-// another scale, such as the issue's own 10m and 2m; docs/translator.md has
+// another scale, such as 10m and 2m; docs/translator.md has
 // the figures of both.
 func TestSoakTalkThroughRotationsAndADrop(t *testing.T) {
 	t.Parallel()
@@ -411,7 +411,7 @@ func openNow(f *fakerealtime.Server, lang string) int {
 	return n
 }
 
-// TestLongStretchHeardWithinSeconds is issue 3's lag check: 30 s of speech
+// TestLongStretchHeardWithinSeconds is the lag check: 30 s of speech
 // without a pause. The translation model streams; the instructed model
 // gets turns only because the session cuts the stretch itself (at
 // MaxTurn, 8 s): without the cut its first audio would come after the
@@ -487,7 +487,7 @@ func TestLongStretchHeardWithinSeconds(t *testing.T) {
 	}
 }
 
-// TestSessionsOnlyForLanguagesListenedTo is issue 3's presence check: a
+// TestSessionsOnlyForLanguagesListenedTo is the presence check: a
 // language nobody listens to runs no session, an always_on one runs without
 // listeners, and a session closes once its last listener has been gone for
 // the linger.

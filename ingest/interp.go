@@ -244,31 +244,14 @@ func (c *interp) handleText(data []byte) {
 			c.bad(wire.CloseBadMessage, wire.CodeBadMessage, "the start message must come first, before any audio")
 			return
 		}
-		rate := audio.Rate
-		if m.SampleRate != nil {
-			rate = *m.SampleRate
-		}
-		switch m.Codec {
-		case "", wire.CodecPCM:
-		case wire.CodecOpus:
-			in, err := newOpusInput()
-			if err != nil {
-				c.log.Error("no Opus decoder", "err", err)
-				c.bad(wire.CloseBadMessage, wire.CodeBadMessage, "this server cannot decode Opus; send PCM")
-				return
-			}
-			// The decoder gives the 24 kHz the rest of babelcast speaks.
-			c.opus, rate = in, audio.Rate
-		default:
-			c.bad(wire.CloseBadMessage, wire.CodeBadMessage, fmt.Sprintf("codec must be %q or %q, not %.20q", wire.CodecPCM, wire.CodecOpus, m.Codec))
+		f, bad := parseInput(m.SampleRate, m.Codec, c.log)
+		if bad != nil {
+			c.bad(wire.CloseBadMessage, bad.code, bad.message)
 			return
 		}
-		if err := audio.CheckRate(rate); err != nil {
-			c.bad(wire.CloseBadMessage, wire.CodeBadSampleRate, err.Error())
-			return
-		}
+		c.opus = f.opus
 		c.started = true
-		c.rs = audio.NewResampler(rate, audio.Rate)
+		c.rs = f.resampler()
 		c.mu.Lock()
 		c.name = cleanName(m.Name)
 		c.mu.Unlock()

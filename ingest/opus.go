@@ -2,8 +2,11 @@ package ingest
 
 import (
 	"fmt"
+	"log/slog"
 
+	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/audio/opus"
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // opusInput decodes a speaker's Opus (start message "codec":"opus"): binary
@@ -36,4 +39,48 @@ func (o *opusInput) decode(msg []byte) ([]int16, error) {
 		}
 	}
 	return o.buf, nil
+}
+
+// inputFormat is what a start message says of the audio to come.
+type inputFormat struct {
+	rate int        // the clock the sender counts in: Opus's 48 kHz, or PCM's rate
+	opus *opusInput // with "codec":"opus": what decodes the binary messages
+}
+
+// resampler turns the decoded audio into the 24 kHz babelcast speaks:
+// Opus is decoded at that rate already.
+func (f inputFormat) resampler() *audio.Resampler {
+	if f.opus != nil {
+		return audio.NewResampler(audio.Rate, audio.Rate)
+	}
+	return audio.NewResampler(f.rate, audio.Rate)
+}
+
+// badStart is why a start message is refused: an error code and message,
+// closed with wire.CloseBadMessage.
+type badStart struct{ code, message string }
+
+// parseInput reads a start message's sample_rate and codec (speakers and
+// interpreters send the same).
+func parseInput(sampleRate *int, codec string, log *slog.Logger) (inputFormat, *badStart) {
+	f := inputFormat{rate: audio.Rate}
+	if sampleRate != nil {
+		f.rate = *sampleRate
+	}
+	switch codec {
+	case "", wire.CodecPCM:
+	case wire.CodecOpus:
+		in, err := newOpusInput()
+		if err != nil {
+			log.Error("no Opus decoder", "err", err)
+			return f, &badStart{wire.CodeBadMessage, "this server cannot decode Opus; send PCM"}
+		}
+		f.opus, f.rate = in, wire.OpusClockRate
+	default:
+		return f, &badStart{wire.CodeBadMessage, fmt.Sprintf("codec must be %q or %q, not %.20q", wire.CodecPCM, wire.CodecOpus, codec)}
+	}
+	if err := audio.CheckRate(f.rate); err != nil {
+		return f, &badStart{wire.CodeBadSampleRate, err.Error()}
+	}
+	return f, nil
 }

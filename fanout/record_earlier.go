@@ -140,7 +140,7 @@ func (s *Server) handleEarlier(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer adm.release()
-	if p := r.Header.Get("X-Babelcast-Passcode"); p != "" {
+	if p := r.Header.Get(wire.HeaderPasscode); p != "" {
 		adm.passcode = p // the page's way: never in a URL
 	}
 	if !adm.authorize() {

@@ -62,8 +62,14 @@ func (s *Server) transcript(w http.ResponseWriter, r *http.Request) {
 		if !s.isAdmin(w, r) {
 			return
 		}
-	} else if !s.checkPasscode(w, r, rm, r.URL.Query().Get("passcode")) {
-		return
+	} else {
+		passcode := r.Header.Get(wire.HeaderPasscode) // out of URLs and access logs
+		if passcode == "" {
+			passcode = r.URL.Query().Get("passcode")
+		}
+		if !s.checkPasscode(w, r, rm, passcode) {
+			return
+		}
 	}
 	q := r.URL.Query()
 	format := q.Get("format")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/babelcast/babelcast/internal/record"
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // TestTranscriptAccess: transcripts are the organizers', and the
@@ -44,6 +45,13 @@ func TestTranscriptAccess(t *testing.T) {
 		if r.status != c.status || !strings.Contains(string(r.body), c.body) {
 			t.Errorf("GET %s: %d %q, want %d with %q", c.path, r.status, r.body, c.status, c.body)
 		}
+	}
+	// The passcode may come in a header, out of the URL (and access logs).
+	if r := f.request("GET", "/api/v1/rooms/open/transcript?lang=es&format=txt", "", "", wire.HeaderPasscode, "1234"); r.status != 200 || string(r.body) != "Ana: Hola.\n" {
+		t.Errorf("passcode in %s: %d %q", wire.HeaderPasscode, r.status, r.body)
+	}
+	if r := f.request("GET", "/api/v1/rooms/open/transcript?lang=es", "", "", wire.HeaderPasscode, "0000"); r.status != 403 {
+		t.Errorf("a wrong passcode in %s: %d %q, want 403", wire.HeaderPasscode, r.status, r.body)
 	}
 	// Deleting the room deletes its transcript.
 	mustStatus(t, f.request("DELETE", "/api/v1/rooms/open", testToken, ""), 204)

@@ -8,6 +8,11 @@ package wire
 // (lang=floor): the mix of every live mic, untranslated.
 const Floor = "floor"
 
+// HeaderPasscode carries a listener's passcode on plain HTTP requests (the
+// earlier lines, a public transcript), so it stays out of URLs and access
+// logs; ?passcode= is taken too, for players that cannot set headers.
+const HeaderPasscode = "X-Babelcast-Passcode"
+
 // Hello opens a listener connection: which channel this is.
 type Hello struct {
 	Type       string `json:"type"` // TypeHello

@@ -25,6 +25,7 @@ var jsProtocol = []struct {
 	{"SAMPLE_RATE", "SampleRate", wire.SampleRate},
 	{"DEFAULT_MIC", "DefaultMic", wire.DefaultMic},
 	{"FLOOR", "Floor", wire.Floor},
+	{"HEADER_PASSCODE", "HeaderPasscode", wire.HeaderPasscode},
 	{"Codec.PCM", "CodecPCM", wire.CodecPCM},
 	{"Codec.OPUS", "CodecOpus", wire.CodecOpus},
 	{"OPUS_CLOCK_RATE", "OpusClockRate", wire.OpusClockRate},

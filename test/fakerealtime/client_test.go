@@ -91,6 +91,19 @@ func (c *client) appendAudio(typ string, pcm []byte) {
 	}
 }
 
+// appendUntilGone sends pcm in 200 ms appends, stopping at the first
+// write that fails: the server may drop the connection meanwhile.
+func (c *client) appendUntilGone(typ string, pcm []byte) {
+	const chunk = 9600
+	for len(pcm) > 0 {
+		n := min(chunk, len(pcm))
+		if c.ws.WriteJSON(map[string]any{"type": typ, "audio": base64.StdEncoding.EncodeToString(pcm[:n])}) != nil {
+			return
+		}
+		pcm = pcm[n:]
+	}
+}
+
 // next returns the next event of one of the given types, skipping others.
 func (c *client) next(types ...string) event {
 	c.t.Helper()

@@ -60,7 +60,9 @@ func TestDropAfterAppendsHitsOneSession(t *testing.T) {
 	s := newServer(t, fr.Options{})
 	s.AddFault(fr.Fault{Endpoint: fr.Translate, AfterAppends: 3, Action: fr.ActionDrop})
 	c := openTranslation(t, s, "it", false)
-	c.appendAudio("session.input_audio_buffer.append", fr.Speech("en", time.Second))
+	// The server drops the connection after the third append: a later
+	// write may find it gone.
+	c.appendUntilGone("session.input_audio_buffer.append", fr.Speech("en", time.Second))
 	if code := c.closed(); code != -1 && code != websocket.CloseAbnormalClosure {
 		t.Fatalf("close %d, want an abrupt end", code)
 	}

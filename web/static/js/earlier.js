@@ -7,7 +7,7 @@
 // as listening (in a header, never in the URL).
 
 import { dirOf, localize } from './i18n.js';
-import { FLOOR } from './protocol.js';
+import { FLOOR, HEADER_PASSCODE } from './protocol.js';
 import { el } from './ui.js';
 
 export const text = localize('earlier', {
@@ -62,7 +62,7 @@ export class EarlierView {
     const q = new URLSearchParams({ lang: this.lang, before: this.lines[0].start });
     try {
       const res = await fetch(`/api/v1/rooms/${encodeURIComponent(this.o.roomId)}/earlier?${q}`,
-        { headers: { 'X-Babelcast-Passcode': this.o.passcode() || '' }, cache: 'no-store' });
+        { headers: { [HEADER_PASSCODE]: this.o.passcode() || '' }, cache: 'no-store' });
       if (!res.ok) throw new Error(String(res.status));
       const older = await res.json();
       const list = this.o.list;

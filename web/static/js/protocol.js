@@ -12,6 +12,8 @@ export const DEFAULT_MIC = 'main';
 
 /** The channel that is the floor itself: every mic, untranslated. */
 export const FLOOR = 'floor';
+/** The header of a listener's passcode on plain HTTP requests (never in a URL). */
+export const HEADER_PASSCODE = 'X-Babelcast-Passcode';
 
 /** Codecs of the audio both ways: the listener's ?codec=, the speaker's
  *  start message. Opus is 20 ms mono packets, each preceded by its length

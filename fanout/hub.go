@@ -356,10 +356,7 @@ func (c *channel) onSourceCaption(m *nats.Msg) {
 	if !ok {
 		return
 	}
-	spoken := cm.SourceLanguage
-	if spoken == "" {
-		spoken = c.unsaid
-	}
+	spoken := spokenIn(cm, c.unsaid)
 	if !c.prog.plays(spoken) && !c.voiceIs(booth.Human) {
 		return // the interpretation's own lines say it; an interpreter's have none
 	}
@@ -370,6 +367,16 @@ func (c *channel) onSourceCaption(m *nats.Msg) {
 	}
 	cm.Type, cm.Lang, cm.Segment, cm.Source, cm.SourceLanguage = wire.TypeCaption, spoken, seg, true, spoken
 	c.broadcastText(textFrame(cm))
+}
+
+// spokenIn is the language a source caption's words were said in: its
+// source_language, or the room's source language (unsaid) where it says
+// none.
+func spokenIn(cm wire.Caption, unsaid string) string {
+	if cm.SourceLanguage != "" {
+		return cm.SourceLanguage
+	}
+	return unsaid
 }
 
 // readCaption decodes a caption from NATS, counting what it cannot read.

@@ -219,10 +219,7 @@ func (c *channelRecorder) onSourceCaption(m *nats.Msg) {
 	if !ok {
 		return
 	}
-	spoken := cm.SourceLanguage
-	if spoken == "" {
-		spoken = c.unsaid
-	}
+	spoken := spokenIn(cm, c.unsaid)
 	if !c.prog.plays(spoken) {
 		return
 	}

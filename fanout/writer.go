@@ -116,9 +116,9 @@ func (bw *batchWriter) write() error {
 
 // pump writes l's queue to its connection until the connection ends or l
 // is closed. ws is the WebSocket (nil for a WAV stream): it gets pings,
-// delay messages and a close frame. readDone closes when the client has
+// delay messages and close frames. readDone closes when the client has
 // gone.
-func (s *Server) pump(bw *batchWriter, ws *websocket.Conn, l *listener, readDone <-chan struct{}, log *slog.Logger) {
+func (s *Server) pump(bw *batchWriter, ws *wsPeer, l *listener, readDone <-chan struct{}, log *slog.Logger) {
 	var ping <-chan time.Time
 	if ws != nil {
 		t := time.NewTicker(s.o.PingInterval)
@@ -134,9 +134,12 @@ func (s *Server) pump(bw *batchWriter, ws *websocket.Conn, l *listener, readDone
 		select {
 		case <-l.wake:
 		case <-readDone:
+			if ws != nil {
+				s.answerClose(ws)
+			}
 			return // the client left
 		case <-ping:
-			if err := ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.o.WriteTimeout)); err != nil {
+			if err := ws.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.o.WriteTimeout)); err != nil {
 				return
 			}
 			continue
@@ -151,7 +154,7 @@ func (s *Server) pump(bw *batchWriter, ws *websocket.Conn, l *listener, readDone
 						log.Info("listener closed: too slow", "dropped_frames", l.droppedFrames())
 					}
 					if ws != nil {
-						s.closeWS(ws, readDone, code, reason)
+						s.closeWS(ws, code, reason)
 					}
 					return
 				}

@@ -278,35 +278,64 @@ func (s *Server) refuse(conn *websocket.Conn, code int, reason string) {
 // reads (discarding what the client sends, answering pings, noticing the
 // close). It returns when the connection is over.
 func (s *Server) serveWS(conn *websocket.Conn, l *listener, log *slog.Logger) {
-	readDone := make(chan struct{})
+	peer := &wsPeer{conn: conn, done: make(chan struct{})}
 	defer func() {
 		_ = conn.Close()
-		<-readDone
+		<-peer.done
 	}()
-	go s.readWS(conn, readDone)
-	s.pump(newBatchWriter(conn.NetConn(), true, s.o.WriteTimeout), conn, l, readDone, log)
+	go s.readWS(peer)
+	s.pump(newBatchWriter(conn.NetConn(), true, s.o.WriteTimeout), peer, l, peer.done, log)
+}
+
+// wsPeer is a listener's WebSocket as its writer sees it. Only the writer
+// (pump) writes close frames: data frames go out in batches beside
+// gorilla's writer, so a close written by the reader could land between
+// two batches, and a data frame after a close frame breaks the protocol.
+type wsPeer struct {
+	conn *websocket.Conn
+	done chan struct{} // closed when the reader has returned
+	// closeReply answers the client's close frame; the reader sets it (nil
+	// if the client did not close) before done closes.
+	closeReply []byte
 }
 
 // closeWS sends a close frame and waits briefly for the client's reply.
-func (s *Server) closeWS(conn *websocket.Conn, readDone <-chan struct{}, code int, reason string) {
+func (s *Server) closeWS(peer *wsPeer, code int, reason string) {
 	msg := websocket.FormatCloseMessage(code, reason)
-	if err := conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(s.o.WriteTimeout)); err != nil {
+	if err := peer.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(s.o.WriteTimeout)); err != nil {
 		return
 	}
 	select {
-	case <-readDone:
+	case <-peer.done:
 	case <-time.After(2 * time.Second):
 	}
 }
 
+// answerClose replies to the client's close frame, if it sent one; the
+// writer calls it once it has written its last data frame.
+func (s *Server) answerClose(peer *wsPeer) {
+	if peer.closeReply != nil {
+		_ = peer.conn.WriteControl(websocket.CloseMessage, peer.closeReply, time.Now().Add(s.o.WriteTimeout))
+	}
+}
+
 // readWS reads and discards what the client sends until the connection
-// fails or closes; pongs and messages prove the peer is alive.
-func (s *Server) readWS(conn *websocket.Conn, done chan<- struct{}) {
-	defer close(done)
+// fails or closes; pongs and messages prove the peer is alive. A close
+// from the client is noted for the writer to answer (see wsPeer).
+func (s *Server) readWS(peer *wsPeer) {
+	defer close(peer.done)
+	conn := peer.conn
 	conn.SetReadLimit(maxClientMessage)
 	alive := func() { _ = conn.SetReadDeadline(time.Now().Add(s.o.PongWait)) }
 	alive()
 	conn.SetPongHandler(func(string) error { alive(); return nil })
+	conn.SetCloseHandler(func(code int, _ string) error {
+		peer.closeReply = []byte{}
+		if code != websocket.CloseNoStatusReceived {
+			peer.closeReply = websocket.FormatCloseMessage(code, "")
+		}
+		return nil
+	})
 	for {
 		if _, _, err := conn.NextReader(); err != nil {
 			return

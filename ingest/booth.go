@@ -115,17 +115,20 @@ func (s *Server) handleBooth(w http.ResponseWriter, r *http.Request) {
 	}
 	pl, err := room.ParseLang(chi.URLParam(r, "lang"))
 	l, ok := rm.Language(pl.Code)
-	if err != nil || !ok || !l.Booth {
+	hasBooth := err == nil && ok && l.Booth
+	if !hasBooth && rm.HoldsBoothKey(key) {
+		// Told only to an interpreter of the room: a guesser learns
+		// nothing of which languages have booths.
 		httperr.NotFound(w, fmt.Sprintf("room %q has no booth for %.40q", rm.ID, chi.URLParam(r, "lang")))
 		return
 	}
-	lang := l.Code
-	if !rm.CheckBoothKey(lang, key) {
+	if !hasBooth || !rm.CheckBoothKey(l.Code, key) {
 		metrics.Errors.WithLabelValues(roleName, "auth").Inc()
-		log.Warn("interpreter refused: wrong booth key", "lang", lang, "remote", r.RemoteAddr)
+		log.Warn("interpreter refused: wrong booth key", "lang", pl.Code, "remote", r.RemoteAddr)
 		httperr.Unauthorized(w, "wrong booth key for this booth")
 		return
 	}
+	lang := l.Code
 	q := r.URL.Query()
 	hear := wire.Floor
 	if h := q.Get("hear"); h != "" && h != wire.Floor {

@@ -13,9 +13,9 @@
 
 import { api, describeError, roomIdFromPath } from './api.js';
 import { CaptionView } from './captions.js';
-import { LiveGuard, mediaSupported, Microphone, MicLink, micError, noMediaReason, refusal } from './mic.js';
+import { LiveGuard, mediaSupported, Microphone, MicLink, micError, noMediaReason } from './mic.js';
 import { AudioOut, playerNode } from './player.js';
-import { Close, FLOOR, Msg } from './protocol.js';
+import { FLOOR, Msg } from './protocol.js';
 import { $, el, fmt, notice, nativeName, secretFromFragment, setMeter, store } from './ui.js';
 
 const text = {
@@ -161,7 +161,16 @@ async function enter() {
       }
       if (msg.type === Msg.CAPTION) crib.add(msg);
     },
-    onClose: onClose,
+    onClose,
+    onRoomGone: () => {
+      leave();
+      notice(ui.pageNotice, 'error', text.roomGone, text.roomGoneText);
+    },
+    onRefused: (refused) => {
+      leave();
+      notice(ui.pageNotice, 'error', text.refused, refused.text);
+      ui.pageNotice.dataset.reason = refused.reason;
+    },
     onRetry: () => render(),
   });
   live.link.start();
@@ -176,23 +185,11 @@ async function enter() {
   ui.onAir.focus();
 }
 
-function onClose({ code }) {
+/** Any close: who is on air is not known until the next on_air message. */
+function onClose() {
   st.resume = !!(st.onAir && st.onAir.on_air);
   st.onAir = null;
   render();
-  if (code === Close.ROOM_GONE) {
-    leave();
-    notice(ui.pageNotice, 'error', text.roomGone, text.roomGoneText);
-    return false;
-  }
-  const refused = refusal(code, live.link && live.link.lastError);
-  if (refused) {
-    leave();
-    notice(ui.pageNotice, 'error', text.refused, refused.text);
-    ui.pageNotice.dataset.reason = refused.reason;
-    return false;
-  }
-  return true;
 }
 
 function leave() {

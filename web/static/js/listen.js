@@ -18,7 +18,7 @@
 // Audio plays through player.js; the AudioContext is created and resumed
 // on the Play press.
 
-import { api, ApiError, describeError, probeHandshake, roomIdFromPath } from './api.js';
+import { ApiError, describeError, loadRoom, probeHandshake, roomIdFromPath, roomPublic } from './api.js';
 import { QuestionFlow } from './ask.js';
 import { CaptionView } from './captions.js';
 import { EarlierView } from './earlier.js';
@@ -709,27 +709,30 @@ function setupQuestions() {
 
 // ---------- start ----------
 
-/** Loads public info; false when the page cannot go on. */
+/** Loads public info again; false when the page cannot go on. */
 async function loadInfo() {
   try {
-    st.info = await api(`/api/v1/rooms/${encodeURIComponent(roomId)}/public`);
-    st.info.languages = st.info.languages || [];
+    st.info = await roomPublic(roomId);
     return true;
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) {
-      st.ended = true;
-      stopPlaying();
-      questions?.roomGone();
-      ui.player.hidden = true;
-      ui.roomName.textContent = text.roomNotFound;
-      document.title = text.roomNotFoundTitle;
-      setPill('ended', text.noSuchRoomPill);
-      notice(ui.pageNotice, 'error', fmt(text.noSuchRoom, { room: roomId }),
-        el('span', {}, `${text.checkLink} `, el('a', { href: '/' }, text.enterCode)));
+      noSuchRoom();
       return false;
     }
     throw err;
   }
+}
+
+function noSuchRoom() {
+  st.ended = true;
+  stopPlaying();
+  questions?.roomGone();
+  ui.player.hidden = true;
+  ui.roomName.textContent = text.roomNotFound;
+  document.title = text.roomNotFoundTitle;
+  setPill('ended', text.noSuchRoomPill);
+  notice(ui.pageNotice, 'error', fmt(text.noSuchRoom, { room: roomId }),
+    el('span', {}, `${text.checkLink} `, el('a', { href: '/' }, text.enterCode)));
 }
 
 function showPlayer() {
@@ -759,16 +762,12 @@ async function init() {
   ui.mix.value = mix !== null ? mix : String(DEFAULT_MIX);
   renderSliders();
 
-  for (let attempt = 0; ; attempt++) {
-    try {
-      if (!(await loadInfo())) return;
-      break;
-    } catch (err) {
-      setPill('reconnecting', text.cannotReach);
-      notice(ui.pageNotice, 'error', text.cannotLoad, fmt(text.retrying, { why: describeError(err) }));
-      await new Promise((r) => setTimeout(r, Math.min(15000, 1000 * 2 ** attempt)));
-    }
-  }
+  const info = await loadRoom(roomId, (err) => {
+    setPill('reconnecting', text.cannotReach);
+    notice(ui.pageNotice, 'error', text.cannotLoad, fmt(text.retrying, { why: describeError(err) }));
+  });
+  if (!info) return noSuchRoom();
+  st.info = info;
   notice(ui.pageNotice, '', '');
   ui.roomName.replaceChildren(el('bdi', {}, st.info.name || roomId)); // in its own direction, isolated
   $('recorded-note').hidden = !st.info.record;

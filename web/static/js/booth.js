@@ -56,7 +56,7 @@ const ui = {
   pill: $('state-pill'), roomName: $('room-name'), pageNotice: $('page-notice'),
   setup: $('setup'), name: $('booth-name'), hear: $('booth-hear'), start: $('booth-start'),
   booth: $('booth'), onAir: $('on-air'), take: $('take'), handOver: $('hand-over'), cough: $('cough'),
-  volume: $('volume'), volumeValue: $('volume-value'), meter: $('level'), meterFill: $('level-fill'),
+  volume: $('volume'), volumeValue: $('volume-value'), meter: $('booth-level'), meterFill: $('booth-level-fill'),
   partners: $('partners'), crib: $('crib'), cribLive: $('crib-live'),
   glossaryBox: $('glossary-box'), glossary: $('glossary'), notes: $('notes'), leave: $('leave'),
 };

@@ -519,7 +519,7 @@ export class SpeakerKey {
    * @param {{keyNotAccepted: string, enterKey: string, wrongKey: string}} o.text  the page's words, read when shown
    * @param {HTMLElement[]} o.hides  what needs the key: hidden while the form asks for it
    * @param {() => void} o.onAccepted  a typed key was accepted; the form is hidden
-   * @param {(deleted: false) => void} o.onRoomGone  a check found no such room
+   * @param {(deleted: boolean) => void} o.onRoomGone  a check found no such room (deleted false)
    */
   constructor(o) {
     this.o = o;

@@ -402,11 +402,16 @@ ui.play.addEventListener('click', () => {
   else startPlaying();
 });
 
-function roomEnded() {
+/** The room is no more (or never was): nothing plays, nothing is asked. */
+function endRoom() {
   st.ended = true;
   stopPlaying();
   questions?.roomGone();
   ui.player.hidden = true;
+}
+
+function roomEnded() {
+  endRoom();
   renderState();
   notice(ui.pageNotice, 'error', text.roomClosed,
     el('span', {}, text.roomClosedText, el('a', { href: '/' }, text.joinAnother)));
@@ -723,11 +728,9 @@ async function loadInfo() {
   }
 }
 
+/** The room the link names does not exist: the page says so. */
 function noSuchRoom() {
-  st.ended = true;
-  stopPlaying();
-  questions?.roomGone();
-  ui.player.hidden = true;
+  endRoom();
   ui.roomName.textContent = text.roomNotFound;
   document.title = text.roomNotFoundTitle;
   setPill('ended', text.noSuchRoomPill);

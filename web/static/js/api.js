@@ -4,7 +4,7 @@
 // or no network at all).
 
 import { localize } from './i18n.js';
-import { fmt, notice } from './ui.js';
+import { fmt, notice, setPill } from './ui.js';
 
 /** An API failure: status 0 means the server could not be reached. */
 export class ApiError extends Error {
@@ -128,23 +128,22 @@ export async function loadRoom(roomId, waiting) {
 /**
  * The room a speaking page is for (the speaker and conversation pages),
  * from loadRoom, with the page told what happens meanwhile in the
- * elements every room page has: the state pill (setPill) and the page
+ * elements every room page has: the state pill and the page
  * notice while the server cannot be reached; the room's name says
  * text.roomNotFound when the link names no room (the notice says
  * text.noRoomInLink, text.askForLink) or there is no such room (gone()).
  * Resolves null when the page cannot go on.
  * @param {string} roomId
- * @param {{text: object, roomName: HTMLElement, pageNotice: HTMLElement,
- *          setPill: (state: string, label: string) => void, gone: () => void}} page
+ * @param {{text: object, roomName: HTMLElement, pageNotice: HTMLElement, pill: HTMLElement, gone: () => void}} page
  */
-export async function openRoom(roomId, { text: words, roomName, pageNotice, setPill, gone }) {
+export async function openRoom(roomId, { text: words, roomName, pageNotice, pill, gone }) {
   if (!roomId) {
     roomName.textContent = words.roomNotFound;
     notice(pageNotice, 'error', words.noRoomInLink, words.askForLink);
     return null;
   }
   const info = await loadRoom(roomId, (err) => {
-    setPill('reconnecting', words.cannotReach);
+    setPill(pill, 'reconnecting', words.cannotReach);
     notice(pageNotice, 'error', words.cannotLoad, fmt(words.retrying, { why: describeError(err) }));
   });
   if (!info) {

@@ -16,7 +16,7 @@ import { CaptionView } from './captions.js';
 import { LiveGuard, mediaSupported, Microphone, MicLink, micError, noMediaReason } from './mic.js';
 import { AudioOut, playerNode } from './player.js';
 import { FLOOR, Msg } from './protocol.js';
-import { $, el, fmt, notice, nativeName, secretFromFragment, setMeter, store } from './ui.js';
+import { $, el, fmt, notice, nativeName, secretFromFragment, setMeter, setPill, store } from './ui.js';
 
 const text = {
   noKey: 'This booth link holds no key',
@@ -228,8 +228,8 @@ function render() {
   // Take and Hand over disable themselves: the focus goes on to the other.
   if (focused && focused.disabled) [ui.handOver, ui.take, ui.leave].find((b) => !b.disabled && !b.hidden)?.focus();
   const open = !!(live.link && live.link.isOpen);
-  ui.pill.dataset.state = open ? 'live' : (st.live ? 'connecting' : 'idle');
-  ui.pill.textContent = open ? text.pillLive : (st.live ? text.pillConnecting : text.pillIdle);
+  if (open) setPill(ui.pill, 'live', text.pillLive);
+  else setPill(ui.pill, st.live ? 'connecting' : 'idle', st.live ? text.pillConnecting : text.pillIdle);
   ui.partners.replaceChildren(...(m ? m.interpreters : []).map((i) => el('li', {
     dataset: { testid: 'partner', onAir: String(i.on_air), muted: String(!!i.muted) },
   }, el('strong', {}, (i.name || text.someone) + (i.conn === st.me ? text.you : '')), ' ',

@@ -25,7 +25,7 @@ import { EarlierView } from './earlier.js';
 import { browserLanguages, languageOption, localize, nameLanguages, onLanguage, setLanguage } from './i18n.js';
 import { AudioOut, ChannelStream, checkPasscode } from './player.js';
 import { ChannelState, Close, Codec, FLOOR, Msg } from './protocol.js';
-import { $, el, fmt, notice, store } from './ui.js';
+import { $, el, fmt, notice, setPill, store } from './ui.js';
 
 const text = localize('listen', {
   loading: 'Loading…',
@@ -485,8 +485,8 @@ onLanguage(() => {
   if (!st.info) {
     // Still loading, or there is no such room (said before the catalog came).
     ui.roomName.textContent = st.ended ? text.roomNotFound : text.loadingRoom;
-    if (st.ended) setPill('ended', text.noSuchRoomPill);
-    else setPill('idle', text.loading);
+    if (st.ended) setPill(ui.pill, 'ended', text.noSuchRoomPill);
+    else setPill(ui.pill, 'idle', text.loading);
   }
   nameLanguages(ui.langList);
   captions.render();
@@ -561,29 +561,23 @@ function langLabel(code) {
   return l ? l.native || code : code;
 }
 
-function setPill(state, label) {
-  if (ui.pill.dataset.state === state && ui.pill.textContent === label) return;
-  ui.pill.dataset.state = state;
-  ui.pill.textContent = label;
-}
-
 function renderState() {
-  if (st.ended) return setPill('ended', text.pillClosed);
+  if (st.ended) return setPill(ui.pill, 'ended', text.pillClosed);
   if (!st.info) return;
-  if (!ui.passForm.hidden) return setPill('idle', text.pillPasscode);
-  if (!st.playing) return setPill('idle', text.pillPress);
+  if (!ui.passForm.hidden) return setPill(ui.pill, 'idle', text.pillPasscode);
+  if (!st.playing) return setPill(ui.pill, 'idle', text.pillPress);
   const m = st.main;
   if (!m || !m.socket.isOpen || !m.hello) {
-    return setPill(m && m.socket.attempt > 0 ? 'reconnecting' : 'connecting',
+    return setPill(ui.pill, m && m.socket.attempt > 0 ? 'reconnecting' : 'connecting',
       m && m.socket.attempt > 0 ? text.pillReconnecting : text.pillConnecting);
   }
-  if (st.fallback) return setPill('error', text.pillFallback);
-  if (st.speaker === false) return setPill('silent', text.pillSilent);
+  if (st.fallback) return setPill(ui.pill, 'error', text.pillFallback);
+  if (st.speaker === false) return setPill(ui.pill, 'silent', text.pillSilent);
   if (!isFloor(st.lang) && !isSource(st.lang) &&
       (st.channelState === ChannelState.STARTING || st.channelState === ChannelState.IDLE)) {
-    return setPill('starting', text.pillStarting);
+    return setPill(ui.pill, 'starting', text.pillStarting);
   }
-  return setPill('live', text.pillLive);
+  return setPill(ui.pill, 'live', text.pillLive);
 }
 
 /** The debug line: which codec the main stream plays, and what it took. */
@@ -733,7 +727,7 @@ function noSuchRoom() {
   endRoom();
   ui.roomName.textContent = text.roomNotFound;
   document.title = text.roomNotFoundTitle;
-  setPill('ended', text.noSuchRoomPill);
+  setPill(ui.pill, 'ended', text.noSuchRoomPill);
   notice(ui.pageNotice, 'error', fmt(text.noSuchRoom, { room: roomId }),
     el('span', {}, `${text.checkLink} `, el('a', { href: '/' }, text.enterCode)));
 }
@@ -766,7 +760,7 @@ async function init() {
   renderSliders();
 
   const info = await loadRoom(roomId, (err) => {
-    setPill('reconnecting', text.cannotReach);
+    setPill(ui.pill, 'reconnecting', text.cannotReach);
     notice(ui.pageNotice, 'error', text.cannotLoad, fmt(text.retrying, { why: describeError(err) }));
   });
   if (!info) return noSuchRoom();
@@ -778,7 +772,7 @@ async function init() {
   st.lang = initialLanguage();
   followLanguage();
   if (st.info.passcode_required && !st.passcode) {
-    setPill('idle', text.pillPasscode);
+    setPill(ui.pill, 'idle', text.pillPasscode);
     askPasscode('');
     return;
   }

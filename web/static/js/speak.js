@@ -21,7 +21,7 @@ import { listMicrophones, LiveGuard, mediaSupported, Microphone, MicLink, micErr
 import { AudioOut, ChannelStream } from './player.js';
 import { ChannelState, Close, DEFAULT_MIC, Msg } from './protocol.js';
 import { QuestionQueue } from './questions.js';
-import { $, el, englishName, fmt, nativeName, notice, randomId, setMeter, store } from './ui.js';
+import { $, el, englishName, fmt, nativeName, notice, randomId, setMeter, setPill, store } from './ui.js';
 
 const text = {
   loadingRoom: 'Loading room…',
@@ -453,11 +453,6 @@ function renderMics(mics) {
     m.mic.startsWith('q-') ? el('span', { class: 'tag' }, text.question) : null)));
 }
 
-function setPill(state, label) {
-  ui.pill.dataset.state = state;
-  if (ui.pill.textContent !== label) ui.pill.textContent = label;
-}
-
 function render() {
   const live = st.phase === 'live';
   const busy = live || st.phase === 'starting';
@@ -478,16 +473,16 @@ function render() {
     const next = [busy ? ui.stop : ui.start, ui.start, ui.stop].find((b) => !b.disabled);
     if (next) next.focus();
   }
-  if (st.ended) return setPill('ended', text.pillClosed);
+  if (st.ended) return setPill(ui.pill, 'ended', text.pillClosed);
   if (!st.info) return undefined;
-  if (st.phase === 'idle' || st.phase === 'stopped') return setPill('idle', text.pillIdle);
-  if (st.phase === 'starting') return setPill('connecting', text.pillStarting);
+  if (st.phase === 'idle' || st.phase === 'stopped') return setPill(ui.pill, 'idle', text.pillIdle);
+  if (st.phase === 'starting') return setPill(ui.pill, 'connecting', text.pillStarting);
   const l = cap.link;
   if (!l || !l.isOpen || !l.ready) {
-    return l && l.attempt > 0 ? setPill('reconnecting', text.pillReconnecting) : setPill('connecting', text.pillConnecting);
+    return l && l.attempt > 0 ? setPill(ui.pill, 'reconnecting', text.pillReconnecting) : setPill(ui.pill, 'connecting', text.pillConnecting);
   }
-  if (st.muted) return setPill('silent', text.pillMuted);
-  return setPill('live', text.pillLive);
+  if (st.muted) return setPill(ui.pill, 'silent', text.pillMuted);
+  return setPill(ui.pill, 'live', text.pillLive);
 }
 
 // ---------- questions from the audience ----------
@@ -597,7 +592,7 @@ function showConsole() {
 }
 
 async function init() {
-  st.info = await openRoom(roomId, { text, roomName: ui.roomName, pageNotice: ui.pageNotice, setPill, gone: () => roomGone(false) });
+  st.info = await openRoom(roomId, { text, roomName: ui.roomName, pageNotice: ui.pageNotice, pill: ui.pill, gone: () => roomGone(false) });
   if (!st.info) return;
   ui.roomName.textContent = st.info.name || roomId;
   document.title = `Speak: ${st.info.name || roomId} · babelcast`;

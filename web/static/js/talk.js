@@ -20,7 +20,7 @@ import { browserLanguages, dirOf, languageOption, localize, nameLanguages, onLan
 import { LiveGuard, mediaSupported, Microphone, MicLink, micError, noMediaReason, noticeEndings, SpeakerKey, text as micText } from './mic.js';
 import { AudioOut, ChannelStream } from './player.js';
 import { Close, Msg } from './protocol.js';
-import { $, el, fmt, notice, randomId, setMeter, store } from './ui.js';
+import { $, el, fmt, notice, randomId, setMeter, setPill, store } from './ui.js';
 
 const text = localize('talk', {
   roomNotFound: 'Room not found',
@@ -171,7 +171,7 @@ function followLanguage() {
 onLanguage(() => {
   if (!st.info) {
     ui.roomName.textContent = text.loadingRoom;
-    setPill('idle', text.loading);
+    setPill(ui.pill, 'idle', text.loading);
   } else if (st.phase !== 'ended') {
     document.title = fmt(text.title, { room: st.info.name || roomId });
   }
@@ -326,11 +326,6 @@ function roomGone(deleted) {
 
 // ---------- rendering ----------
 
-function setPill(state, label) {
-  ui.pill.dataset.state = state;
-  if (ui.pill.textContent !== label) ui.pill.textContent = label;
-}
-
 function render() {
   const on = st.phase === 'live' || st.phase === 'starting';
   if (st.phase !== 'ended' && st.info && ui.keyForm.hidden) {
@@ -341,16 +336,16 @@ function render() {
   ui.mute.dataset.muted = String(st.muted);
   ui.mute.textContent = st.muted ? text.unmute : text.mute;
   ui.talk.dataset.mic = st.mic;
-  if (st.phase === 'ended') return setPill('ended', text.pillClosed);
-  if (!on) return setPill('idle', text.pillIdle);
+  if (st.phase === 'ended') return setPill(ui.pill, 'ended', text.pillClosed);
+  if (!on) return setPill(ui.pill, 'idle', text.pillIdle);
   const l = live.link;
   const s = live.stream;
   if (!l || !l.isOpen || !l.ready || !s || !s.isOpen || !s.hello) {
     const again = (l && l.attempt > 0) || (s && s.socket.attempt > 0);
-    return setPill(again ? 'reconnecting' : 'connecting', again ? text.pillReconnecting : text.pillConnecting);
+    return setPill(ui.pill, again ? 'reconnecting' : 'connecting', again ? text.pillReconnecting : text.pillConnecting);
   }
-  if (st.muted) return setPill('silent', text.pillMuted);
-  return setPill('live', text.pillLive);
+  if (st.muted) return setPill(ui.pill, 'silent', text.pillMuted);
+  return setPill(ui.pill, 'live', text.pillLive);
 }
 
 function showSetup() {
@@ -362,7 +357,7 @@ function showSetup() {
 async function init() {
   followLanguage();
   ui.name.value = store.get('localStorage', keys.name) || '';
-  st.info = await openRoom(roomId, { text, roomName: ui.roomName, pageNotice: ui.pageNotice, setPill, gone: () => roomGone(false) });
+  st.info = await openRoom(roomId, { text, roomName: ui.roomName, pageNotice: ui.pageNotice, pill: ui.pill, gone: () => roomGone(false) });
   if (!st.info) return;
   ui.roomName.replaceChildren(el('bdi', {}, st.info.name || roomId)); // in its own direction, isolated
   document.title = fmt(text.title, { room: st.info.name || roomId });

@@ -2,7 +2,8 @@
 //
 // The speaker key comes from the URL fragment (#key=…, never sent to the
 // server with the page request) or is typed; it is kept in sessionStorage
-// and the fragment is removed from the address bar at once.
+// and the fragment is removed from the address bar at once (SpeakerKey,
+// mic.js).
 //
 // A room may have several mics live at once (a panel): each device says
 // which mic it is ("main" unless told otherwise; a device that starts as a

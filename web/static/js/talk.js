@@ -11,8 +11,8 @@
 // names.
 //
 // The key (the room's speaker key) comes in the link's fragment, as on the
-// speaker page. The microphone and its connection are mic.js's, the sound
-// player.js's, the captions captions.js's.
+// speaker page. The key, the microphone and its connection are mic.js's,
+// the sound player.js's, the captions captions.js's.
 
 import { describeError, openRoom, roomIdFromPath } from './api.js';
 import { CaptionView } from './captions.js';

@@ -13,6 +13,7 @@
 package fanout
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 	"github.com/babelcast/babelcast/internal/access"
 	"github.com/babelcast/babelcast/internal/httperr"
 	"github.com/babelcast/babelcast/internal/livestate"
+	"github.com/babelcast/babelcast/internal/option"
 	"github.com/babelcast/babelcast/internal/record"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/wire"
@@ -123,36 +125,16 @@ func New(o Options) (*Server, error) {
 	if o.Node == "" {
 		return nil, errors.New("fanout: Node is required")
 	}
-	if o.Log == nil {
-		o.Log = slog.Default()
-	}
-	if o.QueueFrames <= 0 {
-		o.QueueFrames = DefaultQueueFrames
-	}
-	if o.QueueAudio <= 0 {
-		o.QueueAudio = DefaultQueueAudio
-	}
-	if o.SlowAfter <= 0 {
-		o.SlowAfter = DefaultSlowAfter
-	}
-	if o.SendBuffer == 0 {
-		o.SendBuffer = DefaultSendBuffer
-	}
-	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = DefaultWriteTimeout
-	}
-	if o.PingInterval <= 0 {
-		o.PingInterval = DefaultPingInterval
-	}
-	if o.PongWait <= 0 {
-		o.PongWait = DefaultPongWait
-	}
-	if o.MaxListeners == 0 {
-		o.MaxListeners = DefaultMaxListeners
-	}
-	if o.MaxListenersPerAddress == 0 {
-		o.MaxListenersPerAddress = DefaultMaxListenersPerAddress
-	}
+	o.Log = cmp.Or(o.Log, slog.Default())
+	o.QueueFrames = option.Default(o.QueueFrames, DefaultQueueFrames)
+	o.QueueAudio = option.Default(o.QueueAudio, DefaultQueueAudio)
+	o.SlowAfter = option.Default(o.SlowAfter, DefaultSlowAfter)
+	o.SendBuffer = cmp.Or(o.SendBuffer, DefaultSendBuffer) // negative: the system's
+	o.WriteTimeout = option.Default(o.WriteTimeout, DefaultWriteTimeout)
+	o.PingInterval = option.Default(o.PingInterval, DefaultPingInterval)
+	o.PongWait = option.Default(o.PongWait, DefaultPongWait)
+	o.MaxListeners = cmp.Or(o.MaxListeners, DefaultMaxListeners) // negative: no cap
+	o.MaxListenersPerAddress = cmp.Or(o.MaxListenersPerAddress, DefaultMaxListenersPerAddress)
 	s := &Server{
 		o: o, log: o.Log.With("role", "fanout"),
 		passcodes: access.NewPasscodes(),

@@ -11,6 +11,7 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,7 @@ import (
 	"github.com/babelcast/babelcast/internal/kvlease"
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/metrics"
+	"github.com/babelcast/babelcast/internal/option"
 	"github.com/babelcast/babelcast/internal/question"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/internal/wire"
@@ -105,24 +107,12 @@ func New(o Options) (*Server, error) {
 	if o.Node == "" {
 		return nil, errors.New("ingest: Node is required")
 	}
-	if o.Log == nil {
-		o.Log = slog.Default()
-	}
-	if o.MaxFrame <= 0 {
-		o.MaxFrame = DefaultMaxFrame
-	}
-	if o.FrameDuration <= 0 {
-		o.FrameDuration = DefaultFrameDuration
-	}
-	if o.LevelInterval <= 0 {
-		o.LevelInterval = DefaultLevelInterval
-	}
-	if o.StatusInterval <= 0 {
-		o.StatusInterval = DefaultStatusInterval
-	}
-	if o.Refresh <= 0 {
-		o.Refresh = livestate.Refresh
-	}
+	o.Log = cmp.Or(o.Log, slog.Default())
+	o.MaxFrame = option.Default(o.MaxFrame, DefaultMaxFrame)
+	o.FrameDuration = option.Default(o.FrameDuration, DefaultFrameDuration)
+	o.LevelInterval = option.Default(o.LevelInterval, DefaultLevelInterval)
+	o.StatusInterval = option.Default(o.StatusInterval, DefaultStatusInterval)
+	o.Refresh = option.Default(o.Refresh, livestate.Refresh)
 	base, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		o:   o,

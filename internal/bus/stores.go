@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -153,9 +154,7 @@ func (b *Bus) dropOnOtherStorage(ctx context.Context, bucket string, want jetstr
 func stream(field func(*Bus) *jetstream.Stream, cfg jetstream.StreamConfig) store {
 	return storeOf("stream "+cfg.Name, field, cfg, func(ctx context.Context, b *Bus, c jetstream.StreamConfig, replicas int) (jetstream.Stream, error) {
 		c.Replicas = replicas
-		if c.MaxAge == 0 {
-			c.MaxAge = b.retention
-		}
+		c.MaxAge = cmp.Or(c.MaxAge, b.retention)
 		return b.JS.CreateOrUpdateStream(ctx, c)
 	})
 }
@@ -165,9 +164,7 @@ func stream(field func(*Bus) *jetstream.Stream, cfg jetstream.StreamConfig) stor
 func objects(field func(*Bus) *jetstream.ObjectStore, cfg jetstream.ObjectStoreConfig) store {
 	return storeOf("object store "+cfg.Bucket, field, cfg, func(ctx context.Context, b *Bus, c jetstream.ObjectStoreConfig, replicas int) (jetstream.ObjectStore, error) {
 		c.Replicas = replicas
-		if c.TTL == 0 {
-			c.TTL = b.retention
-		}
+		c.TTL = cmp.Or(c.TTL, b.retention)
 		return b.JS.CreateOrUpdateObjectStore(ctx, c)
 	})
 }

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/babelcast/babelcast/internal/kvwatch"
 )
 
 // Bucket is the questions' KV bucket; keys are "<room>.<id>".
@@ -222,35 +224,14 @@ func (s *Store) Watch(ctx context.Context, roomID, id string) (<-chan *Question,
 	if err != nil {
 		return nil, err
 	}
-	out := make(chan *Question, 1)
-	go func() {
-		defer close(out)
-		defer func() { _ = w.Stop() }()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e == nil {
-					continue
-				}
-				var q *Question
-				if e.Operation() == jetstream.KeyValuePut {
-					q = &Question{}
-					if json.Unmarshal(e.Value(), q) != nil {
-						continue
-					}
-				}
-				select {
-				case out <- q:
-				case <-ctx.Done():
-					return
-				}
-			}
+	return kvwatch.Decoded(ctx, w, 1, func(e jetstream.KeyValueEntry) (*Question, bool) {
+		if e.Operation() != jetstream.KeyValuePut {
+			return nil, true // gone
 		}
-	}()
-	return out, nil
+		var q Question
+		if json.Unmarshal(e.Value(), &q) != nil {
+			return nil, false
+		}
+		return &q, true
+	}), nil
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/babelcast/babelcast/internal/kvwatch"
 )
 
 // Errors of Store.
@@ -197,38 +199,17 @@ func (s *Store) Watch(ctx context.Context) (<-chan Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("watch rooms: %w", err)
 	}
-	out := make(chan Event, 16)
-	go func() {
-		defer close(out)
-		defer w.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e == nil {
-					continue // end of the initial values
-				}
-				ev := Event{ID: e.Key(), Revision: e.Revision()}
-				if e.Operation() == jetstream.KeyValuePut {
-					r, err := decode(e.Value())
-					if err != nil {
-						continue // not a room we can read; Get reports it
-					}
-					ev.Room = r
-				}
-				select {
-				case out <- ev:
-				case <-ctx.Done():
-					return
-				}
+	return kvwatch.Decoded(ctx, w, 16, func(e jetstream.KeyValueEntry) (Event, bool) {
+		ev := Event{ID: e.Key(), Revision: e.Revision()}
+		if e.Operation() == jetstream.KeyValuePut {
+			r, err := decode(e.Value())
+			if err != nil {
+				return ev, false // not a room we can read; Get reports it
 			}
+			ev.Room = r
 		}
-	}()
-	return out, nil
+		return ev, true
+	}), nil
 }
 
 func decode(b []byte) (*Room, error) {

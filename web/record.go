@@ -24,10 +24,23 @@ const recordTimeout = 30 * time.Second
 // attendees where the room has "public_transcript":true, with its
 // passcode), the list of recordings and their downloads (admin).
 func (s *Server) mountRecord(r chi.Router) {
-	r.Get("/api/v1/rooms/{id}/transcript", s.transcript)
+	r.Get("/api/v1/rooms/{id}/transcript", s.recordHandler(s.transcript))
 	admin := r.With(s.requireAdmin)
-	admin.Get("/api/v1/rooms/{id}/recordings", s.listRecordings)
-	admin.Get("/api/v1/rooms/{id}/recordings/{file}", s.downloadRecording)
+	admin.Get("/api/v1/rooms/{id}/recordings", s.recordHandler(s.listRecordings))
+	admin.Get("/api/v1/rooms/{id}/recordings/{file}", s.recordHandler(s.downloadRecording))
+}
+
+// recordHandler serves a request about a room's record: it loads the room
+// the URL names, answering 404 when there is none, and hands it to h with a
+// context bounded by recordTimeout (a download streams past it on r's own).
+func (s *Server) recordHandler(h func(ctx context.Context, w http.ResponseWriter, r *http.Request, rm *room.Room)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), recordTimeout)
+		defer cancel()
+		if rm, ok := s.loadRoomCtx(ctx, w, chi.URLParam(r, "id")); ok {
+			h(ctx, w, r, rm)
+		}
+	}
 }
 
 // recordLang checks a channel named in a request: floor, the source
@@ -51,13 +64,7 @@ func recordLang(w http.ResponseWriter, rm *room.Room, lang *string) bool {
 	return false
 }
 
-func (s *Server) transcript(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), recordTimeout)
-	defer cancel()
-	rm, ok := s.loadRoomCtx(ctx, w, chi.URLParam(r, "id"))
-	if !ok {
-		return
-	}
+func (s *Server) transcript(ctx context.Context, w http.ResponseWriter, r *http.Request, rm *room.Room) {
 	if _, hasToken := bearer(r); hasToken || !rm.PublicTranscript {
 		if !s.isAdmin(w, r) {
 			return
@@ -116,13 +123,7 @@ type recordingsJSON struct {
 	Pruned     *record.Pruned     `json:"pruned,omitempty"`
 }
 
-func (s *Server) listRecordings(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), recordTimeout)
-	defer cancel()
-	rm, ok := s.loadRoomCtx(ctx, w, chi.URLParam(r, "id"))
-	if !ok {
-		return
-	}
+func (s *Server) listRecordings(ctx context.Context, w http.ResponseWriter, r *http.Request, rm *room.Room) {
 	segs, err := s.record.Segments(ctx, rm.ID)
 	if err != nil {
 		s.storeFailed(w, "list recordings", err, "room", rm.ID)
@@ -136,13 +137,7 @@ func (s *Server) listRecordings(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) downloadRecording(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), recordTimeout)
-	defer cancel()
-	rm, ok := s.loadRoomCtx(ctx, w, chi.URLParam(r, "id"))
-	if !ok {
-		return
-	}
+func (s *Server) downloadRecording(ctx context.Context, w http.ResponseWriter, r *http.Request, rm *room.Room) {
 	file := chi.URLParam(r, "file")
 	lang, isOgg := strings.CutSuffix(file, ".ogg")
 	if !isOgg {

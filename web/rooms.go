@@ -191,15 +191,25 @@ func (s *Server) loadRoom(w http.ResponseWriter, r *http.Request) (*room.Room, b
 // loadRoomCtx loads room id, answering 404 (or 500) when it cannot.
 func (s *Server) loadRoomCtx(ctx context.Context, w http.ResponseWriter, id string) (*room.Room, bool) {
 	rm, _, err := s.rooms.Get(ctx, id)
-	if errors.Is(err, room.ErrNotFound) {
-		httperr.NotFound(w, fmt.Sprintf("room %q not found", id))
-		return nil, false
-	}
-	if err != nil {
-		s.storeFailed(w, "get room", err, "room", id)
+	if s.roomFailed(w, "get room", err, id) {
 		return nil, false
 	}
 	return rm, true
+}
+
+// roomFailed answers err, from the room store's work on room id, if it is
+// one: 404 for a room that does not exist, else as storeFailed does. It
+// reports whether it answered.
+func (s *Server) roomFailed(w http.ResponseWriter, what string, err error, id string) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, room.ErrNotFound):
+		httperr.NotFound(w, fmt.Sprintf("room %q not found", id))
+	default:
+		s.storeFailed(w, what, err, "room", id)
+	}
+	return true
 }
 
 func (s *Server) getRoom(w http.ResponseWriter, r *http.Request) {
@@ -218,13 +228,7 @@ func (s *Server) deleteRoom(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := kvContext(r)
 	defer cancel()
 	id := chi.URLParam(r, "id")
-	err := s.rooms.Delete(ctx, id)
-	if errors.Is(err, room.ErrNotFound) {
-		httperr.NotFound(w, fmt.Sprintf("room %q not found", id))
-		return
-	}
-	if err != nil {
-		s.storeFailed(w, "delete room", err, "room", id)
+	if s.roomFailed(w, "delete room", s.rooms.Delete(ctx, id), id) {
 		return
 	}
 	if err := s.questions.DeleteRoom(ctx, id); err != nil {
@@ -247,12 +251,7 @@ func (s *Server) patchRoom(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	for attempt := 1; ; attempt++ {
 		cur, rev, err := s.rooms.Get(ctx, id)
-		if errors.Is(err, room.ErrNotFound) {
-			httperr.NotFound(w, fmt.Sprintf("room %q not found", id))
-			return
-		}
-		if err != nil {
-			s.storeFailed(w, "get room", err, "room", id)
+		if s.roomFailed(w, "get room", err, id) {
 			return
 		}
 		next, msg := applyPatch(cur, &req)
@@ -313,40 +312,27 @@ func applyPatch(cur *room.Room, req *patchRequest) (*room.Room, string) {
 	for i := range n.Glossary {
 		n.Glossary[i].Translations = maps.Clone(n.Glossary[i].Translations)
 	}
-	if req.Name != nil {
-		n.Name = *req.Name
-	}
-	if req.SourceLanguage != nil {
-		n.SourceLanguage = *req.SourceLanguage
-	}
-	if req.Notes != nil {
-		n.Notes = *req.Notes
-	}
-	if req.Passcode != nil {
-		n.Passcode = *req.Passcode
-	}
-	if req.MaxMics != nil {
-		n.MaxMics = *req.MaxMics
-	}
-	if req.Questions != nil {
-		n.Questions = *req.Questions
-	}
-	if req.Record != nil {
-		n.Record = *req.Record
-	}
-	if req.PublicTrans != nil {
-		n.PublicTranscript = *req.PublicTrans
-	}
-	if req.Languages != nil {
-		n.Languages = *req.Languages
-	}
-	if req.Glossary != nil {
-		n.Glossary = *req.Glossary
-	}
+	patch(&n.Name, req.Name)
+	patch(&n.SourceLanguage, req.SourceLanguage)
+	patch(&n.Notes, req.Notes)
+	patch(&n.Passcode, req.Passcode)
+	patch(&n.MaxMics, req.MaxMics)
+	patch(&n.Questions, req.Questions)
+	patch(&n.Record, req.Record)
+	patch(&n.PublicTranscript, req.PublicTrans)
+	patch(&n.Languages, req.Languages)
+	patch(&n.Glossary, req.Glossary)
 	if req.RotateSpeakerKey {
 		n.SpeakerKey = room.NewSpeakerKey()
 	}
 	return &n, ""
+}
+
+// patch sets *field to what a request sent for it, if it sent anything.
+func patch[T any](field, sent *T) {
+	if sent != nil {
+		*field = *sent
+	}
 }
 
 // changedFields names the fields of a normalized room that differ, for the

@@ -24,12 +24,19 @@ id already live is taken over.
 Flags:
 `
 
-func runSpeak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("speak", flag.ContinueOnError)
+// clientFlags starts the flags of a client command (speak, listen): its
+// usage, and the --server and --room every client takes.
+func clientFlags(name, usage string, stderr io.Writer) (fs *flag.FlagSet, server, roomID *string) {
+	fs = flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, speakUsage); fs.PrintDefaults() }
-	server := fs.String("server", "http://localhost:8080", "babelcast server base URL")
-	roomID := fs.String("room", "", "room id")
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	server = fs.String("server", "http://localhost:8080", "babelcast server base URL")
+	roomID = fs.String("room", "", "room id")
+	return fs, server, roomID
+}
+
+func runSpeak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, server, roomID := clientFlags("speak", speakUsage, stderr)
 	key := fs.String("key", os.Getenv("BABELCAST_SPEAKER_KEY"), "the room's speaker key")
 	rate := fs.Int("rate", audio.Rate, "sample rate of raw PCM on stdin (with -)")
 	mic := fs.String("mic", "main", "which mic of the room this is (1-32 of a-z, 0-9, -)")
@@ -77,11 +84,7 @@ Flags:
 `
 
 func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("listen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, listenUsage); fs.PrintDefaults() }
-	server := fs.String("server", "http://localhost:8080", "babelcast server base URL")
-	roomID := fs.String("room", "", "room id")
+	fs, server, roomID := clientFlags("listen", listenUsage, stderr)
 	lang := fs.String("lang", "", "language code of the channel")
 	out := fs.String("out", "", "file to write: .ogg (Ogg/Opus) or .wav (PCM)")
 	captions := fs.String("captions", "", "file to write final captions to, one a line (- for stdout)")

@@ -130,6 +130,50 @@ func decode[T any](b []byte) (T, bool) {
 	return m, err == nil
 }
 
+// serverMessages is what Speak's and Listen's readers share: the text
+// messages' types, shown to the caller's OnMessage, the server's errors,
+// logged and kept for the close that follows them, and what the close
+// means.
+type serverMessages struct {
+	log       io.Writer
+	onMessage func(typ string, raw []byte)
+	lastErr   string // the message of the last error the server sent
+}
+
+// text reads a text message's type and shows the message to onMessage, if
+// set; an error is logged and kept. ok is false for a message that is not
+// JSON, which is passed over.
+func (sm *serverMessages) text(b []byte) (typ string, ok bool) {
+	var head wire.Envelope
+	if json.Unmarshal(b, &head) != nil {
+		return "", false
+	}
+	if sm.onMessage != nil {
+		sm.onMessage(head.Type, b)
+	}
+	if head.Type == wire.TypeError {
+		if m, ok := decode[wire.Error](b); ok {
+			sm.lastErr = m.Message
+			logf(sm.log, "server error %s: %s", m.Code, m.Message)
+		}
+	}
+	return head.Type, true
+}
+
+// closed reports whether a read error is the server closing the
+// connection, and what that means: nil for a normal close, else a
+// *CloseError that carries the last error the server sent.
+func (sm *serverMessages) closed(err error) (bool, error) {
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) {
+		return false, nil
+	}
+	if ce.Code == wire.CloseNormal {
+		return true, nil
+	}
+	return true, &CloseError{Code: ce.Code, Reason: ce.Text, Message: sm.lastErr}
+}
+
 // logf writes a line to w, if there is one.
 func logf(w io.Writer, format string, a ...any) {
 	if w != nil {

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -227,19 +226,15 @@ func listenOnce(ctx context.Context, o ListenOptions, u string, rec *recorder) e
 		}
 	}()
 
-	var lastErr string
+	sm := serverMessages{log: o.Log, onMessage: o.OnMessage}
 	for {
 		mt, b, err := conn.ReadMessage()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			var ce *websocket.CloseError
-			if errors.As(err, &ce) {
-				if ce.Code == wire.CloseNormal {
-					return nil
-				}
-				return &CloseError{Code: ce.Code, Reason: ce.Text, Message: lastErr}
+			if closed, err := sm.closed(err); closed {
+				return err
 			}
 			return fmt.Errorf("connection lost: %w", err)
 		}
@@ -252,14 +247,11 @@ func listenOnce(ctx context.Context, o ListenOptions, u string, rec *recorder) e
 				return fatal{err}
 			}
 		case websocket.TextMessage:
-			var head wire.Envelope
-			if json.Unmarshal(b, &head) != nil {
+			typ, ok := sm.text(b)
+			if !ok {
 				continue
 			}
-			if o.OnMessage != nil {
-				o.OnMessage(head.Type, b)
-			}
-			switch head.Type {
+			switch typ {
 			case wire.TypeHello:
 				rec.hello(time.Now())
 				if m, ok := decode[wire.Hello](b); ok {
@@ -280,11 +272,6 @@ func listenOnce(ctx context.Context, o ListenOptions, u string, rec *recorder) e
 					if _, err := fmt.Fprintln(o.Captions, line); err != nil {
 						return fatal{fmt.Errorf("write captions: %w", err)}
 					}
-				}
-			case wire.TypeError:
-				if m, ok := decode[wire.Error](b); ok {
-					lastErr = m.Message
-					logf(o.Log, "server error %s: %s", m.Code, m.Message)
 				}
 			}
 		}

@@ -273,17 +273,14 @@ func readFull(r SampleReader, p []int16) (int, error) {
 // network error. It closes ready at the server's "ready".
 func speakReader(conn *websocket.Conn, o SpeakOptions, closing <-chan struct{}, ready chan<- struct{}) error {
 	isReady := false
-	var lastErr, lastStatus string
+	sm := serverMessages{log: o.Log, onMessage: o.OnMessage}
+	var lastStatus string
 	var lastLevel time.Time
 	for {
 		mt, b, err := conn.ReadMessage()
 		if err != nil {
-			var ce *websocket.CloseError
-			if errors.As(err, &ce) {
-				if ce.Code == wire.CloseNormal {
-					return nil
-				}
-				return &CloseError{Code: ce.Code, Reason: ce.Text, Message: lastErr}
+			if closed, err := sm.closed(err); closed {
+				return err
 			}
 			select {
 			case <-closing:
@@ -295,14 +292,11 @@ func speakReader(conn *websocket.Conn, o SpeakOptions, closing <-chan struct{}, 
 		if mt != websocket.TextMessage {
 			continue
 		}
-		var head wire.Envelope
-		if json.Unmarshal(b, &head) != nil {
+		typ, ok := sm.text(b)
+		if !ok {
 			continue
 		}
-		if o.OnMessage != nil {
-			o.OnMessage(head.Type, b)
-		}
-		switch head.Type {
+		switch typ {
 		case wire.TypeReady:
 			m, ok := decode[wire.Ready](b)
 			if !ok {
@@ -336,11 +330,6 @@ func speakReader(conn *websocket.Conn, o SpeakOptions, closing <-chan struct{}, 
 			if s != lastStatus {
 				lastStatus = s
 				logf(o.Log, "%s", s)
-			}
-		case wire.TypeError:
-			if m, ok := decode[wire.Error](b); ok {
-				lastErr = m.Message
-				logf(o.Log, "server error %s: %s", m.Code, m.Message)
 			}
 		}
 	}

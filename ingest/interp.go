@@ -5,9 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -107,7 +104,7 @@ func (c *interp) serve() {
 	go func() { defer wg.Done(); c.watchBooth(ctx) }()
 	go func() { defer wg.Done(); c.feed(ctx) }()
 	go func() { defer wg.Done(); livestate.Every(ctx, c.s.o.Refresh, func() { c.writeEntry(ctx) }) }()
-	c.readLoop()
+	c.readLoop(c.conn, c.s.o.MaxFrame, c)
 	close(c.readerDone)
 	c.shut(closeReq{code: websocket.CloseAbnormalClosure, quiet: true})
 	c.offAir()
@@ -182,42 +179,7 @@ func holderSince(in []livestate.BoothInterpreter) time.Time {
 	return time.Time{}
 }
 
-// readLoop reads until the connection ends.
-func (c *interp) readLoop() {
-	limit := c.s.o.MaxFrame
-	c.conn.SetReadLimit(int64(4*limit) + 1024)
-	_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
-	c.conn.SetPongHandler(func(string) error { return c.conn.SetReadDeadline(time.Now().Add(pongWait)) })
-	for {
-		mt, r, err := c.conn.NextReader()
-		if err != nil {
-			var ce *websocket.CloseError
-			if errors.As(err, &ce) {
-				c.shut(closeReq{code: ce.Code, quiet: true})
-			}
-			return
-		}
-		_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
-		data, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
-		if err != nil {
-			return
-		}
-		if c.isClosing() {
-			continue
-		}
-		if len(data) > limit {
-			c.bad(wire.CloseTooLarge, wire.CodeFrameTooLarge, fmt.Sprintf("message larger than %d bytes", limit))
-			continue
-		}
-		if mt == websocket.TextMessage {
-			c.handleText(data)
-		} else {
-			c.handleAudio(data, time.Now())
-		}
-	}
-}
-
-func (c *interp) bad(code int, errCode, message string) {
+func (c *interp) badInput(code int, errCode, message string) {
 	metrics.Errors.WithLabelValues(roleName, "bad_input").Inc()
 	c.log.Info("interpreter sent bad input", "code", errCode, "message", message)
 	c.close(code, errCode, message)
@@ -234,19 +196,13 @@ type boothMessage struct {
 
 func (c *interp) handleText(data []byte) {
 	var m boothMessage
-	if err := json.Unmarshal(data, &m); err != nil {
-		c.bad(wire.CloseBadMessage, wire.CodeBadMessage, "text messages must be JSON: "+err.Error())
+	if !decodeText(c, data, &m) {
 		return
 	}
 	switch m.Type {
 	case wire.TypeStart:
-		if c.started {
-			c.bad(wire.CloseBadMessage, wire.CodeBadMessage, "the start message must come first, before any audio")
-			return
-		}
-		f, bad := parseInput(m.SampleRate, m.Codec, c.log)
-		if bad != nil {
-			c.bad(wire.CloseBadMessage, bad.code, bad.message)
+		f, ok := startInput(c, c.started, m.SampleRate, m.Codec, c.log)
+		if !ok {
 			return
 		}
 		c.opus = f.opus
@@ -272,7 +228,7 @@ func (c *interp) handleText(data []byte) {
 		c.log.Info("interpreter handed over")
 	case wire.TypeMute:
 		if m.Muted == nil {
-			c.bad(wire.CloseBadMessage, wire.CodeBadMessage, `mute needs "muted": true or false`)
+			c.badInput(wire.CloseBadMessage, wire.CodeBadMessage, `mute needs "muted": true or false`)
 			return
 		}
 		c.mu.Lock()
@@ -282,11 +238,8 @@ func (c *interp) handleText(data []byte) {
 			c.offAir()
 		}
 		c.writeEntry(c.s.base)
-	case "":
-		c.bad(wire.CloseBadMessage, wire.CodeBadMessage, `text message has no "type"`)
 	default:
-		c.bad(wire.CloseBadMessage, wire.CodeBadMessage,
-			fmt.Sprintf("unknown message type %.40q; an interpreter sends start, take, hand_over, mute and binary PCM", m.Type))
+		unknownType(c, m.Type, "an interpreter sends start, take, hand_over, mute and binary PCM")
 	}
 }
 
@@ -305,24 +258,12 @@ func (c *interp) offAir() {
 }
 
 func (c *interp) handleAudio(data []byte, now time.Time) {
-	if c.opus != nil { // started, with "codec":"opus"
-		in, err := c.opus.decode(data)
-		if err != nil {
-			c.bad(wire.CloseBadAudio, wire.CodeBadAudio, err.Error())
-			return
-		}
-		c.takeSamples(in, now)
-		return
-	}
-	if len(data)%2 == 1 {
-		c.bad(wire.CloseBadAudio, wire.CodeBadAudio, fmt.Sprintf("binary message of %d bytes: PCM16LE needs an even number of bytes", len(data)))
-		return
-	}
-	if len(data) == 0 {
+	in, ok := decodeAudio(c, c.opus, data)
+	if !ok {
 		return
 	}
 	c.started = true
-	c.takeSamples(audio.Samples(data), now)
+	c.takeSamples(in, now)
 }
 
 // takeSamples publishes an interpreter's samples (at the start message's

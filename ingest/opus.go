@@ -56,14 +56,19 @@ func (f inputFormat) resampler() *audio.Resampler {
 	return audio.NewResampler(f.rate, audio.Rate)
 }
 
-// badStart is why a start message is refused: an error code and message,
-// closed with wire.CloseBadMessage.
-type badStart struct{ code, message string }
-
-// parseInput reads a start message's sample_rate and codec (speakers and
-// interpreters send the same).
-func parseInput(sampleRate *int, codec string, log *slog.Logger) (inputFormat, *badStart) {
-	f := inputFormat{rate: audio.Rate}
+// startInput reads a start message's sample_rate and codec (speakers and
+// interpreters send the same), or closes the connection as h's bad input
+// (ok false): a start after the audio began (started), a codec other than
+// PCM and Opus, or a rate out of range.
+func startInput(h messageHandler, started bool, sampleRate *int, codec string, log *slog.Logger) (f inputFormat, ok bool) {
+	bad := func(code, message string) (inputFormat, bool) {
+		h.badInput(wire.CloseBadMessage, code, message)
+		return inputFormat{}, false
+	}
+	if started {
+		return bad(wire.CodeBadMessage, "the start message must come first, before any audio")
+	}
+	f = inputFormat{rate: audio.Rate}
 	if sampleRate != nil {
 		f.rate = *sampleRate
 	}
@@ -73,14 +78,14 @@ func parseInput(sampleRate *int, codec string, log *slog.Logger) (inputFormat, *
 		in, err := newOpusInput()
 		if err != nil {
 			log.Error("no Opus decoder", "err", err)
-			return f, &badStart{wire.CodeBadMessage, "this server cannot decode Opus; send PCM"}
+			return bad(wire.CodeBadMessage, "this server cannot decode Opus; send PCM")
 		}
 		f.opus, f.rate = in, wire.OpusClockRate
 	default:
-		return f, &badStart{wire.CodeBadMessage, fmt.Sprintf("codec must be %q or %q, not %.20q", wire.CodecPCM, wire.CodecOpus, codec)}
+		return bad(wire.CodeBadMessage, fmt.Sprintf("codec must be %q or %q, not %.20q", wire.CodecPCM, wire.CodecOpus, codec))
 	}
 	if err := audio.CheckRate(f.rate); err != nil {
-		return f, &badStart{wire.CodeBadSampleRate, err.Error()}
+		return bad(wire.CodeBadSampleRate, err.Error())
 	}
-	return f, nil
+	return f, true
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"sync"
@@ -117,7 +115,7 @@ func (sp *speaker) serve() {
 	go func() { defer wg.Done(); sp.watchStatus(ctx) }()
 	idle := time.AfterFunc(idleClaim, sp.claimIdle)
 
-	sp.readLoop()
+	sp.readLoop(sp.conn, sp.s.o.MaxFrame, sp)
 	idle.Stop()
 	close(sp.readerDone)
 	sp.shut(closeReq{code: websocket.CloseAbnormalClosure, quiet: true}) // in case the reader ended first
@@ -138,65 +136,6 @@ func (sp *speaker) serve() {
 		"frames", sp.frames, "duration", time.Since(sp.since).Round(time.Second))
 }
 
-// readLoop reads until the connection ends. After a close has begun it
-// keeps reading (and ignoring) so the peer's close reply is seen.
-func (sp *speaker) readLoop() {
-	limit := sp.s.o.MaxFrame
-	// Hard cap: a frame this big is refused by the library with 1009
-	// before we see it. Up to it, we refuse with an explanation.
-	sp.conn.SetReadLimit(int64(4*limit) + 1024)
-	_ = sp.conn.SetReadDeadline(time.Now().Add(pongWait))
-	sp.conn.SetPongHandler(func(string) error {
-		return sp.conn.SetReadDeadline(time.Now().Add(pongWait))
-	})
-	for {
-		mt, r, err := sp.conn.NextReader()
-		if err != nil {
-			sp.readEnded(err)
-			return
-		}
-		if !sp.isClosing() {
-			_ = sp.conn.SetReadDeadline(time.Now().Add(pongWait))
-		}
-		data, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
-		if err != nil {
-			sp.readEnded(err)
-			return
-		}
-		if sp.isClosing() {
-			continue
-		}
-		if len(data) > limit {
-			metrics.Errors.WithLabelValues(roleName, "bad_input").Inc()
-			sp.close(wire.CloseTooLarge, wire.CodeFrameTooLarge,
-				fmt.Sprintf("message larger than %d bytes; send audio in smaller frames (100 ms is ideal)", limit))
-			continue
-		}
-		now := time.Now()
-		switch mt {
-		case websocket.TextMessage:
-			sp.handleText(data)
-		case websocket.BinaryMessage:
-			sp.handleAudio(data, now)
-		}
-	}
-}
-
-// readEnded records why reading stopped, if no close was under way.
-func (sp *speaker) readEnded(err error) {
-	var ce *websocket.CloseError
-	switch {
-	case errors.As(err, &ce):
-		// The library has answered the peer's close frame already.
-		sp.shut(closeReq{code: ce.Code, quiet: true})
-	case errors.Is(err, websocket.ErrReadLimit):
-		metrics.Errors.WithLabelValues(roleName, "bad_input").Inc()
-		sp.shut(closeReq{code: wire.CloseTooLarge, errCode: wire.CodeFrameTooLarge, quiet: true})
-	default:
-		sp.shut(closeReq{code: websocket.CloseAbnormalClosure, quiet: true})
-	}
-}
-
 func (sp *speaker) badInput(code int, errCode, message string) {
 	metrics.Errors.WithLabelValues(roleName, "bad_input").Inc()
 	sp.log.Info("speaker sent bad input", "code", errCode, "message", message)
@@ -205,19 +144,13 @@ func (sp *speaker) badInput(code int, errCode, message string) {
 
 func (sp *speaker) handleText(data []byte) {
 	var m wire.Start
-	if err := json.Unmarshal(data, &m); err != nil {
-		sp.badInput(wire.CloseBadMessage, wire.CodeBadMessage, "text messages must be JSON: "+err.Error())
+	if !decodeText(sp, data, &m) {
 		return
 	}
 	switch m.Type {
 	case wire.TypeStart:
-		if sp.started {
-			sp.badInput(wire.CloseBadMessage, wire.CodeBadMessage, "the start message must come first, before any audio")
-			return
-		}
-		f, bad := parseInput(m.SampleRate, m.Codec, sp.log)
-		if bad != nil {
-			sp.badInput(wire.CloseBadMessage, bad.code, bad.message)
+		f, ok := startInput(sp, sp.started, m.SampleRate, m.Codec, sp.log)
+		if !ok {
 			return
 		}
 		sp.opus = f.opus
@@ -233,11 +166,8 @@ func (sp *speaker) handleText(data []byte) {
 			return
 		}
 		sp.switchLanguage(m.Language)
-	case "":
-		sp.badInput(wire.CloseBadMessage, wire.CodeBadMessage, `text message has no "type"`)
 	default:
-		sp.badInput(wire.CloseBadMessage, wire.CodeBadMessage,
-			fmt.Sprintf("unknown message type %.40q; a speaker sends {\"type\":\"start\"}, {\"type\":\"language\"} and binary PCM", m.Type))
+		unknownType(sp, m.Type, "a speaker sends {\"type\":\"start\"}, {\"type\":\"language\"} and binary PCM")
 	}
 }
 
@@ -275,21 +205,8 @@ func (sp *speaker) rewriteEntry() {
 }
 
 func (sp *speaker) handleAudio(data []byte, now time.Time) {
-	if sp.opus != nil { // started, with "codec":"opus"
-		in, err := sp.opus.decode(data)
-		if err != nil {
-			sp.badInput(wire.CloseBadAudio, wire.CodeBadAudio, err.Error())
-			return
-		}
-		sp.takeSamples(in, now)
-		return
-	}
-	if len(data)%2 == 1 {
-		sp.badInput(wire.CloseBadAudio, wire.CodeBadAudio,
-			fmt.Sprintf("binary message of %d bytes: PCM16LE needs an even number of bytes", len(data)))
-		return
-	}
-	if len(data) == 0 {
+	in, ok := decodeAudio(sp, sp.opus, data)
+	if !ok {
 		return
 	}
 	if !sp.started {
@@ -298,7 +215,7 @@ func (sp *speaker) handleAudio(data []byte, now time.Time) {
 			return
 		}
 	}
-	sp.takeSamples(audio.Samples(data), now)
+	sp.takeSamples(in, now)
 }
 
 // takeSamples takes a binary message's audio, at the connection's rate,

@@ -49,15 +49,13 @@ type speaker struct {
 	mic     string
 	slot    *kvlease.Lease // the mic's slot, mic.<room>.<mic>
 
-	mu      sync.Mutex
-	rm      *room.Room
-	rate    int
-	name    string
-	lang    string // what the mic speaks now
-	lvlSum  float64
-	lvlPeak int
-	lvlN    int
-	live    *livestate.RoomState // the room's mics, channels and listeners
+	mu    sync.Mutex
+	rm    *room.Room
+	rate  int
+	name  string
+	lang  string               // what the mic speaks now
+	level audio.Meter          // of the audio since the last Level message
+	live  *livestate.RoomState // the room's mics, channels and listeners
 	// For the mic's entry: its level and whether it spoke, over the last
 	// second (acc…) and as the entry shows them (shown…).
 	accLevel, shownLevel   float64
@@ -222,7 +220,9 @@ func (sp *speaker) handleAudio(data []byte, now time.Time) {
 // into the mic's frames.
 func (sp *speaker) takeSamples(in []int16, now time.Time) {
 	metrics.FramesIn.WithLabelValues(roleName).Inc()
-	sp.addLevel(in)
+	sp.mu.Lock()
+	sp.level.Add(in)
+	sp.mu.Unlock()
 	sp.acc = append(sp.acc, sp.rs.Process(in)...)
 	sp.publish(now, false)
 }
@@ -299,44 +299,17 @@ func (sp *speaker) flush() {
 	sp.publish(time.Now(), true)
 }
 
-func (sp *speaker) addLevel(s []int16) {
-	var sum float64
-	peak := 0
-	for _, v := range s {
-		x := int(v)
-		sum += float64(x * x)
-		if x < 0 {
-			x = -x
-		}
-		peak = max(peak, x)
-	}
-	sp.mu.Lock()
-	sp.lvlSum += sum
-	sp.lvlN += len(s)
-	sp.lvlPeak = max(sp.lvlPeak, peak)
-	sp.mu.Unlock()
-}
-
 // takeLevel returns the level of the audio since the last call, if any
 // arrived.
 func (sp *speaker) takeLevel() (wire.Level, bool) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	if sp.lvlN == 0 {
+	rms, peak, ok := sp.level.Take()
+	if !ok {
 		return wire.Level{}, false
 	}
-	rms := math.Sqrt(sp.lvlSum / float64(sp.lvlN))
-	m := wire.Level{Type: wire.TypeLevel, RMSDB: dbfs(rms), PeakDB: dbfs(float64(sp.lvlPeak))}
-	sp.accLevel = max(sp.accLevel, m.RMSDB)
-	sp.lvlSum, sp.lvlN, sp.lvlPeak = 0, 0, 0
-	return m, true
-}
-
-func dbfs(x float64) float64 {
-	if x <= 0 {
-		return audio.SilenceDB
-	}
-	return math.Max(audio.SilenceDB, math.Round(200*math.Log10(x/32768))/10)
+	sp.accLevel = max(sp.accLevel, rms)
+	return wire.Level{Type: wire.TypeLevel, RMSDB: rms, PeakDB: peak}, true
 }
 
 // writeLoop owns the connection's writes: queued messages, level and

@@ -59,23 +59,44 @@ const SilenceDB = -100.0
 // (32768), so a full-scale square wave is 0 dB and a full-scale sine is
 // about -3 dB RMS. Silence and empty input give SilenceDB.
 func Level(s []int16) (rmsDB, peakDB float64) {
-	if len(s) == 0 {
-		return SilenceDB, SilenceDB
-	}
-	var sum float64
-	peak := 0
+	var m Meter
+	m.Add(s)
+	rmsDB, peakDB, _ = m.Take()
+	return rmsDB, peakDB
+}
+
+// Meter measures the level of audio that comes in pieces, as Level does
+// of one: a speaker's level over the messages of the last fraction of a
+// second. The zero Meter is empty.
+type Meter struct {
+	sum  float64 // of the samples' squares
+	n    int
+	peak int
+}
+
+// Add takes samples into the measure.
+func (m *Meter) Add(s []int16) {
 	for _, v := range s {
 		x := int(v)
-		sum += float64(x * x)
+		m.sum += float64(x * x)
 		if x < 0 {
 			x = -x
 		}
-		if x > peak {
-			peak = x
-		}
+		m.peak = max(m.peak, x)
 	}
-	rms := math.Sqrt(sum / float64(len(s)))
-	return toDB(rms / 32768), toDB(float64(peak) / 32768)
+	m.n += len(s)
+}
+
+// Take returns the level of the samples added since the last Take, as
+// Level measures it, and empties m; ok is false when none were added.
+func (m *Meter) Take() (rmsDB, peakDB float64, ok bool) {
+	if m.n == 0 {
+		return SilenceDB, SilenceDB, false
+	}
+	rms := math.Sqrt(m.sum / float64(m.n))
+	rmsDB, peakDB = toDB(rms/32768), toDB(float64(m.peak)/32768)
+	*m = Meter{}
+	return rmsDB, peakDB, true
 }
 
 func toDB(ratio float64) float64 {

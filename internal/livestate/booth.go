@@ -1,7 +1,6 @@
 package livestate
 
 import (
-	"sort"
 	"time"
 )
 
@@ -63,12 +62,7 @@ func (r *RoomState) Booth(lang string) []BoothInterpreter {
 		e.OnAir = c == air
 		out = append(out, BoothInterpreter{Conn: c, Interpreter: e})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].Since.Equal(out[j].Since) {
-			return out[i].Since.Before(out[j].Since)
-		}
-		return out[i].Conn < out[j].Conn
-	})
+	longestFirst(out, func(in BoothInterpreter) (time.Time, string) { return in.Since, in.Conn })
 	return out
 }
 

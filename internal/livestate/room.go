@@ -1,8 +1,10 @@
 package livestate
 
 import (
+	"cmp"
 	"context"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -157,13 +159,18 @@ func (r *RoomState) MicList() []MicStatus {
 	for id, m := range r.Mics {
 		out = append(out, MicStatus{ID: id, Mic: m})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].Since.Equal(out[j].Since) {
-			return out[i].Since.Before(out[j].Since)
-		}
-		return out[i].ID < out[j].ID
-	})
+	longestFirst(out, func(m MicStatus) (time.Time, string) { return m.Since, m.ID })
 	return out
+}
+
+// longestFirst sorts connections (mics, interpreters) the longest
+// connected first, by since, then by id: every node lists them alike.
+func longestFirst[T any](s []T, key func(T) (since time.Time, id string)) {
+	slices.SortFunc(s, func(a, b T) int {
+		as, aid := key(a)
+		bs, bid := key(b)
+		return cmp.Or(as.Compare(bs), strings.Compare(aid, bid))
+	})
 }
 
 // Speaker is the mic that stands for "the speaker" where one is shown:

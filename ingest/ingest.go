@@ -226,10 +226,7 @@ func (s *Server) roomForMic(ctx context.Context, rm *room.Room, mic string) erro
 	if _, ok := live.Mics[mic]; ok || strings.HasPrefix(mic, question.MicPrefix) {
 		return nil // a takeover, or a question: the moderators let it in
 	}
-	max := rm.MaxMics
-	if max <= 0 {
-		max = room.DefaultMaxMics
-	}
+	max := option.Default(rm.MaxMics, room.DefaultMaxMics)
 	if n := len(live.Mics); n >= max {
 		return fmt.Errorf("the room has %d mics live, its maximum (max_mics); a mic must hang up first, or the organizers raise max_mics", n)
 	}

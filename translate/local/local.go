@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/babelcast/babelcast/internal/option"
 	"github.com/babelcast/babelcast/translate/engine"
 )
 
@@ -107,19 +108,11 @@ func New(opts Options) (*Engine, error) {
 			opts.ApertiumDir = DefaultApertiumDir
 		}
 	}
-	if opts.Hangover <= 0 {
-		opts.Hangover = defaultHangover
-	}
-	if opts.MaxTurn <= 0 {
-		opts.MaxTurn = defaultMaxTurn
-	}
+	opts.Hangover = option.Default(opts.Hangover, defaultHangover)
+	opts.MaxTurn = option.Default(opts.MaxTurn, defaultMaxTurn)
 	opts.MaxTurn = max(opts.MaxTurn, time.Second)
-	if opts.MaxBacklog <= 0 {
-		opts.MaxBacklog = defaultMaxBacklog
-	}
-	if opts.WordsPerMinute <= 0 {
-		opts.WordsPerMinute = defaultWPM
-	}
+	opts.MaxBacklog = option.Default(opts.MaxBacklog, defaultMaxBacklog)
+	opts.WordsPerMinute = option.Default(opts.WordsPerMinute, defaultWPM)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	t, err := discover(ctx, opts.ModelDir, opts.ApertiumDir)

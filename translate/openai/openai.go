@@ -28,6 +28,7 @@
 package openai
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,6 +40,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/babelcast/babelcast/internal/option"
 	"github.com/babelcast/babelcast/internal/room"
 	"github.com/babelcast/babelcast/translate/engine"
 )
@@ -134,24 +136,14 @@ func New(opt Options) (*Engine, error) {
 	if u.Host == "" {
 		return nil, fmt.Errorf("openai: realtime URL %q has no host", opt.RealtimeURL)
 	}
-	if opt.RealtimeModel == "" {
-		opt.RealtimeModel = DefaultRealtimeModel
-	}
-	if opt.TranslateModel == "" {
-		opt.TranslateModel = DefaultTranslateModel
-	}
-	if opt.TranscribeModel == "" {
-		opt.TranscribeModel = DefaultTranscribeModel
-	}
-	if opt.MaxTurn <= 0 {
-		opt.MaxTurn = DefaultMaxTurn
-	}
+	opt.RealtimeModel = cmp.Or(opt.RealtimeModel, DefaultRealtimeModel)
+	opt.TranslateModel = cmp.Or(opt.TranslateModel, DefaultTranslateModel)
+	opt.TranscribeModel = cmp.Or(opt.TranscribeModel, DefaultTranscribeModel)
+	opt.MaxTurn = option.Default(opt.MaxTurn, DefaultMaxTurn)
 	if opt.MaxTurn < 500*time.Millisecond {
 		opt.MaxTurn = 500 * time.Millisecond
 	}
-	if opt.Log == nil {
-		opt.Log = slog.Default()
-	}
+	opt.Log = cmp.Or(opt.Log, slog.Default())
 	if u.Scheme == "ws" && !loopback(u.Hostname()) {
 		// Said once, at start: every session would send the key so.
 		opt.Log.Warn("the realtime URL is ws:// to another machine: the API key travels in clear text; use wss://", "host", u.Hostname())
@@ -159,27 +151,13 @@ func New(opt Options) (*Engine, error) {
 	if opt.Dialer == nil {
 		opt.Dialer = &websocket.Dialer{HandshakeTimeout: 15 * time.Second, Proxy: websocket.DefaultDialer.Proxy}
 	}
-	if opt.RotateBefore <= 0 {
-		opt.RotateBefore = 3 * time.Minute
-	}
-	if opt.SwitchWait <= 0 {
-		opt.SwitchWait = 10 * time.Second
-	}
-	if opt.BackoffBase <= 0 {
-		opt.BackoffBase = 500 * time.Millisecond
-	}
-	if opt.BackoffMax <= 0 {
-		opt.BackoffMax = 30 * time.Second
-	}
-	if opt.MaxRetries <= 0 {
-		opt.MaxRetries = 8
-	}
-	if opt.TopUp <= 0 {
-		opt.TopUp = 5 * time.Second
-	}
-	if opt.QueueAudio <= 0 {
-		opt.QueueAudio = 5 * time.Second
-	}
+	opt.RotateBefore = option.Default(opt.RotateBefore, 3*time.Minute)
+	opt.SwitchWait = option.Default(opt.SwitchWait, 10*time.Second)
+	opt.BackoffBase = option.Default(opt.BackoffBase, 500*time.Millisecond)
+	opt.BackoffMax = option.Default(opt.BackoffMax, 30*time.Second)
+	opt.MaxRetries = option.Default(opt.MaxRetries, 8)
+	opt.TopUp = option.Default(opt.TopUp, 5*time.Second)
+	opt.QueueAudio = option.Default(opt.QueueAudio, 5*time.Second)
 	return &Engine{
 		opt:   opt,
 		base:  u,

@@ -19,7 +19,7 @@ type closeReq struct {
 // bounded queue of text messages for the writer, and how the connection's
 // goroutines agree that it ends and why. The first close request wins;
 // closing is closed then, and the writer sends the error (unless the code
-// is 1000) and the close frame.
+// is 1000) and the close frame. Both read through readLoop (read.go).
 type peer struct {
 	out        chan []byte   // text messages for the writer; full → dropped
 	closing    chan struct{} // closed by the first close request

@@ -108,12 +108,12 @@ func unknownType(h messageHandler, typ, sends string) {
 // h's bad input) or empty PCM.
 func decodeAudio(h messageHandler, in *opusInput, data []byte) (samples []int16, ok bool) {
 	if in != nil {
-		samples, err := in.decode(data)
+		s, err := in.decode(data)
 		if err != nil {
 			h.badInput(wire.CloseBadAudio, wire.CodeBadAudio, err.Error())
 			return nil, false
 		}
-		return samples, true
+		return s, true
 	}
 	if len(data)%2 == 1 {
 		h.badInput(wire.CloseBadAudio, wire.CodeBadAudio,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/test/harness/logs"
 	"github.com/babelcast/babelcast/test/natscluster"
 )
 
@@ -134,8 +135,8 @@ func TestReplicasOnACluster(t *testing.T) {
 	if _, err := first.Rooms.Put(context.Background(), "keynote", []byte(`{"id":"keynote"}`)); err != nil {
 		t.Fatal(err)
 	}
-	logs := &natscluster.Logs{}
-	b := open(t, Options{URL: c.URLs(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	sink := &logs.Sink{}
+	b := open(t, Options{URL: c.URLs(), Logger: slog.New(slog.NewTextHandler(sink, nil))})
 	if b.Replicas != 3 {
 		t.Fatalf("replicas %d on a cluster of 3, want 3", b.Replicas)
 	}
@@ -188,10 +189,10 @@ func TestOpenWaitsForAClusterStartingWithIt(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
-	sinks := make([]*natscluster.Logs, 4)
+	sinks := make([]*logs.Sink, 4)
 	errs := make([]error, len(sinks))
 	for i := range sinks {
-		sinks[i] = &natscluster.Logs{}
+		sinks[i] = &logs.Sink{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -171,6 +171,23 @@ func (in *interpreter) heardAudio() []byte {
 	return append([]byte(nil), in.heard...)
 }
 
+// awaitClose waits for the server to close the connection after what,
+// and checks the close code it gave.
+func (in *interpreter) awaitClose(what string, want int) {
+	in.t.Helper()
+	select {
+	case <-in.closed:
+	case <-time.After(5 * time.Second):
+		in.t.Fatalf("%s did not close the booth connection", what)
+	}
+	in.mu.Lock()
+	code := in.code
+	in.mu.Unlock()
+	if code != want {
+		in.t.Errorf("%s closed the booth connection with %d, want %d", what, code, want)
+	}
+}
+
 // hangUp closes the connection as a browser does.
 func (in *interpreter) hangUp() {
 	in.cancel()
@@ -508,17 +525,7 @@ func TestBoothRefusesBadInput(t *testing.T) {
 
 	in := joinBooth(t, s, room, "es", "Ines", "")
 	in.send(map[string]string{"type": "dance"})
-	select {
-	case <-in.closed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("a bad message did not close the booth connection")
-	}
-	in.mu.Lock()
-	code := in.code
-	in.mu.Unlock()
-	if code != wire.CloseBadMessage {
-		t.Errorf("closed with %d, want %d", code, wire.CloseBadMessage)
-	}
+	in.awaitClose("a bad message", wire.CloseBadMessage)
 
 	other := joinBooth(t, s, room, "es", "Bea", "")
 	other.awaitOnAir(false, "")
@@ -532,16 +539,7 @@ func TestBoothRefusesBadInput(t *testing.T) {
 	if code := s.API.Call("PATCH", "/api/v1/rooms/door", `{"rotate_booth_keys":true}`, nil); code != http.StatusOK {
 		t.Fatalf("rotate: %d", code)
 	}
-	select {
-	case <-other.closed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("rotating the keys did not close the booth")
-	}
-	other.mu.Lock()
-	defer other.mu.Unlock()
-	if other.code != wire.CloseBadMessage {
-		t.Errorf("rotation closed the booth with %d, want %d (key_rotated)", other.code, wire.CloseBadMessage)
-	}
+	other.awaitClose("rotating the keys (key_rotated)", wire.CloseBadMessage)
 }
 
 // TestBoothHearsOpus: with ?codec=opus the booth's feed is length-prefixed
@@ -616,14 +614,5 @@ func TestBoothSpeaksOpus(t *testing.T) {
 	ines.wmu.Lock()
 	_ = ines.conn.WriteMessage(websocket.BinaryMessage, []byte{0, 9, 1, 2}) // says 9 bytes, has 2
 	ines.wmu.Unlock()
-	select {
-	case <-ines.closed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("bad Opus framing did not close the booth connection")
-	}
-	ines.mu.Lock()
-	defer ines.mu.Unlock()
-	if ines.code != wire.CloseBadAudio {
-		t.Errorf("closed with %d, want %d (bad_audio)", ines.code, wire.CloseBadAudio)
-	}
+	ines.awaitClose("bad Opus framing (bad_audio)", wire.CloseBadAudio)
 }

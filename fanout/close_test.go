@@ -108,7 +108,7 @@ func (c *rawListener) sendClose() error {
 // after the writer's last batch, from the writer, not between its batches.
 func TestNoDataFrameAfterClose(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(o *Options) { o.SendBuffer, o.QueueAudio = 4096, 2 * time.Second })
+	e := newEnv(t, func(o *Options) { o.SendBuffer, o.QueueAudio = 4096, 2*time.Second })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { // twice real time: the channel always has audio to play

@@ -332,4 +332,3 @@ func (c *Cluster) Connect(opts ...nats.Option) *nats.Conn {
 	c.t.Cleanup(nc.Close)
 	return nc
 }
-

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nkeys"
 
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/subject"
@@ -225,13 +222,7 @@ func TestOpenWaitsForAClusterStartingWithIt(t *testing.T) {
 // replicas; without the key, the cluster refuses at once.
 func TestReadmeClusterConfig(t *testing.T) {
 	t.Parallel()
-	kp, _ := nkeys.CreateUser()
-	pub, _ := kp.PublicKey()
-	seed, _ := kp.Seed()
-	seedFile := filepath.Join(t.TempDir(), "babelcast.nk")
-	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pub, seedFile := userNKey(t)
 	c := natscluster.Start(t, natscluster.Options{Auth: `
 accounts {
   BABELCAST {

@@ -16,6 +16,7 @@ import (
 	"github.com/babelcast/babelcast/ingest"
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/audio/opus"
+	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/wire"
 	"github.com/babelcast/babelcast/test/fakerealtime"
 	"github.com/babelcast/babelcast/test/harness"
@@ -106,39 +107,37 @@ func (in *interpreter) read() {
 	}
 }
 
-// stream sends 100 ms of its voice every 100 ms.
+// stream sends 100 ms of its voice every 100 ms, until ctx ends or the
+// connection fails.
 func (in *interpreter) stream(ctx context.Context) {
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+	livestate.Every(ctx, 100*time.Millisecond, func() {
+		if err := in.sendVoice(); err != nil {
+			in.cancel()
 		}
-		pcm := fakerealtime.Silence(100 * time.Millisecond)
-		if l := in.tone.Load().(string); l != "" {
-			pcm = fakerealtime.Speech(l, 100*time.Millisecond) // whole cycles: seamless
-		}
-		msg := pcm
-		if in.enc != nil {
-			msg = nil
-			samples := audio.Samples(pcm)
-			for i := 0; i+opus.FrameSamples <= len(samples); i += opus.FrameSamples {
-				p, err := in.enc.Encode(nil, samples[i:i+opus.FrameSamples])
-				if err != nil {
-					return
-				}
-				msg = opus.AppendFramed(msg, p)
+	})
+}
+
+// sendVoice sends 100 ms of its voice: its tone, or silence.
+func (in *interpreter) sendVoice() error {
+	pcm := fakerealtime.Silence(100 * time.Millisecond)
+	if l := in.tone.Load().(string); l != "" {
+		pcm = fakerealtime.Speech(l, 100*time.Millisecond) // whole cycles: seamless
+	}
+	msg := pcm
+	if in.enc != nil {
+		msg = nil
+		samples := audio.Samples(pcm)
+		for i := 0; i+opus.FrameSamples <= len(samples); i += opus.FrameSamples {
+			p, err := in.enc.Encode(nil, samples[i:i+opus.FrameSamples])
+			if err != nil {
+				return err
 			}
-		}
-		in.wmu.Lock()
-		err := in.conn.WriteMessage(websocket.BinaryMessage, msg)
-		in.wmu.Unlock()
-		if err != nil {
-			return
+			msg = opus.AppendFramed(msg, p)
 		}
 	}
+	in.wmu.Lock()
+	defer in.wmu.Unlock()
+	return in.conn.WriteMessage(websocket.BinaryMessage, msg)
 }
 
 // speak makes the interpreter speak lang's tone ("" falls silent).

@@ -30,10 +30,38 @@ import (
 // of interpreters and spares, not a crowd holding a leaked key.
 const MaxInterpreters = 8
 
-// boothSet is the interpreter connections of this node.
+// boothSet is the interpreter connections of this node, and the seats
+// taken in each booth (a seat is taken before the upgrade, so that
+// connections arriving together cannot pass MaxInterpreters).
 type boothSet struct {
 	mu    sync.Mutex
 	conns map[*interp]struct{}
+	seats map[[2]string]int // (room, lang) → seats taken
+}
+
+// sit takes a seat in booth (id, lang), or reports that it is full.
+func (b *boothSet) sit(id, lang string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k := [2]string{id, lang}
+	if b.seats[k] >= MaxInterpreters {
+		return false
+	}
+	if b.seats == nil {
+		b.seats = map[[2]string]int{}
+	}
+	b.seats[k]++
+	return true
+}
+
+// stand gives back a seat taken by sit.
+func (b *boothSet) stand(id, lang string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	k := [2]string{id, lang}
+	if b.seats[k]--; b.seats[k] <= 0 {
+		delete(b.seats, k)
+	}
 }
 
 func (b *boothSet) add(c *interp) {
@@ -62,19 +90,6 @@ func (b *boothSet) of(id string) []*interp {
 		}
 	}
 	return out
-}
-
-// count is how many connections booth (id, lang) has on this node.
-func (b *boothSet) count(id, lang string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := 0
-	for c := range b.conns {
-		if c.roomID == id && c.lang == lang {
-			n++
-		}
-	}
-	return n
 }
 
 // boothRoomChanged closes the room's interpreters whose booth is gone or
@@ -115,17 +130,20 @@ func (s *Server) handleBooth(w http.ResponseWriter, r *http.Request) {
 	}
 	pl, err := room.ParseLang(chi.URLParam(r, "lang"))
 	l, ok := rm.Language(pl.Code)
-	if err != nil || !ok || !l.Booth {
+	hasBooth := err == nil && ok && l.Booth
+	if !hasBooth && rm.HoldsBoothKey(key) {
+		// Told only to an interpreter of the room: a guesser learns
+		// nothing of which languages have booths.
 		httperr.NotFound(w, fmt.Sprintf("room %q has no booth for %.40q", rm.ID, chi.URLParam(r, "lang")))
 		return
 	}
-	lang := l.Code
-	if !rm.CheckBoothKey(lang, key) {
+	if !hasBooth || !rm.CheckBoothKey(l.Code, key) {
 		metrics.Errors.WithLabelValues(roleName, "auth").Inc()
-		log.Warn("interpreter refused: wrong booth key", "lang", lang, "remote", r.RemoteAddr)
+		log.Warn("interpreter refused: wrong booth key", "lang", pl.Code, "remote", r.RemoteAddr)
 		httperr.Unauthorized(w, "wrong booth key for this booth")
 		return
 	}
+	lang := l.Code
 	q := r.URL.Query()
 	hear := wire.Floor
 	if h := q.Get("hear"); h != "" && h != wire.Floor {
@@ -157,11 +175,12 @@ func (s *Server) handleBooth(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(info)
 		return
 	}
-	if s.booths.count(rm.ID, lang) >= MaxInterpreters {
+	if !s.booths.sit(rm.ID, lang) {
 		httperr.Write(w, http.StatusTooManyRequests, "booth_full",
 			fmt.Sprintf("the booth has %d interpreters connected, its maximum; one must leave first", MaxInterpreters))
 		return
 	}
+	defer s.booths.stand(rm.ID, lang)
 	conn, ok := s.upgrade(w, r)
 	if !ok {
 		return

@@ -30,9 +30,11 @@ var staticFS embed.FS
 //go:embed pages
 var pagesFS embed.FS
 
-// Pages under pages/, by route; pageLayout is the frame they share.
+// Pages under pages/, by route; pageLayout is the frame they share and
+// pageParts the blocks several of them use.
 const (
 	pageLayout = "layout.html"
+	pageParts  = "parts.html"
 	pageJoin   = "join.html"
 	pageListen = "listen.html"
 	pageSpeak  = "speak.html"
@@ -124,7 +126,7 @@ func loadAssets() (*siteAssets, error) {
 
 // renderPage puts a page's parts into the shared layout.
 func renderPage(name string) ([]byte, error) {
-	t, err := template.ParseFS(pagesFS, "pages/"+pageLayout, "pages/"+name)
+	t, err := template.ParseFS(pagesFS, "pages/"+pageLayout, "pages/"+pageParts, "pages/"+name)
 	if err != nil {
 		return nil, err
 	}

@@ -64,6 +64,8 @@ func serveConfig(args []string, stdout, stderr io.Writer) (app.Config, error) {
 		dataDir        = fs.String("data", "./data", "data directory: embedded NATS store and the generated admin token")
 		natsURL        = fs.String("nats", "", "join this NATS server or cluster (nats://host:4222,…) instead of embedding one")
 		natsListen     = fs.String("nats-listen", "", "open the embedded NATS server to other processes on this address (host:port); they authenticate with the NKey kept in <data>/nats-client.nk (default: no listener, in-process only)")
+		natsListenCert = fs.String("nats-listen-tls-cert", "", "certificate (PEM) of the --nats-listen listener: it then speaks TLS only (clients verify it with --nats-tls-ca)")
+		natsListenKey  = fs.String("nats-listen-tls-key", "", "key (PEM) of --nats-listen-tls-cert")
 		replicas       = fs.Int("replicas", 0, "copies of every JetStream bucket, stream and object store (default: 1 embedded, 3 on a cluster of 3 or more servers)")
 		natsCreds      = fs.String("nats-creds", "", "NATS credentials file (user JWT and seed) for --nats")
 		natsNKey       = fs.String("nats-nkey", "", "NATS NKey seed file for --nats")
@@ -114,7 +116,7 @@ func serveConfig(args []string, stdout, stderr io.Writer) (app.Config, error) {
 	}
 	return app.Config{
 		Addr: *addr, DataDir: *dataDir, NATSURL: *natsURL, Roles: roleList, Node: *node,
-		NATSListen: *natsListen, Replicas: *replicas,
+		NATSListen: *natsListen, NATSListenTLSCert: *natsListenCert, NATSListenTLSKey: *natsListenKey, Replicas: *replicas,
 		NATSCreds: *natsCreds, NATSNKey: *natsNKey, NATSTLSCA: *natsTLSCA, NATSTLSCert: *natsTLSCert, NATSTLSKey: *natsTLSKey,
 		AdminToken: os.Getenv("BABELCAST_ADMIN_TOKEN"), PublicURL: strings.TrimRight(*publicURL, "/"),
 		TrustedProxies: proxies,

@@ -112,6 +112,7 @@ func Start(ctx context.Context, cfg Config) (*App, error) {
 
 	b, err := bus.Open(ctx, bus.Options{
 		URL: cfg.NATSURL, DataDir: cfg.DataDir, Listen: cfg.NATSListen, Replicas: cfg.Replicas,
+		ListenTLSCert: cfg.NATSListenTLSCert, ListenTLSKey: cfg.NATSListenTLSKey,
 		Creds: cfg.NATSCreds, NKey: cfg.NATSNKey, TLSCA: cfg.NATSTLSCA, TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey,
 		Name: "babelcast " + cfg.Node, Logger: log, Retention: cfg.Retention,
 	})

@@ -38,6 +38,9 @@ type Config struct {
 	// address, for clients holding the NKey it keeps in DataDir; empty:
 	// reachable from inside this process only.
 	NATSListen string
+	// NATSListenTLSCert and NATSListenTLSKey (PEM files) make that
+	// listener TLS only.
+	NATSListenTLSCert, NATSListenTLSKey string
 	// Replicas of every JetStream store; 0: 1 embedded, 3 on a cluster.
 	Replicas int
 	// Credentials and TLS for an external NATS (file paths; empty unused).

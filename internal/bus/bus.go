@@ -60,6 +60,10 @@ type Options struct {
 	// ListenerKeyFile). Empty: the embedded server has no listener at all
 	// and is reachable only from inside this process.
 	Listen string
+	// ListenTLSCert and ListenTLSKey (PEM files), with Listen, make the
+	// listener speak TLS only: its clients verify this certificate (as
+	// --nats-tls-ca) and traffic across machines is encrypted.
+	ListenTLSCert, ListenTLSKey string
 	// Replicas of every store; 0 picks: 1 on an embedded or single
 	// server, 3 on a cluster of three servers or more (as many as there
 	// are on a smaller cluster).
@@ -105,15 +109,15 @@ func Open(ctx context.Context, o Options) (*Bus, error) {
 		if o.Creds != "" || o.NKey != "" || o.TLSCA != "" || o.TLSCert != "" || o.TLSKey != "" {
 			return nil, fmt.Errorf("NATS credentials and TLS files are for an external NATS (--nats); the embedded server makes its own")
 		}
-		e, err := startEmbedded(o.DataDir, o.Listen, o.Logger)
+		e, err := startEmbedded(o.DataDir, listener{o.Listen, o.ListenTLSCert, o.ListenTLSKey}, o.Logger)
 		if err != nil {
 			return nil, err
 		}
 		b.server = e
 		opts = e.clientOptions()
 	} else {
-		if o.Listen != "" {
-			return nil, fmt.Errorf("a NATS listener (--nats-listen) is for the embedded server; this process joins %s", redactURLs(url))
+		if o.Listen != "" || o.ListenTLSCert != "" || o.ListenTLSKey != "" {
+			return nil, fmt.Errorf("a NATS listener (--nats-listen, --nats-listen-tls-*) is for the embedded server; this process joins %s", redactURLs(url))
 		}
 		var err error
 		if opts, err = securityOptions(o); err != nil {

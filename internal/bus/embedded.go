@@ -23,14 +23,22 @@ const ListenerKeyName = "nats-client.nk"
 type embedded struct {
 	s        *server.Server
 	seedFile string // the listener's client key; empty without a listener
+	tls      bool   // the listener speaks TLS only
+}
+
+// listener is the embedded server's TCP listener: its address, and the
+// certificate and key of its TLS (none: plain TCP).
+type listener struct {
+	addr, cert, key string
 }
 
 // startEmbedded starts the server with JetStream stored under dataDir.
-// Without listen it opens no port at all: only this process reaches it,
-// through an in-process connection. With listen it accepts TCP clients
-// that prove they hold the NKey kept in dataDir (made on first use), so
-// no other process on the machine reads the rooms' keys by connecting.
-func startEmbedded(dataDir, listen string, log *slog.Logger) (*embedded, error) {
+// Without a listener address it opens no port at all: only this process
+// reaches it, through an in-process connection. With one it accepts TCP
+// clients that prove they hold the NKey kept in dataDir (made on first
+// use), so no other process on the machine reads the rooms' keys by
+// connecting; with a certificate, over TLS only.
+func startEmbedded(dataDir string, l listener, log *slog.Logger) (*embedded, error) {
 	if dataDir == "" {
 		dataDir = "data"
 	}
@@ -44,8 +52,14 @@ func startEmbedded(dataDir, listen string, log *slog.Logger) (*embedded, error) 
 		DontListen: true,
 	}
 	e := &embedded{}
-	if listen != "" {
-		host, port, err := splitListen(listen)
+	switch {
+	case l.addr == "" && (l.cert != "" || l.key != ""):
+		return nil, errors.New("--nats-listen-tls-cert and --nats-listen-tls-key are for the listener: give --nats-listen too")
+	case (l.cert == "") != (l.key == ""):
+		return nil, errors.New("--nats-listen-tls-cert and --nats-listen-tls-key go together")
+	}
+	if l.addr != "" {
+		host, port, err := splitListen(l.addr)
 		if err != nil {
 			return nil, err
 		}
@@ -58,6 +72,14 @@ func startEmbedded(dataDir, listen string, log *slog.Logger) (*embedded, error) 
 		opts.Nkeys = []*server.NkeyUser{{Nkey: pub}}
 		e.seedFile = seedFile
 	}
+	if l.cert != "" {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: l.cert, KeyFile: l.key})
+		if err != nil {
+			return nil, fmt.Errorf("NATS listener TLS: %w", err)
+		}
+		opts.TLS, opts.TLSConfig, opts.TLSTimeout = true, tc, 2
+		e.tls = true
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
@@ -68,12 +90,13 @@ func startEmbedded(dataDir, listen string, log *slog.Logger) (*embedded, error) 
 		return nil, errors.New("embedded NATS: not ready after 10s")
 	}
 	e.s = s
-	if listen == "" {
+	switch {
+	case l.addr == "":
 		log.Info("embedded NATS server started (in-process only, no listener)", "store", opts.StoreDir)
-	} else {
-		log.Info("embedded NATS server started", "store", opts.StoreDir, "listen", e.clientURL(), "client_key", e.seedFile)
-		if h := net.ParseIP(opts.Host); h == nil || !h.IsLoopback() {
-			log.Warn("the embedded NATS listener is reachable from the network without TLS: rooms (with their keys) travel in clear; use an external NATS cluster with TLS across machines")
+	default:
+		log.Info("embedded NATS server started", "store", opts.StoreDir, "listen", e.clientURL(), "tls", e.tls, "client_key", e.seedFile)
+		if h := net.ParseIP(opts.Host); !e.tls && (h == nil || !h.IsLoopback()) {
+			log.Warn("the embedded NATS listener is reachable from the network without TLS: rooms (with their keys) travel in clear; give it --nats-listen-tls-cert and --nats-listen-tls-key")
 		}
 	}
 	return e, nil
@@ -166,7 +189,11 @@ func (e *embedded) clientURL() string {
 	if tcp.IP.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return "nats://" + net.JoinHostPort(host, strconv.Itoa(tcp.Port))
+	scheme := "nats://"
+	if e.tls {
+		scheme = "tls://"
+	}
+	return scheme + net.JoinHostPort(host, strconv.Itoa(tcp.Port))
 }
 
 func (e *embedded) shutdown() {

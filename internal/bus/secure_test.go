@@ -13,11 +13,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 )
 
@@ -210,5 +212,45 @@ func TestCredsFile(t *testing.T) {
 	b := open(t, Options{URL: s.ClientURL(), Creds: credsFile})
 	if _, err := b.Rooms.Put(context.Background(), "r", []byte("{}")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// With a certificate, the embedded server's listener speaks TLS only: a
+// process holding the key and trusting the CA joins over TLS, a plain
+// connection is refused, and a certificate without its key (or without a
+// listener) is refused at start.
+func TestEmbeddedListenerOverTLS(t *testing.T) {
+	t.Parallel()
+	p := newPKI(t)
+	b := open(t, Options{DataDir: t.TempDir(), Listen: "127.0.0.1:0", ListenTLSCert: p.serverCert, ListenTLSKey: p.serverKey})
+	url := b.ClientURL()
+	if !strings.HasPrefix(url, "tls://127.0.0.1:") {
+		t.Fatalf("listener URL %q, want tls://", url)
+	}
+	if _, err := b.Rooms.Put(context.Background(), "r", []byte(`{"speaker_key":"spk_secret"}`)); err != nil {
+		t.Fatal(err)
+	}
+	joined := open(t, Options{URL: url, NKey: b.ListenerKeyFile(), TLSCA: p.ca})
+	if e, err := joined.Rooms.Get(context.Background(), "r"); err != nil || !strings.Contains(string(e.Value()), "spk_secret") {
+		t.Fatalf("the joined process reads the rooms: %v", err)
+	}
+	plain := "nats://" + strings.TrimPrefix(url, "tls://")
+	if nc, err := nats.Connect(plain, nats.NoReconnect(), nats.Timeout(5*time.Second)); err == nil {
+		nc.Close()
+		t.Error("a plain connection to the TLS listener was let in")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for name, o := range map[string]Options{
+		"certificate without key":      {DataDir: t.TempDir(), Listen: "127.0.0.1:0", ListenTLSCert: p.serverCert},
+		"certificate without listener": {DataDir: t.TempDir(), ListenTLSCert: p.serverCert, ListenTLSKey: p.serverKey},
+		"not a certificate":            {DataDir: t.TempDir(), Listen: "127.0.0.1:0", ListenTLSCert: p.ca + ".missing", ListenTLSKey: p.serverKey},
+		"listener TLS when joining":    {URL: url, NKey: b.ListenerKeyFile(), TLSCA: p.ca, ListenTLSCert: p.serverCert, ListenTLSKey: p.serverKey},
+	} {
+		o.Logger = quiet()
+		if b, err := Open(ctx, o); err == nil {
+			b.Close()
+			t.Errorf("%s: opened", name)
+		}
 	}
 }

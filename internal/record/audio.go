@@ -107,7 +107,7 @@ func (s *Store) WriteOgg(ctx context.Context, w io.Writer, room, lang string, ze
 				return true, err
 			}
 		}
-		data, err := s.Recordings.GetBytes(ctx, sg.Name)
+		data, err := s.segmentBytes(ctx, sg.Name)
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
 			continue // pruned or expired meanwhile
 		}
@@ -132,6 +132,17 @@ func (s *Store) WriteOgg(ctx context.Context, w io.Writer, room, lang string, ze
 		return true, err
 	}
 	return true, ow.Close()
+}
+
+// segmentRead bounds the read of one segment: a download streams as long
+// as it takes, but a store that stops answering ends it rather than
+// holding the request forever.
+const segmentRead = 15 * time.Second
+
+func (s *Store) segmentBytes(ctx context.Context, name string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, segmentRead)
+	defer cancel()
+	return s.Recordings.GetBytes(ctx, name)
 }
 
 // silencePacket is a 20 ms Opus packet of silence.

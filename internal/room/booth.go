@@ -58,6 +58,16 @@ func (r *Room) CheckBoothKey(lang, key string) bool {
 	return ok && l.Booth && key != "" && subtle.ConstantTimeCompare([]byte(key), []byte(l.BoothKey)) == 1
 }
 
+// HoldsBoothKey reports whether key opens one of the room's booths.
+func (r *Room) HoldsBoothKey(key string) bool {
+	for _, l := range r.Languages {
+		if r.CheckBoothKey(l.Code, key) {
+			return true
+		}
+	}
+	return false
+}
+
 // Booths are the languages that have a booth.
 func (r *Room) Booths() []string {
 	var out []string

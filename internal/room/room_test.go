@@ -111,3 +111,14 @@ func TestSecretsCheckedAndHidden(t *testing.T) {
 		t.Errorf("public %+v", p)
 	}
 }
+
+func TestBoothKeys(t *testing.T) {
+	r := valid()
+	r.Languages = []Language{{Code: "es", Booth: true, BoothKey: "bth_es"}, {Code: "fr", Booth: true, BoothKey: "bth_fr"}, {Code: "de"}}
+	if !r.CheckBoothKey("es", "bth_es") || r.CheckBoothKey("es", "bth_fr") || r.CheckBoothKey("de", "") || r.CheckBoothKey("es", "") {
+		t.Error("booth key check")
+	}
+	if !r.HoldsBoothKey("bth_fr") || r.HoldsBoothKey("bth_x") || r.HoldsBoothKey("") {
+		t.Error("HoldsBoothKey: true for the key of any of the room's booths, false otherwise")
+	}
+}

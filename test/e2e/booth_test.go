@@ -510,6 +510,11 @@ func TestBoothRefusesBadInput(t *testing.T) {
 		{base + "es", room.SpeakerKey, http.StatusUnauthorized},
 		{base + "fr", key, http.StatusNotFound},
 		{base + "xx-not-a-language", key, http.StatusNotFound},
+		// Without one of the room's booth keys, a language without a
+		// booth looks like a booth with another key.
+		{base + "fr", "bth_wrong", http.StatusUnauthorized},
+		{base + "fr", "", http.StatusUnauthorized},
+		{base + "xx-not-a-language", "", http.StatusUnauthorized},
 		{"/api/v1/rooms/nope/booth/es", key, http.StatusNotFound},
 		{base + "es?hear=es", key, http.StatusBadRequest},
 		{base + "es?hear=de", key, http.StatusBadRequest},

@@ -84,9 +84,9 @@ var (
 	nlLine = regexp.MustCompile(`^\[nl\] (sentence \d+|\(audio\))\.$`)
 )
 
-// TestSoakTalkThroughRotationsAndADrop is the soak: a 150 s talk of
-// numbered turns through sessions that expire every 30 s (rotated 8 s
-// before) and one connection drop, into Spanish (the translation model) and
+// TestSoakTalkThroughRotationsAndADrop is the soak: an 80 s talk of
+// numbered turns through sessions that expire every 20 s (rotated 8 s
+// before, so a move about every 12 s) and one connection drop, into Spanish (the translation model) and
 // Dutch (the instructed model). Every turn must be heard translated once, in order,
 // with a flat context, and no session may run into its expiry.
 //
@@ -96,8 +96,8 @@ var (
 func TestSoakTalkThroughRotationsAndADrop(t *testing.T) {
 	t.Parallel()
 	const rotateBefore = 8 * time.Second
-	talkLength := envDuration(t, "BABELCAST_SOAK_TALK", 150*time.Second)
-	sessionLife := envDuration(t, "BABELCAST_SOAK_SESSION", 30*time.Second)
+	talkLength := envDuration(t, "BABELCAST_SOAK_TALK", 80*time.Second)
+	sessionLife := envDuration(t, "BABELCAST_SOAK_SESSION", 20*time.Second)
 	if sessionLife < 2*rotateBefore || talkLength < 2*sessionLife {
 		t.Fatalf("soak of %v with sessions of %v: the talk must span two sessions, each longer than %v", talkLength, sessionLife, 2*rotateBefore)
 	}

@@ -4,7 +4,7 @@
 // or no network at all).
 
 import { localize } from './i18n.js';
-import { fmt } from './ui.js';
+import { fmt, notice, setPill } from './ui.js';
 
 /** An API failure: status 0 means the server could not be reached. */
 export class ApiError extends Error {
@@ -98,6 +98,61 @@ export async function apiBlob(path, { token, signal } = {}) {
   }
   if (!res.ok) throw await errorFromResponse(res);
   return res.blob();
+}
+
+/** A room's public description (room.Public), with languages always a list. Throws as api() does. */
+export async function roomPublic(roomId) {
+  const info = await api(`/api/v1/rooms/${encodeURIComponent(roomId)}/public`);
+  info.languages = info.languages || [];
+  return info;
+}
+
+/**
+ * A room's public description for a page that cannot start without it:
+ * asked again, after a pause growing to 15 s, for as long as the server
+ * cannot be reached or fails. Resolves to null when there is no such room.
+ * waiting(err) is told before each pause, so the page can say why it waits.
+ */
+export async function loadRoom(roomId, waiting) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await roomPublic(roomId);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) return null;
+      waiting(err);
+      await new Promise((r) => setTimeout(r, Math.min(15000, 1000 * 2 ** attempt)));
+    }
+  }
+}
+
+/**
+ * The room a speaking page is for (the speaker and conversation pages),
+ * from loadRoom, with the page told what happens meanwhile in the
+ * elements every room page has: the state pill and the page
+ * notice while the server cannot be reached; the room's name says
+ * text.roomNotFound when the link names no room (the notice says
+ * text.noRoomInLink, text.askForLink) or there is no such room (gone()).
+ * Resolves null when the page cannot go on.
+ * @param {string} roomId
+ * @param {{text: object, roomName: HTMLElement, pageNotice: HTMLElement, pill: HTMLElement, gone: () => void}} page
+ */
+export async function openRoom(roomId, { text: words, roomName, pageNotice, pill, gone }) {
+  if (!roomId) {
+    roomName.textContent = words.roomNotFound;
+    notice(pageNotice, 'error', words.noRoomInLink, words.askForLink);
+    return null;
+  }
+  const info = await loadRoom(roomId, (err) => {
+    setPill(pill, 'reconnecting', words.cannotReach);
+    notice(pageNotice, 'error', words.cannotLoad, fmt(words.retrying, { why: describeError(err) }));
+  });
+  if (!info) {
+    roomName.textContent = words.roomNotFound;
+    gone();
+    return null;
+  }
+  notice(pageNotice, '', '');
+  return info;
 }
 
 /**

@@ -13,10 +13,10 @@
 
 import { api, describeError, roomIdFromPath } from './api.js';
 import { CaptionView } from './captions.js';
-import { LiveGuard, mediaSupported, Microphone, MicLink, micError, noMediaReason, refusal } from './mic.js';
+import { LiveGuard, mediaSupported, Microphone, MicLink, micError, noMediaReason } from './mic.js';
 import { AudioOut, playerNode } from './player.js';
-import { Close, FLOOR, Msg } from './protocol.js';
-import { $, el, fmt, notice, nativeName, secretFromFragment, setMeter, store } from './ui.js';
+import { FLOOR, Msg } from './protocol.js';
+import { $, el, fmt, notice, nativeName, secretFromFragment, setMeter, setPill, store } from './ui.js';
 
 const text = {
   noKey: 'This booth link holds no key',
@@ -56,7 +56,7 @@ const ui = {
   pill: $('state-pill'), roomName: $('room-name'), pageNotice: $('page-notice'),
   setup: $('setup'), name: $('booth-name'), hear: $('booth-hear'), start: $('booth-start'),
   booth: $('booth'), onAir: $('on-air'), take: $('take'), handOver: $('hand-over'), cough: $('cough'),
-  volume: $('volume'), volumeValue: $('volume-value'), meter: $('level'), meterFill: $('level-fill'),
+  volume: $('volume'), volumeValue: $('volume-value'), meter: $('booth-level'), meterFill: $('booth-level-fill'),
   partners: $('partners'), crib: $('crib'), cribLive: $('crib-live'),
   glossaryBox: $('glossary-box'), glossary: $('glossary'), notes: $('notes'), leave: $('leave'),
 };
@@ -161,7 +161,16 @@ async function enter() {
       }
       if (msg.type === Msg.CAPTION) crib.add(msg);
     },
-    onClose: onClose,
+    onClose,
+    onRoomGone: () => {
+      leave();
+      notice(ui.pageNotice, 'error', text.roomGone, text.roomGoneText);
+    },
+    onRefused: (refused) => {
+      leave();
+      notice(ui.pageNotice, 'error', text.refused, refused.text);
+      ui.pageNotice.dataset.reason = refused.reason;
+    },
     onRetry: () => render(),
   });
   live.link.start();
@@ -176,23 +185,11 @@ async function enter() {
   ui.onAir.focus();
 }
 
-function onClose({ code }) {
+/** Any close: who is on air is not known until the next on_air message. */
+function onClose() {
   st.resume = !!(st.onAir && st.onAir.on_air);
   st.onAir = null;
   render();
-  if (code === Close.ROOM_GONE) {
-    leave();
-    notice(ui.pageNotice, 'error', text.roomGone, text.roomGoneText);
-    return false;
-  }
-  const refused = refusal(code, live.link && live.link.lastError);
-  if (refused) {
-    leave();
-    notice(ui.pageNotice, 'error', text.refused, refused.text);
-    ui.pageNotice.dataset.reason = refused.reason;
-    return false;
-  }
-  return true;
 }
 
 function leave() {
@@ -231,8 +228,8 @@ function render() {
   // Take and Hand over disable themselves: the focus goes on to the other.
   if (focused && focused.disabled) [ui.handOver, ui.take, ui.leave].find((b) => !b.disabled && !b.hidden)?.focus();
   const open = !!(live.link && live.link.isOpen);
-  ui.pill.dataset.state = open ? 'live' : (st.live ? 'connecting' : 'idle');
-  ui.pill.textContent = open ? text.pillLive : (st.live ? text.pillConnecting : text.pillIdle);
+  if (open) setPill(ui.pill, 'live', text.pillLive);
+  else setPill(ui.pill, st.live ? 'connecting' : 'idle', st.live ? text.pillConnecting : text.pillIdle);
   ui.partners.replaceChildren(...(m ? m.interpreters : []).map((i) => el('li', {
     dataset: { testid: 'partner', onAir: String(i.on_air), muted: String(!!i.muted) },
   }, el('strong', {}, (i.name || text.someone) + (i.conn === st.me ? text.you : '')), ' ',

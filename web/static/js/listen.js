@@ -18,14 +18,14 @@
 // Audio plays through player.js; the AudioContext is created and resumed
 // on the Play press.
 
-import { api, ApiError, describeError, probeHandshake, roomIdFromPath } from './api.js';
+import { ApiError, describeError, loadRoom, probeHandshake, roomIdFromPath, roomPublic } from './api.js';
 import { QuestionFlow } from './ask.js';
 import { CaptionView } from './captions.js';
 import { EarlierView } from './earlier.js';
 import { browserLanguages, languageOption, localize, nameLanguages, onLanguage, setLanguage } from './i18n.js';
 import { AudioOut, ChannelStream, checkPasscode } from './player.js';
 import { ChannelState, Close, Codec, FLOOR, Msg } from './protocol.js';
-import { $, el, fmt, notice, store } from './ui.js';
+import { $, el, fmt, notice, setPill, store } from './ui.js';
 
 const text = localize('listen', {
   loading: 'Loading…',
@@ -402,11 +402,16 @@ ui.play.addEventListener('click', () => {
   else startPlaying();
 });
 
-function roomEnded() {
+/** The room is no more (or never was): nothing plays, nothing is asked. */
+function endRoom() {
   st.ended = true;
   stopPlaying();
   questions?.roomGone();
   ui.player.hidden = true;
+}
+
+function roomEnded() {
+  endRoom();
   renderState();
   notice(ui.pageNotice, 'error', text.roomClosed,
     el('span', {}, text.roomClosedText, el('a', { href: '/' }, text.joinAnother)));
@@ -480,8 +485,8 @@ onLanguage(() => {
   if (!st.info) {
     // Still loading, or there is no such room (said before the catalog came).
     ui.roomName.textContent = st.ended ? text.roomNotFound : text.loadingRoom;
-    if (st.ended) setPill('ended', text.noSuchRoomPill);
-    else setPill('idle', text.loading);
+    if (st.ended) setPill(ui.pill, 'ended', text.noSuchRoomPill);
+    else setPill(ui.pill, 'idle', text.loading);
   }
   nameLanguages(ui.langList);
   captions.render();
@@ -556,29 +561,23 @@ function langLabel(code) {
   return l ? l.native || code : code;
 }
 
-function setPill(state, label) {
-  if (ui.pill.dataset.state === state && ui.pill.textContent === label) return;
-  ui.pill.dataset.state = state;
-  ui.pill.textContent = label;
-}
-
 function renderState() {
-  if (st.ended) return setPill('ended', text.pillClosed);
+  if (st.ended) return setPill(ui.pill, 'ended', text.pillClosed);
   if (!st.info) return;
-  if (!ui.passForm.hidden) return setPill('idle', text.pillPasscode);
-  if (!st.playing) return setPill('idle', text.pillPress);
+  if (!ui.passForm.hidden) return setPill(ui.pill, 'idle', text.pillPasscode);
+  if (!st.playing) return setPill(ui.pill, 'idle', text.pillPress);
   const m = st.main;
   if (!m || !m.socket.isOpen || !m.hello) {
-    return setPill(m && m.socket.attempt > 0 ? 'reconnecting' : 'connecting',
+    return setPill(ui.pill, m && m.socket.attempt > 0 ? 'reconnecting' : 'connecting',
       m && m.socket.attempt > 0 ? text.pillReconnecting : text.pillConnecting);
   }
-  if (st.fallback) return setPill('error', text.pillFallback);
-  if (st.speaker === false) return setPill('silent', text.pillSilent);
+  if (st.fallback) return setPill(ui.pill, 'error', text.pillFallback);
+  if (st.speaker === false) return setPill(ui.pill, 'silent', text.pillSilent);
   if (!isFloor(st.lang) && !isSource(st.lang) &&
       (st.channelState === ChannelState.STARTING || st.channelState === ChannelState.IDLE)) {
-    return setPill('starting', text.pillStarting);
+    return setPill(ui.pill, 'starting', text.pillStarting);
   }
-  return setPill('live', text.pillLive);
+  return setPill(ui.pill, 'live', text.pillLive);
 }
 
 /** The debug line: which codec the main stream plays, and what it took. */
@@ -709,27 +708,28 @@ function setupQuestions() {
 
 // ---------- start ----------
 
-/** Loads public info; false when the page cannot go on. */
+/** Loads public info again; false when the page cannot go on. */
 async function loadInfo() {
   try {
-    st.info = await api(`/api/v1/rooms/${encodeURIComponent(roomId)}/public`);
-    st.info.languages = st.info.languages || [];
+    st.info = await roomPublic(roomId);
     return true;
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) {
-      st.ended = true;
-      stopPlaying();
-      questions?.roomGone();
-      ui.player.hidden = true;
-      ui.roomName.textContent = text.roomNotFound;
-      document.title = text.roomNotFoundTitle;
-      setPill('ended', text.noSuchRoomPill);
-      notice(ui.pageNotice, 'error', fmt(text.noSuchRoom, { room: roomId }),
-        el('span', {}, `${text.checkLink} `, el('a', { href: '/' }, text.enterCode)));
+      noSuchRoom();
       return false;
     }
     throw err;
   }
+}
+
+/** The room the link names does not exist: the page says so. */
+function noSuchRoom() {
+  endRoom();
+  ui.roomName.textContent = text.roomNotFound;
+  document.title = text.roomNotFoundTitle;
+  setPill(ui.pill, 'ended', text.noSuchRoomPill);
+  notice(ui.pageNotice, 'error', fmt(text.noSuchRoom, { room: roomId }),
+    el('span', {}, `${text.checkLink} `, el('a', { href: '/' }, text.enterCode)));
 }
 
 function showPlayer() {
@@ -759,16 +759,12 @@ async function init() {
   ui.mix.value = mix !== null ? mix : String(DEFAULT_MIX);
   renderSliders();
 
-  for (let attempt = 0; ; attempt++) {
-    try {
-      if (!(await loadInfo())) return;
-      break;
-    } catch (err) {
-      setPill('reconnecting', text.cannotReach);
-      notice(ui.pageNotice, 'error', text.cannotLoad, fmt(text.retrying, { why: describeError(err) }));
-      await new Promise((r) => setTimeout(r, Math.min(15000, 1000 * 2 ** attempt)));
-    }
-  }
+  const info = await loadRoom(roomId, (err) => {
+    setPill(ui.pill, 'reconnecting', text.cannotReach);
+    notice(ui.pageNotice, 'error', text.cannotLoad, fmt(text.retrying, { why: describeError(err) }));
+  });
+  if (!info) return noSuchRoom();
+  st.info = info;
   notice(ui.pageNotice, '', '');
   ui.roomName.replaceChildren(el('bdi', {}, st.info.name || roomId)); // in its own direction, isolated
   $('recorded-note').hidden = !st.info.record;
@@ -776,7 +772,7 @@ async function init() {
   st.lang = initialLanguage();
   followLanguage();
   if (st.info.passcode_required && !st.passcode) {
-    setPill('idle', text.pillPasscode);
+    setPill(ui.pill, 'idle', text.pillPasscode);
     askPasscode('');
     return;
   }

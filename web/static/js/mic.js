@@ -7,17 +7,21 @@
 //   reconnects by itself, says which mic it is in its start message (mic
 //   id, name, language, the capture's rate or "codec":"opus"), sends
 //   frames while the browser keeps up (as Opus where WebCodecs encodes it:
-//   opus.js; PCM elsewhere), and passes the server's messages on.
+//   opus.js; PCM elsewhere), passes the server's messages on, and tells
+//   the page why the server ended the mic (replaced, room gone, refused,
+//   key refused).
+// - SpeakerKey is the room's speaker key on the pages that are a mic of
+//   the room with it: from the link or the page's key form, checked.
 //
 // What a page says about a failure is the page's affair; the sentences
 // both need are here (text), in one place for translation.
 
 import { localize } from './i18n.js';
-import { credentialProtocols, describeError, wsURL } from './api.js';
+import { credentialProtocols, describeError, probeHandshake, wsURL } from './api.js';
 import { Close, Codec, ErrorCode, Msg } from './protocol.js';
 import { OpusSender, opusEncodeSupported } from './opus.js';
 import { ReconnectingSocket } from './ws.js';
-import { fmt } from './ui.js';
+import { fmt, notice, secretFromFragment, store } from './ui.js';
 
 /** The capture worklet, loaded by URL into the AudioContext. */
 export const CAPTURE_WORKLET = '/static/capture-worklet.js';
@@ -206,10 +210,23 @@ export function speakPath(roomId) {
   return `/api/v1/rooms/${encodeURIComponent(roomId)}/speak`;
 }
 
+/** Whether a key check's answer (probeHandshake) refuses the key. */
+function keyRefused(err) {
+  return !!err && (err.status === 401 || err.status === 403);
+}
+
 /**
  * MicLink is one speaker WebSocket: a mic of the room. Its start message
  * says the capture's rate and, from hello(), which mic it is, who speaks
  * and in what language (each omitted when empty: the server's defaults).
+ *
+ * When the server ends the mic, the handler for the reason is told and the
+ * link does not reconnect: onReplaced (the same mic was opened elsewhere),
+ * onRoomGone (deleted: true when the server said so, false when a key check
+ * found no room), onRefused (refusal()), onKeyRefused (a connection that
+ * never opened, and the key check refuses the key: only asked where the
+ * handler is given). A close without a handler, and a network drop, is
+ * retried; onShutdown is told of a server restart before the retry.
  */
 export class MicLink {
   /**
@@ -223,7 +240,12 @@ export class MicLink {
    * @param {(msg: object) => void} [o.onLevel]
    * @param {(msg: object) => void} [o.onStatus]
    * @param {(err: {code: string, message: string}) => void} [o.onServerError]
-   * @param {(info: object) => any} [o.onClose]  as ReconnectingSocket's; lastError is on the link
+   * @param {(info: object) => any} [o.onClose]  every close, first; false stops (as ReconnectingSocket's); lastError is on the link
+   * @param {() => void} [o.onReplaced]
+   * @param {(deleted: boolean) => void} [o.onRoomGone]
+   * @param {(refused: {reason: string, text: string}) => void} [o.onRefused]
+   * @param {() => void} [o.onKeyRefused]
+   * @param {() => void} [o.onShutdown]
    * @param {() => void} [o.onRetry]
    * @param {() => void} [o.onDropped]  a frame was dropped: the network is too slow
    * @param {() => string} [o.path]  another endpoint taking a mic (a booth's); default the speaker's
@@ -266,13 +288,50 @@ export class MicLink {
         ws.send(JSON.stringify(start));
       },
       onmessage: (ev) => this.onMessage(ev),
-      onclose: (info) => {
+      onclose: async (info) => {
         this.ready = false;
         this.closeEncoder();
-        return o.onClose ? o.onClose(info) : true;
+        const go = o.onClose ? await o.onClose(info) : true;
+        if (go === false || (await this.ended(info))) return false;
+        return typeof go === 'number' ? go : true;
       },
       onretry: () => { this.ready = false; o.onRetry?.(); },
     });
+  }
+
+  /** Tells the page's handler when a close ends the mic for good; returns whether it did. */
+  async ended({ code, opened }) {
+    const o = this.o;
+    if (code === Close.REPLACED && o.onReplaced) {
+      o.onReplaced();
+      return true;
+    }
+    if (code === Close.ROOM_GONE && o.onRoomGone) {
+      o.onRoomGone(true);
+      return true;
+    }
+    if (code === Close.SHUTDOWN) {
+      o.onShutdown?.();
+      return false;
+    }
+    const refused = refusal(code, this.lastError);
+    if (refused && o.onRefused) {
+      o.onRefused(refused);
+      return true;
+    }
+    if (!opened && o.onKeyRefused) {
+      // Browsers hide why a handshake failed: a plain request tells.
+      const err = await probeHandshake(o.path ? o.path() : speakPath(o.roomId), { token: o.key() });
+      if (keyRefused(err)) {
+        o.onKeyRefused();
+        return true;
+      }
+      if (err && err.status === 404 && o.onRoomGone) {
+        o.onRoomGone(false);
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Connects, once it is known whether this browser encodes Opus. */
@@ -409,5 +468,134 @@ export class LiveGuard {
   release() {
     if (this.lock) this.lock.release().catch(() => {});
     this.lock = null;
+  }
+}
+
+/**
+ * MicLink's ending handlers for a page that stops its mic and says why in
+ * a notice box (the speaker and conversation pages). The words are the
+ * page's (text.replaced, replacedText with vars(), restarting,
+ * restartingText, refused); a refusal also sets the box's data-reason to
+ * the server's reason. stop() stops the mic; roomGone and keyRefused (the
+ * mic already stopped) are the page's own.
+ * @param {HTMLElement} box
+ * @param {{stop: () => void, text: object, vars?: () => object,
+ *          roomGone: (deleted: boolean) => void, keyRefused: () => void}} o
+ */
+export function noticeEndings(box, o) {
+  const say = (kind, title, body, reason) => {
+    notice(box, kind, title, body);
+    if (reason) box.dataset.reason = reason;
+  };
+  return {
+    onReplaced: () => {
+      o.stop();
+      say('warn', o.text.replaced, fmt(o.text.replacedText, o.vars ? o.vars() : {}), 'replaced');
+    },
+    onRoomGone: o.roomGone,
+    onShutdown: () => say('info', o.text.restarting, o.text.restartingText),
+    onRefused: (refused) => {
+      o.stop();
+      say('error', o.text.refused, refused.text, refused.reason);
+    },
+    onKeyRefused: () => {
+      o.stop();
+      o.keyRefused();
+    },
+  };
+}
+
+/**
+ * SpeakerKey is the room's speaker key on a page that is a mic of the room
+ * with it (the speaker and conversation pages): from the link's fragment
+ * (secretFromFragment) or typed into the page's key form, checked against
+ * the speak endpoint before it is used, and kept for this tab only.
+ */
+export class SpeakerKey {
+  /**
+   * @param {object} o
+   * @param {string} o.roomId
+   * @param {HTMLFormElement} o.form  the key form: its input named key, its alert (role=alert), its submit button
+   * @param {{keyNotAccepted: string, enterKey: string, wrongKey: string}} o.text  the page's words, read when shown
+   * @param {HTMLElement[]} o.hides  what needs the key: hidden while the form asks for it
+   * @param {() => void} o.onAccepted  a typed key was accepted; the form is hidden
+   * @param {(deleted: boolean) => void} o.onRoomGone  a check found no such room (deleted false)
+   */
+  constructor(o) {
+    this.o = o;
+    this.storageKey = `babelcast.speakerKey.${o.roomId}`;
+    this.value = secretFromFragment(this.storageKey);
+    this.ui = {
+      form: o.form,
+      input: o.form.elements.namedItem('key'),
+      error: o.form.querySelector('[role=alert]'),
+      submit: o.form.querySelector('[type=submit]'),
+    };
+    if (!this.ui.input || !this.ui.error || !this.ui.submit) throw new Error('the key form lacks its key input, alert or submit button');
+    o.form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      this.submit();
+    });
+  }
+
+  /** Asks the speak endpoint about a key: an ApiError if refused, null if it looks fine. */
+  check(key) {
+    return probeHandshake(speakPath(this.o.roomId), { token: key });
+  }
+
+  /** Shows the form, saying why the key is asked for again ('' the first time). */
+  ask(error) {
+    const u = this.ui;
+    for (const e of this.o.hides) e.hidden = true;
+    u.form.hidden = false;
+    notice(u.error, 'error', error ? this.o.text.keyNotAccepted : '', error || '');
+    if (error) u.input.setAttribute('aria-invalid', 'true');
+    u.input.focus();
+  }
+
+  /** Lets the key go (this tab keeps it no more) and asks for another. */
+  forget(error = '') {
+    this.value = '';
+    store.set('sessionStorage', this.storageKey, '');
+    this.ask(error);
+  }
+
+  /**
+   * Checks the key the page came with, before anything uses it: true when
+   * it may go on; otherwise the form asks (saying stale when the key is
+   * refused) or the room is gone.
+   */
+  async verify(stale) {
+    if (!this.value) {
+      this.ask('');
+      return false;
+    }
+    const err = await this.check(this.value);
+    if (keyRefused(err)) {
+      this.forget(stale);
+      return false;
+    }
+    if (err && err.status === 404) {
+      this.o.onRoomGone(false);
+      return false;
+    }
+    return true;
+  }
+
+  async submit() {
+    const u = this.ui;
+    const key = u.input.value.trim();
+    if (!key) return this.ask(this.o.text.enterKey);
+    u.submit.disabled = true;
+    const err = await this.check(key);
+    u.submit.disabled = false;
+    if (keyRefused(err)) return this.ask(this.o.text.wrongKey);
+    if (err && err.status === 404) return this.o.onRoomGone(false);
+    this.value = key;
+    store.set('sessionStorage', this.storageKey, key);
+    u.input.value = '';
+    u.input.removeAttribute('aria-invalid');
+    u.form.hidden = true;
+    return this.o.onAccepted();
   }
 }

@@ -2,7 +2,8 @@
 //
 // The speaker key comes from the URL fragment (#key=…, never sent to the
 // server with the page request) or is typed; it is kept in sessionStorage
-// and the fragment is removed from the address bar at once.
+// and the fragment is removed from the address bar at once (SpeakerKey,
+// mic.js).
 //
 // A room may have several mics live at once (a panel): each device says
 // which mic it is ("main" unless told otherwise; a device that starts as a
@@ -15,13 +16,13 @@
 // plays it interpreted into the speaker's language (the speaker's
 // language's channel without the original: player.js).
 
-import { api, ApiError, describeError, probeHandshake, roomIdFromPath } from './api.js';
+import { openRoom, roomIdFromPath } from './api.js';
 import { CaptionView } from './captions.js';
-import { listMicrophones, LiveGuard, mediaSupported, Microphone, MicLink, micError, noMediaReason, refusal, speakPath, text as micText } from './mic.js';
+import { listMicrophones, LiveGuard, mediaSupported, Microphone, MicLink, micError, noMediaReason, noticeEndings, SpeakerKey, text as micText } from './mic.js';
 import { AudioOut, ChannelStream } from './player.js';
 import { ChannelState, Close, DEFAULT_MIC, Msg } from './protocol.js';
 import { QuestionQueue } from './questions.js';
-import { $, el, englishName, fmt, nativeName, notice, randomId, secretFromFragment, setMeter, store } from './ui.js';
+import { $, el, englishName, fmt, nativeName, notice, randomId, setMeter, setPill, store } from './ui.js';
 
 const text = {
   loadingRoom: 'Loading room…',
@@ -95,7 +96,6 @@ const text = {
 
 const roomId = roomIdFromPath();
 const keys = {
-  key: `babelcast.speakerKey.${roomId}`,
   device: 'babelcast.micDeviceId',
   mic: `babelcast.micId.${roomId}`,
   name: 'babelcast.speakerName',
@@ -109,9 +109,6 @@ const ui = {
   sourceLine: $('source-line'),
   pageNotice: $('page-notice'),
   keyForm: $('key-form'),
-  keyInput: $('speaker-key'),
-  keyError: $('key-error'),
-  keySubmit: $('key-submit'),
   console: $('console'),
   name: $('speaker-name'),
   language: $('speaker-language'),
@@ -145,7 +142,6 @@ const ui = {
 
 const st = {
   info: null,
-  key: '',
   phase: 'idle', // idle | starting | live | stopped
   muted: false,
   ended: false,
@@ -162,42 +158,19 @@ const meterWords = { silent: text.meterSilent, level: text.meterDb };
 
 // ---------- key ----------
 
-function askKey(error) {
-  ui.console.hidden = true;
-  ui.keyForm.hidden = false;
-  notice(ui.keyError, 'error', error ? text.keyNotAccepted : '', error || '');
-  if (error) ui.keyInput.setAttribute('aria-invalid', 'true');
-  ui.keyInput.focus();
-}
-
-/** Asks the speak endpoint about a key: an ApiError if refused, null if it looks fine. */
-function checkKey(key) {
-  return probeHandshake(speakPath(roomId), { token: key });
-}
-
-ui.keyForm.addEventListener('submit', async (ev) => {
-  ev.preventDefault();
-  const key = ui.keyInput.value.trim();
-  if (!key) return askKey(text.enterKey);
-  ui.keySubmit.disabled = true;
-  const err = await checkKey(key);
-  ui.keySubmit.disabled = false;
-  if (err && (err.status === 401 || err.status === 403)) return askKey(text.wrongKey);
-  if (err && err.status === 404) return roomGone(false);
-  st.key = key;
-  store.set('sessionStorage', keys.key, key);
-  ui.keyInput.value = '';
-  ui.keyInput.removeAttribute('aria-invalid');
-  ui.keyForm.hidden = true;
-  showConsole();
+const key = new SpeakerKey({
+  roomId,
+  form: ui.keyForm,
+  text,
+  hides: [ui.console],
+  onAccepted: () => showConsole(),
+  onRoomGone: roomGone,
 });
 
 ui.forget.addEventListener('click', () => {
   stopAll();
   queue.stop();
-  st.key = '';
-  store.set('sessionStorage', keys.key, '');
-  askKey('');
+  key.forget();
 });
 
 // ---------- who and what this mic is ----------
@@ -327,7 +300,7 @@ async function start() {
   await listDevices(); // labels are known now
   cap.link = new MicLink({
     roomId,
-    key: () => st.key,
+    key: () => key.value,
     sampleRate: () => mic.sampleRate,
     hello: () => ({ mic: st.mic, name: ui.name.value.trim(), language: language() }),
     onReady: () => {
@@ -342,7 +315,14 @@ async function start() {
       // The close that follows says more where it can (refusal()).
       notice(ui.pageNotice, 'error', text.serverProblem, e.message || e.code);
     },
-    onClose,
+    onClose: () => render(),
+    ...noticeEndings(ui.pageNotice, {
+      stop: stopAll,
+      text,
+      vars: () => ({ mic: st.mic }),
+      roomGone,
+      keyRefused: () => key.forget(text.keyRejectedLive),
+    }),
     onRetry: render,
     onDropped: () => {
       const now = performance.now();
@@ -402,47 +382,6 @@ function onLevel(msg) {
   if (peak > -1) hint = text.tooLoud;
   else if (st.quietSince && now - st.quietSince > 8000) hint = text.tooQuiet;
   ui.levelHint.textContent = hint;
-}
-
-async function onClose({ code, opened }) {
-  render();
-  switch (code) {
-    case Close.REPLACED:
-      stopAll();
-      notice(ui.pageNotice, 'warn', text.replaced, fmt(text.replacedText, { mic: st.mic }));
-      ui.pageNotice.dataset.reason = 'replaced';
-      return false;
-    case Close.ROOM_GONE:
-      roomGone(true);
-      return false;
-    case Close.SHUTDOWN:
-      notice(ui.pageNotice, 'info', text.restarting, text.restartingText);
-      return true;
-    default:
-      break;
-  }
-  const refused = refusal(code, cap.link && cap.link.lastError);
-  if (refused) {
-    stopAll();
-    notice(ui.pageNotice, 'error', text.refused, refused.text);
-    ui.pageNotice.dataset.reason = refused.reason;
-    return false;
-  }
-  if (!opened) {
-    const err = await checkKey(st.key);
-    if (err && (err.status === 401 || err.status === 403)) {
-      stopAll();
-      st.key = '';
-      store.set('sessionStorage', keys.key, '');
-      askKey(text.keyRejectedLive);
-      return false;
-    }
-    if (err && err.status === 404) {
-      roomGone(false);
-      return false;
-    }
-  }
-  return true;
 }
 
 function roomGone(deleted) {
@@ -515,11 +454,6 @@ function renderMics(mics) {
     m.mic.startsWith('q-') ? el('span', { class: 'tag' }, text.question) : null)));
 }
 
-function setPill(state, label) {
-  ui.pill.dataset.state = state;
-  if (ui.pill.textContent !== label) ui.pill.textContent = label;
-}
-
 function render() {
   const live = st.phase === 'live';
   const busy = live || st.phase === 'starting';
@@ -540,23 +474,23 @@ function render() {
     const next = [busy ? ui.stop : ui.start, ui.start, ui.stop].find((b) => !b.disabled);
     if (next) next.focus();
   }
-  if (st.ended) return setPill('ended', text.pillClosed);
+  if (st.ended) return setPill(ui.pill, 'ended', text.pillClosed);
   if (!st.info) return undefined;
-  if (st.phase === 'idle' || st.phase === 'stopped') return setPill('idle', text.pillIdle);
-  if (st.phase === 'starting') return setPill('connecting', text.pillStarting);
+  if (st.phase === 'idle' || st.phase === 'stopped') return setPill(ui.pill, 'idle', text.pillIdle);
+  if (st.phase === 'starting') return setPill(ui.pill, 'connecting', text.pillStarting);
   const l = cap.link;
   if (!l || !l.isOpen || !l.ready) {
-    return l && l.attempt > 0 ? setPill('reconnecting', text.pillReconnecting) : setPill('connecting', text.pillConnecting);
+    return l && l.attempt > 0 ? setPill(ui.pill, 'reconnecting', text.pillReconnecting) : setPill(ui.pill, 'connecting', text.pillConnecting);
   }
-  if (st.muted) return setPill('silent', text.pillMuted);
-  return setPill('live', text.pillLive);
+  if (st.muted) return setPill(ui.pill, 'silent', text.pillMuted);
+  return setPill(ui.pill, 'live', text.pillLive);
 }
 
 // ---------- questions from the audience ----------
 
 const queue = new QuestionQueue({
   roomId: () => roomId,
-  token: () => st.key,
+  token: () => key.value,
   list: ui.questionsList,
   empty: ui.questionsEmpty,
   error: ui.questionsError,
@@ -659,28 +593,8 @@ function showConsole() {
 }
 
 async function init() {
-  st.key = secretFromFragment(keys.key);
-  if (!roomId) {
-    ui.roomName.textContent = text.roomNotFound;
-    notice(ui.pageNotice, 'error', text.noRoomInLink, text.askForLink);
-    return;
-  }
-  for (let attempt = 0; ; attempt++) {
-    try {
-      st.info = await api(`/api/v1/rooms/${encodeURIComponent(roomId)}/public`);
-      st.info.languages = st.info.languages || [];
-      break;
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 404) {
-        ui.roomName.textContent = text.roomNotFound;
-        return roomGone(false);
-      }
-      setPill('reconnecting', text.cannotReach);
-      notice(ui.pageNotice, 'error', text.cannotLoad, fmt(text.retrying, { why: describeError(err) }));
-      await new Promise((r) => setTimeout(r, Math.min(15000, 1000 * 2 ** attempt)));
-    }
-  }
-  notice(ui.pageNotice, '', '');
+  st.info = await openRoom(roomId, { text, roomName: ui.roomName, pageNotice: ui.pageNotice, pill: ui.pill, gone: () => roomGone(false) });
+  if (!st.info) return;
   ui.roomName.textContent = st.info.name || roomId;
   document.title = `Speak: ${st.info.name || roomId} · babelcast`;
   const langs = [st.info.source_language, ...st.info.languages].map((l) => l.native || l.code);
@@ -689,22 +603,9 @@ async function init() {
   renderLanguageChoice();
   ui.name.value = store.get('localStorage', keys.name) || '';
   ui.micId.value = store.get('localStorage', keys.mic) || DEFAULT_MIC;
-  if (!st.key) {
-    render();
-    askKey('');
-    return;
-  }
   // A stale link (the key was rotated) is told at once, not at Start.
-  const err = await checkKey(st.key);
-  if (err && (err.status === 401 || err.status === 403)) {
-    st.key = '';
-    store.set('sessionStorage', keys.key, '');
-    render();
-    askKey(text.keyStale);
-    return;
-  }
-  if (err && err.status === 404) return roomGone(false);
-  showConsole();
+  if (await key.verify(text.keyStale)) showConsole();
+  else render();
 }
 
 init();

@@ -11,16 +11,16 @@
 // names.
 //
 // The key (the room's speaker key) comes in the link's fragment, as on the
-// speaker page. The microphone and its connection are mic.js's, the sound
-// player.js's, the captions captions.js's.
+// speaker page. The key, the microphone and its connection are mic.js's,
+// the sound player.js's, the captions captions.js's.
 
-import { api, ApiError, describeError, probeHandshake, roomIdFromPath } from './api.js';
+import { describeError, openRoom, roomIdFromPath } from './api.js';
 import { CaptionView } from './captions.js';
 import { browserLanguages, dirOf, languageOption, localize, nameLanguages, onLanguage, setLanguage } from './i18n.js';
-import { LiveGuard, mediaSupported, Microphone, MicLink, micError, noMediaReason, refusal, speakPath, text as micText } from './mic.js';
+import { LiveGuard, mediaSupported, Microphone, MicLink, micError, noMediaReason, noticeEndings, SpeakerKey, text as micText } from './mic.js';
 import { AudioOut, ChannelStream } from './player.js';
 import { Close, Msg } from './protocol.js';
-import { $, el, fmt, notice, randomId, secretFromFragment, setMeter, store } from './ui.js';
+import { $, el, fmt, notice, randomId, setMeter, setPill, store } from './ui.js';
 
 const text = localize('talk', {
   roomNotFound: 'Room not found',
@@ -67,7 +67,6 @@ const text = localize('talk', {
 
 const roomId = roomIdFromPath();
 const keys = {
-  key: `babelcast.speakerKey.${roomId}`,
   lang: `babelcast.talkLang.${roomId}`,
   name: 'babelcast.talkName',
   mic: `babelcast.talkMic.${roomId}`,
@@ -78,9 +77,6 @@ const ui = {
   roomName: $('room-name'),
   pageNotice: $('page-notice'),
   keyForm: $('key-form'),
-  keyInput: $('talk-key'),
-  keyError: $('key-error'),
-  keySubmit: $('key-submit'),
   setup: $('setup'),
   langList: $('lang-list'),
   name: $('talk-name'),
@@ -97,7 +93,6 @@ const ui = {
 
 const st = {
   info: null,
-  key: '',
   lang: store.get('localStorage', keys.lang) || '',
   phase: 'setup', // setup | starting | live | ended
   muted: false,
@@ -129,34 +124,16 @@ function isMine(line) {
 
 // ---------- key ----------
 
-function checkKey(key) {
-  return probeHandshake(speakPath(roomId), { token: key });
-}
-
-function askKey(error) {
-  ui.setup.hidden = true;
-  ui.talk.hidden = true;
-  ui.keyForm.hidden = false;
-  notice(ui.keyError, 'error', error ? text.keyNotAccepted : '', error || '');
-  if (error) ui.keyInput.setAttribute('aria-invalid', 'true');
-  ui.keyInput.focus();
-}
-
-ui.keyForm.addEventListener('submit', async (ev) => {
-  ev.preventDefault();
-  const key = ui.keyInput.value.trim();
-  if (!key) return askKey(text.enterKey);
-  ui.keySubmit.disabled = true;
-  const err = await checkKey(key);
-  ui.keySubmit.disabled = false;
-  if (err && (err.status === 401 || err.status === 403)) return askKey(text.wrongKey);
-  if (err && err.status === 404) return roomGone(false);
-  st.key = key;
-  store.set('sessionStorage', keys.key, key);
-  ui.keyInput.value = '';
-  ui.keyForm.hidden = true;
-  showSetup();
-  (ui.langList.querySelector('input:checked') || ui.langList.querySelector('input'))?.focus(); // the form is gone
+const key = new SpeakerKey({
+  roomId,
+  form: ui.keyForm,
+  text,
+  hides: [ui.setup, ui.talk],
+  onAccepted: () => {
+    showSetup();
+    (ui.langList.querySelector('input:checked') || ui.langList.querySelector('input'))?.focus(); // the form is gone
+  },
+  onRoomGone: roomGone,
 });
 
 // ---------- languages ----------
@@ -194,7 +171,7 @@ function followLanguage() {
 onLanguage(() => {
   if (!st.info) {
     ui.roomName.textContent = text.loadingRoom;
-    setPill('idle', text.loading);
+    setPill(ui.pill, 'idle', text.loading);
   } else if (st.phase !== 'ended') {
     document.title = fmt(text.title, { room: st.info.name || roomId });
   }
@@ -271,11 +248,12 @@ async function start() {
   if (live.mic !== mic) return;
   live.link = new MicLink({
     roomId,
-    key: () => st.key,
+    key: () => key.value,
     sampleRate: () => mic.sampleRate,
     hello: () => ({ mic: st.mic, name: ui.name.value.trim(), language: st.lang }),
     onReady: () => render(),
-    onClose: onMicClose,
+    onClose: () => render(),
+    ...noticeEndings(ui.pageNotice, { stop: leave, text, roomGone, keyRefused: () => key.forget(text.keyStale) }),
     onRetry: () => render(),
     onDropped: () => notice(ui.pageNotice, 'warn', text.slowNet, text.slowNetText),
   });
@@ -310,48 +288,6 @@ function listen() {
     },
   });
   live.stream = stream;
-}
-
-function onMicClose({ code, opened }) {
-  render();
-  if (code === Close.REPLACED) {
-    leave();
-    notice(ui.pageNotice, 'warn', text.replaced, text.replacedText);
-    ui.pageNotice.dataset.reason = 'replaced';
-    return false;
-  }
-  if (code === Close.ROOM_GONE) {
-    roomGone(true);
-    return false;
-  }
-  if (code === Close.SHUTDOWN) {
-    notice(ui.pageNotice, 'info', text.restarting, text.restartingText);
-    return true;
-  }
-  const refused = refusal(code, live.link && live.link.lastError);
-  if (refused) {
-    leave();
-    notice(ui.pageNotice, 'error', text.refused, refused.text);
-    ui.pageNotice.dataset.reason = refused.reason;
-    return false;
-  }
-  if (!opened) {
-    return checkKey(st.key).then((err) => {
-      if (err && (err.status === 401 || err.status === 403)) {
-        leave();
-        st.key = '';
-        store.set('sessionStorage', keys.key, '');
-        askKey(text.keyStale);
-        return false;
-      }
-      if (err && err.status === 404) {
-        roomGone(false);
-        return false;
-      }
-      return true;
-    });
-  }
-  return true;
 }
 
 function leave() {
@@ -390,11 +326,6 @@ function roomGone(deleted) {
 
 // ---------- rendering ----------
 
-function setPill(state, label) {
-  ui.pill.dataset.state = state;
-  if (ui.pill.textContent !== label) ui.pill.textContent = label;
-}
-
 function render() {
   const on = st.phase === 'live' || st.phase === 'starting';
   if (st.phase !== 'ended' && st.info && ui.keyForm.hidden) {
@@ -405,16 +336,16 @@ function render() {
   ui.mute.dataset.muted = String(st.muted);
   ui.mute.textContent = st.muted ? text.unmute : text.mute;
   ui.talk.dataset.mic = st.mic;
-  if (st.phase === 'ended') return setPill('ended', text.pillClosed);
-  if (!on) return setPill('idle', text.pillIdle);
+  if (st.phase === 'ended') return setPill(ui.pill, 'ended', text.pillClosed);
+  if (!on) return setPill(ui.pill, 'idle', text.pillIdle);
   const l = live.link;
   const s = live.stream;
   if (!l || !l.isOpen || !l.ready || !s || !s.isOpen || !s.hello) {
     const again = (l && l.attempt > 0) || (s && s.socket.attempt > 0);
-    return setPill(again ? 'reconnecting' : 'connecting', again ? text.pillReconnecting : text.pillConnecting);
+    return setPill(ui.pill, again ? 'reconnecting' : 'connecting', again ? text.pillReconnecting : text.pillConnecting);
   }
-  if (st.muted) return setPill('silent', text.pillMuted);
-  return setPill('live', text.pillLive);
+  if (st.muted) return setPill(ui.pill, 'silent', text.pillMuted);
+  return setPill(ui.pill, 'live', text.pillLive);
 }
 
 function showSetup() {
@@ -425,44 +356,12 @@ function showSetup() {
 
 async function init() {
   followLanguage();
-  st.key = secretFromFragment(keys.key);
   ui.name.value = store.get('localStorage', keys.name) || '';
-  if (!roomId) {
-    ui.roomName.textContent = text.roomNotFound;
-    notice(ui.pageNotice, 'error', text.noRoomInLink, text.askForLink);
-    return;
-  }
-  for (let attempt = 0; ; attempt++) {
-    try {
-      st.info = await api(`/api/v1/rooms/${encodeURIComponent(roomId)}/public`);
-      st.info.languages = st.info.languages || [];
-      break;
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 404) {
-        ui.roomName.textContent = text.roomNotFound;
-        return roomGone(false);
-      }
-      setPill('reconnecting', text.cannotReach);
-      notice(ui.pageNotice, 'error', text.cannotLoad, fmt(text.retrying, { why: describeError(err) }));
-      await new Promise((r) => setTimeout(r, Math.min(15000, 1000 * 2 ** attempt)));
-    }
-  }
-  notice(ui.pageNotice, '', '');
+  st.info = await openRoom(roomId, { text, roomName: ui.roomName, pageNotice: ui.pageNotice, pill: ui.pill, gone: () => roomGone(false) });
+  if (!st.info) return;
   ui.roomName.replaceChildren(el('bdi', {}, st.info.name || roomId)); // in its own direction, isolated
   document.title = fmt(text.title, { room: st.info.name || roomId });
-  if (!st.key) {
-    askKey('');
-    return;
-  }
-  const err = await checkKey(st.key);
-  if (err && (err.status === 401 || err.status === 403)) {
-    st.key = '';
-    store.set('sessionStorage', keys.key, '');
-    askKey(text.keyStale);
-    return;
-  }
-  if (err && err.status === 404) return roomGone(false);
-  showSetup();
+  if (await key.verify(text.keyStale)) showSetup();
 }
 
 init();

@@ -141,6 +141,16 @@ export function randomId(n = 6) {
   return Array.from(bytes, (b) => abc[b % abc.length]).join('');
 }
 
+/**
+ * Shows a page's state in its pill (role=status): data-state for styles
+ * and tests, and the label, written only when it changes, so a screen
+ * reader announces a change and not every render.
+ */
+export function setPill(pill, state, label) {
+  pill.dataset.state = state;
+  if (pill.textContent !== label) pill.textContent = label;
+}
+
 /** Sets a level meter (role=meter with a fill child) to db, -60…0. */
 export function setMeter(meter, fill, db, words = { silent: 'silent', level: '{db} decibels' }) {
   const v = Math.max(-60, Math.min(0, db));

@@ -131,6 +131,35 @@ func (e *env) wsURL(path string) string {
 	return "ws" + strings.TrimPrefix(e.http.URL, "http") + path
 }
 
+// get fetches path, a response that ends (a refusal), from the fanout's
+// HTTP server: the response, its body read and closed, and the body.
+func (e *env) get(path string) (*http.Response, string) {
+	e.t.Helper()
+	resp, err := http.Get(e.http.URL + path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+// stream opens path on the fanout's HTTP server, an audio stream of
+// contentType, and fails the test unless it is one. The stream is closed
+// when the test ends.
+func (e *env) stream(path, contentType string) io.Reader {
+	e.t.Helper()
+	resp, err := http.Get(e.http.URL + path)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != contentType {
+		e.t.Fatalf("%s: %d %q, want 200 %s", path, resp.StatusCode, resp.Header.Get("Content-Type"), contentType)
+	}
+	return resp.Body
+}
+
 // client is a listener WebSocket with its messages sorted by kind.
 type client struct {
 	conn  *websocket.Conn
@@ -863,13 +892,8 @@ func TestHandshakeErrors(t *testing.T) {
 		{"/api/v1/rooms/keynote/listen?lang=es", 426, "upgrade_required"}, // a plain GET, no upgrade
 	}
 	for _, tc := range cases {
-		resp, err := http.Get(e.http.URL + tc.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.want) {
+		resp, body := e.get(tc.path)
+		if resp.StatusCode != tc.status || !strings.Contains(body, tc.want) {
 			t.Errorf("%s: %d %s; want %d containing %q", tc.path, resp.StatusCode, body, tc.status, tc.want)
 		}
 		if !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
@@ -939,12 +963,7 @@ func TestPasscodeGuessesAreLimited(t *testing.T) {
 			}
 			continue
 		}
-		resp, err := http.Get(e.http.URL + "/api/v1/rooms/private/audio/de.wav?passcode=guess" + strconv.Itoa(i))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusForbidden {
+		if resp, _ := e.get("/api/v1/rooms/private/audio/de.wav?passcode=guess" + strconv.Itoa(i)); resp.StatusCode != http.StatusForbidden {
 			t.Fatalf("guess %d: status %d", i+1, resp.StatusCode)
 		}
 	}
@@ -967,13 +986,8 @@ func TestPasscodeGuessesAreLimited(t *testing.T) {
 		}
 	}
 	// A plain GET (how the pages ask why a handshake failed) says so too.
-	resp, err := http.Get(e.http.URL + "/api/v1/rooms/private/listen?lang=de")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), "too_many_attempts") {
+	resp, body := e.get("/api/v1/rooms/private/listen?lang=de")
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(body, "too_many_attempts") {
 		t.Errorf("plain GET while blocked: %d %s", resp.StatusCode, body)
 	}
 	// Another room, and a room without a passcode, are not affected.
@@ -1002,12 +1016,7 @@ func TestListenerCaps(t *testing.T) {
 	e.dial("keynote", "nl")
 	refused("/api/v1/rooms/keynote/listen?lang=es", http.StatusTooManyRequests, "too_many_listeners")
 	// A stream counts too.
-	resp, err := http.Get(e.http.URL + "/api/v1/rooms/keynote/audio/es.wav")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusTooManyRequests {
+	if resp, _ := e.get("/api/v1/rooms/keynote/audio/es.wav"); resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("a stream past the per-address cap: %d", resp.StatusCode)
 	}
 	a.conn.Close()
@@ -1023,7 +1032,7 @@ func TestListenerCaps(t *testing.T) {
 	e2 := newEnv(t, func(o *Options) { o.MaxListenersPerAddress = 10; o.MaxListeners = 2 })
 	e2.dial("keynote", "es")
 	e2.dial("keynote", "nl")
-	_, resp, err = websocket.DefaultDialer.Dial(e2.wsURL("/api/v1/rooms/keynote/listen?lang=es"), nil)
+	_, resp, err := websocket.DefaultDialer.Dial(e2.wsURL("/api/v1/rooms/keynote/listen?lang=es"), nil)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("past the node's cap: %v %v", resp, err)
 	}
@@ -1035,16 +1044,9 @@ func TestListenerCaps(t *testing.T) {
 
 func TestWAVStream(t *testing.T) {
 	e := newEnv(t, nil)
-	resp, err := http.Get(e.http.URL + "/api/v1/rooms/keynote/audio/es.wav")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "audio/wav" {
-		t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
+	wav := e.stream("/api/v1/rooms/keynote/audio/es.wav", "audio/wav")
 	hdr := make([]byte, 44)
-	if _, err := io.ReadFull(resp.Body, hdr); err != nil {
+	if _, err := io.ReadFull(wav, hdr); err != nil {
 		t.Fatal(err)
 	}
 	le := binary.LittleEndian
@@ -1065,7 +1067,7 @@ func TestWAVStream(t *testing.T) {
 	e.publishAudio(subject.Out("keynote", "es"), 21, 960)
 	for seq := uint64(1); seq <= 21; seq++ {
 		b := make([]byte, 960)
-		if _, err := io.ReadFull(resp.Body, b); err != nil {
+		if _, err := io.ReadFull(wav, b); err != nil {
 			t.Fatal(err)
 		}
 		if string(b) != string(frameFor(seq, 960)) {
@@ -1159,12 +1161,7 @@ func TestJoinAfterLanguageRemovedIsRefused(t *testing.T) {
 	}
 	r.Languages = []room.Language{{Code: "nl"}}
 	e.srv.hub.roomChanged(r, rev+1)
-	resp, err := http.Get(e.http.URL + "/api/v1/rooms/keynote/audio/es.wav")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
+	if resp, _ := e.get("/api/v1/rooms/keynote/audio/es.wav"); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("join of a removed language: %d, want 400", resp.StatusCode)
 	}
 	if n := e.srv.hub.listenerCount("keynote", "es"); n != 0 {

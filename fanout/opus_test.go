@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -207,21 +206,14 @@ func (o *oggPages) next() [][]byte {
 func TestOggStream(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
-	resp, err := http.Get(e.http.URL + "/api/v1/rooms/keynote/audio/es.ogg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "audio/ogg" {
-		t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	pages := &oggPages{t: t, r: resp.Body}
+	pages := &oggPages{t: t, r: e.stream("/api/v1/rooms/keynote/audio/es.ogg", "audio/ogg")}
 	pages.next()
 	pages.next()
 	dec, _ := opus.NewDecoder()
 	var pcm []int16
 	decode := func() {
 		for _, p := range pages.next() {
+			var err error
 			if pcm, err = dec.Decode(pcm, p); err != nil {
 				t.Fatal(err)
 			}
@@ -263,13 +255,9 @@ func TestOggStream(t *testing.T) {
 func TestWAVStreamCarriesSilence(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
-	resp, err := http.Get(e.http.URL + "/api/v1/rooms/keynote/audio/es.wav")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	wav := e.stream("/api/v1/rooms/keynote/audio/es.wav", "audio/wav")
 	b := make([]byte, 44+audio.DurationBytes(time.Second))
-	if _, err := io.ReadFull(resp.Body, b); err != nil {
+	if _, err := io.ReadFull(wav, b); err != nil {
 		t.Fatal(err)
 	}
 	if f, _ := signal.Loud(audio.Samples(b[44:])); f >= 0 {
@@ -287,11 +275,7 @@ func TestOpusEncodedOncePerChannel(t *testing.T) {
 	for range 4 {
 		cs = append(cs, e.dialOpus("lang=es&codec=opus"))
 	}
-	resp, err := http.Get(e.http.URL + "/api/v1/rooms/keynote/audio/es.ogg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	e.stream("/api/v1/rooms/keynote/audio/es.ogg", "audio/ogg")
 	e.srv.hub.mu.Lock()
 	c := e.srv.hub.channels[chanKey{"keynote", "es"}]
 	e.srv.hub.mu.Unlock()
@@ -317,13 +301,7 @@ func TestOpusEncodedOncePerChannel(t *testing.T) {
 func TestBadCodecIsRefused(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
-	resp, err := http.Get(e.http.URL + "/api/v1/rooms/keynote/listen?lang=es&codec=mp3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 400 || !strings.Contains(string(b), "codec") {
+	if resp, b := e.get("/api/v1/rooms/keynote/listen?lang=es&codec=mp3"); resp.StatusCode != 400 || !strings.Contains(b, "codec") {
 		t.Errorf("%d %s", resp.StatusCode, b)
 	}
 }

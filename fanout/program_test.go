@@ -16,6 +16,11 @@ func pcmOf(v int16, d time.Duration) []byte {
 	return audio.Bytes(s)
 }
 
+// micFrame is d of every sample v from mic, in lang, speech or room sound.
+func micFrame(mic, lang string, v int16, d time.Duration, speech bool) audio.Frame {
+	return audio.Frame{PCM: pcmOf(v, d), Mic: mic, Lang: lang, Speech: speech}
+}
+
 // firstSample is the first sample of pcm, 0 for none.
 func firstSample(pcm []byte) int16 {
 	if len(pcm) < 2 {
@@ -36,13 +41,11 @@ func tickAt(p *program, now time.Time) programFrame {
 }
 
 func TestProgramOriginalInItsLanguageInterpretationOtherwise(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	es := newProgram("es", false)
-	mic := func(lang string, v int16, speech bool) audio.Frame {
-		return audio.Frame{PCM: pcmOf(v, 300*time.Millisecond), Mic: "m-" + lang, Lang: lang, Speech: speech}
-	}
 	// English on the floor is not played on es; its interpretation is.
-	es.pushMic(mic("en", 100, true), now)
+	es.pushMic(micFrame("m-en", "en", 100, 300*time.Millisecond, true), now)
 	es.pushInterp(audio.Frame{PCM: pcmOf(7, 300*time.Millisecond)}, now)
 	f := tickAt(es, now)
 	if firstSample(f.full) != 7 || firstSample(f.alone) != 7 {
@@ -51,7 +54,7 @@ func TestProgramOriginalInItsLanguageInterpretationOtherwise(t *testing.T) {
 
 	// Spanish on the floor: the original, with the interpretation still
 	// playing ducked under it; without passthrough, the interpretation.
-	es.pushMic(mic("es", 1000, true), now)
+	es.pushMic(micFrame("m-es", "es", 1000, 300*time.Millisecond, true), now)
 	f = es.compose(now.Add(200 * time.Millisecond))
 	if got, want := firstSample(f.full), int16(1001); got != want { // 1000 + 7 × 0.25, truncated
 		t.Fatalf("Spanish floor over an interpretation: %d, want %d (original + ducked interpretation)", got, want)
@@ -62,9 +65,10 @@ func TestProgramOriginalInItsLanguageInterpretationOtherwise(t *testing.T) {
 }
 
 func TestProgramMicWithoutSpeechPlaysOnlyWhenNothingElseDoes(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	en := newProgram("en", false)
-	en.pushMic(audio.Frame{PCM: pcmOf(3, 400*time.Millisecond), Mic: "main", Lang: "en", Speech: false}, now)
+	en.pushMic(micFrame("main", "en", 3, 400*time.Millisecond, false), now)
 	// Room sound of the channel's own mic, nothing else: it plays (as the
 	// floor always did for the source language).
 	if f := tickAt(en, now); firstSample(f.full) != 3 || f.alone != nil {
@@ -79,10 +83,11 @@ func TestProgramMicWithoutSpeechPlaysOnlyWhenNothingElseDoes(t *testing.T) {
 }
 
 func TestFloorMixesEveryMic(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	floor := newProgram("floor", true)
-	floor.pushMic(audio.Frame{PCM: pcmOf(100, 300*time.Millisecond), Mic: "main", Lang: "en", Speech: true}, now)
-	floor.pushMic(audio.Frame{PCM: pcmOf(20, 300*time.Millisecond), Mic: "guest", Lang: "es", Speech: true}, now)
+	floor.pushMic(micFrame("main", "en", 100, 300*time.Millisecond, true), now)
+	floor.pushMic(micFrame("guest", "es", 20, 300*time.Millisecond, true), now)
 	floor.pushInterp(audio.Frame{PCM: pcmOf(5, 300*time.Millisecond)}, now) // never on the floor
 	if f := tickAt(floor, now); firstSample(f.full) != 120 {
 		t.Fatalf("floor plays %d, want both mics mixed (120)", firstSample(f.full))
@@ -90,6 +95,7 @@ func TestFloorMixesEveryMic(t *testing.T) {
 }
 
 func TestProgramSilenceIsNil(t *testing.T) {
+	t.Parallel()
 	p := newProgram("es", false)
 	if f := p.compose(time.Now()); f.full != nil || f.alone != nil {
 		t.Fatal("a program with nothing to play made audio")

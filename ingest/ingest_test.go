@@ -122,6 +122,20 @@ func (e *env) subscribe() chan *nats.Msg {
 	return ch
 }
 
+// awaitFrame waits for the next frame published on ch, what the test calls
+// it, and checks that it holds n bytes.
+func (e *env) awaitFrame(ch chan *nats.Msg, n int, what string) {
+	e.t.Helper()
+	select {
+	case m := <-ch:
+		if len(m.Data) != n {
+			e.t.Errorf("%s of %d bytes, want %d", what, len(m.Data), n)
+		}
+	case <-time.After(5 * time.Second):
+		e.t.Fatalf("%s not published", what)
+	}
+}
+
 // expectNothingPublished proves no audio preceded a sentinel published now
 // on the same connection (NATS keeps a connection's order).
 func (e *env) expectNothingPublished(ch chan *nats.Msg) {
@@ -355,14 +369,7 @@ func TestDefaultRateWithoutStart(t *testing.T) {
 	if m := next(t, c, "ready"); m.SampleRate != 24000 {
 		t.Fatalf("ready %+v", m)
 	}
-	select {
-	case m := <-sub:
-		if len(m.Data) != 4800 {
-			t.Errorf("frame of %d bytes, want 4800", len(m.Data))
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("nothing published")
-	}
+	e.awaitFrame(sub, 4800, "a frame")
 }
 
 func TestBadInputCloses(t *testing.T) {
@@ -599,14 +606,7 @@ func TestShutdownClosesSpeakers1001(t *testing.T) {
 	e.done <- nil // for the cleanup
 	waitSpeakerState(t, e.bus.State, func(st *livestate.Mic) bool { return st == nil })
 	// The half frame held back went out.
-	select {
-	case m := <-sub:
-		if len(m.Data) != 2400 {
-			t.Errorf("last frame %d bytes, want 2400", len(m.Data))
-		}
-	case <-time.After(5 * time.Second):
-		t.Error("held-back audio not published at shutdown")
-	}
+	e.awaitFrame(sub, 2400, "the held-back last frame")
 	// New speakers are refused.
 	_, resp, err := e.dial(e.http, e.room.SpeakerKey)
 	if err == nil || resp.StatusCode != http.StatusServiceUnavailable {

@@ -9,7 +9,6 @@ import (
 )
 
 func TestAdminAuth(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, "")
 	f.createRoom(keynote)
 	adminRoutes := []struct{ method, path, body string }{
@@ -63,7 +62,6 @@ func TestAdminAuth(t *testing.T) {
 }
 
 func TestAdminAuthDisabledWithoutToken(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, "")
 	f.server.adminToken = nil
 	r := f.request("GET", "/api/v1/rooms", "anything", "")
@@ -84,7 +82,6 @@ func serve(f *fixture, remote, token string) *httptest.ResponseRecorder {
 }
 
 func TestBruteForceLimit(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, "")
 	const attacker = "203.0.113.7:4000"
 	for i := range authFailBurst {

@@ -14,7 +14,6 @@ import (
 // PATCH keeps it unless asked to rotate; a client cannot choose one; a
 // language without a booth has none.
 func TestBoothKeys(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, "https://talks.example.org")
 	rm := f.createRoom(`{"id":"conf","source_language":"en","languages":[{"code":"es","booth":true},{"code":"fr"}]}`)
 	key := rm.Languages[0].BoothKey
@@ -89,7 +88,6 @@ func TestBoothKeys(t *testing.T) {
 // TestStatusShowsBooths: the status says who is in each booth and who is
 // on air.
 func TestStatusShowsBooths(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, "")
 	f.createRoom(`{"id":"conf","source_language":"en","languages":[{"code":"es","booth":true},{"code":"fr"}]}`)
 	now := time.Now().UTC()

@@ -37,8 +37,12 @@ func recordStore(b *bus.Bus) *record.Store {
 	return &record.Store{JS: b.JS, Cues: b.Transcript, Recordings: b.Recordings}
 }
 
+// newFixture runs the API server on a bus of its own, so the test runs in
+// parallel with the others (newFixture says so: a web test calls it first,
+// once).
 func newFixture(t *testing.T, publicURL string) *fixture {
 	t.Helper()
+	t.Parallel()
 	b := harness.Bus(t)
 	f := &fixture{t: t, bus: b, rooms: room.NewStore(b.Rooms), logs: &harness.Logs{}}
 	var err error

@@ -8,7 +8,6 @@ import (
 )
 
 func TestQuestionsFromAskToEnd(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, "")
 	rm := f.createRoom(`{"id":"panel","source_language":"en","languages":[{"code":"fr"}],"questions":true,"max_mics":4}`)
 	if !rm.Questions || rm.MaxMics != 4 {
@@ -91,7 +90,6 @@ func TestQuestionsFromAskToEnd(t *testing.T) {
 }
 
 func TestQuestionNeedsThePasscode(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, "")
 	f.createRoom(`{"id":"closed","source_language":"en","questions":true,"passcode":"sesame"}`)
 	if r := f.request("POST", "/api/v1/rooms/closed/questions", "", `{}`); r.status != 403 {
@@ -104,7 +102,6 @@ func TestQuestionNeedsThePasscode(t *testing.T) {
 // the same budget as the listener endpoints', and past it the right
 // passcode is refused too (429) rather than told apart.
 func TestQuestionPasscodeGuessesAreLimited(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, "")
 	f.createRoom(`{"id":"closed","source_language":"en","questions":true,"passcode":"sesame"}`)
 	for i := range access.PasscodeBurst {

@@ -14,7 +14,6 @@ import (
 // attendees' too where the room says so, with its passcode; recordings
 // are the organizers' only.
 func TestTranscriptAccess(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, "")
 	f.createRoom(`{"id":"open","source_language":"en","languages":[{"code":"es"}],"public_transcript":true,"passcode":"1234"}`)
 	f.createRoom(`{"id":"closed","source_language":"en","languages":[{"code":"es"}]}`)

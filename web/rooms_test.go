@@ -17,7 +17,6 @@ const keynote = `{"id":"keynote","name":"Keynote","source_language":"en",
   "glossary":[{"term":"NATS","note":"product name, keep"}]}`
 
 func TestRoomRoundTrip(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, "https://talks.example.org/")
 
 	rm := f.createRoom(keynote)
@@ -103,7 +102,6 @@ func TestRoomRoundTrip(t *testing.T) {
 }
 
 func TestCreateGeneratesID(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, "")
 	a := f.createRoom(`{"name":"Keynote: Día 1","source_language":"en"}`)
 	if a.ID != "keynote-dia-1" {
@@ -137,7 +135,6 @@ func TestCreateGeneratesID(t *testing.T) {
 }
 
 func TestValidation(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, "")
 	f.createRoom(`{"id":"taken","source_language":"en","languages":[{"code":"es"}]}`)
 
@@ -207,7 +204,6 @@ func TestValidation(t *testing.T) {
 }
 
 func TestRotateSpeakerKey(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, "")
 	old := f.createRoom(keynote)
 
@@ -243,7 +239,6 @@ func TestRotateSpeakerKey(t *testing.T) {
 // Concurrent PATCHes of different fields must both land: the loser of the
 // KV revision race re-reads and re-applies instead of overwriting.
 func TestPatchConcurrent(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, "")
 	f.createRoom(keynote)
 	const n = 2
@@ -270,7 +265,6 @@ func TestPatchConcurrent(t *testing.T) {
 }
 
 func TestPublicRoom(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, "")
 	rm := f.createRoom(`{"id":"secret","name":"Secret talk","source_language":"en","passcode":"letmein",
 	  "languages":[{"code":"es"},{"code":"pt-br"}],"glossary":[{"term":"Zanzibar","note":"codename"}],"notes":"internal"}`)

@@ -24,7 +24,6 @@ import (
 // made: a body of '<', '>' and '&' under the request limit is stored and
 // read back as sent, not refused as an internal error.
 func TestLargeRoomOfMarkupCharactersIsStored(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, "")
 	var glossary []room.GlossaryEntry
 	for i := range room.MaxGlossary {
@@ -59,7 +58,6 @@ func TestLargeRoomOfMarkupCharactersIsStored(t *testing.T) {
 // A room the bucket cannot hold is refused with 413 and the API's error
 // shape, and nothing is stored.
 func TestRoomTooLargeToStoreIs413(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, "")
 	ctx := context.Background()
 	small, err := f.bus.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "small_rooms", MaxValueSize: 2048})

@@ -17,7 +17,6 @@ import (
 )
 
 func TestStatus(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, "")
 	f.createRoom(`{"id":"keynote","source_language":"en","languages":[{"code":"es"},{"code":"fr"},{"code":"de"}]}`)
 	f.createRoom(`{"id":"keynote-2","source_language":"en","languages":[{"code":"es"}]}`)
@@ -92,7 +91,6 @@ func TestStatus(t *testing.T) {
 }
 
 func TestEngines(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, "")
 
 	// No engine registered: any valid language is accepted.
@@ -194,7 +192,6 @@ func codesOf(ls []room.Lang) string {
 }
 
 func TestLinks(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, "")
 	rm := f.createRoom(keynote)
 	var l Links
@@ -214,7 +211,6 @@ func TestLinks(t *testing.T) {
 }
 
 func TestQRCode(t *testing.T) {
-	t.Parallel()
 	f := newFixture(t, "https://talks.example.org")
 	rm := f.createRoom(keynote)
 	for _, c := range []struct{ query, want string }{

@@ -84,29 +84,25 @@ func TestHTTPServerLimits(t *testing.T) {
 		c.Roles, c.IdleTimeout, c.ReadHeaderTimeout = []string{app.RoleAPI}, 300*time.Millisecond, 300*time.Millisecond
 	}})
 	a := s.App()
-	closedWithin := func(c net.Conn, d time.Duration) bool {
-		_ = c.SetReadDeadline(time.Now().Add(d))
-		_, err := io.Copy(io.Discard, c)
+	// closedAfter sends request on a connection of its own and says
+	// whether the server closes it within 5 s.
+	closedAfter := func(request string) bool {
+		c, err := net.Dial("tcp", a.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprint(c, request)
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.Copy(io.Discard, c)
 		return err == nil // EOF: the server closed it
 	}
 	// Idle after a request.
-	c, err := net.Dial("tcp", a.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-	if !closedWithin(c, 5*time.Second) {
+	if !closedAfter("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") {
 		t.Error("an idle keep-alive connection was not closed")
 	}
 	// Headers that never end.
-	slow, err := net.Dial("tcp", a.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
-	fmt.Fprintf(slow, "GET /healthz HTTP/1.1\r\nHost: x\r\n")
-	if !closedWithin(slow, 5*time.Second) {
+	if !closedAfter("GET /healthz HTTP/1.1\r\nHost: x\r\n") {
 		t.Error("a connection whose headers never end was not closed")
 	}
 	// Oversized headers.

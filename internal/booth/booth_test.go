@@ -13,14 +13,17 @@ func TestTrackerChoosesTheInterpreterFromTheirFirstWord(t *testing.T) {
 	if tr.Human(t0) {
 		t.Fatal("nobody on air, yet human")
 	}
-	tr.Frame(false, 0, false, at(100*time.Millisecond))
-	if tr.Human(at(150 * time.Millisecond)) {
-		t.Fatal("on air but silent since the AI took over: must wait for the first word")
+	// expect gives the tracker a frame at d, with speech or without, and
+	// checks who has the channel at then.
+	expect := func(speech bool, d, then time.Duration, human bool, why string) {
+		t.Helper()
+		tr.Frame(speech, 0, false, at(d))
+		if tr.Human(at(then)) != human {
+			t.Fatal(why)
+		}
 	}
-	tr.Frame(true, 0, false, at(200*time.Millisecond))
-	if !tr.Human(at(250 * time.Millisecond)) {
-		t.Fatal("first word on air, still AI")
-	}
+	expect(false, 100*time.Millisecond, 150*time.Millisecond, false, "on air but silent since the AI took over: must wait for the first word")
+	expect(true, 200*time.Millisecond, 250*time.Millisecond, true, "first word on air, still AI")
 	// Silent while the floor speaks: human until the limit, then the AI.
 	for d := 300 * time.Millisecond; d < 6*time.Second; d += 100 * time.Millisecond {
 		tr.Frame(false, 0, false, at(d))
@@ -31,21 +34,12 @@ func TestTrackerChoosesTheInterpreterFromTheirFirstWord(t *testing.T) {
 		}
 	}
 	// The floor stops: still the AI until the interpreter speaks.
-	tr.Frame(false, 0, false, at(9*time.Second))
-	if tr.Human(at(9 * time.Second)) {
-		t.Fatal("the AI took over and the interpreter said nothing yet")
-	}
-	tr.Frame(true, 0, false, at(9100*time.Millisecond))
-	if !tr.Human(at(9100 * time.Millisecond)) {
-		t.Fatal("the interpreter's next word must bring them back")
-	}
+	expect(false, 9*time.Second, 9*time.Second, false, "the AI took over and the interpreter said nothing yet")
+	expect(true, 9100*time.Millisecond, 9100*time.Millisecond, true, "the interpreter's next word must bring them back")
 	// Silent while nobody speaks on the floor: stays human.
 	tr.Frame(false, 0, false, at(30*time.Second))
 	tr.Frame(true, 0, false, at(30*time.Second))
-	tr.Frame(false, 0, false, at(39*time.Second))
-	if !tr.Human(at(39 * time.Second)) {
-		t.Fatal("a silent interpreter while the floor is silent lost the channel")
-	}
+	expect(false, 39*time.Second, 39*time.Second, true, "a silent interpreter while the floor is silent lost the channel")
 	tr.Off()
 	if tr.Human(at(39100 * time.Millisecond)) {
 		t.Fatal("off air, still human")

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,10 +11,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nkeys"
 
 	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/subject"
+	"github.com/babelcast/babelcast/test/harness/logs"
 	"github.com/babelcast/babelcast/test/natscluster"
 )
 
@@ -134,8 +132,8 @@ func TestReplicasOnACluster(t *testing.T) {
 	if _, err := first.Rooms.Put(context.Background(), "keynote", []byte(`{"id":"keynote"}`)); err != nil {
 		t.Fatal(err)
 	}
-	logs := &natscluster.Logs{}
-	b := open(t, Options{URL: c.URLs(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	sink := &logs.Sink{}
+	b := open(t, Options{URL: c.URLs(), Logger: slog.New(slog.NewTextHandler(sink, nil))})
 	if b.Replicas != 3 {
 		t.Fatalf("replicas %d on a cluster of 3, want 3", b.Replicas)
 	}
@@ -188,10 +186,10 @@ func TestOpenWaitsForAClusterStartingWithIt(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
-	sinks := make([]*natscluster.Logs, 4)
+	sinks := make([]*logs.Sink, 4)
 	errs := make([]error, len(sinks))
 	for i := range sinks {
-		sinks[i] = &natscluster.Logs{}
+		sinks[i] = &logs.Sink{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -224,13 +222,7 @@ func TestOpenWaitsForAClusterStartingWithIt(t *testing.T) {
 // replicas; without the key, the cluster refuses at once.
 func TestReadmeClusterConfig(t *testing.T) {
 	t.Parallel()
-	kp, _ := nkeys.CreateUser()
-	pub, _ := kp.PublicKey()
-	seed, _ := kp.Seed()
-	seedFile := filepath.Join(t.TempDir(), "babelcast.nk")
-	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pub, seedFile := userNKey(t)
 	c := natscluster.Start(t, natscluster.Options{Auth: `
 accounts {
   BABELCAST {

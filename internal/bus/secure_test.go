@@ -47,6 +47,23 @@ func startServer(t *testing.T, configure func(*server.Options)) *server.Server {
 	return s
 }
 
+// userNKey makes an NKey user: its public key, and its seed in a file, as
+// an operator hands it to babelcast (--nats-nkey).
+func userNKey(t *testing.T) (pub, seedFile string) {
+	t.Helper()
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ = kp.PublicKey()
+	seed, _ := kp.Seed()
+	seedFile = filepath.Join(t.TempDir(), "user.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return pub, seedFile
+}
+
 // pki is a CA with a server certificate (127.0.0.1) and a client one.
 type pki struct {
 	ca, serverCert, serverKey, clientCert, clientKey string // PEM files
@@ -111,13 +128,7 @@ func newPKI(t *testing.T) pki {
 func TestMutualTLSAndNKey(t *testing.T) {
 	t.Parallel()
 	p := newPKI(t)
-	user, _ := nkeys.CreateUser()
-	pub, _ := user.PublicKey()
-	seed, _ := user.Seed()
-	seedFile := filepath.Join(t.TempDir(), "user.nk")
-	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	pub, seedFile := userNKey(t)
 	s := startServer(t, func(o *server.Options) {
 		cert, err := tls.LoadX509KeyPair(p.serverCert, p.serverKey)
 		if err != nil {

@@ -150,15 +150,8 @@ func TestKeepRidesOutTimeouts(t *testing.T) {
 	time.Sleep(time.Second) // five renewals' worth, all in doubt
 	kv.failing.Store(false)
 	rev := l.Revision()
-	deadline := time.Now().Add(2 * time.Second)
-	for l.Revision() == rev && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	select {
-	case err := <-kept:
-		t.Fatalf("Keep gave up: %v", err)
-	default:
-	}
+	await(func() bool { return l.Revision() != rev })
+	stillKept(t, kept, "after the trouble")
 	if l.Revision() == rev {
 		t.Fatal("no renewal after the trouble ended")
 	}
@@ -188,29 +181,60 @@ func stillKept(t *testing.T, kept <-chan error, when string) {
 	}
 }
 
+// outageTTL is the TTL of a lease in an outage.
+const outageTTL = 1500 * time.Millisecond
+
+// outage is a lease on lease.a that node-a keeps (TTL outageTTL, renewed
+// every 300 ms), and the bucket under it, whose writes now fail.
+func outage(t *testing.T) (*flaky, *kvlease.Lease, <-chan error) {
+	t.Helper()
+	kv := &flaky{KeyValue: openState(t)}
+	l := claimed(t, kv, "node-a", outageTTL, 300*time.Millisecond)
+	kept := keeping(t, l)
+	kv.failing.Store(true)
+	return kv, l, kept
+}
+
+// await polls cond until it holds or two seconds have passed; the caller
+// checks what it waited for.
+func await(cond func() bool) {
+	deadline := time.Now().Add(2 * time.Second)
+	for !cond() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// lostTo fails the test unless Keep, whose result kept has, returns
+// within two seconds that owner holds the key.
+func lostTo(t *testing.T, kept <-chan error, owner string) {
+	t.Helper()
+	select {
+	case err := <-kept:
+		var held *kvlease.HeldError
+		if !errors.As(err, &held) || string(held.Value) != owner {
+			t.Fatalf("Keep: %v, want held by %s", err, owner)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Keep still holds a lease another took")
+	}
+}
+
 // A bucket with no leader takes no writes, however long the election
 // takes; nobody else can take the key meanwhile. The holder keeps its
 // lease past the TTL, while reads show the key still ours, or while
 // nothing answers at all; and renews again once the bucket does.
 func TestKeepRidesOutAnOutageLongerThanTheTTL(t *testing.T) {
 	t.Parallel()
-	kv := &flaky{KeyValue: openState(t)}
-	const ttl, every = 1500 * time.Millisecond, 300 * time.Millisecond
-	l := claimed(t, kv, "node-a", ttl, every)
-	kept := keeping(t, l)
-	kv.failing.Store(true)
-	time.Sleep(2 * ttl) // writes fail, reads say ours
+	kv, l, kept := outage(t)
+	time.Sleep(2 * outageTTL) // writes fail, reads say ours
 	stillKept(t, kept, "writes failing, the key readable")
 	kv.unreadable.Store(true)
-	time.Sleep(ttl) // nothing answers
+	time.Sleep(outageTTL) // nothing answers
 	stillKept(t, kept, "nothing answering")
 	rev := l.Revision()
 	kv.failing.Store(false)
 	kv.unreadable.Store(false)
-	deadline := time.Now().Add(2 * time.Second)
-	for l.Revision() == rev && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	await(func() bool { return l.Revision() != rev })
 	stillKept(t, kept, "after the outage")
 	if l.Revision() == rev || value(t, kv) != "node-a" {
 		t.Fatalf("no renewal after the outage (key holds %q)", value(t, kv))
@@ -222,23 +246,16 @@ func TestKeepRidesOutAnOutageLongerThanTheTTL(t *testing.T) {
 // whoever waited for it, and its channel never stops.
 func TestKeepCreatesAKeyThatExpiredDuringAnOutage(t *testing.T) {
 	t.Parallel()
-	kv := &flaky{KeyValue: openState(t)}
-	const ttl, every = 1500 * time.Millisecond, 300 * time.Millisecond
-	l := claimed(t, kv, "node-a", ttl, every)
-	kept := keeping(t, l)
-	kv.failing.Store(true)
+	kv, l, kept := outage(t)
 	// The bucket lost the key meanwhile; the next renewal's read finds none.
 	if err := kv.KeyValue.Delete(context.Background(), "lease.a"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(ttl)
+	time.Sleep(outageTTL)
 	stillKept(t, kept, "key gone, writes failing")
 	rev := l.Revision()
 	kv.failing.Store(false)
-	deadline := time.Now().Add(2 * time.Second)
-	for value(t, kv) != "node-a" && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	await(func() bool { return value(t, kv) == "node-a" })
 	stillKept(t, kept, "after the outage")
 	if value(t, kv) != "node-a" || l.Revision() == rev {
 		t.Fatalf("the key was not created again: holds %q", value(t, kv))
@@ -249,25 +266,13 @@ func TestKeepCreatesAKeyThatExpiredDuringAnOutage(t *testing.T) {
 // value ends the lease at once.
 func TestKeepPastTheTTLLosesToAnotherOwner(t *testing.T) {
 	t.Parallel()
-	kv := &flaky{KeyValue: openState(t)}
-	const ttl, every = 1500 * time.Millisecond, 300 * time.Millisecond
-	l := claimed(t, kv, "node-a", ttl, every)
-	kept := keeping(t, l)
-	kv.failing.Store(true)
-	time.Sleep(ttl)
+	kv, _, kept := outage(t)
+	time.Sleep(outageTTL)
 	stillKept(t, kept, "writes failing")
 	if _, err := kv.KeyValue.Put(context.Background(), "lease.a", []byte("node-b")); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-kept:
-		var held *kvlease.HeldError
-		if !errors.As(err, &held) || string(held.Value) != "node-b" {
-			t.Fatalf("Keep: %v, want held by node-b", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Keep still holds a lease another took")
-	}
+	lostTo(t, kept, "node-b")
 }
 
 // A renewal that finds another owner's value ends the lease at once.
@@ -279,17 +284,7 @@ func TestKeepLosesToAnotherOwnerAtOnce(t *testing.T) {
 	if _, err := kv.Put(ctx, "lease.a", []byte("conn-2")); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- l.Keep(ctx) }()
-	select {
-	case err := <-done:
-		var held *kvlease.HeldError
-		if !errors.As(err, &held) || string(held.Value) != "conn-2" {
-			t.Errorf("Keep: %v, want held by conn-2", err)
-		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Keep still holds a lease another took")
-	}
+	lostTo(t, keeping(t, l), "conn-2")
 	if l.Revision() != 0 {
 		t.Error("a lost lease still has a revision")
 	}

@@ -21,9 +21,7 @@ const jsVoice = `document.getElementById('voice').dataset.voice`
 // cough hands the channel to the AI; handing over leaves it to the AI;
 // the console shows the booth staffed and on air, with its link.
 func TestBoothPage(t *testing.T) {
-	requireChromium(t)
-	ctx := testContext(t, 150*time.Second)
-	s := startService(t)
+	ctx, s := startService(t, 150*time.Second)
 	r := s.API.CreateRoom(`{"id":"booths","name":"With a booth","source_language":"en","languages":[{"code":"es","booth":true}],
 		"glossary":[{"term":"NATS","note":"product name, keep","translations":{"es":"NATS"}}]}`)
 	link := r.Links.Booths["es"]

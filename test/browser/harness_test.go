@@ -46,11 +46,16 @@ var screenshotDir = filepath.Join("..", "output", "screenshots")
 
 // ---------- the service ----------
 
-// startService runs babelcast in-process with the fake Realtime server as
+// startService begins a page test: it fails at once where Chromium is
+// missing, bounds the whole test, browser included, by d (the returned
+// context), and runs babelcast in-process with the fake Realtime server as
 // its engine.
-func startService(t *testing.T) *service.Service {
+func startService(t *testing.T, d time.Duration) (context.Context, *service.Service) {
 	t.Helper()
-	return service.Start(t, service.Options{
+	requireChromium(t)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx, service.Start(t, service.Options{
 		Fake:   &fakerealtime.Options{},
 		Config: func(c *app.Config) { c.Node = "browser-test" },
 	})
@@ -384,13 +389,6 @@ func sanitize(s string) string {
 }
 
 // ---------- small helpers ----------
-
-// testContext bounds a whole test, browser included.
-func testContext(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 func jsString(s string) string {
 	b, _ := json.Marshal(s)

@@ -16,9 +16,7 @@ import (
 // right one opens the page, a link whose key the organizers rotated asks
 // again at once, and a room that does not exist is said so.
 func TestSpeakerKeyForm(t *testing.T) {
-	requireChromium(t)
-	ctx := testContext(t, 90*time.Second)
-	s := startService(t)
+	ctx, s := startService(t, 90*time.Second)
 	r := s.API.CreateRoom(`{"id":"keys","name":"Keys","source_language":"en","languages":[{"code":"es"}]}`)
 	old := r.SpeakerKey
 	b := newBrowser(ctx, t, browserOptions{})

@@ -24,10 +24,8 @@ import (
 // left. Every state passes axe-core at phone and desktop size, and is
 // walked and worked by keyboard alone with the focus visible at every stop.
 func TestAttendeeInTheirLanguage(t *testing.T) {
-	requireChromium(t)
 	axeScript(t)
-	ctx := testContext(t, 240*time.Second)
-	s := startService(t)
+	ctx, s := startService(t, 240*time.Second)
 	r := s.API.CreateRoom(`{"id":"charla","name":"Charla de apertura","source_language":"en","languages":[{"code":"es"},{"code":"ar"}],"questions":true,"record":true}`)
 	b := newBrowser(ctx, t, browserOptions{micWAV: harness.SpeechWAV(t, "en", 3, 1), lang: "es-ES"})
 	t.Logf("screenshots: %s", absScreenshotDir())
@@ -193,10 +191,8 @@ func TestAttendeeInTheirLanguage(t *testing.T) {
 // pages by keyboard and checks each with axe-core: the conversation page
 // follows the browser's language (Spanish), the others stay English.
 func TestPagesByKeyboard(t *testing.T) {
-	requireChromium(t)
 	axeScript(t)
-	ctx := testContext(t, 180*time.Second)
-	s := startService(t)
+	ctx, s := startService(t, 180*time.Second)
 	r := s.API.CreateRoom(`{"id":"mesa","name":"Mesa redonda","source_language":"en","languages":[{"code":"es","booth":true},{"code":"ar"}]}`)
 	b := newBrowser(ctx, t, browserOptions{micWAV: harness.SpeechWAV(t, "en", 2, 1), lang: "es-ES"})
 	t.Logf("screenshots: %s", absScreenshotDir())
@@ -351,10 +347,8 @@ func forcedColors(value string) chromedp.Action[chromedp.Void] {
 // page is Arabic and mirrored before anything is chosen, and its errors
 // are Arabic too.
 func TestJoinInArabic(t *testing.T) {
-	requireChromium(t)
 	axeScript(t)
-	ctx := testContext(t, 60*time.Second)
-	s := startService(t)
+	ctx, s := startService(t, 60*time.Second)
 	b := newBrowser(ctx, t, browserOptions{lang: "ar-EG"})
 	j := newTab(b, t, "join")
 	j.navigate(s.URL()+"/", "#room-code")

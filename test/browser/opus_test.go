@@ -14,9 +14,7 @@ import (
 // ?codec=pcm on the attendee page's address gets PCM, said the same way,
 // as does a browser without AudioDecoder.
 func TestOpusInChromium(t *testing.T) {
-	requireChromium(t)
-	ctx := testContext(t, 120*time.Second)
-	s := startService(t)
+	ctx, s := startService(t, 120*time.Second)
 	r := s.API.CreateRoom(`{"id":"opus","name":"Opus","source_language":"en","languages":[{"code":"es"}]}`)
 	b := newBrowser(ctx, t, browserOptions{micWAV: harness.SpeechWAV(t, "en", 3, 1)})
 	speaker, attendee := goLive(t, s, b, r)

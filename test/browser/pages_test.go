@@ -65,9 +65,7 @@ func goLive(t *testing.T, s *service.Service, bctx context.Context, r harness.Ro
 // attendee on the attendee page hearing and reading the Spanish
 // translation, while the speaker sees the attendee counted.
 func TestSpeakerToAttendee(t *testing.T) {
-	requireChromium(t)
-	ctx := testContext(t, 120*time.Second)
-	s := startService(t)
+	ctx, s := startService(t, 120*time.Second)
 	r := s.API.CreateRoom(`{"id":"keynote","name":"Opening keynote","source_language":"en","languages":[{"code":"es"}]}`)
 	b := newBrowser(ctx, t, browserOptions{micWAV: harness.SpeechWAV(t, "en", 3, 1)})
 	speaker, attendee := goLive(t, s, b, r)
@@ -108,9 +106,7 @@ func TestSpeakerToAttendee(t *testing.T) {
 // TestPagesRecoverFromRestart restarts the service under live speaker and
 // attendee pages: both must reconnect by themselves and carry on.
 func TestPagesRecoverFromRestart(t *testing.T) {
-	requireChromium(t)
-	ctx := testContext(t, 120*time.Second)
-	s := startService(t)
+	ctx, s := startService(t, 120*time.Second)
 	r := s.API.CreateRoom(`{"id":"hall","name":"Hall","source_language":"en","languages":[{"code":"es"}]}`)
 	b := newBrowser(ctx, t, browserOptions{micWAV: harness.SpeechWAV(t, "en", 3, 1)})
 	// While the server is down or stopping, the browser logs the refused
@@ -152,9 +148,7 @@ func TestPagesRecoverFromRestart(t *testing.T) {
 // dialog, checks its share links and QR codes, rotates the speaker key and
 // deletes the room.
 func TestConsole(t *testing.T) {
-	requireChromium(t)
-	ctx := testContext(t, 90*time.Second)
-	s := startService(t)
+	ctx, s := startService(t, 90*time.Second)
 	b := newBrowser(ctx, t, browserOptions{})
 	c := openConsole(t, s, b, "/admin", "#app")
 
@@ -313,9 +307,7 @@ func decodeQR(t *testing.T, c *tab, id string) string {
 // right one leads to the attendee page; and a link to a room that does not
 // exist says so.
 func TestJoin(t *testing.T) {
-	requireChromium(t)
-	ctx := testContext(t, 90*time.Second)
-	s := startService(t)
+	ctx, s := startService(t, 90*time.Second)
 	r := s.API.CreateRoom(`{"id":"track-2","name":"Track 2","source_language":"en","languages":[{"code":"es"}]}`)
 	b := newBrowser(ctx, t, browserOptions{})
 	// Asking about a code that is no room is a 404 the browser logs.
@@ -362,9 +354,7 @@ func jsNumber(f float64) string { return strconv.FormatFloat(f, 'f', 0, 64) }
 // when it is wrong, gets in with the right one, and is asked again when the
 // organizers change it mid-talk.
 func TestPasscode(t *testing.T) {
-	requireChromium(t)
-	ctx := testContext(t, 90*time.Second)
-	s := startService(t)
+	ctx, s := startService(t, 90*time.Second)
 	r := s.API.CreateRoom(`{"id":"board","name":"Board meeting","source_language":"en","languages":[{"code":"es"}],"passcode":"s3cret"}`)
 	b := newBrowser(ctx, t, browserOptions{})
 	// The page checks a passcode by opening the listener WebSocket with it

@@ -43,9 +43,7 @@ const jsMics = `[...document.querySelectorAll('#mics-list [data-testid="mic"]')]
 // taken over says so; one more mic than the room allows, and a language the
 // room no longer has, are refused with a clear message.
 func TestPanel(t *testing.T) {
-	requireChromium(t)
-	ctx := testContext(t, 150*time.Second)
-	s := startService(t)
+	ctx, s := startService(t, 150*time.Second)
 	r := s.API.CreateRoom(`{"id":"panel","name":"Panel","source_language":"en","languages":[{"code":"es"}],"max_mics":2}`)
 	b := newBrowser(ctx, t, browserOptions{micWAV: harness.SpeechWAV(t, "en", 2, 1)})
 	ana := openSpeaker(t, s, b, r, "ana")

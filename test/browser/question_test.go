@@ -100,9 +100,7 @@ func jsQuestion(name string) string {
 // question's mic, and declines a second question; the attendee withdraws a
 // third one.
 func TestQuestionFromTheAudience(t *testing.T) {
-	requireChromium(t)
-	ctx := testContext(t, 150*time.Second)
-	s := startService(t)
+	ctx, s := startService(t, 150*time.Second)
 	r := s.API.CreateRoom(`{"id":"town-hall","name":"Town hall","source_language":"en",
 		"languages":[{"code":"fr"},{"code":"es"}],"questions":true}`)
 	// The attendee's phone speaks French (the fr tone); the speaker's page

@@ -15,9 +15,7 @@ import (
 // attendee who opens a recorded room's page after the talk began reads
 // what was said before they joined, and is told the room is recorded.
 func TestAttendeeJoiningLateSeesEarlierLines(t *testing.T) {
-	requireChromium(t)
-	ctx := testContext(t, 120*time.Second)
-	s := startService(t)
+	ctx, s := startService(t, 120*time.Second)
 	r := s.API.CreateRoom(`{"id":"late","name":"Late joiner","source_language":"en","languages":[{"code":"es"}],"record":true}`)
 
 	// The talk's first three turns, before anyone listens.

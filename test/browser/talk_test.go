@@ -50,9 +50,7 @@ const jsLines = `[...document.querySelectorAll('#conversation p')].map((p) =>
 // speech into its channel's language tone, so the audio a phone receives
 // tells whether it is an interpretation (en, ko) or someone's voice.
 func TestConversation(t *testing.T) {
-	requireChromium(t)
-	ctx := testContext(t, 150*time.Second)
-	s := startService(t)
+	ctx, s := startService(t, 150*time.Second)
 	r := s.API.CreateRoom(`{"id":"table","name":"Table for two","source_language":"en","languages":[{"code":"ko"}]}`)
 	alexB := newBrowser(ctx, t, browserOptions{micWAV: harness.SpeechWAV(t, "de", 2, 1)})
 	minB := newBrowser(ctx, t, browserOptions{micWAV: harness.SpeechWAV(t, "fr", 2, 1)})

@@ -331,17 +331,6 @@ func probe(ctx context.Context, interval time.Duration, check func() (bool, stri
 	return out
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // figure is one measured phase, for the log and the README.
 type figure struct {
 	phase          string
@@ -371,7 +360,7 @@ func TestLosingANATSServer(t *testing.T) {
 	d.translators = []*node{d.start("trA", app.RoleTranslate), d.start("trB", app.RoleTranslate)}
 	admin := d.nats.Connect()
 
-	waitFor(t, 20*time.Second, "both translators' engines", func() bool {
+	harness.WaitFor(t, 20*time.Second, "both translators' engines", func() bool {
 		code, body := d.call("GET", "/api/v1/engines", "")
 		var e struct {
 			Engines []struct{} `json:"engines"`
@@ -407,7 +396,7 @@ func TestLosingANATSServer(t *testing.T) {
 		}
 	}()
 	began := time.Now()
-	waitFor(t, 30*time.Second, "es and fr heard", func() bool {
+	harness.WaitFor(t, 30*time.Second, "es and fr heard", func() bool {
 		return ears["es"].heardSince(began.Add(2*time.Second)) && ears["fr"].heardSince(began.Add(2*time.Second))
 	})
 	time.Sleep(8 * time.Second) // a baseline of normal pauses
@@ -488,7 +477,7 @@ func (d *deployment) loseOne(ctx context.Context, admin *nats.Conn, ears map[str
 	t.Helper()
 	stream := "KV_" + bucket
 	var victim string
-	waitFor(t, 30*time.Second, "a leader for "+stream, func() bool {
+	harness.WaitFor(t, 30*time.Second, "a leader for "+stream, func() bool {
 		lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
 		leader, current, err := natscluster.StreamLeader(lctx, admin, stream)
@@ -579,7 +568,7 @@ var streams = []string{"KV_" + subject.BucketRooms, "KV_" + livestate.Bucket, "K
 // replicas.
 func (d *deployment) awaitCurrent(ctx context.Context, admin *nats.Conn) {
 	d.t.Helper()
-	waitFor(d.t, 60*time.Second, "every bucket whole again", func() bool {
+	harness.WaitFor(d.t, 60*time.Second, "every bucket whole again", func() bool {
 		for _, st := range streams {
 			lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			leader, current, err := natscluster.StreamLeader(lctx, admin, st)
@@ -623,7 +612,7 @@ func (d *deployment) loseTwo(ctx context.Context, admin *nats.Conn, ears map[str
 	// can change them meanwhile); the live state, which nobody can update,
 	// is refused once it is older than livestate.FrozenAfter.
 	var last string
-	waitFor(t, 15*time.Second, "503 for a new room", func() bool {
+	harness.WaitFor(t, 15*time.Second, "503 for a new room", func() bool {
 		var ok bool
 		ok, last = unavailable(d.call("POST", "/api/v1/rooms", `{"id":"never","source_language":"en"}`))
 		return ok
@@ -653,7 +642,7 @@ func (d *deployment) loseTwo(ctx context.Context, admin *nats.Conn, ears map[str
 	a.Start()
 	var heard time.Time
 	d.observe(ctx, ears, &f, returned, returnTarget, func() {
-		waitFor(t, 3*returnTarget, "audio on every channel after the return", func() bool {
+		harness.WaitFor(t, 3*returnTarget, "audio on every channel after the return", func() bool {
 			for _, e := range ears {
 				if !e.heardSince(returned) {
 					return false

@@ -16,6 +16,7 @@ import (
 	"github.com/babelcast/babelcast/ingest"
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/audio/opus"
+	"github.com/babelcast/babelcast/internal/livestate"
 	"github.com/babelcast/babelcast/internal/wire"
 	"github.com/babelcast/babelcast/test/fakerealtime"
 	"github.com/babelcast/babelcast/test/harness"
@@ -106,39 +107,37 @@ func (in *interpreter) read() {
 	}
 }
 
-// stream sends 100 ms of its voice every 100 ms.
+// stream sends 100 ms of its voice every 100 ms, until ctx ends or the
+// connection fails.
 func (in *interpreter) stream(ctx context.Context) {
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+	livestate.Every(ctx, 100*time.Millisecond, func() {
+		if err := in.sendVoice(); err != nil {
+			in.cancel()
 		}
-		pcm := fakerealtime.Silence(100 * time.Millisecond)
-		if l := in.tone.Load().(string); l != "" {
-			pcm = fakerealtime.Speech(l, 100*time.Millisecond) // whole cycles: seamless
-		}
-		msg := pcm
-		if in.enc != nil {
-			msg = nil
-			samples := audio.Samples(pcm)
-			for i := 0; i+opus.FrameSamples <= len(samples); i += opus.FrameSamples {
-				p, err := in.enc.Encode(nil, samples[i:i+opus.FrameSamples])
-				if err != nil {
-					return
-				}
-				msg = opus.AppendFramed(msg, p)
+	})
+}
+
+// sendVoice sends 100 ms of its voice: its tone, or silence.
+func (in *interpreter) sendVoice() error {
+	pcm := fakerealtime.Silence(100 * time.Millisecond)
+	if l := in.tone.Load().(string); l != "" {
+		pcm = fakerealtime.Speech(l, 100*time.Millisecond) // whole cycles: seamless
+	}
+	msg := pcm
+	if in.enc != nil {
+		msg = nil
+		samples := audio.Samples(pcm)
+		for i := 0; i+opus.FrameSamples <= len(samples); i += opus.FrameSamples {
+			p, err := in.enc.Encode(nil, samples[i:i+opus.FrameSamples])
+			if err != nil {
+				return err
 			}
-		}
-		in.wmu.Lock()
-		err := in.conn.WriteMessage(websocket.BinaryMessage, msg)
-		in.wmu.Unlock()
-		if err != nil {
-			return
+			msg = opus.AppendFramed(msg, p)
 		}
 	}
+	in.wmu.Lock()
+	defer in.wmu.Unlock()
+	return in.conn.WriteMessage(websocket.BinaryMessage, msg)
 }
 
 // speak makes the interpreter speak lang's tone ("" falls silent).
@@ -169,6 +168,23 @@ func (in *interpreter) heardAudio() []byte {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return append([]byte(nil), in.heard...)
+}
+
+// awaitClose waits for the server to close the connection after what,
+// and checks the close code it gave.
+func (in *interpreter) awaitClose(what string, want int) {
+	in.t.Helper()
+	select {
+	case <-in.closed:
+	case <-time.After(5 * time.Second):
+		in.t.Fatalf("%s did not close the booth connection", what)
+	}
+	in.mu.Lock()
+	code := in.code
+	in.mu.Unlock()
+	if code != want {
+		in.t.Errorf("%s closed the booth connection with %d, want %d", what, code, want)
+	}
 }
 
 // hangUp closes the connection as a browser does.
@@ -293,12 +309,7 @@ func TestBoothInterpreterWithTheAIAsSafetyNet(t *testing.T) {
 	cold(t, es, s)
 	ines.send(map[string]any{"type": wire.TypeMute, "muted": true})
 	muted := time.Now()
-	harness.WaitFor(t, 4*time.Second, "the AI after mute", func() bool { return !firstHeard(es, muted, "es").IsZero() })
-	if d := firstHeard(es, muted, "es").Sub(muted); d > 2*time.Second {
-		t.Errorf("the AI took over %v after mute, want within 2 s", d)
-	} else {
-		t.Logf("mute: AI heard %v after", d.Round(10*time.Millisecond))
-	}
+	aiWithin2s(t, es, muted, "mute")
 	if n := heardBetween(es, muted.Add(500*time.Millisecond), time.Now(), "de"); n > 0 {
 		t.Errorf("a muted interpreter was heard (%d blocks)", n)
 	}
@@ -309,15 +320,21 @@ func TestBoothInterpreterWithTheAIAsSafetyNet(t *testing.T) {
 	// Hang up: the AI within 2 s.
 	cold(t, es, s)
 	ines.hangUp()
-	gone := time.Now()
-	harness.WaitFor(t, 4*time.Second, "the AI after hang-up", func() bool { return !firstHeard(es, gone, "es").IsZero() })
-	if d := firstHeard(es, gone, "es").Sub(gone); d > 2*time.Second {
-		t.Errorf("the AI took over %v after the interpreter hung up, want within 2 s", d)
-	} else {
-		t.Logf("hang-up: AI heard %v after", d.Round(10*time.Millisecond))
-	}
+	aiWithin2s(t, es, time.Now(), "the interpreter hung up")
 	if st := esVoice(t, s, room); st != "ai" {
 		t.Errorf("state voice %q with nobody in the booth, want ai", st)
+	}
+}
+
+// aiWithin2s checks that a listener of es heard the AI's Spanish within
+// 2 s of since, when what happened.
+func aiWithin2s(t *testing.T, es *recording, since time.Time, what string) {
+	t.Helper()
+	harness.WaitFor(t, 4*time.Second, "the AI after "+what, func() bool { return !firstHeard(es, since, "es").IsZero() })
+	if d := firstHeard(es, since, "es").Sub(since); d > 2*time.Second {
+		t.Errorf("the AI took over %v after %s, want within 2 s", d, what)
+	} else {
+		t.Logf("%s: AI heard %v after", what, d.Round(10*time.Millisecond))
 	}
 }
 
@@ -513,17 +530,7 @@ func TestBoothRefusesBadInput(t *testing.T) {
 
 	in := joinBooth(t, s, room, "es", "Ines", "")
 	in.send(map[string]string{"type": "dance"})
-	select {
-	case <-in.closed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("a bad message did not close the booth connection")
-	}
-	in.mu.Lock()
-	code := in.code
-	in.mu.Unlock()
-	if code != wire.CloseBadMessage {
-		t.Errorf("closed with %d, want %d", code, wire.CloseBadMessage)
-	}
+	in.awaitClose("a bad message", wire.CloseBadMessage)
 
 	other := joinBooth(t, s, room, "es", "Bea", "")
 	other.awaitOnAir(false, "")
@@ -537,16 +544,7 @@ func TestBoothRefusesBadInput(t *testing.T) {
 	if code := s.API.Call("PATCH", "/api/v1/rooms/door", `{"rotate_booth_keys":true}`, nil); code != http.StatusOK {
 		t.Fatalf("rotate: %d", code)
 	}
-	select {
-	case <-other.closed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("rotating the keys did not close the booth")
-	}
-	other.mu.Lock()
-	defer other.mu.Unlock()
-	if other.code != wire.CloseBadMessage {
-		t.Errorf("rotation closed the booth with %d, want %d (key_rotated)", other.code, wire.CloseBadMessage)
-	}
+	other.awaitClose("rotating the keys (key_rotated)", wire.CloseBadMessage)
 }
 
 // TestBoothHearsOpus: with ?codec=opus the booth's feed is length-prefixed
@@ -621,14 +619,5 @@ func TestBoothSpeaksOpus(t *testing.T) {
 	ines.wmu.Lock()
 	_ = ines.conn.WriteMessage(websocket.BinaryMessage, []byte{0, 9, 1, 2}) // says 9 bytes, has 2
 	ines.wmu.Unlock()
-	select {
-	case <-ines.closed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("bad Opus framing did not close the booth connection")
-	}
-	ines.mu.Lock()
-	defer ines.mu.Unlock()
-	if ines.code != wire.CloseBadAudio {
-		t.Errorf("closed with %d, want %d (bad_audio)", ines.code, wire.CloseBadAudio)
-	}
+	ines.awaitClose("bad Opus framing (bad_audio)", wire.CloseBadAudio)
 }

@@ -5,7 +5,6 @@
 package e2e
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/babelcast/babelcast/internal/audio"
-	"github.com/babelcast/babelcast/internal/client"
 	"github.com/babelcast/babelcast/test/fakerealtime"
 	"github.com/babelcast/babelcast/test/harness"
 	"github.com/babelcast/babelcast/test/harness/service"
@@ -41,11 +39,7 @@ func TestSpeakerToListenersThroughBothSessionKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	if err := client.Speak(context.Background(), client.SpeakOptions{
-		Server: s.URL(), Room: room.ID, Key: room.SpeakerKey, Source: src, Realtime: true,
-	}); err != nil {
-		t.Fatalf("speak: %v", err)
-	}
+	speakAll(t, s, room, src)
 
 	// Each channel must carry the translation of all three bursts (the fake
 	// speaks as long as it heard speech), and the floor the speech itself.

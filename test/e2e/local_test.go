@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/babelcast/babelcast/internal/app"
 	"github.com/babelcast/babelcast/internal/audio"
-	"github.com/babelcast/babelcast/internal/client"
 	"github.com/babelcast/babelcast/test/harness"
 	"github.com/babelcast/babelcast/test/harness/service"
 )
@@ -52,9 +50,7 @@ func TestOfflineEngineEnglishToSpanish(t *testing.T) {
 		t.Fatalf("the LibriVox recording (pocketsphinx-testdata): %v", err)
 	}
 	defer src.Close()
-	if err := client.Speak(context.Background(), client.SpeakOptions{Server: s.URL(), Room: "talk", Key: room.SpeakerKey, Source: src, Realtime: true}); err != nil {
-		t.Fatal(err)
-	}
+	speakAll(t, s, room, src)
 	// About 2 s after the speech here; the bound is for a machine that
 	// runs other decoders at the same time (the suite's other packages).
 	harness.WaitFor(t, 2*time.Minute, "a Spanish caption and speech", func() bool {

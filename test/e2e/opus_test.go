@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,46 +30,23 @@ func TestOpusSpeakerToOggAndWAVRecordings(t *testing.T) {
 	dir := t.TempDir()
 	oggPath, wavPath := filepath.Join(dir, "en.ogg"), filepath.Join(dir, "en.wav")
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		heard []int16 // what the Ogg recorder decoded so far
-	)
-	record := func(o client.ListenOptions) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			o.Server, o.Room, o.Lang = s.URL(), rm.ID, "en"
-			if err := client.Listen(ctx, o); err != nil {
-				t.Errorf("listen %s: %v", o.OutPath, err)
-			}
-		}()
-	}
+	aud := newAudience(t, s, rm.ID)
 	began := time.Now() // the recordings start after this, at their hello
-	record(client.ListenOptions{OutPath: oggPath, OnAudio: func(pcm []byte) {
-		mu.Lock()
-		heard = append(heard, audio.Samples(pcm)...)
-		mu.Unlock()
-	}})
-	record(client.ListenOptions{OutPath: wavPath})
+	oggRec := aud.listen("en", oggPath)
+	aud.listen("en", wavPath)
 	harness.WaitFor(t, 10*time.Second, "two listeners", func() bool { return s.API.Status(rm.ID).Listeners("en") == 2 })
 
 	sig := signal.Make(2 * time.Second)
 	spoken := append(make([]int16, audio.Rate/2), sig...) // half a second of silence first
-	err := client.Speak(ctx, client.SpeakOptions{Server: s.URL(), Room: rm.ID, Key: rm.SpeakerKey,
+	err := client.Speak(context.Background(), client.SpeakOptions{Server: s.URL(), Room: rm.ID, Key: rm.SpeakerKey,
 		Source: newPCMSource(audio.Bytes(spoken)), Realtime: true, Codec: wire.CodecOpus})
 	if err != nil {
 		t.Fatal(err)
 	}
 	harness.WaitFor(t, 10*time.Second, "the speech and a second after it", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return signal.Heard(heard, time.Second)
+		return signal.Heard(audio.Samples(oggRec.audio()), time.Second)
 	})
-	cancel()
-	wg.Wait()
+	aud.stop()
 	covered := time.Since(began)
 
 	ogg, err := signal.DecodeOggFile(oggPath)

@@ -211,6 +211,14 @@ func textOf(evs []event) string {
 
 func ms(pcm []byte) int { return len(pcm) / 48 }
 
+// connect dials url with s's key and returns the connection and its
+// first event, session.created.
+func connect(t testing.TB, s *fakerealtime.Server, url string) (*client, event) {
+	t.Helper()
+	c := dial(t, url, bearer(s.APIKey()))
+	return c, c.next("session.created")
+}
+
 func newServer(t testing.TB, opts fakerealtime.Options) *fakerealtime.Server {
 	return fakerealtime.New(t, opts)
 }

@@ -18,8 +18,7 @@ func TestSessionsExpireWithSessionExpiredThen1001(t *testing.T) {
 	s := newServer(t, fr.Options{})
 	s.SetSessionDuration(500 * time.Millisecond)
 	for _, url := range []string{translateURL(s), realtimeURL(s)} {
-		c := dial(t, url, bearer(s.APIKey()))
-		created := c.next("session.created")
+		c, created := connect(t, s, url)
 		if exp := int64(created.num("session", "expires_at")); exp > time.Now().Unix()+2 {
 			t.Fatalf("%s: expires_at %d does not reflect a 500 ms session", url, exp)
 		}
@@ -82,15 +81,13 @@ func TestInjectedErrors(t *testing.T) {
 	s := newServer(t, fr.Options{})
 
 	s.FailNext(fr.Realtime, 1, "insufficient_quota")
-	c := dial(t, realtimeURL(s), bearer(s.APIKey()))
-	c.next("session.created")
+	c, _ := connect(t, s, realtimeURL(s))
 	if ev := c.next("error"); ev.str("error", "code") != "insufficient_quota" || c.closed() != websocket.ClosePolicyViolation {
 		t.Fatalf("insufficient_quota: %v", ev)
 	}
 
 	s.AddFault(fr.Fault{Endpoint: fr.Realtime, Code: "rate_limit_exceeded", RetryAfter: 1500 * time.Millisecond, AfterAppends: 1})
-	c = dial(t, realtimeURL(s), bearer(s.APIKey()))
-	c.next("session.created")
+	c, _ = connect(t, s, realtimeURL(s))
 	c.appendAudio("input_audio_buffer.append", fr.Silence(200*time.Millisecond))
 	ev := c.next("error")
 	if ev.str("error", "code") != "rate_limit_exceeded" || !strings.Contains(ev.str("error", "message"), "try again in 1.500s") {
@@ -121,7 +118,7 @@ func TestRejectConnectionsAnd429(t *testing.T) {
 		t.Fatalf("body %s", body)
 	}
 	s.RejectConnections(0, 0)
-	dial(t, realtimeURL(s), bearer(s.APIKey())).next("session.created")
+	connect(t, s, realtimeURL(s))
 }
 
 // Attempts counts refused connections too: a test of a client's backoff
@@ -137,7 +134,7 @@ func TestAttemptsCountRefusedConnections(t *testing.T) {
 		t.Fatalf("while rejecting: %v %v", err, resp)
 	}
 	s.RejectConnections(0, 0)
-	dial(t, realtimeURL(s), bearer(s.APIKey())).next("session.created")
+	connect(t, s, realtimeURL(s))
 	if s.Attempts(fr.Translate) != 1 || s.Attempts(fr.Realtime) != 2 || s.Attempts("") != 3 {
 		t.Fatalf("attempts %d/%d/%d, want 1/2/3", s.Attempts(fr.Translate), s.Attempts(fr.Realtime), s.Attempts(""))
 	}
@@ -149,8 +146,7 @@ func TestAttemptsCountRefusedConnections(t *testing.T) {
 func TestMaxConcurrentSessions(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, fr.Options{MaxConcurrent: 1})
-	c := dial(t, translateURL(s), bearer(s.APIKey()))
-	c.next("session.created")
+	c, _ := connect(t, s, translateURL(s))
 	if _, resp, err := websocket.DefaultDialer.Dial(realtimeURL(s), bearer(s.APIKey())); err == nil || resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("second session: %v %v", err, resp)
 	}
@@ -159,7 +155,7 @@ func TestMaxConcurrentSessions(t *testing.T) {
 	if !s.WaitUntil(5*time.Second, func() bool { return s.OpenNow("") == 0 }) {
 		t.Fatal("first session never ended")
 	}
-	dial(t, realtimeURL(s), bearer(s.APIKey())).next("session.created")
+	connect(t, s, realtimeURL(s))
 	if s.Opened(fr.Translate) != 1 || s.Opened(fr.Realtime) != 1 {
 		t.Fatalf("opened %d/%d", s.Opened(fr.Translate), s.Opened(fr.Realtime))
 	}
@@ -203,8 +199,7 @@ func TestResponseDelayHoldsFirstAudio(t *testing.T) {
 func TestCloseEndsOpenConnections(t *testing.T) {
 	t.Parallel()
 	s := fr.New(nil, fr.Options{})
-	c := dial(t, translateURL(s), bearer(s.APIKey()))
-	c.next("session.created")
+	c, _ := connect(t, s, translateURL(s))
 	s.Close()
 	c.closed()
 	s.Close() // idempotent

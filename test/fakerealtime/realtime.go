@@ -85,42 +85,46 @@ func (rt *realtime) sessionObject() map[string]any {
 	return m
 }
 
-var realtimeEvents = []string{"session.update", "input_audio_buffer.append", "input_audio_buffer.commit",
-	"input_audio_buffer.clear", "conversation.item.create", "conversation.item.retrieve",
-	"conversation.item.truncate", "conversation.item.delete", "response.create", "response.cancel"}
+// realtimeEvents are the client events a realtime session takes, each with
+// its handler, in the order the error for any other type lists them.
+var realtimeEvents = []struct {
+	typ    string
+	handle func(*realtime, clientEvent) *apiError
+}{
+	{"session.update", (*realtime).update},
+	{"input_audio_buffer.append", (*realtime).appendAudio},
+	{"input_audio_buffer.commit", (*realtime).commitManual},
+	{"input_audio_buffer.clear", (*realtime).clearInput},
+	{"conversation.item.create", (*realtime).createItem},
+	{"conversation.item.retrieve", (*realtime).retrieveItem},
+	{"conversation.item.truncate", (*realtime).truncateItem},
+	{"conversation.item.delete", (*realtime).deleteItem},
+	{"response.create", (*realtime).responseCreate},
+	{"response.cancel", (*realtime).responseCancel},
+}
 
 func (rt *realtime) handle(ev clientEvent) {
-	var e *apiError
-	switch ev.typ {
-	case "session.update":
-		e = rt.update(ev)
-	case "input_audio_buffer.append":
-		e = rt.appendAudio(ev)
-	case "input_audio_buffer.commit":
-		e = rt.commitManual(ev)
-	case "input_audio_buffer.clear":
-		if _, e = ev.object("type", "event_id"); e == nil {
-			rt.clearBuffer()
-			rt.ss.send(map[string]any{"type": "input_audio_buffer.cleared"})
+	types := make([]string, 0, len(realtimeEvents))
+	for _, h := range realtimeEvents {
+		if h.typ == ev.typ {
+			if e := h.handle(rt, ev); e != nil {
+				rt.ss.fail(e, ev)
+			}
+			return
 		}
-	case "conversation.item.create":
-		e = rt.createItem(ev)
-	case "conversation.item.retrieve":
-		e = rt.retrieveItem(ev)
-	case "conversation.item.truncate":
-		e = rt.truncateItem(ev)
-	case "conversation.item.delete":
-		e = rt.deleteItem(ev)
-	case "response.create":
-		e = rt.responseCreate(ev)
-	case "response.cancel":
-		e = rt.responseCancel(ev)
-	default:
-		e = invalidValue("type", ev.typ, realtimeEvents)
+		types = append(types, h.typ)
 	}
-	if e != nil {
-		rt.ss.fail(e, ev)
+	rt.ss.fail(invalidValue("type", ev.typ, types), ev)
+}
+
+// clearInput drops the input buffer: input_audio_buffer.clear.
+func (rt *realtime) clearInput(ev clientEvent) *apiError {
+	if _, e := ev.object("type", "event_id"); e != nil {
+		return e
 	}
+	rt.clearBuffer()
+	rt.ss.send(map[string]any{"type": "input_audio_buffer.cleared"})
+	return nil
 }
 
 // appendAudio adds audio to the input buffer and runs the server VAD.

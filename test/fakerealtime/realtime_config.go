@@ -126,9 +126,15 @@ func parseModalities(raw json.RawMessage, path string) (string, *apiError) {
 	return mods[0], nil
 }
 
-// parseFormat accepts {"type":"audio/pcm","rate":24000}, the only format
-// the fake streams.
-func parseFormat(raw json.RawMessage, path string) *apiError {
+// checkFormat checks the format of the audio object at path, where it
+// names one: {"type":"audio/pcm","rate":24000}, the only format the fake
+// streams.
+func checkFormat(audio map[string]json.RawMessage, path string) *apiError {
+	raw, ok := audio["format"]
+	if !ok {
+		return nil
+	}
+	path = join(path, "format")
 	m, e := object(raw, path, "type", "rate")
 	if e != nil {
 		return e
@@ -167,10 +173,8 @@ func (rt *realtime) updateAudio(c *rtConfig, raw json.RawMessage) *apiError {
 		if e != nil {
 			return e
 		}
-		if raw, ok := in["format"]; ok {
-			if e := parseFormat(raw, "session.audio.input.format"); e != nil {
-				return e
-			}
+		if e := checkFormat(in, "session.audio.input"); e != nil {
+			return e
 		}
 		if raw, ok := in["transcription"]; ok {
 			if c.transcription, e = parseTranscription(raw, "session.audio.input.transcription", true); e != nil {
@@ -193,10 +197,8 @@ func (rt *realtime) updateAudio(c *rtConfig, raw json.RawMessage) *apiError {
 		if e != nil {
 			return e
 		}
-		if raw, ok := out["format"]; ok {
-			if e := parseFormat(raw, "session.audio.output.format"); e != nil {
-				return e
-			}
+		if e := checkFormat(out, "session.audio.output"); e != nil {
+			return e
 		}
 		if raw, ok := out["voice"]; ok {
 			v, e := parseVoice(raw, "session.audio.output.voice")
@@ -235,30 +237,24 @@ func parseTurnDetection(raw json.RawMessage, path string) (*turnDetection, *apiE
 	if isNull(raw) {
 		return nil, nil
 	}
-	var head struct {
-		Type *string `json:"type"`
-	}
-	if err := json.Unmarshal(raw, &head); err != nil {
-		return nil, invalidType(path, "an object", raw)
-	}
-	if head.Type == nil {
-		return nil, missing(join(path, "type"))
+	typ, e := objectType(raw, path)
+	if e != nil {
+		return nil, e
 	}
 	var m map[string]json.RawMessage
-	var e *apiError
-	switch *head.Type {
+	switch typ {
 	case "server_vad":
 		m, e = object(raw, path, "type", "threshold", "prefix_padding_ms", "silence_duration_ms",
 			"create_response", "interrupt_response", "idle_timeout_ms")
 	case "semantic_vad":
 		m, e = object(raw, path, "type", "eagerness", "create_response", "interrupt_response")
 	default:
-		return nil, invalidValue(join(path, "type"), *head.Type, []string{"server_vad", "semantic_vad"})
+		return nil, invalidValue(join(path, "type"), typ, []string{"server_vad", "semantic_vad"})
 	}
 	if e != nil {
 		return nil, e
 	}
-	td := defaultTurnDetection(*head.Type)
+	td := defaultTurnDetection(typ)
 	if raw, ok := m["threshold"]; ok {
 		if td.threshold, e = number(raw, join(path, "threshold"), 0, 1); e != nil {
 			return nil, e

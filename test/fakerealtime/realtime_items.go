@@ -148,17 +148,12 @@ func (rt *realtime) truncateItem(ev clientEvent) *apiError {
 // response.input): a message with text or audio content, or a function
 // call or its output.
 func parseItem(raw json.RawMessage, path string) (*item, *apiError) {
-	var head struct {
-		Type *string `json:"type"`
+	typ, e := objectType(raw, path)
+	if e != nil {
+		return nil, e
 	}
-	if err := json.Unmarshal(raw, &head); err != nil {
-		return nil, invalidType(path, "an object", raw)
-	}
-	if head.Type == nil {
-		return nil, missing(join(path, "type"))
-	}
-	it := &item{typ: *head.Type, status: "completed"}
-	switch *head.Type {
+	it := &item{typ: typ, status: "completed"}
+	switch typ {
 	case "message":
 		m, e := object(raw, path, "id", "type", "object", "status", "role", "content")
 		if e != nil {
@@ -222,7 +217,7 @@ func parseItem(raw json.RawMessage, path string) (*item, *apiError) {
 			return nil, e
 		}
 	default:
-		return nil, invalidValue(join(path, "type"), *head.Type, []string{"message", "function_call", "function_call_output"})
+		return nil, invalidValue(join(path, "type"), typ, []string{"message", "function_call", "function_call_output"})
 	}
 	if it.id == "" {
 		it.id = newID("item_")

@@ -110,10 +110,8 @@ func (rt *realtime) parseResponse(raw json.RawMessage) (responseParams, *apiErro
 			if e != nil {
 				return p, e
 			}
-			if raw, ok := o["format"]; ok {
-				if e := parseFormat(raw, "response.audio.output.format"); e != nil {
-					return p, e
-				}
+			if e := checkFormat(o, "response.audio.output"); e != nil {
+				return p, e
 			}
 			if raw, ok := o["voice"]; ok {
 				if p.voice, e = parseVoice(raw, "response.audio.output.voice"); e != nil {

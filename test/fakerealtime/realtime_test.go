@@ -23,8 +23,7 @@ func vad(create, interrupt bool) map[string]any {
 // openRealtime dials /v1/realtime and configures an interpreter session.
 func openRealtime(t *testing.T, s *fr.Server, instructions string, td any) *client {
 	t.Helper()
-	c := dial(t, realtimeURL(s), bearer(s.APIKey()))
-	c.next("session.created")
+	c, _ := connect(t, s, realtimeURL(s))
 	c.send(map[string]any{"type": "session.update", "session": map[string]any{
 		"type":              "realtime",
 		"instructions":      instructions,
@@ -42,6 +41,14 @@ func openRealtime(t *testing.T, s *fr.Server, instructions string, td any) *clie
 		t.Fatalf("session.update refused: %v", up)
 	}
 	return c
+}
+
+// openInstant opens an interpreter session on a new server that streams
+// its responses at once, for tests of what a response holds, not its pace.
+func openInstant(t *testing.T, instructions string, td any) (*fr.Server, *client) {
+	t.Helper()
+	s := newServer(t, fr.Options{ResponseSpeed: math.Inf(1)})
+	return s, openRealtime(t, s, instructions, td)
 }
 
 // turn is speech then enough silence for a 200 ms server VAD to end it.
@@ -79,8 +86,7 @@ func TestRealtimeAzureUsesAPIKeyHeader(t *testing.T) {
 func TestRealtimeSessionUpdateIsGAAndStrict(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, fr.Options{})
-	c := dial(t, realtimeURL(s), bearer(s.APIKey()))
-	created := c.next("session.created")
+	c, created := connect(t, s, realtimeURL(s))
 	if created.str("session", "type") != "realtime" || created.num("session", "expires_at") < float64(time.Now().Unix()+3500) {
 		t.Fatalf("session.created %v", created)
 	}
@@ -218,8 +224,7 @@ func TestRealtimeResponseCreateWhileActiveIsAnError(t *testing.T) {
 
 func TestRealtimeOutOfBandResponsesKeepContextFlat(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, fr.Options{ResponseSpeed: math.Inf(1)})
-	c := openRealtime(t, s, "You are an interpreter. Translate from English into Brazilian Portuguese (pt-BR).", vad(false, false))
+	s, c := openInstant(t, "You are an interpreter. Translate from English into Brazilian Portuguese (pt-BR).", vad(false, false))
 
 	var prev string
 	var tokens []float64
@@ -289,8 +294,7 @@ func TestRealtimeOutOfBandResponsesKeepContextFlat(t *testing.T) {
 
 func TestRealtimeDefaultConversationGrows(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, fr.Options{ResponseSpeed: math.Inf(1)})
-	c := openRealtime(t, s, "Translate into Japanese.", vad(true, true))
+	s, c := openInstant(t, "Translate into Japanese.", vad(true, true))
 	var tokens []float64
 	for range 3 {
 		c.appendAudio("input_audio_buffer.append", turn("en", 400*time.Millisecond))
@@ -311,8 +315,7 @@ func TestRealtimeDefaultConversationGrows(t *testing.T) {
 
 func TestRealtimeManualCommitAndBufferErrors(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, fr.Options{ResponseSpeed: math.Inf(1)})
-	c := openRealtime(t, s, "Translate into Korean.", nil)
+	_, c := openInstant(t, "Translate into Korean.", nil)
 	c.send(map[string]any{"type": "input_audio_buffer.commit"})
 	if ev := c.next("error"); ev.str("error", "code") != "input_audio_buffer_commit_empty" {
 		t.Fatalf("empty commit: %v", ev)
@@ -350,8 +353,7 @@ func TestRealtimeManualCommitAndBufferErrors(t *testing.T) {
 
 func TestRealtimeResponseSpeaksTheInstructedLanguage(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, fr.Options{ResponseSpeed: math.Inf(1)})
-	c := openRealtime(t, s, "Translate into Spanish.", vad(false, false))
+	_, c := openInstant(t, "Translate into Spanish.", vad(false, false))
 	c.appendAudio("input_audio_buffer.append", turn("en", time.Second))
 	item := c.next("input_audio_buffer.committed").str("item_id")
 	c.send(map[string]any{"type": "response.create", "response": map[string]any{"conversation": "none",
@@ -373,8 +375,7 @@ func TestRealtimeResponseSpeaksTheInstructedLanguage(t *testing.T) {
 func TestRealtimeRejectsUnknownClientEvents(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, fr.Options{})
-	c := dial(t, realtimeURL(s), bearer(s.APIKey()))
-	c.next("session.created")
+	c, _ := connect(t, s, realtimeURL(s))
 	for _, typ := range []string{"session.input_audio_buffer.append", "response.audio.delta", "transcription_session.update"} {
 		c.send(map[string]any{"type": typ})
 		if ev := c.next("error"); ev.str("error", "code") != "invalid_value" || ev.str("error", "param") != "type" {

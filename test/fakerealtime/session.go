@@ -469,6 +469,21 @@ func object(raw json.RawMessage, path string, allowed ...string) (map[string]jso
 	return checkKeys(m, path, allowed)
 }
 
+// objectType reads the "type" of the object raw, which must have one: the
+// field that says which other keys the object may have.
+func objectType(raw json.RawMessage, path string) (string, *apiError) {
+	var head struct {
+		Type *string `json:"type"`
+	}
+	if err := json.Unmarshal(raw, &head); err != nil {
+		return "", invalidType(path, "an object", raw)
+	}
+	if head.Type == nil {
+		return "", missing(join(path, "type"))
+	}
+	return *head.Type, nil
+}
+
 func checkKeys(m map[string]json.RawMessage, path string, allowed []string) (map[string]json.RawMessage, *apiError) {
 	keys := make([]string, 0, len(m))
 	for k := range m {

@@ -18,8 +18,7 @@ func translateURL(s *fr.Server) string { return s.URL() + "/translations?model=g
 // openTranslation dials the translation endpoint and sets the language.
 func openTranslation(t *testing.T, s *fr.Server, lang string, transcribe bool) *client {
 	t.Helper()
-	c := dial(t, translateURL(s), bearer(s.APIKey()))
-	c.next("session.created")
+	c, _ := connect(t, s, translateURL(s))
 	in := map[string]any{}
 	if transcribe {
 		in["transcription"] = map[string]any{"model": "gpt-realtime-whisper"}
@@ -76,8 +75,7 @@ func TestTranslationUnknownModelIsAnError(t *testing.T) {
 func TestTranslationSessionCreatedAndStrictUpdate(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, fr.Options{})
-	c := dial(t, translateURL(s), bearer(s.APIKey()))
-	created := c.next("session.created")
+	c, created := connect(t, s, translateURL(s))
 	sess := created["session"].(map[string]any)
 	if !strings.HasPrefix(sess["id"].(string), "sess_") || sess["type"] != "translation" || sess["model"] != "gpt-realtime-translate" {
 		t.Fatalf("session = %v", sess)

@@ -10,53 +10,25 @@
 package harness
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/bus"
 	"github.com/babelcast/babelcast/test/fakerealtime"
+	"github.com/babelcast/babelcast/test/harness/logs"
 )
 
 // Logs is a goroutine-safe log sink: what a service under test logs, for
 // a test to search and for a failing test to show.
-type Logs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *Logs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *Logs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// Logger logs everything, debug included, as text into l.
-func (l *Logs) Logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+type Logs = logs.Sink
 
 // Tail returns the last lines of s.
-func Tail(s string, lines int) string {
-	all := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
-}
+func Tail(s string, lines int) string { return logs.Tail(s, lines) }
 
 // WaitFor polls cond until it holds, and fails the test when timeout
 // passes first. It is for states reached over the network (an API's

@@ -6,7 +6,6 @@
 package natscluster
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -22,6 +21,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/babelcast/babelcast/test/harness/logs"
 )
 
 // Cluster is a running cluster of nats-server processes.
@@ -38,7 +39,7 @@ type Server struct {
 	c     *Cluster
 	conf  string
 	store string
-	logs  *Logs
+	logs  *logs.Sink
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -100,7 +101,7 @@ func Start(t testing.TB, o Options) *Cluster {
 	}
 	for i := 0; i < o.Servers; i++ {
 		name := fmt.Sprintf("n%d", i+1)
-		s := &Server{Name: name, Port: ports[i], http: ports[2*o.Servers+i], c: c, store: filepath.Join(dir, name), logs: &Logs{}}
+		s := &Server{Name: name, Port: ports[i], http: ports[2*o.Servers+i], c: c, store: filepath.Join(dir, name), logs: &logs.Sink{}}
 		s.conf = filepath.Join(dir, name+".conf")
 		conf := fmt.Sprintf(`server_name: %s
 listen: 127.0.0.1:%d
@@ -127,7 +128,7 @@ cluster {
 		}
 		if t.Failed() {
 			for _, s := range c.Servers {
-				t.Logf("nats-server %s log:\n%s", s.Name, tail(s.logs.String(), 25))
+				t.Logf("nats-server %s log:\n%s", s.Name, logs.Tail(s.logs.String(), 25))
 			}
 		}
 		// BABELCAST_E2E_LOGS=dir keeps every server's whole log.
@@ -225,7 +226,7 @@ func (s *Server) awaitReady() {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	s.c.t.Fatalf("nats-server %s not ready after 30s:\n%s", s.Name, tail(s.logs.String(), 30))
+	s.c.t.Fatalf("nats-server %s not ready after 30s:\n%s", s.Name, logs.Tail(s.logs.String(), 30))
 }
 
 // healthy reports whether the server's /healthz says it is ready for
@@ -330,33 +331,4 @@ func (c *Cluster) Connect(opts ...nats.Option) *nats.Conn {
 	}
 	c.t.Cleanup(nc.Close)
 	return nc
-}
-
-// Logs is a goroutine-safe log sink: a server's output here, and the
-// logs of the bus's own tests. (Package harness has one too; the bus's
-// tests cannot use it, since harness imports the bus.)
-type Logs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *Logs) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *Logs) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// tail is the last lines of s.
-func tail(s string, lines int) string {
-	all := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
 }

@@ -171,6 +171,12 @@ async function enter() {
       notice(ui.pageNotice, 'error', text.refused, refused.text);
       ui.pageNotice.dataset.reason = refused.reason;
     },
+    // The key was changed while the booth was away (a network drop): its
+    // reconnection is refused at the handshake, for good.
+    onKeyRefused: () => {
+      leave();
+      notice(ui.pageNotice, 'error', text.wrongKey, text.wrongKeyText);
+    },
     onRetry: () => render(),
   });
   live.link.start();

@@ -209,6 +209,13 @@ func (s *session) Close(ctx context.Context) error {
 	}
 }
 
+// queuedSamples is how much audio waits in the queue.
+func (s *session) queuedSamples() int {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return s.queued
+}
+
 // take removes the queued audio; last is true once Close was called and
 // nothing more will come.
 func (s *session) take() (cs []chunk, last bool) {
@@ -270,6 +277,12 @@ func (s *session) listen() {
 		case <-s.qsig:
 		case <-s.flush:
 		case <-idle.C:
+			if s.queuedSamples() > 0 {
+				// Audio came while this loop was busy (a recognizer that
+				// fell behind blocks send): the speaker was not idle.
+				idle.Reset(speakerIdle)
+				break
+			}
 			if v.inTurn {
 				v.flush(collect)
 				if !send() {

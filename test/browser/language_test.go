@@ -378,3 +378,43 @@ func TestJoinInArabic(t *testing.T) {
 	j.waitFor("the page to follow the text size", `getComputedStyle(document.documentElement).fontSize === '27px'`, 5*time.Second)
 	j.screenshots("ar-join-large-text")
 }
+
+// TestNoEnglishBeforeTheCatalog: a page in the attendee's language shows
+// nothing until its catalog is in, rather than English for a moment. The
+// page records, at every frame it paints until the catalog is in, whether
+// its body shows and what its heading says.
+func TestNoEnglishBeforeTheCatalog(t *testing.T) {
+	ctx, s := startService(t, 60*time.Second)
+	b := newBrowser(ctx, t, browserOptions{lang: "de-DE"})
+	j := newTab(b, t, "join")
+	const watch = `window.__frames = [];
+(function watch() {
+  const root = document.documentElement;
+  window.__frames.push({
+    shown: !!document.body && getComputedStyle(document.body).visibility === 'visible',
+    heading: (document.querySelector('h1') || {}).textContent || '',
+  });
+  if (!root || !root.dataset.uiLang) requestAnimationFrame(watch);
+})();`
+	j.do("watch every frame", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: watch})
+		return err
+	}))
+	j.navigate(s.URL()+"/", "#room-code")
+	j.waitFor("the join page in German", `document.documentElement.dataset.uiLang === 'de'`, 5*time.Second)
+	type frame struct {
+		Shown   bool   `json:"shown"`
+		Heading string `json:"heading"`
+	}
+	frames := eval[[]frame](j, `window.__frames`)
+	if len(frames) == 0 {
+		t.Fatal("no frame painted before the catalog was in: the watch did not run")
+	}
+	english := eval[string](j, `document.querySelector('h1').dataset.i18nEn`)
+	for i, f := range frames {
+		if f.Shown && f.Heading == english {
+			t.Fatalf("frame %d of %d showed the English heading %q before the German catalog was in", i+1, len(frames), f.Heading)
+		}
+	}
+	t.Logf("%d frames painted hidden before the catalog was in", len(frames))
+}

@@ -270,7 +270,10 @@ export class MicLink {
         this.closeEncoder();
         if (this.opusOK) {
           try {
-            this.enc = new OpusSender(o.sampleRate(), (msg) => ws.send(msg), () => {
+            // The encoder answers asynchronously: a packet may come out
+            // after this connection closed (it is lost with it).
+            const send = (msg) => { if (ws.readyState === WebSocket.OPEN) ws.send(msg); };
+            this.enc = new OpusSender(o.sampleRate(), send, () => {
               // The encoder failed: PCM from the next connection on.
               this.opusOK = false;
               this.socket.retryNow();

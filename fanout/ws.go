@@ -287,10 +287,12 @@ func (s *Server) serveWS(conn *websocket.Conn, l *listener, log *slog.Logger) {
 	s.pump(newBatchWriter(conn.NetConn(), true, s.o.WriteTimeout), peer, l, peer.done, log)
 }
 
-// wsPeer is a listener's WebSocket as its writer sees it. Only the writer
-// (pump) writes close frames: data frames go out in batches beside
+// wsPeer is a listener's WebSocket as its writer sees it. The writer
+// (pump) answers the client's close: data frames go out in batches beside
 // gorilla's writer, so a close written by the reader could land between
 // two batches, and a data frame after a close frame breaks the protocol.
+// (gorilla's reader still closes by itself on a protocol error or an
+// oversized message: only a misbehaving client sees data after that.)
 type wsPeer struct {
 	conn *websocket.Conn
 	done chan struct{} // closed when the reader has returned

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 )
 
 // Flags beat the environment, which beats the YAML file.
@@ -80,8 +81,9 @@ func TestNKey(t *testing.T) {
 	if code := run(context.Background(), []string{"nkey", file}, &out, &errOut); code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
-	pub := strings.TrimSpace(out.String())
-	if !strings.HasPrefix(pub, "U") || strings.Contains(out.String(), "SU") {
+	// Only the public key: one line, a valid user public key (a seed
+	// starts "SU" and is no public key).
+	if pub := strings.TrimSuffix(out.String(), "\n"); strings.Contains(pub, "\n") || !nkeys.IsValidPublicUserKey(pub) {
 		t.Errorf("printed %q: want the public user key only", out.String())
 	}
 	fi, err := os.Stat(file)

@@ -162,7 +162,9 @@ async function enter() {
       if (msg.type === Msg.CAPTION) crib.add(msg);
     },
     onClose,
+    // The booth cannot be entered again: no setup to go back to.
     onRoomGone: () => {
+      st.info = null;
       leave();
       notice(ui.pageNotice, 'error', text.roomGone, text.roomGoneText);
     },
@@ -174,6 +176,7 @@ async function enter() {
     // The key was changed while the booth was away (a network drop): its
     // reconnection is refused at the handshake, for good.
     onKeyRefused: () => {
+      st.info = null;
       leave();
       notice(ui.pageNotice, 'error', text.wrongKey, text.wrongKeyText);
     },

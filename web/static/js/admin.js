@@ -151,7 +151,8 @@ const queue = new QuestionQueue({
   empty: ui.questionsEmpty,
   error: ui.questionsError,
   langName: (code) => langLabel(code),
-  active: () => document.visibilityState === 'visible',
+  // Not while the room is being deleted: its questions would be a 404.
+  active: () => document.visibilityState === 'visible' && !st.deleting.has(st.selected),
 });
 
 // ---------- API with the token ----------
@@ -517,9 +518,11 @@ ui.del.addEventListener('click', async () => {
   const ok = await confirmDialog(`Delete “${r.name || r.id}”?`,
     'The speaker and every listener are disconnected, and the room code stops working. This cannot be undone.', 'Delete room');
   if (!ok) return;
-  // No status poll of the room may cross its deletion (it would be a 404).
+  // No status poll or read of its questions may cross its deletion (it
+  // would be a 404).
   st.deleting.add(r.id);
   await st.polling.catch(() => {}); // a failed poll has said so itself
+  await queue.halt();
   try {
     await call(`/api/v1/rooms/${encodeURIComponent(r.id)}`, { method: 'DELETE' });
     st.gen++;
@@ -530,6 +533,7 @@ ui.del.addEventListener('click', async () => {
     ui.roomsTitle.focus(); // the room's Delete button is gone
   } catch (err) {
     showApiError('Could not delete the room', err);
+    if (r.questions && st.selected === r.id) queue.start();
   } finally {
     st.deleting.delete(r.id);
   }

@@ -68,6 +68,12 @@ export class QuestionQueue {
     this.questions = [];
   }
 
+  /** Stops, and resolves once no read of the queue is on its way. */
+  async halt() {
+    this.stop();
+    await this.reading;
+  }
+
   /** Reads the queue now (after an action, or the first time). */
   async poll() {
     clearTimeout(this.timer);
@@ -75,7 +81,9 @@ export class QuestionQueue {
     const roomId = this.o.roomId();
     try {
       if (roomId && (!this.o.active || this.o.active())) {
-        const body = await api(`/api/v1/rooms/${encodeURIComponent(roomId)}/questions`, { token: this.o.token() });
+        const read = api(`/api/v1/rooms/${encodeURIComponent(roomId)}/questions`, { token: this.o.token() });
+        this.reading = read.catch(() => {});
+        const body = await read;
         if (!this.running || roomId !== this.o.roomId()) return;
         this.questions = openQuestions(body.questions);
         if (this.o.error.dataset.kind === 'load') notice(this.o.error, '', '');

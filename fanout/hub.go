@@ -1,6 +1,7 @@
 package fanout
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -373,10 +374,7 @@ func (c *channel) onSourceCaption(m *nats.Msg) {
 // source_language, or the room's source language (unsaid) where it says
 // none.
 func spokenIn(cm wire.Caption, unsaid string) string {
-	if cm.SourceLanguage != "" {
-		return cm.SourceLanguage
-	}
-	return unsaid
+	return cmp.Or(cm.SourceLanguage, unsaid)
 }
 
 // readCaption decodes a caption from NATS, counting what it cannot read.

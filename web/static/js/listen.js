@@ -129,6 +129,11 @@ const st = {
   info: null, // room.Public
   lang: '', // chosen channel code
   passcode: store.get('sessionStorage', keys.passcode) || '',
+  // passcodeTaken: the server took st.passcode on this page (a stream's hello
+  // or the form's check). A stream refused with it before its own hello then
+  // means the passcode changed, not that it was mistyped: both streams end
+  // when it changes, and one of them may be refused while it connects.
+  passcodeTaken: false,
   playing: false,
   ended: false, // room deleted: nothing more to do
   main: null, // Stream of the chosen channel
@@ -205,6 +210,7 @@ class Stream {
   onText(msg) {
     switch (msg.type) {
       case Msg.HELLO:
+        st.passcodeTaken = true;
         if (this.role === 'main') {
           ui.player.dataset.passthrough = String(msg.passthrough !== false);
           renderState();
@@ -237,9 +243,9 @@ class Stream {
       return false;
     }
     if (code === Close.PASSCODE_CHANGED) {
-      // Before the hello: the passcode was not taken at all; after it: the
-      // organizers changed it while we listened.
-      if (greeted) lockedOut(text.passcodeChanged, text.passcodeChangedTitle);
+      // After a hello (this stream's or another's): the organizers changed
+      // it while we listened; otherwise it was never taken.
+      if (greeted || st.passcodeTaken) lockedOut(text.passcodeChanged, text.passcodeChangedTitle);
       else lockedOut(text.passcodeRefused);
       return false;
     }
@@ -655,6 +661,7 @@ function lockedOut(why, title) {
   if (ui.player.hidden && !ui.passForm.hidden) return; // asked already (both streams end)
   stopPlaying();
   st.passcode = '';
+  st.passcodeTaken = false;
   store.set('sessionStorage', keys.passcode, '');
   ui.passInput.value = '';
   askPasscode(why, title);
@@ -680,6 +687,7 @@ ui.passForm.addEventListener('submit', async (ev) => {
   if (answer === 'wrong') return askPasscode(text.passcodeWrongShort);
   if (answer instanceof ApiError && answer.status === 429) return askPasscode(answer.message, text.tooManyAttempts);
   st.passcode = code;
+  st.passcodeTaken = true;
   store.set('sessionStorage', keys.passcode, code);
   ui.passInput.removeAttribute('aria-invalid');
   ui.passForm.hidden = true;

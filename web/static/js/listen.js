@@ -238,10 +238,7 @@ class Stream {
   }
 
   async onClose({ code, opened, greeted }) {
-    if (code === Close.ROOM_GONE) {
-      roomEnded();
-      return false;
-    }
+    if (code === Close.ROOM_GONE) return this.onGone();
     if (code === Close.PASSCODE_CHANGED) {
       // After a hello (this stream's or another's): the organizers changed
       // it while we listened; otherwise it was never taken.
@@ -256,6 +253,7 @@ class Stream {
     }
     if (!opened) {
       const err = await probeHandshake(this.cs.path());
+      if (this.cs.stopped) return false; // the page moved on meanwhile
       if (err) return this.onRefused(err);
     }
     if (this.role === 'main') renderState();
@@ -277,17 +275,44 @@ class Stream {
     if (err.status === 404 || err.status === 400) {
       // The room or this language may be gone: look again.
       const ok = await loadInfo();
-      if (!ok) return false;
+      if (!ok || this.cs.stopped) return false;
       if (!offered(this.lang)) {
-        if (this.role === 'main') {
-          const src = st.info.source_language;
-          notice(ui.pageNotice, 'warn', text.langGone, fmt(text.langGoneText, { lang: src.native || src.code }));
-          queueMicrotask(() => chooseLanguage(src.code));
-        }
+        this.languageGone();
         return false;
       }
     }
     return true;
+  }
+
+  /**
+   * Closed with 4404: the room was deleted, or this stream's language
+   * removed (the chosen channel's: the floor is never removed). The room's
+   * public description tells which.
+   */
+  async onGone() {
+    try {
+      st.info = await roomPublic(roomId);
+    } catch (err) {
+      if (this.cs.stopped) return false;
+      if (err instanceof ApiError && err.status === 404) {
+        roomEnded();
+        return false;
+      }
+      return true; // cannot tell now: the next attempt's handshake will
+    }
+    if (this.cs.stopped) return false;
+    if (offered(this.lang)) return true; // given back meanwhile
+    this.languageGone();
+    return false;
+  }
+
+  /** The chosen channel's language is no longer offered: the source language plays instead. */
+  languageGone() {
+    if (this.role !== 'main') return;
+    const src = st.info.source_language;
+    notice(ui.pageNotice, 'warn', text.langGone, fmt(text.langGoneText, { lang: src.native || src.code }));
+    renderLanguages();
+    queueMicrotask(() => chooseLanguage(src.code));
   }
 }
 

@@ -54,3 +54,29 @@ func TestLanguageRemovedWhileListening(t *testing.T) {
 		document.getElementById('player').hidden &&
 		document.getElementById('state-pill').dataset.state === 'ended'`, 10*time.Second)
 }
+
+// TestConversationLanguageRemoved: the organizers remove the language a
+// phone of a conversation speaks. Its channel is closed with 4404, as when
+// the room is deleted; the page finds the room still there, takes the
+// phone off the room and asks for another language, rather than saying
+// the conversation was closed.
+func TestConversationLanguageRemoved(t *testing.T) {
+	ctx, s := startService(t, 90*time.Second)
+	r := s.API.CreateRoom(`{"id":"mesa","name":"Mesa","source_language":"en","languages":[{"code":"es"},{"code":"ko"}]}`)
+	b := newBrowser(ctx, t, browserOptions{micWAV: harness.SpeechWAV(t, "de", 2, 1)})
+	p := joinTalk(t, s, b, r, "ana", "es", "Ana")
+	harness.WaitFor(t, 10*time.Second, "the phone as a mic of the room", func() bool { return len(s.API.Status(r.ID).Mics) == 1 })
+
+	if code := s.API.Call("PATCH", "/api/v1/rooms/"+r.ID, `{"languages":[{"code":"ko"}]}`, nil); code != http.StatusOK {
+		t.Fatalf("remove Spanish: %d", code)
+	}
+	// The phone spoke Spanish: the page says it in Spanish.
+	p.waitFor("the setup, asking for another language", `
+		document.getElementById('page-notice').textContent.includes('Esta sala ya no ofrece ese idioma') &&
+		!document.getElementById('setup').hidden &&
+		document.getElementById('talk').hidden &&
+		!document.getElementById('lang-es') && !!document.getElementById('lang-ko') &&
+		document.getElementById('state-pill').dataset.state !== 'ended'`, 10*time.Second)
+	harness.WaitFor(t, 10*time.Second, "the phone's mic gone", func() bool { return len(s.API.Status(r.ID).Mics) == 0 })
+	p.screenshots("talk-language-removed")
+}

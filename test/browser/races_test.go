@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/babelcast/babelcast/test/harness"
 )
 
@@ -79,4 +81,43 @@ func TestConversationLanguageRemoved(t *testing.T) {
 		document.getElementById('state-pill').dataset.state !== 'ended'`, 10*time.Second)
 	harness.WaitFor(t, 10*time.Second, "the phone's mic gone", func() bool { return len(s.API.Status(r.ID).Mics) == 0 })
 	p.screenshots("talk-language-removed")
+}
+
+// TestBoothBackOnAirAfterOutage: an interpreter on air loses the server
+// for longer than one reconnection attempt. The booth decides to take the
+// air again at the close that took it away; the failed attempts after it
+// must not undo that, so once the server is back (and nobody else took
+// the air) the interpreter is on air again.
+func TestBoothBackOnAirAfterOutage(t *testing.T) {
+	ctx, s := startService(t, 120*time.Second)
+	r := s.API.CreateRoom(`{"id":"cabina","name":"Cabina","source_language":"en","languages":[{"code":"es","booth":true}]}`)
+	b := newBrowser(ctx, t, browserOptions{micWAV: harness.SpeechWAV(t, "de", 2, 1)})
+	// While the server is down the browser logs the refused connections.
+	booth := newTab(b, t, "booth",
+		allowRule{regexp.MustCompile(`WebSocket connection to 'ws://[^']+/api/v1/rooms/cabina/booth/es[^']*' failed`), "server down"},
+		allowRule{regexp.MustCompile(`^network error: Failed to load resource: net::ERR_CONNECTION_(REFUSED|RESET) .*/api/v1/rooms/cabina/booth/es`), "server down"},
+		allowRule{regexp.MustCompile(`^network error: Failed to load resource: the server responded with a status of 503 .*/api/v1/rooms/cabina/booth/es`), "server stopping"},
+	)
+	booth.navigate(r.Links.Booths["es"], "#booth-start")
+	booth.click("#booth-start")
+	booth.waitFor("the booth connected", jsPill+` === 'live' && !document.getElementById('take').disabled`, 15*time.Second)
+	booth.click("#take")
+	booth.waitFor("the on-air light", `document.getElementById('on-air').dataset.onAir === 'true'`, 5*time.Second)
+
+	// Count the booth's connection attempts from now on.
+	eval[chromedp.Void](booth, `(() => {
+		window.__boothTries = 0;
+		const WS = window.WebSocket;
+		window.WebSocket = class extends WS {
+			constructor(url, protocols) {
+				super(url, protocols);
+				if (String(url).includes('/booth/')) window.__boothTries++;
+			}
+		};
+	})()`)
+	s.Stop()
+	// A second attempt means the first one failed and its close was handled.
+	booth.waitFor("two attempts while the server is down", `window.__boothTries >= 2`, 15*time.Second)
+	s.Restart()
+	booth.waitFor("the interpreter on air again", `document.getElementById('on-air').dataset.onAir === 'true'`, 15*time.Second)
 }

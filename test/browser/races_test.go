@@ -121,3 +121,54 @@ func TestBoothBackOnAirAfterOutage(t *testing.T) {
 	s.Restart()
 	booth.waitFor("the interpreter on air again", `document.getElementById('on-air').dataset.onAir === 'true'`, 15*time.Second)
 }
+
+// TestQuestionMicRefusedOnce: the moderator gives an attendee the floor,
+// and the attendee's microphone cannot start (blocked in the site
+// settings since they asked). The page says so once; it does not ask for the
+// microphone again at every look at the question (each try asked again and
+// restarted the attendee's streams), until the question ends.
+func TestQuestionMicRefusedOnce(t *testing.T) {
+	ctx, s := startService(t, 90*time.Second)
+	r := s.API.CreateRoom(`{"id":"foro","name":"Foro","source_language":"en","languages":[{"code":"es"}],"questions":true}`)
+	b := newBrowser(ctx, t, browserOptions{micWAV: harness.SpeechWAV(t, "en", 2, 1)})
+	a := newTab(b, t, "attendee")
+	a.navigate(s.URL()+"/rooms/"+r.ID, "#play")
+	a.waitFor("the question section", `!document.getElementById('ask').hidden`, 5*time.Second)
+	askQuestion(t, a, "Ana")
+
+	// From now on the microphone is refused, as when the attendee blocks
+	// it in the site settings (Chromium's fake media UI grants every
+	// request, so the page's getUserMedia refuses it here); the page's asks
+	// for it and its looks at the question are counted.
+	eval[chromedp.Void](a, `(() => {
+		window.__mics = 0;
+		window.__looks = 0;
+		navigator.mediaDevices.getUserMedia = () => {
+			window.__mics++;
+			return Promise.reject(new DOMException('refused', 'NotAllowedError'));
+		};
+		const f = window.fetch;
+		window.fetch = (u, o) => { if (/\/questions\/[^/]+$/.test(String(u))) window.__looks++; return f(u, o); };
+	})()`)
+
+	var list struct {
+		Questions []struct {
+			ID string `json:"id"`
+		} `json:"questions"`
+	}
+	if code := s.API.Call("GET", "/api/v1/rooms/"+r.ID+"/questions", "", &list); code != http.StatusOK || len(list.Questions) != 1 {
+		t.Fatalf("the questions: %d %+v", code, list)
+	}
+	if code := s.API.Call("POST", "/api/v1/rooms/"+r.ID+"/questions/"+list.Questions[0].ID+"/accept", "", nil); code != http.StatusOK {
+		t.Fatalf("accept the question: %d", code)
+	}
+	a.waitFor("the microphone failure", `document.getElementById('ask-notice').textContent.includes('The microphone could not start')`, 10*time.Second)
+	looks := eval[float64](a, `window.__looks`)
+	a.waitFor("three more looks at the question", `window.__looks >= `+jsNumber(looks+3), 15*time.Second)
+	if n := eval[float64](a, `window.__mics`); n != 1 {
+		t.Errorf("the page asked for the microphone %v times after the floor was given, want once", n)
+	}
+	if phase := eval[string](a, `document.getElementById('ask').dataset.phase`); phase == "idle" {
+		t.Errorf("the question is over on the page (phase %q) though the moderator has not ended it", phase)
+	}
+}

@@ -172,3 +172,41 @@ func TestQuestionMicRefusedOnce(t *testing.T) {
 		t.Errorf("the question is over on the page (phase %q) though the moderator has not ended it", phase)
 	}
 }
+
+// TestSpeakerStopWhileStarting: the speaker presses Start and, while the
+// page still lists the microphones (after the capture started, before
+// the connection), Stop. The page must stay off air: no connection of the
+// mic afterwards, the pill not sending.
+func TestSpeakerStopWhileStarting(t *testing.T) {
+	ctx, s := startService(t, 90*time.Second)
+	r := s.API.CreateRoom(`{"id":"atril","name":"Atril","source_language":"en","languages":[{"code":"es"}]}`)
+	b := newBrowser(ctx, t, browserOptions{micWAV: harness.SpeechWAV(t, "en", 2, 1)})
+	sp := newTab(b, t, "speaker")
+	sp.navigate(s.URL()+"/rooms/"+r.ID+"/speak#key="+r.SpeakerKey, "#start")
+	sp.waitFor("the Start button to be enabled", `!document.getElementById('start').disabled`, 5*time.Second)
+	// The page's listing of the microphones waits for the test; the mic's
+	// connections are counted.
+	eval[chromedp.Void](sp, `(() => {
+		navigator.mediaDevices.enumerateDevices = () => new Promise((resolve) => { window.__listed = () => resolve([]); });
+		window.__speaks = 0;
+		const WS = window.WebSocket;
+		window.WebSocket = class extends WS {
+			constructor(url, protocols) {
+				super(url, protocols);
+				if (String(url).includes('/speak')) window.__speaks++;
+			}
+		};
+	})()`)
+	sp.click("#start")
+	sp.waitFor("the page listing the microphones", `!!window.__listed`, 10*time.Second)
+	sp.click("#stop")
+	// Let the listing finish; a macrotask later every continuation of it has run.
+	got := eval[[]any](sp, `(async () => {
+		window.__listed();
+		await new Promise((r) => setTimeout(r, 0));
+		return [document.getElementById('state-pill').dataset.state, window.__speaks];
+	})()`)
+	if got[0] != "idle" || got[1] != float64(0) {
+		t.Errorf("after Stop while starting: pill %v, %v connections of the mic; want idle and none", got[0], got[1])
+	}
+}

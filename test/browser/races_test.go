@@ -210,3 +210,32 @@ func TestSpeakerStopWhileStarting(t *testing.T) {
 		t.Errorf("after Stop while starting: pill %v, %v connections of the mic; want idle and none", got[0], got[1])
 	}
 }
+
+// TestPasscodeUncheckedIsNotTaken: the attendee types a wrong passcode
+// while the server is out of reach. The page cannot check it and goes on;
+// once the server is back, the stream refuses it before its hello, and
+// the page says it was not accepted, not that the organizers changed it
+// (the server never took it).
+func TestPasscodeUncheckedIsNotTaken(t *testing.T) {
+	ctx, s := startService(t, 90*time.Second)
+	r := s.API.CreateRoom(`{"id":"vault","name":"Vault","source_language":"en","languages":[{"code":"es"}],"passcode":"s3cret"}`)
+	b := newBrowser(ctx, t, browserOptions{})
+	a := newTab(b, t, "attendee",
+		allowRule{regexp.MustCompile(`WebSocket connection to 'ws://[^']+/api/v1/rooms/vault/listen[^']*' failed`), "server down"},
+		allowRule{regexp.MustCompile(`^network error: Failed to load resource: net::ERR_CONNECTION_(REFUSED|RESET) .*/api/v1/rooms/vault/listen`), "server down"},
+	)
+	a.navigate(s.URL()+"/rooms/"+r.ID, "#room-name")
+	a.waitFor("the passcode form", `!document.getElementById('passcode-form').hidden`, 10*time.Second)
+
+	s.Stop()
+	a.do("enter a wrong passcode",
+		chromedp.SendKeys(chromedp.CSS("#passcode"), "guess"),
+		chromedp.Click(chromedp.CSS("#passcode-submit")),
+	)
+	a.waitFor("the player (the passcode could not be checked)", `!document.getElementById('player').hidden`, 10*time.Second)
+	s.Restart()
+	a.click("#play")
+	a.waitFor("the passcode form, saying it was not accepted", `!document.getElementById('passcode-form').hidden &&
+		document.getElementById('passcode-error').textContent.includes('That passcode was not accepted') &&
+		document.getElementById('player').hidden`, 15*time.Second)
+}

@@ -711,8 +711,10 @@ ui.passForm.addEventListener('submit', async (ev) => {
   ui.passSubmit.disabled = false;
   if (answer === 'wrong') return askPasscode(text.passcodeWrongShort);
   if (answer instanceof ApiError && answer.status === 429) return askPasscode(answer.message, text.tooManyAttempts);
+  // No answer (the server out of reach, or refusing for another reason):
+  // go on, and let the stream tell; the passcode is not taken yet.
   st.passcode = code;
-  st.passcodeTaken = true;
+  st.passcodeTaken = answer === 'ok';
   store.set('sessionStorage', keys.passcode, code);
   ui.passInput.removeAttribute('aria-invalid');
   ui.passForm.hidden = true;

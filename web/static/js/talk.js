@@ -241,6 +241,7 @@ async function start() {
     await played;
     await out.ready;
   } catch (err) {
+    if (live.mic !== mic) return; // left meanwhile
     leave();
     notice(ui.pageNotice, 'error', text.soundFailed, describeError(err));
     return;

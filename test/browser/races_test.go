@@ -1,6 +1,7 @@
 package browser
 
 import (
+	"context"
 	"net/http"
 	"regexp"
 	"testing"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/babelcast/babelcast/internal/access"
+	"github.com/babelcast/babelcast/internal/client"
 	"github.com/babelcast/babelcast/test/harness"
 )
 
@@ -238,4 +241,39 @@ func TestPasscodeUncheckedIsNotTaken(t *testing.T) {
 	a.waitFor("the passcode form, saying it was not accepted", `!document.getElementById('passcode-form').hidden &&
 		document.getElementById('passcode-error').textContent.includes('That passcode was not accepted') &&
 		document.getElementById('player').hidden`, 15*time.Second)
+}
+
+// TestTooManyPasscodesInTheAttendeesLanguage: the address has used up its
+// wrong passcodes for the room (others on the venue's network guessed),
+// and the attendee's page speaks Spanish. The form says so in Spanish,
+// not with the server's English message.
+func TestTooManyPasscodesInTheAttendeesLanguage(t *testing.T) {
+	ctx, s := startService(t, 90*time.Second)
+	r := s.API.CreateRoom(`{"id":"sala","name":"Sala","source_language":"es","languages":[{"code":"en"}],"passcode":"s3cret"}`)
+	b := newBrowser(ctx, t, browserOptions{lang: "es"})
+	a := newTab(b, t, "attendee", allowRule{
+		regexp.MustCompile(`^network error: Failed to load resource: the server responded with a status of 429 .*/api/v1/rooms/sala/listen`),
+		"the address has no passcode attempts left",
+	}, allowRule{
+		regexp.MustCompile(`WebSocket connection to 'ws://[^']+/api/v1/rooms/sala/listen[^']*' failed`),
+		"the handshake is refused (429)",
+	})
+	a.navigate(s.URL()+"/rooms/"+r.ID, "#room-name")
+	a.waitFor("the passcode form", `!document.getElementById('passcode-form').hidden`, 10*time.Second)
+	// The budget refills one every PasscodeEvery (3 s): used up right
+	// before the attendee submits, it is still empty when the page asks.
+	for i := 0; i < access.PasscodeBurst; i++ {
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := client.Listen(lctx, client.ListenOptions{Server: s.URL(), Room: r.ID, Lang: "es", Passcode: "nope"})
+		cancel()
+		if err == nil {
+			t.Fatalf("wrong passcode %d: the stream was not refused", i+1)
+		}
+	}
+	a.do("enter the passcode",
+		chromedp.SendKeys(chromedp.CSS("#passcode"), "s3cret"),
+		chromedp.Click(chromedp.CSS("#passcode-submit")),
+	)
+	a.waitFor("too many attempts, in Spanish", `document.getElementById('passcode-error').textContent ===
+		'Demasiados intentos' + 'Demasiados intentos. Espera un momento e inténtalo de nuevo.'`, 10*time.Second)
 }

@@ -18,7 +18,7 @@
 // Audio plays through player.js; the AudioContext is created and resumed
 // on the Play press.
 
-import { ApiError, describeError, loadRoom, probeHandshake, roomIdFromPath, roomPublic } from './api.js';
+import { ApiError, describeError, loadRoom, localMessage, probeHandshake, roomIdFromPath, roomPublic } from './api.js';
 import { QuestionFlow } from './ask.js';
 import { CaptionView } from './captions.js';
 import { EarlierView } from './earlier.js';
@@ -710,7 +710,7 @@ ui.passForm.addEventListener('submit', async (ev) => {
   const answer = await checkPasscode(roomId, st.info.source_language.code, code);
   ui.passSubmit.disabled = false;
   if (answer === 'wrong') return askPasscode(text.passcodeWrongShort);
-  if (answer instanceof ApiError && answer.status === 429) return askPasscode(answer.message, text.tooManyAttempts);
+  if (answer instanceof ApiError && answer.status === 429) return askPasscode(localMessage(answer), text.tooManyAttempts);
   // No answer (the server out of reach, or refusing for another reason):
   // go on, and let the stream tell; the passcode is not taken yet.
   st.passcode = code;

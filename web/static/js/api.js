@@ -144,7 +144,7 @@ export async function openRoom(roomId, { text: words, roomName, pageNotice, pill
   }
   const info = await loadRoom(roomId, (err) => {
     setPill(pill, 'reconnecting', words.cannotReach);
-    notice(pageNotice, 'error', words.cannotLoad, fmt(words.retrying, { why: describeError(err) }));
+    notice(pageNotice, 'error', words.cannotLoad, fmt(words.retrying, { why: localMessage(err) }));
   });
   if (!info) {
     roomName.textContent = words.roomNotFound;

@@ -796,7 +796,7 @@ async function init() {
 
   const info = await loadRoom(roomId, (err) => {
     setPill(ui.pill, 'reconnecting', text.cannotReach);
-    notice(ui.pageNotice, 'error', text.cannotLoad, fmt(text.retrying, { why: describeError(err) }));
+    notice(ui.pageNotice, 'error', text.cannotLoad, fmt(text.retrying, { why: localMessage(err) }));
   });
   if (!info) return noSuchRoom();
   st.info = info;

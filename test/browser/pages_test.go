@@ -319,6 +319,7 @@ func TestJoin(t *testing.T) {
 
 	j.navigate(s.URL()+"/", "#room-code")
 	j.screenshots("join")
+	title := eval[string](j, `document.title`)
 
 	j.do("join a room that does not exist",
 		chromedp.SendKeys(chromedp.CSS("#room-code"), "nope"),
@@ -330,6 +331,9 @@ func TestJoin(t *testing.T) {
 	}
 	if path := eval[string](j, `location.pathname`); path != "/" {
 		t.Errorf("a wrong code left the join page for %s", path)
+	}
+	if now := eval[string](j, `document.title`); now != title {
+		t.Errorf("the join page's title went from %q to %q after a wrong code", title, now)
 	}
 	j.screenshots("join-error")
 

@@ -3,7 +3,7 @@
 // server's {"error":{"code","message"}} body, an HTTP status with no body,
 // or no network at all).
 
-import { localize } from './i18n.js';
+import { localize, uiLanguage } from './i18n.js';
 import { fmt, notice, setPill } from './ui.js';
 
 /** An API failure: status 0 means the server could not be reached. */
@@ -144,7 +144,7 @@ export async function openRoom(roomId, { text: words, roomName, pageNotice, pill
   }
   const info = await loadRoom(roomId, (err) => {
     setPill(pill, 'reconnecting', words.cannotReach);
-    notice(pageNotice, 'error', words.cannotLoad, fmt(words.retrying, { why: describeError(err) }));
+    notice(pageNotice, 'error', words.cannotLoad, fmt(words.retrying, { why: localMessage(err) }));
   });
   if (!info) {
     roomName.textContent = words.roomNotFound;
@@ -186,6 +186,16 @@ export function describeError(err) {
   if (err instanceof ApiError) return err.message;
   if (err.name === 'NotAllowedError') return text.permission;
   return err.message || String(err);
+}
+
+/**
+ * err for a page that may be translated: the server's own message says
+ * more but is English, so where the page speaks another language it says
+ * the HTTP status's sentence from its catalog instead.
+ */
+export function localMessage(err) {
+  if (!(err instanceof ApiError) || uiLanguage() === 'en') return describeError(err);
+  return text[`status${err.status}`] || describeError(err);
 }
 
 /**

@@ -77,6 +77,10 @@ export class QuestionFlow {
     this.timer = 0;
     this.endedBySelf = false;
     this.gone = false;
+    // The question whose mic could not start, or the server refused: not
+    // started again by every poll (each try would ask for the microphone
+    // again and restart the attendee's streams), until the question ends.
+    this.micFailed = '';
     this.guard = new LiveGuard(() => this.phase === 'live');
 
     const u = this.ui;
@@ -157,7 +161,7 @@ export class QuestionFlow {
       if (this.q !== q) return;
       q.state = now.state;
       this.keep();
-      if (now.state === 'accepted') this.startMic();
+      if (now.state === 'accepted' && this.micFailed !== q.id) this.startMic();
       else if (now.state === 'ended') return this.finish(this.endedBySelf ? 'self' : this.phase === 'waiting' ? 'declined' : 'moderator');
     } catch (err) {
       if (this.q !== q) return;
@@ -189,6 +193,8 @@ export class QuestionFlow {
       await this.mic.start();
     } catch (err) {
       clearTimeout(tapLater);
+      if (this.q !== q) return; // ended meanwhile
+      this.micFailed = q.id;
       notice(this.ui.notice, 'error', text.micFailed, micError(err));
       this.stopMic();
       return;
@@ -229,6 +235,7 @@ export class QuestionFlow {
     }
     const refused = refusal(code, this.link && this.link.lastError);
     if (refused) {
+      this.micFailed = this.q ? this.q.id : '';
       notice(this.ui.notice, 'error', text.serverRefused, refused.text);
       this.stopMic();
       return false;
@@ -272,6 +279,7 @@ export class QuestionFlow {
     clearTimeout(this.timer);
     this.stopMic();
     this.q = null;
+    this.micFailed = '';
     this.keep();
     this.phase = 'idle';
     const words = { self: text.endedBySelf, moderator: text.endedByModerator, declined: text.declined, replaced: text.replaced, gone: text.gone }[why];

@@ -121,13 +121,17 @@ async function enter() {
     onFrame: (f) => live.link?.send(f.pcm),
   });
   live.mic = mic;
+  let step = 'mic';
   try {
     await mic.start();
+    step = 'sound';
     await played;
     await out.ready;
   } catch (err) {
+    if (live.mic !== mic) return; // left meanwhile
     leave();
-    notice(ui.pageNotice, 'error', live.mic ? text.startFailed : text.soundFailed, micError(err));
+    if (step === 'mic') notice(ui.pageNotice, 'error', text.startFailed, micError(err));
+    else notice(ui.pageNotice, 'error', text.soundFailed, describeError(err));
     return;
   }
   if (live.mic !== mic) return;
@@ -194,15 +198,22 @@ async function enter() {
   ui.onAir.focus();
 }
 
-/** Any close: who is on air is not known until the next on_air message. */
+/**
+ * Any close: who is on air is not known until the next on_air message.
+ * Whether to take the air again is decided at the close that took it
+ * away, and kept through failed attempts until a connection says who is
+ * on air.
+ */
 function onClose() {
-  st.resume = !!(st.onAir && st.onAir.on_air);
+  st.resume = st.resume || !!(st.onAir && st.onAir.on_air);
   st.onAir = null;
   render();
 }
 
 function leave() {
   st.live = false;
+  st.resume = false; // entering again starts off air
+  st.onAir = null;
   live.link?.stop('left the booth');
   live.mic?.stop();
   live.player?.node.disconnect();

@@ -59,12 +59,18 @@ export class EarlierView {
     if (!this.more || this.loading || this.lines.length === 0) return;
     this.loading = true;
     this.o.more.textContent = text.loading;
-    const q = new URLSearchParams({ lang: this.lang, before: this.lines[0].start });
+    const first = this.lines[0];
+    const q = new URLSearchParams({ lang: this.lang, before: first.start });
     try {
       const res = await fetch(`/api/v1/rooms/${encodeURIComponent(this.o.roomId)}/earlier?${q}`,
         { headers: { [HEADER_PASSCODE]: this.o.passcode() || '' }, cache: 'no-store' });
       if (!res.ok) throw new Error(String(res.status));
       const older = await res.json();
+      if (this.lines[0] !== first) {
+        // Another channel (or none) meanwhile: these lines are not its.
+        this.o.more.textContent = text.more;
+        return;
+      }
       const list = this.o.list;
       const fromBottom = list.scrollHeight - list.scrollTop;
       this.lines = [...(older.captions || []), ...this.lines];
@@ -73,7 +79,7 @@ export class EarlierView {
       list.scrollTop = list.scrollHeight - fromBottom; // keep the reader's place
       this.o.more.textContent = text.more;
     } catch {
-      this.o.more.textContent = text.failed;
+      this.o.more.textContent = this.lines[0] === first ? text.failed : text.more;
     } finally {
       this.loading = false;
     }

@@ -28,9 +28,6 @@ function fail(title, text) {
   notice(errorBox, 'error', title, text);
   input.setAttribute('aria-invalid', 'true');
   input.focus();
-
-// The page speaks the browser's language, the one the attendee reads.
-setLanguage(browserLanguages()).then(() => { document.title = text.title; });
 }
 
 input.addEventListener('input', () => {

@@ -18,7 +18,7 @@
 // Audio plays through player.js; the AudioContext is created and resumed
 // on the Play press.
 
-import { ApiError, describeError, loadRoom, probeHandshake, roomIdFromPath, roomPublic } from './api.js';
+import { ApiError, describeError, loadRoom, localMessage, probeHandshake, roomIdFromPath, roomPublic } from './api.js';
 import { QuestionFlow } from './ask.js';
 import { CaptionView } from './captions.js';
 import { EarlierView } from './earlier.js';
@@ -238,10 +238,7 @@ class Stream {
   }
 
   async onClose({ code, opened, greeted }) {
-    if (code === Close.ROOM_GONE) {
-      roomEnded();
-      return false;
-    }
+    if (code === Close.ROOM_GONE) return this.onGone();
     if (code === Close.PASSCODE_CHANGED) {
       // After a hello (this stream's or another's): the organizers changed
       // it while we listened; otherwise it was never taken.
@@ -256,6 +253,7 @@ class Stream {
     }
     if (!opened) {
       const err = await probeHandshake(this.cs.path());
+      if (this.cs.stopped) return false; // the page moved on meanwhile
       if (err) return this.onRefused(err);
     }
     if (this.role === 'main') renderState();
@@ -277,17 +275,44 @@ class Stream {
     if (err.status === 404 || err.status === 400) {
       // The room or this language may be gone: look again.
       const ok = await loadInfo();
-      if (!ok) return false;
+      if (!ok || this.cs.stopped) return false;
       if (!offered(this.lang)) {
-        if (this.role === 'main') {
-          const src = st.info.source_language;
-          notice(ui.pageNotice, 'warn', text.langGone, fmt(text.langGoneText, { lang: src.native || src.code }));
-          queueMicrotask(() => chooseLanguage(src.code));
-        }
+        this.languageGone();
         return false;
       }
     }
     return true;
+  }
+
+  /**
+   * Closed with 4404: the room was deleted, or this stream's language
+   * removed (the chosen channel's: the floor is never removed). The room's
+   * public description tells which.
+   */
+  async onGone() {
+    try {
+      st.info = await roomPublic(roomId);
+    } catch (err) {
+      if (this.cs.stopped) return false;
+      if (err instanceof ApiError && err.status === 404) {
+        roomEnded();
+        return false;
+      }
+      return true; // cannot tell now: the next attempt's handshake will
+    }
+    if (this.cs.stopped) return false;
+    if (offered(this.lang)) return true; // given back meanwhile
+    this.languageGone();
+    return false;
+  }
+
+  /** The chosen channel's language is no longer offered: the source language plays instead. */
+  languageGone() {
+    if (this.role !== 'main') return;
+    const src = st.info.source_language;
+    notice(ui.pageNotice, 'warn', text.langGone, fmt(text.langGoneText, { lang: src.native || src.code }));
+    renderLanguages();
+    queueMicrotask(() => chooseLanguage(src.code));
   }
 }
 
@@ -685,9 +710,11 @@ ui.passForm.addEventListener('submit', async (ev) => {
   const answer = await checkPasscode(roomId, st.info.source_language.code, code);
   ui.passSubmit.disabled = false;
   if (answer === 'wrong') return askPasscode(text.passcodeWrongShort);
-  if (answer instanceof ApiError && answer.status === 429) return askPasscode(answer.message, text.tooManyAttempts);
+  if (answer instanceof ApiError && answer.status === 429) return askPasscode(localMessage(answer), text.tooManyAttempts);
+  // No answer (the server out of reach, or refusing for another reason):
+  // go on, and let the stream tell; the passcode is not taken yet.
   st.passcode = code;
-  st.passcodeTaken = true;
+  st.passcodeTaken = answer === 'ok';
   store.set('sessionStorage', keys.passcode, code);
   ui.passInput.removeAttribute('aria-invalid');
   ui.passForm.hidden = true;
@@ -769,7 +796,7 @@ async function init() {
 
   const info = await loadRoom(roomId, (err) => {
     setPill(ui.pill, 'reconnecting', text.cannotReach);
-    notice(ui.pageNotice, 'error', text.cannotLoad, fmt(text.retrying, { why: describeError(err) }));
+    notice(ui.pageNotice, 'error', text.cannotLoad, fmt(text.retrying, { why: localMessage(err) }));
   });
   if (!info) return noSuchRoom();
   st.info = info;

@@ -298,6 +298,7 @@ async function start() {
   }
   if (cap.mic !== mic || !mic.running) return; // stopped meanwhile
   await listDevices(); // labels are known now
+  if (cap.mic !== mic) return; // stopped meanwhile
   cap.link = new MicLink({
     roomId,
     key: () => key.value,

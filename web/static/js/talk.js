@@ -14,7 +14,7 @@
 // speaker page. The key, the microphone and its connection are mic.js's,
 // the sound player.js's, the captions captions.js's.
 
-import { describeError, openRoom, roomIdFromPath } from './api.js';
+import { ApiError, describeError, openRoom, roomIdFromPath, roomPublic } from './api.js';
 import { CaptionView } from './captions.js';
 import { browserLanguages, dirOf, languageOption, localize, nameLanguages, onLanguage, setLanguage } from './i18n.js';
 import { LiveGuard, mediaSupported, Microphone, MicLink, micError, noMediaReason, noticeEndings, SpeakerKey, text as micText } from './mic.js';
@@ -241,6 +241,7 @@ async function start() {
     await played;
     await out.ready;
   } catch (err) {
+    if (live.mic !== mic) return; // left meanwhile
     leave();
     notice(ui.pageNotice, 'error', text.soundFailed, describeError(err));
     return;
@@ -278,16 +279,40 @@ function listen() {
     },
     onStats: () => { ui.talk.dataset.bytes = String(stream.bytes); },
     onRetry: () => render(),
-    onClose: ({ code }) => {
-      if (code === Close.ROOM_GONE) {
-        roomGone(true);
-        return false;
-      }
+    onClose: async ({ code }) => {
+      if (code === Close.ROOM_GONE) return channelGone(stream);
       render();
       return code === Close.TOO_SLOW ? 300 : true;
     },
   });
   live.stream = stream;
+}
+
+/**
+ * This phone's channel closed with 4404: the room was deleted, or this
+ * phone's language removed (its mic goes on, in a language the room no
+ * longer has). The room's public description tells which; the answer is
+ * whether to try the channel again.
+ */
+async function channelGone(stream) {
+  let info;
+  try {
+    info = await roomPublic(roomId);
+  } catch (err) {
+    if (live.stream !== stream) return false; // left meanwhile
+    if (err instanceof ApiError && err.status === 404) {
+      roomGone(true);
+      return false;
+    }
+    return true; // cannot tell now: try again
+  }
+  if (live.stream !== stream) return false;
+  st.info = info;
+  if (languages().some((l) => l.code === st.lang)) return true; // given back meanwhile
+  leave();
+  showSetup(); // without the language, to pick another
+  notice(ui.pageNotice, 'warn', micText.badLanguage);
+  return false;
 }
 
 function leave() {

@@ -121,6 +121,9 @@ export class ReconnectingSocket {
         this.stop();
         return;
       }
+      // A newer connection began while the owner decided (retryNow on
+      // 'online', or stop() and start()): it is the one that counts.
+      if (this.ws) return;
       const delay = typeof decision === 'number' ? decision : this.backoff();
       this.attempt++;
       this.opts.onretry?.(delay, this.attempt);

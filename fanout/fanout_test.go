@@ -945,6 +945,49 @@ func TestPasscodeInSubprotocol(t *testing.T) {
 	}
 }
 
+// The room's speaker key stands for its passcode (a conversation's phones
+// and the speaker page hear the room with the key they hold), until the
+// key is rotated; a wrong key is a wrong passcode.
+func TestSpeakerKeyStandsForThePasscode(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	r := &room.Room{ID: "private", SourceLanguage: "en", Languages: []room.Language{{Code: "de"}}, Passcode: "s3cret"}
+	e.createRoom(r)
+	withKey := func(key string) []string { return []string{access.Protocol, access.CredentialProtocol(access.KindKey, key)} }
+	update := func(change func(*room.Room)) {
+		t.Helper()
+		cur, rev, err := e.rooms.Get(ctx, "private")
+		if err != nil {
+			t.Fatal(err)
+		}
+		change(cur)
+		if err := e.rooms.Update(ctx, cur, rev); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	phone := e.dialRaw(t, "/api/v1/rooms/private/listen?lang=de", withKey(r.SpeakerKey))
+	wrong := e.dialRaw(t, "/api/v1/rooms/private/listen?lang=de", withKey("spk_not-this-one"))
+	if code := wrong.closeCode(t); code != wire.ClosePasscodeChanged || wrong.sawHello() {
+		t.Errorf("a wrong key: close %d (hello %v), want %d before any hello", code, wrong.sawHello(), wire.ClosePasscodeChanged)
+	}
+	// A new passcode does not lock out the key's holder.
+	update(func(r *room.Room) { r.Passcode = "n3w" })
+	fresh := e.dial("private", "de&passcode=n3w") // the change is seen: a new listener gets in with it
+	e.publishAudio(subject.Out("private", "de"), 1, 960)
+	for name, c := range map[string]*client{"with the key": phone, "with the new passcode": fresh} {
+		if seqOf(c.nextAudio(t)) != 1 {
+			t.Errorf("listener %s: wrong frame", name)
+		}
+	}
+	// A new key does.
+	update(func(r *room.Room) { r.SpeakerKey = room.NewSpeakerKey() })
+	if code := phone.closeCode(t); code != wire.ClosePasscodeChanged {
+		t.Errorf("the old key's listener after the key's rotation: close %d, want %d", code, wire.ClosePasscodeChanged)
+	}
+}
+
 // A client gets a budget of wrong passcodes for a room, by WebSocket and
 // stream alike. Past it, its requests for that room are refused with 429
 // before the passcode is looked at (the right one too: a passcode can be

@@ -125,7 +125,7 @@ func (h *hub) join(ctx context.Context, l *listener) error {
 			h.mu.Unlock()
 			return errLangGone
 		}
-		if !r.CheckPasscode(l.passcode) {
+		if !r.AdmitsListener(l.passcode, l.key) {
 			h.mu.Unlock()
 			return errPasscode
 		}
@@ -492,9 +492,6 @@ func (h *hub) roomDeleted(id string) {
 	}
 }
 
-// roomChanged records room r at revision rev and closes the listeners of
-// languages it no longer serves, and those whose passcode it no longer
-// accepts.
 // isClosed reports whether the hub is shutting down (no new listeners).
 func (h *hub) isClosed() bool {
 	h.mu.Lock()
@@ -510,6 +507,9 @@ func (h *hub) watched(id string) (*room.Room, uint64, bool) {
 	return r, h.revs[id], r != nil
 }
 
+// roomChanged records room r at revision rev and closes the listeners of
+// languages it no longer serves, and those whose passcode (or key) it no
+// longer accepts.
 func (h *hub) roomChanged(r *room.Room, rev uint64) {
 	h.mu.Lock()
 	delete(h.gone, r.ID)
@@ -524,8 +524,9 @@ func (h *hub) roomChanged(r *room.Room, rev uint64) {
 			switch {
 			case !serves(r, k.lang, c.floor):
 				langGone = append(langGone, l)
-			case !r.CheckPasscode(l.passcode):
-				// A new passcode locks out those who came in without it.
+			case !r.AdmitsListener(l.passcode, l.key):
+				// A new passcode locks out those who came in without it
+				// (a new speaker key those who came in with the old one).
 				locked = append(locked, l)
 			}
 		}

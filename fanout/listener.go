@@ -57,6 +57,7 @@ type listener struct {
 	passthrough bool
 	unsaid      string // the room's source language when admitted
 	passcode    string // as given at the handshake: checked again when the room changes
+	key         string // likewise, a speaker key given in place of the passcode
 	admittedAt  uint64 // revision of the room the handshake checked
 	text        bool   // wants text messages (WebSocket)
 	codec       int    // codecPCM, codecOpus or codecOgg

@@ -38,6 +38,7 @@ type admission struct {
 	rev         uint64 // of the room the admission read
 	lang        string // canonical, or wire.Floor
 	passcode    string
+	key         string // a speaker key, in place of the passcode
 	passthrough bool
 	codec       int // codecPCM, codecOpus or codecOgg
 	client      string
@@ -49,7 +50,8 @@ type admission struct {
 // names: the room exists and serves lang (or lang is the floor), the
 // query is sound, the client has not used up its passcode budget, and the
 // connection caps allow one more. The passcode comes from the WebSocket
-// subprotocol (the pages) or ?passcode= (other clients).
+// subprotocol (the pages) or ?passcode= (other clients); the room's
+// speaker key, which stands for it, only from the subprotocol.
 func (s *Server) admit(r *http.Request, lang, transport string) (*admission, error) {
 	if s.hub.isClosed() {
 		return nil, &admitError{status: http.StatusServiceUnavailable, code: "unavailable", msg: "server shutting down"}
@@ -111,12 +113,14 @@ func (s *Server) admit(r *http.Request, lang, transport string) (*admission, err
 	if !ok {
 		passcode = q.Get("passcode")
 	}
-	return &admission{s: s, room: rm, rev: rev, lang: lang, passcode: passcode, passthrough: passthrough, codec: codec, client: client, transport: transport}, nil
+	key, _ := access.Credential(r, access.KindKey)
+	return &admission{s: s, room: rm, rev: rev, lang: lang, passcode: passcode, key: key, passthrough: passthrough, codec: codec, client: client, transport: transport}, nil
 }
 
-// authorize checks the passcode, counting a wrong one against the client.
+// authorize checks the passcode (or the speaker key in its place),
+// counting a wrong one against the client.
 func (a *admission) authorize() bool {
-	if a.room.CheckPasscode(a.passcode) {
+	if a.room.AdmitsListener(a.passcode, a.key) {
 		return true
 	}
 	a.s.passcodes.Fail(a.client, a.room.ID)
@@ -127,7 +131,7 @@ func (a *admission) authorize() bool {
 // listener is the admitted listener, to join.
 func (a *admission) listener() *listener {
 	l := newListener(a.s, a.room.ID, a.lang, a.lang == wire.Floor, a.transport)
-	l.passcode, l.admittedAt, l.unsaid, l.passthrough = a.passcode, a.rev, a.room.SourceLanguage, a.passthrough
+	l.passcode, l.key, l.admittedAt, l.unsaid, l.passthrough = a.passcode, a.key, a.rev, a.room.SourceLanguage, a.passthrough
 	l.codec = a.codec
 	return l
 }

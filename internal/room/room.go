@@ -294,6 +294,15 @@ func (r *Room) CheckPasscode(passcode string) bool {
 	return r.Passcode == "" || subtle.ConstantTimeCompare([]byte(passcode), []byte(r.Passcode)) == 1
 }
 
+// AdmitsListener reports whether a listener may hear the room's channels
+// with passcode, or with key: the room's speaker key stands for its
+// passcode, so that the room's own mics (a conversation's phones, the
+// speaker page hearing a question) hear it without being told the
+// passcode.
+func (r *Room) AdmitsListener(passcode, key string) bool {
+	return r.CheckPasscode(passcode) || r.CheckSpeakerKey(key)
+}
+
 // Public is what anyone may know of a room: no keys, no passcode.
 type Public struct {
 	ID             string `json:"id"`

@@ -67,10 +67,12 @@ func TestLanguageRemovedWhileListening(t *testing.T) {
 // phone of a conversation speaks. Its channel is closed with 4404, as when
 // the room is deleted; the page finds the room still there, takes the
 // phone off the room and asks for another language, rather than saying
-// the conversation was closed.
+// the conversation was closed. The room has a passcode, which the phones
+// are not told: the speaker key of their link stands for it (joinTalk
+// waits for the channel's hello).
 func TestConversationLanguageRemoved(t *testing.T) {
 	ctx, s := startService(t, 90*time.Second)
-	r := s.API.CreateRoom(`{"id":"mesa","name":"Mesa","source_language":"en","languages":[{"code":"es"},{"code":"ko"}]}`)
+	r := s.API.CreateRoom(`{"id":"mesa","name":"Mesa","source_language":"en","languages":[{"code":"es"},{"code":"ko"}],"passcode":"s3cret"}`)
 	b := newBrowser(ctx, t, browserOptions{micWAV: harness.SpeechWAV(t, "de", 2, 1)})
 	p := joinTalk(t, s, b, r, "ana", "es", "Ana")
 	harness.WaitFor(t, 10*time.Second, "the phone as a mic of the room", func() bool { return len(s.API.Status(r.ID).Mics) == 1 })

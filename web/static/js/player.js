@@ -184,6 +184,7 @@ export class ChannelStream {
    * @param {boolean} [o.passthrough=true]  false: interpretations only, never the original
    * @param {string} [o.codec]  Codec.PCM to refuse Opus; by default Opus where the browser decodes it
    * @param {() => string} [o.passcode]
+   * @param {() => string} [o.key]  the room's speaker key, in place of the passcode (the room's own mics)
    * @param {(msg: object) => void} [o.onText]  every text message, hello included
    * @param {() => void} [o.onOpen]
    * @param {(info: object) => any} [o.onClose]  as ReconnectingSocket's, with greeted: the hello had come
@@ -212,8 +213,9 @@ export class ChannelStream {
       }
     };
     this.socket = new ReconnectingSocket(() => wsURL(this.path()), {
-      // The passcode goes in the subprotocol, out of every access log.
-      protocols: () => credentialProtocols('passcode', o.passcode ? o.passcode() : ''),
+      // The passcode (or key) goes in the subprotocol, out of every access log.
+      protocols: () => (o.key ? credentialProtocols('key', o.key())
+        : credentialProtocols('passcode', o.passcode ? o.passcode() : '')),
       onopen: () => o.onOpen?.(),
       onmessage: (ev) => this.onMessage(ev),
       onclose: (info) => {

@@ -556,6 +556,7 @@ const questionAudio = {
       roomId,
       lang: want,
       passthrough: false,
+      key: () => key.value, // hears a room with a passcode without being told it
       onText: (msg) => { if (msg.type === Msg.CAPTION) this.captions.add(msg); },
       onStats: () => { ui.hear.dataset.bytes = String(this.stream ? this.stream.bytes : 0); },
       onClose: ({ code }) => code !== Close.ROOM_GONE,

@@ -271,6 +271,7 @@ function listen() {
     roomId,
     lang: st.lang,
     passthrough: false,
+    key: () => key.value, // hears a room with a passcode without being told it
     onOpen: () => render(),
     onText: (msg) => {
       if (msg.type === Msg.HELLO) ui.talk.dataset.passthrough = String(msg.passthrough !== false);

@@ -954,7 +954,9 @@ func TestSpeakerKeyStandsForThePasscode(t *testing.T) {
 	ctx := context.Background()
 	r := &room.Room{ID: "private", SourceLanguage: "en", Languages: []room.Language{{Code: "de"}}, Passcode: "s3cret"}
 	e.createRoom(r)
-	withKey := func(key string) []string { return []string{access.Protocol, access.CredentialProtocol(access.KindKey, key)} }
+	withKey := func(key string) []string {
+		return []string{access.Protocol, access.CredentialProtocol(access.KindKey, key)}
+	}
 	update := func(change func(*room.Room)) {
 		t.Helper()
 		cur, rev, err := e.rooms.Get(ctx, "private")

@@ -77,7 +77,7 @@ var closeMeanings = map[int]string{
 	CloseTooLarge:        "message too large for the server",
 	CloseReplaced:        "replaced by a newer speaker connection",
 	ClosePasscodeChanged: "wrong passcode, or the room's passcode changed",
-	CloseRoomGone:        "room deleted",
+	CloseRoomGone:        "room deleted, or its language removed",
 	CloseTooSlow:         "too slow: fell behind the live stream",
 }
 

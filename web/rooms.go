@@ -336,7 +336,8 @@ func patch[T any](field, sent *T) {
 }
 
 // changedFields names the fields of a normalized room that differ, for the
-// log: names only, never values.
+// log (names only, never values); a PATCH that changes none is answered
+// without a write, so every field a PATCH can set must be compared here.
 func changedFields(a, b *room.Room) []string {
 	var changed []string
 	add := func(name string, differ bool) {
@@ -350,6 +351,10 @@ func changedFields(a, b *room.Room) []string {
 	add("glossary", !reflect.DeepEqual(a.Glossary, b.Glossary))
 	add("notes", a.Notes != b.Notes)
 	add("passcode", a.Passcode != b.Passcode)
+	add("max_mics", a.MaxMics != b.MaxMics)
+	add("questions", a.Questions != b.Questions)
+	add("record", a.Record != b.Record)
+	add("public_transcript", a.PublicTranscript != b.PublicTranscript)
 	add("speaker_key", a.SpeakerKey != b.SpeakerKey)
 	return changed
 }

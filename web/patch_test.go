@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"reflect"
 	"testing"
 
@@ -75,4 +76,32 @@ func TestChangedFieldsCoversEveryField(t *testing.T) {
 			t.Errorf("changedFields does not see a change of %s", name)
 		}
 	}
+}
+
+// A room as GET answers it, with a field edited, is a valid PATCH body:
+// the read-only fields it carries (times, links, keys unchanged) are
+// accepted and change nothing.
+func TestPatchWithTheRoomAsReturned(t *testing.T) {
+	f := newFixture(t, "")
+	f.createRoom(`{"id":"back","source_language":"en","languages":[{"code":"es","booth":true}]}`)
+	r := f.admin("GET", "/api/v1/rooms/back", "")
+	mustStatus(t, r, 200)
+	var got map[string]any
+	r.decode(t, &got)
+	got["name"] = "Sent back"
+	body, err := json.Marshal(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustStatus(t, f.admin("PATCH", "/api/v1/rooms/back", string(body)), 200)
+	stored, _, err := f.rooms.Get(context.Background(), "back")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Name != "Sent back" || stored.SpeakerKey != got["speaker_key"] {
+		t.Errorf("stored %+v", *stored)
+	}
+	// Still strict: a field the API never returns is refused.
+	r = f.admin("PATCH", "/api/v1/rooms/back", `{"nmae":"typo"}`)
+	mustStatus(t, r, 400)
 }

@@ -150,7 +150,7 @@ func TestValidation(t *testing.T) {
 	}{
 		{"malformed", "POST", "/api/v1/rooms", "", `{"id":"x",`, 400, "invalid_request", "malformed JSON"},
 		{"syntax", "POST", "/api/v1/rooms", "", `{"id" "x"}`, 400, "invalid_request", "at byte"},
-		{"wrong type", "POST", "/api/v1/rooms", "", `{"id":7,"source_language":"en"}`, 400, "invalid_request", "field id must be string"},
+		{"wrong type", "POST", "/api/v1/rooms", "", `{"id":7,"source_language":"en"}`, 400, "invalid_request", "field id must be a string, not number"},
 		{"unknown field", "POST", "/api/v1/rooms", "", `{"source_language":"en","colour":"red"}`, 400, "invalid_request", `unknown field "colour"`},
 		{"unknown nested field", "POST", "/api/v1/rooms", "", `{"source_language":"en","languages":[{"code":"es","speed":2}]}`, 400, "invalid_request", `unknown field "speed"`},
 		{"two objects", "POST", "/api/v1/rooms", "", `{"source_language":"en"}{"source_language":"en"}`, 400, "invalid_request", "single JSON object"},

@@ -136,7 +136,7 @@ func New(o Options) (*Server, error) {
 	o.MaxListeners = cmp.Or(o.MaxListeners, DefaultMaxListeners) // negative: no cap
 	o.MaxListenersPerAddress = cmp.Or(o.MaxListenersPerAddress, DefaultMaxListenersPerAddress)
 	s := &Server{
-		o: o, log: o.Log.With("role", "fanout"),
+		o: o, log: o.Log, // the caller names the role, as for the other roles
 		passcodes: access.NewPasscodes(),
 		conns:     access.NewConns(o.MaxListenersPerAddress, o.MaxListeners),
 	}

@@ -75,7 +75,7 @@ func (p *program) plays(lang string) bool { return p.floor || lang == p.lang }
 func (p *program) pushMic(f audio.Frame, now time.Time) {
 	p.floorSpeech(f, now)
 	if p.plays(f.Lang) {
-		p.orig.Push(f, now)
+		pushCounted(p.orig, f, now, droppedMicBehind)
 	}
 }
 
@@ -83,7 +83,7 @@ func (p *program) pushMic(f audio.Frame, now time.Time) {
 func (p *program) pushInterp(f audio.Frame, now time.Time) {
 	if p.interp != nil {
 		f.Mic = "interpretation"
-		p.interp.Push(f, now)
+		pushCounted(p.interp, f, now, droppedInterpBehind)
 	}
 }
 

@@ -191,19 +191,19 @@ func (s *spokenAt) heard(lang string, at time.Time) {
 	s.runs[lang] = append(runs, speechRun{at, at})
 }
 
-// endOf is the end of the run of speech in lang a line that began at
-// start belongs to: the last run begun by then (the line's first words
-// reach us just after they are said); zero if none.
-func (s *spokenAt) endOf(lang string, start time.Time) time.Time {
+// runOf is the run of speech in lang a line that began at start belongs
+// to: the last run begun by then (the line's first words reach us just
+// after they are said); false if none.
+func (s *spokenAt) runOf(lang string, start time.Time) (speechRun, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	runs := s.runs[lang]
 	for i := len(runs) - 1; i >= 0; i-- {
 		if !runs[i].start.After(start.Add(lineLead)) {
-			return runs[i].end
+			return runs[i], true
 		}
 	}
-	return time.Time{}
+	return speechRun{}, false
 }
 
 // lineLead is how long after its speech began a line's first words may

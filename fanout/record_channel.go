@@ -133,6 +133,7 @@ type channelRecorder struct {
 	open     map[uint64]*openLine   // lines by our numbering, until a while after final
 	settling map[*time.Timer]func() // the original's lines whose end is being settled
 	stopped  bool
+	origEnd  time.Time // end of the last line of the original kept
 
 	// The recording, owned by the program's goroutine.
 	enc     *opus.Encoder
@@ -279,13 +280,38 @@ func (c *channelRecorder) caption(cm wire.Caption, seg uint64, original bool) {
 		}
 		delete(c.settling, t)
 		c.mu.Unlock()
-		if heard := c.rr.speech.endOf(cue.SourceLanguage, cue.Start).Add(-voiceHangover); heard.After(cue.Start) {
-			cue.End = heard
-		}
-		c.keep(cue)
+		c.keep(c.settleOriginal(cue))
 	}
 	t = time.AfterFunc(originalSettle, settle)
 	c.settling[t] = settle
+}
+
+// settleOriginal sets the span of a line of the original from the speech
+// heard in its language: a line transcribed while it is said ends with
+// that speech; a line transcribed only once it was said (an engine that
+// transcribes a turn when it ends, as the offline one) is that run of
+// speech, from its first words, but never before the previous line's end.
+func (c *channelRecorder) settleOriginal(cue record.Cue) record.Cue {
+	run, ok := c.rr.speech.runOf(cue.SourceLanguage, cue.Start)
+	end := run.end.Add(-voiceHangover)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case !ok:
+	case end.After(cue.Start):
+		cue.End = end
+	case end.After(c.origEnd):
+		cue.Start, cue.End = later(run.start, c.origEnd), end
+	}
+	c.origEnd = later(c.origEnd, cue.End)
+	return cue
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // Settling the end of the original's lines.

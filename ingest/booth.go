@@ -101,7 +101,7 @@ func (s *Server) boothRoomChanged(id string, rm *room.Room) {
 			c.close(wire.CloseRoomGone, wire.CodeRoomDeleted, "the room was deleted")
 		case !rm.CheckBoothKey(c.lang, c.key):
 			if l, ok := rm.Language(c.lang); !ok || !l.Booth {
-				c.close(wire.CloseRoomGone, wire.CodeRoomDeleted, "the room has no booth for "+c.lang+" any more")
+				c.close(wire.CloseRoomGone, wire.CodeBoothRemoved, "the room has no booth for "+c.lang+" any more")
 			} else {
 				c.close(wire.CloseBadMessage, wire.CodeKeyRotated, "the booth's key was changed; reconnect with the new key")
 			}

@@ -86,7 +86,7 @@ func (c *peer) readEnded(err error) {
 // bad input (false) when it is not JSON.
 func decodeText(h messageHandler, data []byte, m any) bool {
 	if err := json.Unmarshal(data, m); err != nil {
-		h.badInput(wire.CloseBadMessage, wire.CodeBadMessage, "text messages must be JSON: "+err.Error())
+		h.badInput(wire.CloseBadMessage, wire.CodeBadMessage, "bad text message: "+wire.DescribeJSON(err))
 		return false
 	}
 	return true

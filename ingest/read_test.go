@@ -36,7 +36,10 @@ func TestReadHelpers(t *testing.T) {
 	}
 
 	var m wire.Start
-	refused(t, func(h messageHandler) { decodeText(h, []byte(`{"type":`), &m) }, wire.CodeBadMessage+": text messages must be JSON")
+	refused(t, func(h messageHandler) { decodeText(h, []byte(`{"type":`), &m) }, wire.CodeBadMessage+": bad text message: unexpected end of the message")
+	// A wrong type is told in JSON's words, not Go's.
+	refused(t, func(h messageHandler) { decodeText(h, []byte(`{"type":"start","sample_rate":"48000"}`), &m) },
+		wire.CodeBadMessage+": bad text message: field sample_rate must be a whole number, not string")
 	refused(t, func(h messageHandler) {
 		if !decodeText(h, []byte(`{"type":"start","mic":"m2"}`), &m) || *m.Mic != "m2" {
 			t.Errorf("decoded %+v", m)

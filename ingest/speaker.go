@@ -412,13 +412,21 @@ func (sp *speaker) watchStatus(ctx context.Context) {
 func (sp *speaker) status() wire.Status {
 	sp.mu.Lock()
 	st := sp.live.Status(sp.rm)
+	own := wire.MicStatus{Mic: sp.mic, Name: sp.name, Language: sp.lang}
 	sp.mu.Unlock()
 	m := wire.Status{Type: wire.TypeStatus, Speaker: true, Languages: []wire.LangStatus{}, FloorListeners: st.Floor.Listeners, Mics: []wire.MicStatus{}}
 	for _, l := range st.Languages {
 		m.Languages = append(m.Languages, wire.LangStatus{Code: l.Code, State: l.State, Listeners: l.Listeners, Error: l.Error})
 	}
+	listed := false
 	for _, mic := range st.Mics {
 		m.Mics = append(m.Mics, wire.MicStatus{Mic: mic.ID, Name: mic.Name, Language: mic.Language})
+		listed = listed || mic.ID == own.Mic
+	}
+	// The status sent with ready comes before the state bucket shows this
+	// mic's own entry: it is live, the newest of the room's mics.
+	if !listed && own.Mic != "" {
+		m.Mics = append(m.Mics, own)
 	}
 	return m
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/babelcast/babelcast/internal/httperr"
+	"github.com/babelcast/babelcast/internal/wire"
 )
 
 // maxBody is the largest request body the API reads. A room at every limit
@@ -51,7 +52,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(bytes.NewReader(trimmed))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		httperr.BadRequest(w, "malformed JSON: "+jsonProblem(err))
+		httperr.BadRequest(w, "malformed JSON: "+wire.DescribeJSON(err))
 		return false
 	}
 	if _, err := dec.Token(); err != io.EOF {
@@ -59,22 +60,4 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 		return false
 	}
 	return true
-}
-
-// jsonProblem describes a decoding error for the client, with where it is.
-func jsonProblem(err error) string {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		return fmt.Sprintf("%v (at byte %d)", syn, syn.Offset)
-	case errors.As(err, &typ):
-		if typ.Field != "" {
-			return fmt.Sprintf("field %s must be %s, not %s", typ.Field, typ.Type, typ.Value)
-		}
-		return fmt.Sprintf("expected %s, not %s", typ.Type, typ.Value)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "unexpected end of the body"
-	}
-	return strings.TrimPrefix(err.Error(), "json: ")
 }

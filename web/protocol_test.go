@@ -62,6 +62,7 @@ var jsProtocol = []struct {
 	{"ErrorCode.FRAME_TOO_LARGE", "CodeFrameTooLarge", wire.CodeFrameTooLarge},
 	{"ErrorCode.REPLACED", "CodeReplaced", wire.CodeReplaced},
 	{"ErrorCode.ROOM_DELETED", "CodeRoomDeleted", wire.CodeRoomDeleted},
+	{"ErrorCode.BOOTH_REMOVED", "CodeBoothRemoved", wire.CodeBoothRemoved},
 	{"ErrorCode.KEY_ROTATED", "CodeKeyRotated", wire.CodeKeyRotated},
 	{"ErrorCode.SHUTTING_DOWN", "CodeShuttingDown", wire.CodeShuttingDown},
 	{"ErrorCode.BAD_MIC", "CodeBadMic", wire.CodeBadMic},

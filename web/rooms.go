@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -36,8 +37,9 @@ type createRequest struct {
 }
 
 // patchRequest is the body of PATCH /api/v1/rooms/{id}: each field present
-// replaces the room's. ID and SpeakerKey may only repeat the current values
-// (so a client can send back a room it got); a passcode of "" removes it.
+// replaces the room's. ID, SpeakerKey and CreatedAt may only repeat the
+// current values (so a client can send back a room it got); a passcode of
+// "" removes it.
 type patchRequest struct {
 	ID               *string               `json:"id"`
 	Name             *string               `json:"name"`
@@ -53,6 +55,12 @@ type patchRequest struct {
 	SpeakerKey       *string               `json:"speaker_key"`
 	RotateSpeakerKey bool                  `json:"rotate_speaker_key"`
 	RotateBoothKeys  bool                  `json:"rotate_booth_keys"`
+	// What the API returns but nobody sets, so that a room as GET answers
+	// it (say, with one field edited) is a valid PATCH body: created_at
+	// may only repeat its value, as id; updated_at and links are ignored.
+	CreatedAt *time.Time      `json:"created_at"`
+	UpdatedAt json.RawMessage `json:"updated_at"`
+	Links     json.RawMessage `json:"links"`
 }
 
 // Links are a room's share links.
@@ -303,6 +311,9 @@ func applyPatch(cur *room.Room, req *patchRequest) (*room.Room, string) {
 	if req.ID != nil && *req.ID != cur.ID {
 		return nil, "id: cannot be changed; create a new room instead"
 	}
+	if req.CreatedAt != nil && !req.CreatedAt.Equal(cur.CreatedAt) {
+		return nil, "created_at: cannot be changed"
+	}
 	if req.SpeakerKey != nil && *req.SpeakerKey != cur.SpeakerKey {
 		return nil, "speaker_key: cannot be set; send {\"rotate_speaker_key\":true} for a new one"
 	}
@@ -336,7 +347,8 @@ func patch[T any](field, sent *T) {
 }
 
 // changedFields names the fields of a normalized room that differ, for the
-// log: names only, never values.
+// log (names only, never values); a PATCH that changes none is answered
+// without a write, so every field a PATCH can set must be compared here.
 func changedFields(a, b *room.Room) []string {
 	var changed []string
 	add := func(name string, differ bool) {
@@ -350,6 +362,10 @@ func changedFields(a, b *room.Room) []string {
 	add("glossary", !reflect.DeepEqual(a.Glossary, b.Glossary))
 	add("notes", a.Notes != b.Notes)
 	add("passcode", a.Passcode != b.Passcode)
+	add("max_mics", a.MaxMics != b.MaxMics)
+	add("questions", a.Questions != b.Questions)
+	add("record", a.Record != b.Record)
+	add("public_transcript", a.PublicTranscript != b.PublicTranscript)
 	add("speaker_key", a.SpeakerKey != b.SpeakerKey)
 	return changed
 }

@@ -150,7 +150,7 @@ func TestValidation(t *testing.T) {
 	}{
 		{"malformed", "POST", "/api/v1/rooms", "", `{"id":"x",`, 400, "invalid_request", "malformed JSON"},
 		{"syntax", "POST", "/api/v1/rooms", "", `{"id" "x"}`, 400, "invalid_request", "at byte"},
-		{"wrong type", "POST", "/api/v1/rooms", "", `{"id":7,"source_language":"en"}`, 400, "invalid_request", "field id must be string"},
+		{"wrong type", "POST", "/api/v1/rooms", "", `{"id":7,"source_language":"en"}`, 400, "invalid_request", "field id must be a string, not number"},
 		{"unknown field", "POST", "/api/v1/rooms", "", `{"source_language":"en","colour":"red"}`, 400, "invalid_request", `unknown field "colour"`},
 		{"unknown nested field", "POST", "/api/v1/rooms", "", `{"source_language":"en","languages":[{"code":"es","speed":2}]}`, 400, "invalid_request", `unknown field "speed"`},
 		{"two objects", "POST", "/api/v1/rooms", "", `{"source_language":"en"}{"source_language":"en"}`, 400, "invalid_request", "single JSON object"},
@@ -174,7 +174,8 @@ func TestValidation(t *testing.T) {
 		{"speaker key set", "POST", "/api/v1/rooms", "", `{"source_language":"en","speaker_key":"mine"}`, 400, "invalid_room", "speaker_key"},
 		{"patch id", "PATCH", "/api/v1/rooms/taken", "", `{"id":"other"}`, 400, "invalid_room", "id: cannot be changed"},
 		{"patch key", "PATCH", "/api/v1/rooms/taken", "", `{"speaker_key":"spk_mine"}`, 400, "invalid_room", "rotate_speaker_key"},
-		{"patch unknown field", "PATCH", "/api/v1/rooms/taken", "", `{"created_at":"2020-01-01T00:00:00Z"}`, 400, "invalid_request", "unknown field"},
+		{"patch created_at", "PATCH", "/api/v1/rooms/taken", "", `{"created_at":"2020-01-01T00:00:00Z"}`, 400, "invalid_room", "created_at: cannot be changed"},
+		{"patch unknown field", "PATCH", "/api/v1/rooms/taken", "", `{"nmae":"typo"}`, 400, "invalid_request", "unknown field"},
 		{"patch bad voice", "PATCH", "/api/v1/rooms/taken", "", `{"languages":[{"code":"es","voice":"darth"}]}`, 400, "invalid_room", "languages[0].voice"},
 		{"patch two objects", "PATCH", "/api/v1/rooms/taken", "", `{"name":"a"}{"name":"b"}`, 400, "invalid_request", "single JSON object"},
 		{"patch oversized", "PATCH", "/api/v1/rooms/taken", "", `{"notes":"` + strings.Repeat("a", maxBody) + `"}`, 413, "too_large", ""},

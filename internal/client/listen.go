@@ -89,9 +89,15 @@ func Listen(ctx context.Context, o ListenOptions) (err error) {
 		o.MaxBackoff = max(o.MinBackoff, 10*time.Second)
 	}
 	if o.Format == "" {
-		o.Format = "wav"
-		if strings.EqualFold(filepath.Ext(o.OutPath), ".ogg") {
+		switch ext := strings.ToLower(filepath.Ext(o.OutPath)); ext {
+		case "", ".wav":
+			o.Format = "wav"
+		case ".ogg":
 			o.Format = "ogg"
+		default:
+			// Not a WAV under another name: a player trusting the name
+			// would refuse it.
+			return fmt.Errorf("listen: %s: a recording is .ogg (Ogg/Opus) or .wav (PCM), not %s", o.OutPath, ext)
 		}
 	}
 	switch {

@@ -94,6 +94,7 @@ const (
 	CodeFrameTooLarge = "frame_too_large"
 	CodeReplaced      = "replaced"
 	CodeRoomDeleted   = "room_deleted"
+	CodeBoothRemoved  = "booth_removed" // the booth's language has no booth any more, or left the room
 	CodeKeyRotated    = "key_rotated"
 	CodeShuttingDown  = "shutting_down"
 	CodeBadMic        = "bad_mic"       // a mic id of the wrong shape, or a question's

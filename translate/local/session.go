@@ -484,7 +484,12 @@ func (s *session) speak(res recResult, seg *uint64) error {
 	if rep.Translation == "" {
 		return nil
 	}
-	s.sink.Caption(rep.Segment, rep.Translation, true)
+	// The line shows as its speech starts and is final once all of it is
+	// spoken (captions travel with the audio, at its pace): listeners read
+	// it while they hear it, and the record keeps when it was heard, first
+	// words to end, rather than a cue of no length.
+	s.sink.Caption(rep.Segment, rep.Translation, false)
+	defer s.sink.Caption(rep.Segment, rep.Translation, true)
 
 	var samples int
 	err = s.syn.speak(s.ctx, rep.Translation, func(p []int16) {

@@ -26,13 +26,14 @@ type recordingSink struct {
 	first  time.Time // capture time of the first audio
 	last   time.Time
 	target map[uint64]string
+	shown  map[uint64]int // lines shown (not final yet): audio pieces by then
 	source map[uint64]string
 	segs   []uint64 // source caption segments in order
 	notify chan struct{}
 }
 
 func newRecordingSink(t testing.TB) *recordingSink {
-	return &recordingSink{t: t, target: map[uint64]string{}, source: map[uint64]string{}, notify: make(chan struct{}, 1)}
+	return &recordingSink{t: t, target: map[uint64]string{}, shown: map[uint64]int{}, source: map[uint64]string{}, notify: make(chan struct{}, 1)}
 }
 
 func (k *recordingSink) enter() {
@@ -72,8 +73,22 @@ func (k *recordingSink) Audio(pcm []byte, captured time.Time) {
 func (k *recordingSink) Caption(segment uint64, text string, final bool) {
 	k.enter()
 	defer k.leave()
+	// A line is shown as its speech starts and final once it was spoken:
+	// the record keeps a line from its first words to its end.
 	if !final {
-		k.t.Errorf("caption %d not final", segment)
+		if _, dup := k.shown[segment]; dup {
+			k.t.Errorf("caption %d shown twice", segment)
+		}
+		if _, ok := k.source[segment]; !ok {
+			k.t.Errorf("caption %d came before its source caption", segment)
+		}
+		k.shown[segment] = k.pieces
+		return
+	}
+	if at, ok := k.shown[segment]; !ok {
+		k.t.Errorf("caption %d final without being shown before its speech", segment)
+	} else if k.pieces == at {
+		k.t.Errorf("caption %d final before any of its speech", segment)
 	}
 	if _, dup := k.target[segment]; dup {
 		k.t.Errorf("caption segment %d published twice", segment)

@@ -69,6 +69,7 @@ export const ErrorCode = Object.freeze({
   FRAME_TOO_LARGE: 'frame_too_large',
   REPLACED: 'replaced',
   ROOM_DELETED: 'room_deleted',
+  BOOTH_REMOVED: 'booth_removed',
   KEY_ROTATED: 'key_rotated',
   SHUTTING_DOWN: 'shutting_down',
   BAD_MIC: 'bad_mic',

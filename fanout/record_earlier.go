@@ -32,19 +32,33 @@ const (
 // earlierCache holds channels' transcripts briefly, so a crowd joining at
 // once reads each once; a failed read is remembered as briefly, so a
 // crowd does not retry it either. Channels are read independently.
+//
+// A read runs on its own, bounded by earlierRead, and those who want it
+// wait only as long as their context lets them: a store that answers
+// slowly (a leader election, a consumer being recreated) holds a joining
+// listener up for earlierWait at most, not for as long as the store takes.
 type earlierCache struct {
 	mu    sync.Mutex
 	read  map[chanKey]*cachedCues
-	store *record.Store
+	store cueReader
 }
 
-// cachedCues is one channel's read; its mutex is held while reading.
+// cueReader reads a channel's transcript: the record's store.
+type cueReader interface {
+	ReadCues(ctx context.Context, room, lang string) ([]record.Cue, error)
+}
+
+// cachedCues is one channel's read: done is closed once cues and err are
+// set (and at when they were).
 type cachedCues struct {
-	mu   sync.Mutex
+	done chan struct{}
 	at   time.Time
 	cues []record.Cue
 	err  error
 }
+
+// earlierRead bounds one read of a channel's transcript, whoever waits.
+const earlierRead = 10 * time.Second
 
 func (ec *earlierCache) cues(ctx context.Context, k chanKey) ([]record.Cue, error) {
 	ec.mu.Lock()
@@ -52,20 +66,37 @@ func (ec *earlierCache) cues(ctx context.Context, k chanKey) ([]record.Cue, erro
 		ec.read = map[chanKey]*cachedCues{}
 	}
 	c := ec.read[k]
-	if c == nil {
-		c = &cachedCues{}
+	if c == nil || c.stale() {
+		c = &cachedCues{done: make(chan struct{})}
 		ec.read[k] = c
+		// Owned by the cache, ended by earlierRead: the transcript's
+		// reader does not depend on who asked first staying.
+		go func() {
+			rctx, cancel := context.WithTimeout(context.Background(), earlierRead)
+			defer cancel()
+			c.cues, c.err = ec.store.ReadCues(rctx, k.room, k.lang)
+			c.at = time.Now()
+			close(c.done)
+		}()
 	}
 	ec.mu.Unlock()
 
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if time.Since(c.at) < earlierFresh {
+	select {
+	case <-c.done:
 		return c.cues, c.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	c.cues, c.err = ec.store.ReadCues(ctx, k.room, k.lang)
-	c.at = time.Now()
-	return c.cues, c.err
+}
+
+// stale reports whether the read is in and older than earlierFresh.
+func (c *cachedCues) stale() bool {
+	select {
+	case <-c.done:
+		return time.Since(c.at) >= earlierFresh
+	default:
+		return false // still reading: join it
+	}
 }
 
 // earlier is the last limit lines of channel k said before before (zero:

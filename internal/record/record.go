@@ -155,7 +155,12 @@ func (s *Store) each(ctx context.Context, filter string, f func(data []byte, seq
 		return err
 	}
 	for {
-		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
+		// A batch waits at most 2 s for messages, or what is left of ctx.
+		wait := jetstream.FetchMaxWait(2 * time.Second)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 2*time.Second {
+			wait = jetstream.FetchContext(ctx)
+		}
+		batch, err := cons.Fetch(500, wait)
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/client"
@@ -48,7 +50,7 @@ func runSpeak(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *roomID == "" || *key == "" || fs.NArg() != 1 {
 		fs.Usage()
-		return fmt.Errorf("--room, --key and one FILE (or -) are required: %w", errUsage)
+		return usageError("--room, --key and one FILE (or -) are required")
 	}
 	var src *audio.Source
 	var err error
@@ -96,7 +98,11 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *roomID == "" || *lang == "" || *out == "" || fs.NArg() != 0 {
 		fs.Usage()
-		return fmt.Errorf("--room, --lang and --out are required: %w", errUsage)
+		return usageError("--room, --lang and --out are required")
+	}
+	if ext := strings.ToLower(filepath.Ext(*out)); ext != ".ogg" && ext != ".wav" {
+		fs.Usage()
+		return usageError(fmt.Sprintf("--out %s: the recording is a .ogg (Ogg/Opus) or a .wav (PCM) file", *out))
 	}
 	opts := client.ListenOptions{
 		Server: *server, Room: *roomID, Lang: *lang, Passcode: *passcode,

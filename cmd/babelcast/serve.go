@@ -99,7 +99,7 @@ func serveConfig(args []string, stdout, stderr io.Writer) (app.Config, error) {
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()
-		return app.Config{}, fmt.Errorf("unexpected arguments %q: %w", fs.Args(), errUsage)
+		return app.Config{}, usageError(fmt.Sprintf("unexpected arguments %q", fs.Args()))
 	}
 	log, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {

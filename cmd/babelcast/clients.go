@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/babelcast/babelcast/internal/audio"
 	"github.com/babelcast/babelcast/internal/client"
@@ -99,10 +97,6 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *roomID == "" || *lang == "" || *out == "" || fs.NArg() != 0 {
 		fs.Usage()
 		return usageError("--room, --lang and --out are required")
-	}
-	if ext := strings.ToLower(filepath.Ext(*out)); ext != ".ogg" && ext != ".wav" {
-		fs.Usage()
-		return usageError(fmt.Sprintf("--out %s: the recording is a .ogg (Ogg/Opus) or a .wav (PCM) file", *out))
 	}
 	opts := client.ListenOptions{
 		Server: *server, Room: *roomID, Lang: *lang, Passcode: *passcode,

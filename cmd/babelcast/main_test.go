@@ -181,19 +181,16 @@ func TestServeWarnsOfUnknownEnv(t *testing.T) {
 	}
 }
 
-// A wrong command line exits 2 and says what is wrong, after the usage;
-// listen refuses an --out it would not write as its extension says
-// (x.mp3 was written as a WAV), before connecting to anything.
+// A wrong command line exits 2 and says what is wrong, after the usage
+// (it showed only the usage).
 func TestUsageErrorsSayWhat(t *testing.T) {
 	t.Parallel()
-	out := filepath.Join(t.TempDir(), "talk.mp3")
 	for _, c := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"speak", "--room", "keynote", "talk.mp3"}, "babelcast speak: --room, --key and one FILE (or -) are required"},
 		{[]string{"listen", "--room", "keynote", "--lang", "es"}, "babelcast listen: --room, --lang and --out are required"},
-		{[]string{"listen", "--server", "http://127.0.0.1:1", "--room", "keynote", "--lang", "es", "--duration", "1s", "--out", out}, "the recording is a .ogg (Ogg/Opus) or a .wav (PCM) file"},
 		{[]string{"nkey"}, "babelcast nkey: one FILE"},
 		{[]string{"serve", "stray"}, `unexpected arguments ["stray"]`},
 	} {
@@ -202,8 +199,5 @@ func TestUsageErrorsSayWhat(t *testing.T) {
 		if code != 2 || !strings.Contains(stderr.String(), c.want) {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", c.args, code, stderr.String(), c.want)
 		}
-	}
-	if _, err := os.Stat(out); err == nil {
-		t.Errorf("listen created %s", out)
 	}
 }

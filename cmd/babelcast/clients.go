@@ -48,7 +48,7 @@ func runSpeak(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *roomID == "" || *key == "" || fs.NArg() != 1 {
 		fs.Usage()
-		return fmt.Errorf("--room, --key and one FILE (or -) are required: %w", errUsage)
+		return usageError("--room, --key and one FILE (or -) are required")
 	}
 	var src *audio.Source
 	var err error
@@ -96,7 +96,7 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *roomID == "" || *lang == "" || *out == "" || fs.NArg() != 0 {
 		fs.Usage()
-		return fmt.Errorf("--room, --lang and --out are required: %w", errUsage)
+		return usageError("--room, --lang and --out are required")
 	}
 	opts := client.ListenOptions{
 		Server: *server, Room: *roomID, Lang: *lang, Passcode: *passcode,

@@ -72,7 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.Is(err, errUsage):
+	case errors.As(err, new(usageError)):
+		fmt.Fprintln(stderr, "babelcast "+cmd+":", err)
 		return 2
 	default:
 		fmt.Fprintln(stderr, "babelcast "+cmd+":", err)
@@ -80,5 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// errUsage marks an error already explained to the user with the usage text.
-var errUsage = errors.New("usage")
+// usageError is a command line the usage text (already shown) explains;
+// its message says what is wrong with it.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }

@@ -125,3 +125,79 @@ func TestExampleConfigHasEveryFlag(t *testing.T) {
 		t.Errorf("serve cannot read %s: %v", example, err)
 	}
 }
+
+// A key of the YAML file that is no flag is refused by name, a secret
+// with where it goes instead, and every key of the documented example is
+// read.
+func TestServeConfigFileKeys(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ yaml, want string }{
+		{"addr: \":7000\"\nlingr: 5s\n", `unknown key "lingr"`},
+		{"admin-token: hunter2hunter2hunter2\n", "BABELCAST_ADMIN_TOKEN"},
+		{"openai-api-key: sk-x\n", "OPENAI_API_KEY"},
+		{"config: other.yaml\n", `unknown key "config"`},
+	} {
+		file := filepath.Join(dir, "c.yaml")
+		os.WriteFile(file, []byte(c.yaml), 0o600)
+		_, err := serveConfig([]string{"--config", file}, &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want an error saying %s", c.yaml, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("the error shows the secret: %v", err)
+		}
+	}
+	cfg, err := serveConfig([]string{"--config", "../../configs/babelcast.yaml"}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatalf("configs/babelcast.yaml: %v", err)
+	}
+	if cfg.Addr != ":8080" || cfg.Linger != 30*time.Second || cfg.MaxListeners != 20000 {
+		t.Errorf("configs/babelcast.yaml read as %+v", cfg)
+	}
+}
+
+// A BABELCAST_ variable that is no setting is named in a warning (never
+// its value); settings, secrets and the clients' variables are not.
+func TestServeWarnsOfUnknownEnv(t *testing.T) {
+	t.Setenv("BABELCAST_ADRR", ":7000")
+	t.Setenv("BABELCAST_LINGER", "5s")
+	t.Setenv("BABELCAST_NATS_TLS_CA", "")
+	t.Setenv("BABELCAST_ADMIN_TOKEN", "secret-token-secret-token")
+	t.Setenv("BABELCAST_SPEAKER_KEY", "spk_x")
+	var errOut bytes.Buffer
+	cfg, err := serveConfig(nil, &bytes.Buffer{}, &errOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Linger != 5*time.Second {
+		t.Errorf("linger %v", cfg.Linger)
+	}
+	logs := errOut.String()
+	if !strings.Contains(logs, "name=BABELCAST_ADRR") || strings.Count(logs, "environment variable ignored") != 1 {
+		t.Errorf("warnings:\n%s", logs)
+	}
+	if strings.Contains(logs, ":7000") || strings.Contains(logs, "secret-token") {
+		t.Errorf("a value in the log:\n%s", logs)
+	}
+}
+
+// A wrong command line exits 2 and says what is wrong, after the usage
+// (it showed only the usage).
+func TestUsageErrorsSayWhat(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"speak", "--room", "keynote", "talk.mp3"}, "babelcast speak: --room, --key and one FILE (or -) are required"},
+		{[]string{"listen", "--room", "keynote", "--lang", "es"}, "babelcast listen: --room, --lang and --out are required"},
+		{[]string{"nkey"}, "babelcast nkey: one FILE"},
+		{[]string{"serve", "stray"}, `unexpected arguments ["stray"]`},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), c.args, &stdout, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", c.args, code, stderr.String(), c.want)
+		}
+	}
+}

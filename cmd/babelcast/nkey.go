@@ -27,7 +27,7 @@ func runNKey(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
-		return errUsage
+		return usageError("one FILE, to write the seed to, is required")
 	}
 	kp, err := nkeys.CreateUser()
 	if err != nil {

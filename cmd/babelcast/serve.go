@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3"
-	"github.com/peterbourgon/ff/v3/ffyaml"
 
 	"github.com/babelcast/babelcast/fanout"
 	"github.com/babelcast/babelcast/internal/app"
@@ -93,18 +92,21 @@ func serveConfig(args []string, stdout, stderr io.Writer) (app.Config, error) {
 	err := ff.Parse(fs, args,
 		ff.WithEnvVarPrefix("BABELCAST"),
 		ff.WithConfigFileFlag("config"),
-		ff.WithConfigFileParser(ffyaml.Parser),
+		ff.WithConfigFileParser(yamlConfig(fs)),
 	)
 	if err != nil {
 		return app.Config{}, err
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()
-		return app.Config{}, fmt.Errorf("unexpected arguments %q: %w", fs.Args(), errUsage)
+		return app.Config{}, usageError(fmt.Sprintf("unexpected arguments %q", fs.Args()))
 	}
 	log, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
 		return app.Config{}, err
+	}
+	for _, name := range unknownEnv(fs, os.Environ()) {
+		log.Warn("environment variable ignored: no setting of babelcast serve has that name (babelcast help serve)", "name", name)
 	}
 	roleList, err := app.ParseRoles(*roles)
 	if err != nil {

@@ -17,7 +17,7 @@ const envPrefix = "BABELCAST_"
 // otherEnv are the BABELCAST_ variables that are not serve flags but are
 // read on purpose: secrets (environment only), the clients' keys, and the
 // project's tests' switches.
-var otherEnv = []string{"ADMIN_TOKEN", "SPEAKER_KEY", "PASSCODE", "AXE", "CHROMIUM", "E2E_LOGS", "SOAK_TALK", "SOAK_SESSION"}
+var otherEnv = []string{"ADMIN_TOKEN", "SPEAKER_KEY", "PASSCODE", "AXE", "CHROMIUM", "SOAK_TALK", "SOAK_SESSION"}
 
 // secretKeys are config-file keys an operator may try for a secret, which
 // the file never holds.

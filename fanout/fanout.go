@@ -145,7 +145,7 @@ func New(o Options) (*Server, error) {
 			return nil, errors.New("fanout: Leases is required with Record")
 		}
 		s.rec = newRecorders(s)
-		s.earlier = &earlierCache{store: o.Record}
+		s.earlier = newEarlierCache(o.Record, s.log)
 	}
 	s.presence = newPresence(o.State, o.Node, s.log)
 	s.hub = newHub(s)
@@ -202,6 +202,9 @@ func (s *Server) Run(ctx context.Context) error {
 
 	s.hub.shutdown(s.o.WriteTimeout + time.Second)
 	wg.Wait()
+	if s.earlier != nil {
+		s.earlier.close()
+	}
 	dctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := s.presence.clear(dctx); err != nil {

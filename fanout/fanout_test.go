@@ -222,6 +222,24 @@ func (e *env) dialRaw(t *testing.T, path string, subprotocols []string) *client 
 }
 
 // sawHello reports whether a hello came (read it after done).
+// awaitHello waits for the hello of a client dialed with dialRaw.
+func (c *client) awaitHello(t *testing.T) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-c.text:
+			if m["type"] == "hello" {
+				return
+			}
+		case <-c.done:
+			t.Fatalf("closed before its hello: %v", c.err)
+		case <-timeout:
+			t.Fatal("no hello")
+		}
+	}
+}
+
 func (c *client) sawHello() bool {
 	for {
 		select {
@@ -970,6 +988,7 @@ func TestSpeakerKeyStandsForThePasscode(t *testing.T) {
 	}
 
 	phone := e.dialRaw(t, "/api/v1/rooms/private/listen?lang=de", withKey(r.SpeakerKey))
+	phone.awaitHello(t) // it has joined the channel
 	wrong := e.dialRaw(t, "/api/v1/rooms/private/listen?lang=de", withKey("spk_not-this-one"))
 	if code := wrong.closeCode(t); code != wire.ClosePasscodeChanged || wrong.sawHello() {
 		t.Errorf("a wrong key: close %d (hello %v), want %d before any hello", code, wrong.sawHello(), wire.ClosePasscodeChanged)

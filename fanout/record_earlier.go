@@ -3,6 +3,8 @@ package fanout
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"sync"
@@ -41,6 +43,27 @@ type earlierCache struct {
 	mu    sync.Mutex
 	read  map[chanKey]*cachedCues
 	store cueReader
+	log   *slog.Logger
+
+	// The reads are the cache's: stop ends them (at shutdown), and
+	// close waits for them.
+	stop    context.Context
+	stopped context.CancelFunc
+	reads   sync.WaitGroup
+}
+
+func newEarlierCache(store cueReader, log *slog.Logger) *earlierCache {
+	ec := &earlierCache{store: store, log: log}
+	ec.stop, ec.stopped = context.WithCancel(context.Background())
+	return ec
+}
+
+// close ends the reads in flight and waits for them.
+func (ec *earlierCache) close() {
+	ec.mu.Lock()
+	ec.stopped()
+	ec.mu.Unlock()
+	ec.reads.Wait()
 }
 
 // cueReader reads a channel's transcript: the record's store.
@@ -65,18 +88,28 @@ func (ec *earlierCache) cues(ctx context.Context, k chanKey) ([]record.Cue, erro
 	if ec.read == nil || len(ec.read) > 1000 {
 		ec.read = map[chanKey]*cachedCues{}
 	}
+	if err := ec.stop.Err(); err != nil {
+		ec.mu.Unlock()
+		return nil, errors.New("shutting down") // no read starts after close
+	}
 	c := ec.read[k]
 	if c == nil || c.stale() {
 		c = &cachedCues{done: make(chan struct{})}
 		ec.read[k] = c
-		// Owned by the cache, ended by earlierRead: the transcript's
-		// reader does not depend on who asked first staying.
+		// Owned by the cache, ended by earlierRead or close: the
+		// transcript's reader does not depend on who asked first staying.
+		// A failure is logged here, once, not by each listener it fails.
+		ec.reads.Add(1)
 		go func() {
-			rctx, cancel := context.WithTimeout(context.Background(), earlierRead)
+			defer ec.reads.Done()
+			rctx, cancel := context.WithTimeout(ec.stop, earlierRead)
 			defer cancel()
 			c.cues, c.err = ec.store.ReadCues(rctx, k.room, k.lang)
 			c.at = time.Now()
 			close(c.done)
+			if c.err != nil && ec.stop.Err() == nil {
+				ec.log.Warn("cannot read a channel's transcript for listeners catching up", "room", k.room, "lang", k.lang, "err", c.err)
+			}
 		}()
 	}
 	ec.mu.Unlock()
@@ -133,7 +166,8 @@ func (s *Server) sendEarlier(ctx context.Context, l *listener) {
 	defer cancel()
 	e, err := s.earlier.earlier(ctx, chanKey{l.room, l.lang}, time.Time{}, earlierLines)
 	if err != nil {
-		s.log.Warn("cannot read what was said before a listener joined", "room", l.room, "lang", l.lang, "err", err)
+		// The read's own failure is logged once, by the cache.
+		s.log.Debug("joined without what was said before", "room", l.room, "lang", l.lang, "err", err)
 		return
 	}
 	if len(e.Captions) > 0 {

@@ -3,6 +3,7 @@ package fanout
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,11 +16,13 @@ import (
 // leader election may).
 type slowCues struct {
 	reads   atomic.Int32
+	started chan string // each read's language
 	release chan struct{}
 }
 
 func (s *slowCues) ReadCues(_ context.Context, room, lang string) ([]record.Cue, error) {
 	s.reads.Add(1)
+	s.started <- lang
 	<-s.release
 	return []record.Cue{{Text: "hello " + lang}}, nil
 }
@@ -29,8 +32,9 @@ func (s *slowCues) ReadCues(_ context.Context, room, lang string) ([]record.Cue,
 // it rather than start another.
 func TestEarlierWaitsNoLongerThanTheListener(t *testing.T) {
 	t.Parallel()
-	store := &slowCues{release: make(chan struct{})}
-	ec := &earlierCache{store: store}
+	store := &slowCues{started: make(chan string, 10), release: make(chan struct{})}
+	ec := newEarlierCache(store, slog.New(slog.DiscardHandler))
+	defer ec.close()
 	k := chanKey{"keynote", "es"}
 
 	for range 3 {
@@ -41,6 +45,7 @@ func TestEarlierWaitsNoLongerThanTheListener(t *testing.T) {
 			t.Fatalf("a join while the store is slow: %v, want its deadline", err)
 		}
 	}
+	<-store.started // the one read under way (whenever its goroutine ran)
 	if n := store.reads.Load(); n != 1 {
 		t.Errorf("%d reads of the transcript for three joins, want one", n)
 	}

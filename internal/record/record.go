@@ -155,6 +155,9 @@ func (s *Store) each(ctx context.Context, filter string, f func(data []byte, seq
 		return err
 	}
 	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		// A batch waits at most 2 s for messages, or what is left of ctx.
 		wait := jetstream.FetchMaxWait(2 * time.Second)
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 2*time.Second {

@@ -52,12 +52,24 @@ var screenshotDir = filepath.Join("..", "output", "screenshots")
 // its engine.
 func startService(t *testing.T, d time.Duration) (context.Context, *service.Service) {
 	t.Helper()
+	return startServiceWith(t, d, nil)
+}
+
+// startServiceWith is startService with the configuration adjusted by
+// config (nil: as startService).
+func startServiceWith(t *testing.T, d time.Duration, config func(*app.Config)) (context.Context, *service.Service) {
+	t.Helper()
 	requireChromium(t)
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx, service.Start(t, service.Options{
-		Fake:   &fakerealtime.Options{},
-		Config: func(c *app.Config) { c.Node = "browser-test" },
+		Fake: &fakerealtime.Options{},
+		Config: func(c *app.Config) {
+			c.Node = "browser-test"
+			if config != nil {
+				config(c)
+			}
+		},
 	})
 }
 

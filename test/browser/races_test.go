@@ -12,9 +12,7 @@ import (
 
 	"github.com/babelcast/babelcast/internal/app"
 	"github.com/babelcast/babelcast/internal/client"
-	"github.com/babelcast/babelcast/test/fakerealtime"
 	"github.com/babelcast/babelcast/test/harness"
-	"github.com/babelcast/babelcast/test/harness/service"
 )
 
 // TestLanguageRemovedWhileListening: the organizers remove the language an
@@ -254,16 +252,7 @@ func TestPasscodeUncheckedIsNotTaken(t *testing.T) {
 // venue's guessers would do the same), and the page speaks Spanish. The
 // form says so in Spanish, not with the server's English message.
 func TestTooManyRequestsInTheAttendeesLanguage(t *testing.T) {
-	requireChromium(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	t.Cleanup(cancel)
-	s := service.Start(t, service.Options{
-		Fake: &fakerealtime.Options{},
-		Config: func(c *app.Config) {
-			c.Node = "browser-test"
-			c.MaxListenersPerAddress = 1
-		},
-	})
+	ctx, s := startServiceWith(t, 90*time.Second, func(c *app.Config) { c.MaxListenersPerAddress = 1 })
 	r := s.API.CreateRoom(`{"id":"sala","name":"Sala","source_language":"es","languages":[{"code":"en"}],"passcode":"s3cret"}`)
 	b := newBrowser(ctx, t, browserOptions{lang: "es"})
 	a := newTab(b, t, "attendee", allowRule{
